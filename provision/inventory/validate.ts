@@ -1,0 +1,161 @@
+// Validates an inventory: schema first (ajv, every error at once), then the rules a
+// schema cannot say. Every problem is one line: `<file>: <field>: <what is wrong>`.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import * as openpgp from 'openpgp';
+import { inventoryJsonSchema, type Inventory } from './schema.ts';
+import { formatSchemaErrors } from './schema-errors.ts';
+import { defaultCipher, backupUser } from './defaults.ts';
+
+// ajv-formats is CommonJS; under NodeNext its default import is the module object.
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (a: Ajv2020) => void;
+
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+addFormats(ajv);
+const validateSchema = ajv.compile(inventoryJsonSchema());
+
+export class InventoryError extends Error {
+  constructor(readonly file: string, readonly problems: string[]) {
+    super(problems.map((p) => `${file}: ${p}`).join('\n'));
+    this.name = 'InventoryError';
+  }
+}
+
+export interface LoadedInventory {
+  inventory: Inventory;
+  file: string;
+  /** the folder relative paths in the inventory are resolved against */
+  dir: string;
+}
+
+/** Resolves a path written in the inventory (relative paths are relative to the inventory file). */
+export function resolveInventoryPath(dir: string, p: string): string {
+  return path.isAbsolute(p) ? p : path.resolve(dir, p);
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.posix.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.posix.isAbsolute(rel));
+}
+
+/** Rules the schema cannot express; pure, no I/O. */
+export function crossFieldProblems(inv: Inventory): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  inv.servers.forEach((s, i) => {
+    if (seen.has(s.name)) problems.push(`servers[${i}].name: duplicate server name "${s.name}" (also servers[${seen.get(s.name)}])`);
+    else seen.set(s.name, i);
+    const user = backupUser(s);
+    if (user === 'backup') problems.push(`servers[${i}].backupUser: "backup" is Debian's own system user (uid 34); choose another name, e.g. "pullvault"`);
+    if (user === 'root') problems.push(`servers[${i}].backupUser: must not be root`);
+    s.paths.forEach((a, j) => {
+      if (a.path === '/') problems.push(`servers[${i}].paths[${j}].path: "/" is too broad; name the folders to back up`);
+      s.paths.forEach((b, k) => {
+        if (j < k && (isInside(a.path, b.path) || isInside(b.path, a.path)))
+          problems.push(`servers[${i}].paths[${k}].path: "${b.path}" overlaps servers[${i}].paths[${j}].path "${a.path}"`);
+      });
+    });
+    const groups = s.groups ?? [];
+    const dupG = groups.filter((g, k) => groups.indexOf(g) !== k);
+    if (dupG.length) problems.push(`servers[${i}].groups: "${dupG[0]}" is listed twice`);
+  });
+  if (!inv.pi.luks?.cipher && !defaultCipher(inv.pi.model))
+    problems.push(`pi.model: "${inv.pi.model}" has no default LUKS cipher; set pi.luks.cipher`);
+  if (inv.pi.dataDisk.mountpoint === '/') problems.push(`pi.dataDisk.mountpoint: must not be "/" (backups must never fill the SD card)`);
+  const r = inv.retention;
+  if (r.hourly + r.daily + r.weekly + r.monthly === 0) problems.push(`retention: keeps nothing; set at least one of hourly, daily, weekly, monthly above 0`);
+  const off = inv.schedule.offsite;
+  if (off.incrementalEveryDays !== undefined && off.incrementalEveryDays >= off.fullEveryDays)
+    problems.push(`schedule.offsite.incrementalEveryDays: must be less than fullEveryDays (${off.fullEveryDays})`);
+  if (inv.offsite.type === 's3') {
+    const rd = inv.offsite.retentionDays;
+    // A full must outlive every incremental that depends on it: the last incremental of a
+    // chain is made fullEveryDays after its full and must still be restorable when it expires.
+    if (rd.full < rd.incremental + off.fullEveryDays)
+      problems.push(`offsite.retentionDays.full: must be at least retentionDays.incremental + schedule.offsite.fullEveryDays (${rd.incremental + off.fullEveryDays}) so a full outlives its incrementals`);
+    if (rd.manifest !== undefined && rd.manifest < rd.full)
+      problems.push(`offsite.retentionDays.manifest: must be at least retentionDays.full (${rd.full})`);
+  }
+  const names = new Map<string, number>();
+  inv.recipients.forEach((rc, i) => {
+    if (names.has(rc.name)) problems.push(`recipients[${i}].name: duplicate recipient name "${rc.name}"`);
+    names.set(rc.name, i);
+  });
+  const fprs = new Map<string, number>();
+  inv.recipients.forEach((rc, i) => {
+    if (fprs.has(rc.fingerprint)) problems.push(`recipients[${i}].fingerprint: same key as recipients[${fprs.get(rc.fingerprint)}]; an escrow copy needs a different key`);
+    fprs.set(rc.fingerprint, i);
+  });
+  return problems;
+}
+
+/** Checks the recipients' key files: readable, the pinned fingerprint, usable for encryption, GnuPG 2.2-compatible. */
+export async function recipientKeyProblems(inv: Inventory, dir: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [i, rc] of inv.recipients.entries()) {
+    const field = `recipients[${i}].publicKeyFile`;
+    const file = resolveInventoryPath(dir, rc.publicKeyFile);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch {
+      problems.push(`${field}: cannot read ${file}`);
+      continue;
+    }
+    let key: openpgp.Key;
+    try {
+      key = await openpgp.readKey({ armoredKey: text });
+    } catch (e) {
+      problems.push(`${field}: ${file} is not an armored OpenPGP public key (${(e as Error).message})`);
+      continue;
+    }
+    if (key.isPrivate()) problems.push(`${field}: ${file} holds a PRIVATE key; give the public key only`);
+    const fpr = key.getFingerprint().toUpperCase();
+    if (fpr !== rc.fingerprint) problems.push(`recipients[${i}].fingerprint: pinned ${rc.fingerprint} but ${file} has ${fpr}`);
+    try {
+      await key.getEncryptionKey();
+    } catch {
+      problems.push(`${field}: ${file} has no valid encryption subkey (expired or revoked?)`);
+    }
+    const wantsAead = await keyAsksForAead(key);
+    if (wantsAead && !rc.allowAead)
+      problems.push(`${field}: ${file} asks for SEIPDv2/AEAD encryption, which GnuPG 2.2 cannot decrypt; use a GnuPG-made key or set recipients[${i}].allowAead`);
+  }
+  return problems;
+}
+
+async function keyAsksForAead(key: openpgp.Key): Promise<boolean> {
+  if (key.keyPacket.version === 6) return true;
+  const { selfCertification } = await key.getPrimaryUser().catch(() => ({ selfCertification: undefined }));
+  const features = (selfCertification as { features?: number[] } | undefined)?.features ?? [];
+  // Features bit 0x08: "Version 2 Symmetrically Encrypted and Integrity Protected Data packet".
+  return ((features[0] ?? 0) & 0x08) !== 0;
+}
+
+/** Parses and validates; throws InventoryError listing every problem. */
+export async function loadInventory(file: string): Promise<LoadedInventory> {
+  const display = path.relative(process.cwd(), file) || file;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new InventoryError(display, [`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
+  return validateInventoryText(text, display, path.dirname(path.resolve(file)));
+}
+
+export async function validateInventoryText(text: string, display: string, dir: string): Promise<LoadedInventory> {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new InventoryError(display, [`not valid JSON: ${(e as Error).message}`]);
+  }
+  if (!validateSchema(data)) throw new InventoryError(display, formatSchemaErrors(validateSchema.errors ?? [], data));
+  const inventory = data as Inventory;
+  const problems = [...crossFieldProblems(inventory), ...(await recipientKeyProblems(inventory, dir))];
+  if (problems.length) throw new InventoryError(display, problems);
+  return { inventory, file: display, dir };
+}
