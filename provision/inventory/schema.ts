@@ -4,7 +4,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 
 const strict = { additionalProperties: false } as const;
 
-const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'lower-case name: letters, digits, dashes' });
+const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'a lower-case name (letters, digits, dashes; up to 32)' });
 const UnixName = Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', description: 'a Unix user or group name' });
 const DbName = Type.String({ pattern: '^[A-Za-z0-9_]+$', description: 'a database name: letters, digits, underscore' });
 const AbsPath = Type.String({ pattern: '^/', minLength: 1, description: 'an absolute path' });

@@ -12,7 +12,7 @@ import { defaultCipher, backupUser } from './defaults.ts';
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (a: Ajv2020) => void;
 
-const ajv = new Ajv2020({ allErrors: true, strict: false });
+const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
 addFormats(ajv);
 const validateSchema = ajv.compile(inventoryJsonSchema());
 
@@ -136,7 +136,8 @@ async function keyAsksForAead(key: openpgp.Key): Promise<boolean> {
 
 /** Parses and validates; throws InventoryError listing every problem. */
 export async function loadInventory(file: string): Promise<LoadedInventory> {
-  const display = path.relative(process.cwd(), file) || file;
+  const rel = path.relative(process.cwd(), file);
+  const display = rel && !rel.startsWith('..') ? rel : file;
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -1,0 +1,63 @@
+# pullvault — every entry point takes INVENTORY=path and ARGS="…" (e.g. ARGS=--dry-run).
+INVENTORY ?= inventory.json
+ARGS ?=
+CLI = node_modules/.bin/tsx provision/cli.ts
+
+.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime demo test test-unit typecheck build bench venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+deps: node_modules ## install npm dependencies
+
+validate: node_modules ## check the inventory: make validate [INVENTORY=path]
+	@$(CLI) validate --inventory $(INVENTORY) $(ARGS)
+
+provision-aws: node_modules ## bucket, write-once policy, lifecycle, the Pi's IAM user
+	@$(CLI) provision-aws --inventory $(INVENTORY) $(ARGS)
+
+provision-server: node_modules ## backup user, groups, dump rights, pinned key on each server
+	@$(CLI) provision-server --inventory $(INVENTORY) $(ARGS)
+
+provision-pi: node_modules ## encrypted SD image + USB key image (root)
+	@$(CLI) provision-pi --inventory $(INVENTORY) $(ARGS)
+
+write-sd: node_modules ## write the SD image: make write-sd DEVICE=/dev/sdX
+	@$(CLI) write-sd --inventory $(INVENTORY) --device "$(DEVICE)" $(ARGS)
+
+write-usbkey: node_modules ## write the USB key image: make write-usbkey DEVICE=/dev/sdX
+	@$(CLI) write-usbkey --inventory $(INVENTORY) --device "$(DEVICE)" $(ARGS)
+
+install-runtime: node_modules ## install/update the runtime on the Pi over SSH
+	@$(CLI) install-runtime --inventory $(INVENTORY) $(ARGS)
+
+demo: ## the whole system on this machine in disposable lab hosts (root)
+	@bash scripts/install-deps.sh
+	@$(MAKE) --no-print-directory node_modules venv
+	@$(CLI) demo $(ARGS)
+
+build: node_modules ## bundle the Pi runtime into dist/pullvault.mjs (Node 18+)
+	@node_modules/.bin/tsx provision/build-runtime.ts
+
+venv: .venv/.installed ## the Python venv with the local AWS endpoint (moto) for tests and the demo
+.venv/.installed: test/requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	@touch $@
+
+typecheck: node_modules ## TypeScript strict check
+	@node_modules/.bin/tsc --noEmit -p .
+
+test: node_modules venv ## all tests (lab suites need root)
+	@node_modules/.bin/tsc --noEmit -p .
+	@node_modules/.bin/vitest run
+
+test-unit: node_modules ## only the pure tests
+	@node_modules/.bin/vitest run test/unit
+
+bench: node_modules ## benchmarks against rsync / tar|zstd|gpg (root, lab)
+	@node_modules/.bin/tsx bench/run.ts $(ARGS)

@@ -1,0 +1,44 @@
+// One interface for running commands, wherever they run: locally (zx), on a server (ssh2),
+// or nowhere (dry-run wrapper). Arguments are always an argv array, never a shell string.
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+export interface CommandOptions {
+  /** bytes for the command's stdin */
+  input?: string | Buffer;
+  /** exit codes that are not errors (default [0]) */
+  okCodes?: number[];
+  /** the argv holds a secret: error messages show only argv[0] */
+  sensitive?: boolean;
+}
+
+export interface Executor {
+  /** where commands run, for messages: "web1 (root@web1.example.net:22)" */
+  readonly where: string;
+  run(argv: string[], opts?: CommandOptions): Promise<CommandResult>;
+  close(): Promise<void>;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly where: string,
+    readonly argv: string[],
+    readonly code: number,
+    readonly stderr: string,
+    sensitive = false,
+  ) {
+    const shown = sensitive ? `${argv[0]} …` : argv.map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ');
+    const tail = stderr.trim().split('\n').slice(-5).join('\n    ');
+    super(`${where}: \`${shown}\` exited with ${code}${tail ? `:\n    ${tail}` : ''}`);
+    this.name = 'CommandError';
+  }
+}
+
+export function checkResult(where: string, argv: string[], r: CommandResult, opts?: CommandOptions): CommandResult {
+  if (!(opts?.okCodes ?? [0]).includes(r.code)) throw new CommandError(where, argv, r.code, r.stderr, opts?.sensitive);
+  return r;
+}
