@@ -61,7 +61,7 @@ export const Pi = Type.Object(
     baseImage: Type.Object({ path: AnyPath, sha256: Sha256 }, strict),
     usbKey: Type.Object(
       {
-        label: Type.String({ pattern: '^[A-Z0-9_-]{1,11}$', description: 'FAT volume label: up to 11 upper-case characters' }),
+        label: Type.String({ pattern: '^[A-Z0-9_-]{1,11}$', description: 'a volume label: up to 11 upper-case characters' }),
         filesystem: Type.Optional(Type.Union([Type.Literal('vfat'), Type.Literal('ext4')])),
       },
       strict,
@@ -100,7 +100,7 @@ export const S3Target = Type.Object(
     type: Type.Literal('s3'),
     bucket: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'an S3 bucket name' }),
     region: Type.String({ pattern: '^[a-z]{2}(-[a-z]+)+-[0-9]$', description: 'an AWS region such as eu-central-1' }),
-    prefix: Type.String({ pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$', description: 'key prefix ending in /' }),
+    prefix: Type.String({ pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/$', description: 'a key prefix ending in /' }),
     storageClass: Type.Optional(
       Type.Union(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'].map((s) => Type.Literal(s))),
     ),
