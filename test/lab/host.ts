@@ -197,12 +197,21 @@ function makeHost(h: HostInternals): LabHostImpl {
   let postgres: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
 
+  // Helper processes on the machine that entered the host (exec/spawn/sock): killed by stop().
+  const helpers = new Set<ChildProcess>();
+  const track = (c: ChildProcess): ChildProcess => {
+    helpers.add(c);
+    c.once('exit', () => helpers.delete(c));
+    return c;
+  };
+
   const nsArgv = (argv: string[], user?: string) => [
     'nsenter', '-t', P, '-m', '-u', '-i', '-n', '-p', '-r', '-w', '--',
     ...(user && user !== 'root' ? ['runuser', '-u', user, '--'] : []),
     ...argv,
   ];
-  const envFor = (env?: Record<string, string>) => ({ ...BASE_ENV, HOME: '/root', ...env });
+  // runuser sets HOME/USER/LOGNAME/SHELL itself for other users.
+  const envFor = (env?: Record<string, string>) => ({ ...BASE_ENV, HOME: '/root', USER: 'root', LOGNAME: 'root', ...env });
 
   const host: LabHostImpl = {
     name: h.name,
@@ -226,9 +235,9 @@ function makeHost(h: HostInternals): LabHostImpl {
     sock(port = 22) {
       return new Promise((resolve, reject) => {
         // socat -d -d reports "starting data transfer loop" once the TCP connection is up.
-        const c = spawn('nsenter', ['-t', P, '-n', 'socat', '-d', '-d', 'STDIO', `TCP:127.0.0.1:${port}`], {
+        const c = track(spawn('nsenter', ['-t', P, '-n', 'socat', '-d', '-d', 'STDIO', `TCP:127.0.0.1:${port}`], {
           stdio: ['pipe', 'pipe', 'pipe'], env: { ...BASE_ENV },
-        });
+        }));
         let err = '';
         let connected = false;
         c.stderr!.on('data', (b: Buffer) => {
@@ -249,13 +258,15 @@ function makeHost(h: HostInternals): LabHostImpl {
     },
 
     exec(argv, opts = {}) {
-      return run(nsArgv(argv, opts.user), { input: opts.input, env: envFor(opts.env), okCodes: opts.okCodes, label });
+      if (stopping) return Promise.reject(new Error(`${label}: exec after stop()`));
+      return run(nsArgv(argv, opts.user), {
+        input: opts.input, env: envFor(opts.env), okCodes: opts.okCodes, label, onSpawn: track,
+      });
     },
 
     spawn(argv, opts = {}) {
-      return spawn(nsArgv(argv, opts.user)[0], nsArgv(argv, opts.user).slice(1), {
-        env: envFor(opts.env), stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'],
-      });
+      const a = nsArgv(argv, opts.user);
+      return track(spawn(a[0], a.slice(1), { env: envFor(opts.env), stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'] }));
     },
 
     async writeFile(path, content, opts = {}) {
@@ -304,11 +315,20 @@ function makeHost(h: HostInternals): LabHostImpl {
           /* already gone */
         }
         await h.exited;
+        // nsenter/socat helpers live in the machine's pid namespace; they exit once the host's
+        // processes are gone, but an idle sock() would not: end them.
+        for (const c of helpers) c.kill('SIGKILL');
         const left: string[] = [];
-        for (const k of ['pid', 'mnt', 'net'] as const) {
-          const pids = await processesInNamespace(k, h.namespaces[k]);
-          if (pids.length) left.push(`${k} namespace still used by ${pids.join(',')}`);
-        }
+        const holders = async () => {
+          const found: string[] = [];
+          for (const k of ['pid', 'mnt', 'net'] as const) {
+            const pids = await processesInNamespace(k, h.namespaces[k]);
+            if (pids.length) found.push(`${k} namespace still used by ${pids.join(',')}`);
+          }
+          return found;
+        };
+        await waitFor('host namespaces to be released', async () => (await holders()).length === 0, 3_000, 10)
+          .catch(async () => left.push(...(await holders())));
         const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
         if (mountinfo.includes(h.stateDir)) left.push(`a mount under ${h.stateDir} on the machine`);
         if (switchLink) {

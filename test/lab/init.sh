@@ -35,7 +35,8 @@ ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln 
 mount -t tmpfs -o mode=1777 shm "$R/dev/shm"
 mount -t tmpfs -o mode=0755 run "$R/run"
 mount -t tmpfs -o mode=1777 tmp "$R/tmp"
-install -d -m 0700 "$R/root/.ssh"
+# The machine's own root keys/config (if any) must not leak into hosts: start from an empty ~/.ssh.
+rm -rf "$R/root/.ssh"; install -d -m 0700 "$R/root/.ssh"
 install -m 0600 "$S/admin_key.pub" "$R/root/.ssh/authorized_keys"
 hostname "$NAME"; echo "$NAME" > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$NAME" > "$R/etc/hosts"

@@ -6,6 +6,6 @@ import { runnerState } from './state.ts';
 
 const net = await startLabNetwork();
 const host = await startHost({ name: 'victim', network: net, services: ['sshd', 'mariadb'] });
-const { dir } = await runnerState();
+const { runnerDir: dir } = await runnerState();
 console.log(JSON.stringify({ pid: host.pid, namespaces: host.namespaces, stateDir: host.stateDir, runnerDir: dir, switchPid: net.pid }));
 setInterval(() => {}, 1 << 30);

@@ -1,5 +1,5 @@
 // Run local processes from argv arrays (never shell strings) and collect their output.
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants } from 'node:os';
 
 export interface RunResult {
@@ -15,6 +15,8 @@ export interface RunOptions {
   okCodes?: number[];
   /** Prefix for error messages, e.g. the lab host's name. */
   label?: string;
+  /** Called with the child right after spawning (e.g. to kill it on teardown). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export class RunError extends Error {
@@ -39,6 +41,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const so: SpawnOptions = { env: opts.env ?? { ...BASE_ENV }, stdio: ['pipe', 'pipe', 'pipe'] };
     const child = spawn(argv[0], argv.slice(1), so);
+    opts.onSpawn?.(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (b: Buffer) => out.push(b));

@@ -1,13 +1,21 @@
-// Per-runner state under /tmp/pullvault-lab/<runner pid>/: the admin key and one dir per host.
-// Each test process (vitest worker) has its own dir, so names never collide across processes;
-// dirs left by a runner that died (SIGKILL, crash) are removed the next time any runner starts.
+// Lab state on the machine: /tmp/pullvault-lab/<runner pid>/<instance>/ holding the admin key and
+// one dir per host or network. One <instance> per loaded copy of this module (a vitest worker may
+// load it more than once, or in several threads), so nothing is shared or collides across test
+// files or processes. A <runner pid> dir whose process is gone (SIGKILL, crash) is removed the
+// next time any runner starts; an instance removes its own dir when its process exits normally.
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { run } from './proc.ts';
 
 export const LAB_ROOT = '/tmp/pullvault-lab';
 
 export interface RunnerState {
+  /** /tmp/pullvault-lab/<pid> */
+  runnerDir: string;
+  /** /tmp/pullvault-lab/<pid>/<instance> */
   dir: string;
   adminKeyFile: string;
   adminPublicKey: string;
@@ -26,21 +34,17 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   }
 }
 
-/** Remove runner dirs whose runner is gone. Hosts of a dead runner died with it (pdeathsig). */
+/** Remove runner dirs whose runner is gone (its hosts died with it: pdeathsig). Returns them. */
 export async function cleanStaleRunners(): Promise<string[]> {
   const removed: string[] = [];
-  let entries: string[] = [];
-  try {
-    entries = await readdir(LAB_ROOT);
-  } catch {
-    return removed;
-  }
+  const entries = await readdir(LAB_ROOT).catch(() => [] as string[]);
   for (const e of entries) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     const dir = join(LAB_ROOT, e);
-    const recorded = await readFile(join(dir, 'runner'), 'utf8').catch(() => '');
+    const recorded = await readFile(join(dir, 'runner'), 'utf8').catch(() => undefined);
     const live = await processStartTime(Number(e));
-    if (live !== undefined && live === recorded.trim()) continue;
+    // A live pid without a 'runner' file may be a runner still creating its dir: leave it.
+    if (live !== undefined && (recorded === undefined || live === recorded.trim())) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }
@@ -49,23 +53,25 @@ export async function cleanStaleRunners(): Promise<string[]> {
 
 async function initRunner(): Promise<RunnerState> {
   await cleanStaleRunners();
-  const dir = join(LAB_ROOT, String(process.pid));
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, 'runner'), `${await processStartTime(process.pid)}\n`);
+  const runnerDir = join(LAB_ROOT, String(process.pid));
+  await mkdir(runnerDir, { recursive: true, mode: 0o700 });
+  await writeFile(join(runnerDir, 'runner'), `${await processStartTime(process.pid)}\n`);
+  const dir = join(runnerDir, `${threadId}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { mode: 0o700 });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const adminKeyFile = join(dir, 'admin_key');
   await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'lab-admin', '-f', adminKeyFile]);
   const adminPublicKey = (await readFile(`${adminKeyFile}.pub`, 'utf8')).trim();
-  return { dir, adminKeyFile, adminPublicKey };
+  return { runnerDir, dir, adminKeyFile, adminPublicKey };
 }
 
-/** This process's lab state (created once, on first use). */
+/** This module instance's lab state (created once, on first use). */
 export function runnerState(): Promise<RunnerState> {
   runner ??= initRunner();
   return runner;
 }
 
-/** A fresh, unique state dir for one host or network of this runner. */
+/** A fresh, unique state dir for one host or network. */
 export async function newStateDir(kind: string, name: string): Promise<string> {
   const { dir } = await runnerState();
   const d = join(dir, `${kind}-${name}-${++seq}`);
