@@ -7,13 +7,21 @@ import { createInterface } from 'node:readline';
 import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { processesInNamespace } from './leftovers.ts';
-import { checkName, type LabNetwork } from './network.ts';
+import { checkAddress, checkName, type LabNetwork } from './network.ts';
 import { BASE_ENV, run, type RunResult } from './proc.ts';
 import { startMariadbIn, startPostgresIn } from './services.ts';
 import { newStateDir, runnerState } from './state.ts';
 import { waitExit, waitFor } from './wait.ts';
 
 const INIT = fileURLToPath(new URL('./init.sh', import.meta.url));
+/** init.sh normally needs 0.1–0.3 s; this only guards against a hung start. */
+const INIT_TIMEOUT_MS = 30_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('timeout')), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
 
 export type LabService = 'sshd' | 'mariadb' | 'postgres';
 
@@ -103,19 +111,17 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
   );
   await log.close();
   const exited = waitExit(child);
+  const initLog = () => readFile(join(stateDir, 'init.log'), 'utf8').catch(() => '');
   const failed = async (why: string): Promise<never> => {
     child.kill('SIGKILL');
     await exited;
-    const text = await readFile(join(stateDir, 'init.log'), 'utf8').catch(() => '');
-    throw new Error(`lab host ${opts.name}: ${why}\n${text}`);
+    throw new Error(`lab host ${opts.name}: ${why}\n${await initLog()}`);
   };
 
   // init.sh prints "NS" once the namespaces exist, then "READY <key>" when sshd listens.
-  const lines = createInterface({ input: child.stdout! });
-  const nextLine = (() => {
-    const it = lines[Symbol.asyncIterator]();
-    return async () => (await it.next()).value as string | undefined;
-  })();
+  const it = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const nextLine = () =>
+    withTimeout(it.next().then((r) => r.value as string | undefined), INIT_TIMEOUT_MS).catch(() => undefined);
   if ((await nextLine()) !== 'NS') return failed('init did not start');
   const upid = child.pid!;
   const children = await readFile(`/proc/${upid}/task/${upid}/children`, 'utf8').catch(() => '');
@@ -124,8 +130,12 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
   const nsLink = (k: string) => readlink(`/proc/${pid}/ns/${k}`);
   const namespaces = { pid: await nsLink('pid'), mnt: await nsLink('mnt'), net: await nsLink('net') };
 
+  // exec() before init's pivot_root would run in the machine's root: hold /etc/hosts updates
+  // until READY; on failure the gate rejects only after PID 1 is dead.
   let readyResolve!: () => void;
-  const readyGate = new Promise<void>((r) => (readyResolve = r));
+  let readyReject!: (e: Error) => void;
+  const readyGate = new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej)));
+  readyGate.catch(() => {});
 
   const host = makeHost({
     name: opts.name, pid, address, adminKeyFile: runner.adminKeyFile, stateDir, namespaces, child, exited,
@@ -137,7 +147,7 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
       const membership = await opts.network.join({
         name: opts.name, address: address!, netPid: pid, extraAddresses: opts.extraAddresses,
         updateHosts: opts.hostsFile === false ? undefined : async (entries) => {
-          await readyGate; // before pivot_root, exec would see the machine's files
+          await readyGate;
           await host.setLabHosts(entries);
         },
       });
@@ -145,7 +155,7 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
       host.setSwitchLink(opts.network, membership.ifname);
     } else if (opts.extraAddresses?.length) {
       await run(['nsenter', '-t', String(pid), '-n', 'ip', '-batch', '-'], {
-        input: opts.extraAddresses.map((a) => `addr add ${a.includes('/') ? a : `${a}/32`} dev lo\n`).join(''),
+        input: opts.extraAddresses.map((a) => `addr add ${checkAddress(a)} dev lo\n`).join(''),
         label: `lab host ${opts.name}`,
       });
     }
@@ -154,7 +164,7 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
 
   try {
     const ready = await nextLine();
-    if (!ready?.startsWith('READY ')) return await failed('init failed before READY');
+    if (!ready?.startsWith('READY ')) throw new Error(`init failed before READY\n${await initLog()}`);
     host.hostKey = ready.slice('READY '.length).trim();
     readyResolve();
     await netting;
@@ -164,9 +174,10 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
       services.includes('postgres') ? host.startPostgres() : undefined,
     ]);
   } catch (e) {
-    readyResolve();
     await host.stop().catch(() => {});
-    throw e;
+    readyReject(new Error('host failed to start'));
+    await netting.catch(() => {});
+    throw e instanceof Error && !e.message.startsWith('lab host') ? new Error(`lab host ${opts.name}: ${e.message}`) : e;
   }
   return host;
 }
@@ -284,12 +295,13 @@ function makeHost(h: HostInternals): LabHostImpl {
       return (await host.exec(['cat', '--', path])).stdoutBuffer;
     },
 
+    // Memoised while pending or done; a failed start may be retried.
     startMariadb() {
-      mariadb ??= startMariadbIn(host);
+      mariadb ??= startMariadbIn(host).catch((e) => ((mariadb = undefined), Promise.reject(e)));
       return mariadb;
     },
     startPostgres() {
-      postgres ??= startPostgresIn(host);
+      postgres ??= startPostgresIn(host).catch((e) => ((postgres = undefined), Promise.reject(e)));
       return postgres;
     },
 

@@ -90,6 +90,9 @@ describeLab('lab hosts', () => {
     try {
       expect(hosts.map((h) => h.address)).toEqual(names.map((n) => net.addressFor(n)));
       expect(new Set(hosts.map((h) => h.address)).size).toBe(3);
+      // a failed start (duplicate name on the network) rejects and cleans up after itself
+      await expect(startHost({ name: 'h2', network: net })).rejects.toThrow(/already joined/);
+      expect(net.members().map((m) => m.name).sort()).toEqual(names);
       const adminKey = await readFile(hosts[0].adminKeyFile);
       const knownHosts = hosts.map((h) => `${h.name},${h.address} ${h.hostKey}`).join('\n') + '\n';
       await Promise.all(
@@ -211,6 +214,8 @@ describeLab('lab hosts', () => {
       for (const item of SEEDED_ITEMS) expect(my.stdout).toContain(`'${item}'`);
       expect(my.stdout).toMatch(/TRIGGER `?item_audit`? AFTER INSERT ON `?item`?/);
       expect(my.stdout).toContain('VIEW `v_item`');
+      expect(my.stdout).toMatch(/PROCEDURE `item_total`/);
+      expect(my.stdout).toMatch(/EVENT `purge_audit`/);
       // least privilege: no writes
       const write = await host.exec(['mariadb', '-e', "INSERT INTO shop.item(name) VALUES ('x')"], { user: 'dumper', okCodes: [1] });
       expect(write.stderr).toMatch(/denied/i);

@@ -77,14 +77,18 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
     return a;
   };
 
-  // Rewrite every member's lab block of /etc/hosts, one update at a time.
-  const refreshHosts = (): Promise<void> => {
-    // .catch first: one failed update must not block all later ones.
-    hostsUpdate = hostsUpdate.catch(() => {}).then(async () => {
-      const lines = [...members.values()].map((x) => `${x.address}\t${x.name}`);
-      await Promise.all([...members.values()].map((x) => x.updateHosts?.(lines)));
+  // Rewrite every member's lab block of /etc/hosts, one round at a time. A member that fails
+  // (e.g. it is being stopped) does not fail the others; only `mustSucceed`'s own failure throws.
+  const refreshHosts = (mustSucceed?: string): Promise<void> => {
+    const round = hostsUpdate.then(async () => {
+      const all = [...members.values()];
+      const lines = all.map((x) => `${x.address}\t${x.name}`);
+      const results = await Promise.allSettled(all.map((x) => x.updateHosts?.(lines)));
+      const mine = results[all.findIndex((x) => x.name === mustSucceed)];
+      if (mine?.status === 'rejected') throw mine.reason;
     });
-    return hostsUpdate;
+    hostsUpdate = round.catch(() => {});
+    return round;
   };
 
   const net: LabNetwork = {
@@ -101,11 +105,7 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
         `link add ${ifname} type veth peer name eth0 netns ${member.netPid}\n` +
           `link set ${ifname} master br0\nlink set ${ifname} up\n`,
       );
-      const extra = (member.extraAddresses ?? []).map((a) => {
-        // These go into ip(8) batch text: allow address characters only.
-        if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(a)) throw new Error(`lab network: bad address ${a}`);
-        return a.includes('/') ? a : `${a}/32`;
-      });
+      const extra = (member.extraAddresses ?? []).map(checkAddress);
       await run(['nsenter', '-t', String(member.netPid), '-n', 'ip', '-batch', '-'], {
         input:
           `addr add ${address}/24 dev eth0\n` +
@@ -114,12 +114,17 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
         label: `lab network (${member.name})`,
       });
       members.set(member.name, member);
-      await refreshHosts();
+      try {
+        await refreshHosts(member.name);
+      } catch (e) {
+        members.delete(member.name);
+        throw e;
+      }
       return {
         ifname,
         async leave() {
           members.delete(member.name);
-          await refreshHosts().catch(() => {});
+          await refreshHosts();
         },
       };
     },
@@ -134,7 +139,13 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
   return net;
 }
 
-// Validation of extra addresses happens in ip(8); names are checked here because they go into ip batch text.
+/** An extra address for `ip addr add` (bare = /32). Checked: it goes into ip(8) batch text. */
+export function checkAddress(a: string): string {
+  if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(a)) throw new Error(`lab: bad address ${JSON.stringify(a)}`);
+  return a.includes('/') ? a : `${a}/32`;
+}
+
+/** Host names go into hostnames, /etc/hosts and state dir names. */
 export function checkName(name: string): void {
   if (!/^[a-z][a-z0-9-]{0,30}$/.test(name)) throw new Error(`lab: bad name ${JSON.stringify(name)} (use [a-z][a-z0-9-]*)`);
 }

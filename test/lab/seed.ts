@@ -9,6 +9,9 @@ CREATE TABLE IF NOT EXISTS audit (msg VARCHAR(50)) ENGINE=InnoDB;
 CREATE OR REPLACE TRIGGER item_audit AFTER INSERT ON item FOR EACH ROW INSERT INTO audit VALUES (NEW.name);
 INSERT INTO item(name) VALUES ('apple'),('pear'),('plum');
 CREATE OR REPLACE VIEW v_item AS SELECT name FROM item;
+DROP PROCEDURE IF EXISTS item_total;
+CREATE PROCEDURE item_total() SELECT COUNT(*) FROM item;
+CREATE OR REPLACE EVENT purge_audit ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit;
 `;
 
 export const POSTGRES_SEED = `
@@ -29,7 +32,8 @@ REVOKE ALL ON SCHEMA priv FROM PUBLIC;
 export const SEEDED_ITEMS = ['apple', 'pear', 'plum'];
 
 /**
- * Create MariaDB db `shop` (tables item, audit; view v_item; trigger item_audit) and PostgreSQL
+ * Create MariaDB db `shop` (tables item, audit; view v_item; trigger item_audit; procedure
+ * item_total; event purge_audit) and PostgreSQL
  * db `shop` (table item, view v_item, function item_count(), schema priv with table secret).
  * Starts the databases if needed. MariaDB: re-running adds rows; PostgreSQL is recreated.
  */
