@@ -1,0 +1,75 @@
+// `make provision-aws`: the offsite bucket, its write-once policy and lifecycle, the Pi's IAM
+// user and access key (state/aws/writer-credentials.json). See provision/aws/.
+import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand, UsageError } from './cli-common.ts';
+import { exitCodeOf } from './engine/index.ts';
+import { awsClients } from './exec/aws.ts';
+import { stateDir } from './state.ts';
+import { AwsProvisionError, provisionAws, s3Target } from './aws/index.ts';
+
+const HELP = `usage: make provision-aws [INVENTORY=inventory.json] [ARGS="…"]
+
+Prepares the offsite S3 store so the Pi can only ADD objects under its prefix — never read,
+list, delete, overwrite, retag or shorten retention — using the admin's AWS credentials
+(standard chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/…, SSO). Idempotent: a second run reports
+0 changed; drift (an edited lifecycle rule or policy) is put back.
+
+  bucket          created in offsite.region if missing; Block Public Access, BucketOwnerEnforced,
+                  default encryption, versioning; Object Lock only when pullvault creates it
+  lifecycle       by prefix: full/, incr/, manifest/ expire after offsite.retentionDays;
+                  noncurrent versions expire, incomplete multipart uploads aborted after 7 days
+  bucket policy   explicit Denies for the Pi's user (put without If-None-Match, every other
+                  action, other prefixes) and for plain HTTP; other statements are kept
+  IAM             the Pi's user, its narrow inline policy, its access key written to
+                  <state>/aws/writer-credentials.json (0600) — never printed
+
+options:
+  -i, --inventory FILE     the inventory (default inventory.json, or $INVENTORY)
+  -n, --dry-run            show the plan and policy diffs (normalized JSON); change nothing
+      --rotate-key         new access key for the Pi; the old one is deleted after the new one is saved
+      --restore-user       also a read-only restore user (Get/List on the prefix) for the admin
+                           machine → <state>/aws/restore-credentials.json (never put it on the Pi)
+      --print-policies DIR write the identity policies, bucket policy and lifecycle configuration
+                           it would apply as JSON files into DIR; change nothing
+      --state DIR          the state directory (default state/, or $PULLVAULT_STATE)
+  -h, --help               this text
+
+environment: PULLVAULT_AWS_ENDPOINT (or offsite.endpoint) points at an S3/IAM-compatible test server.`;
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values, positionals } = parseCommandArgs(argv, {
+      ...commonOptions,
+      'rotate-key': { type: 'boolean', default: false },
+      'restore-user': { type: 'boolean', default: false },
+      'print-policies': { type: 'string' },
+      state: { type: 'string' },
+    });
+    if (values.help) return (console.log(HELP), 0);
+    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    const { inventory } = await loadOrExplain(values.inventory!);
+    const target = s3Target(inventory);
+    const { redactor, reporter } = makeOutput();
+    const envSecret = process.env.AWS_SECRET_ACCESS_KEY;
+    if (envSecret && envSecret.trim().length >= 6) redactor.add(envSecret);
+    const clients = awsClients({ region: target.region, endpoint: target.endpoint });
+    try {
+      const r = await provisionAws(inventory, {
+        clients,
+        dryRun: values['dry-run'],
+        reporter,
+        redactor,
+        stateDir: stateDir(values.state),
+        rotateKey: values['rotate-key'],
+        restoreUser: values['restore-user'],
+        printPoliciesDir: values['print-policies'],
+      });
+      return 'printed' in r ? 0 : exitCodeOf(r);
+    } catch (e) {
+      if (e instanceof AwsProvisionError) {
+        process.stderr.write(`provision-aws: ${redactor.mask(e.message)}\n`);
+        return 1;
+      }
+      throw e;
+    }
+  });
+}

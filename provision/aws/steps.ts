@@ -1,0 +1,591 @@
+// provision-aws's steps: each a read-only check (AWS Get*/Head*/List*) that returns the change
+// it wants, and an apply through the injected clients. The documents come from provision/plan/.
+import {
+  CreateBucketCommand,
+  GetBucketEncryptionCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketLocationCommand,
+  GetBucketOwnershipControlsCommand,
+  GetBucketPolicyCommand,
+  GetBucketVersioningCommand,
+  GetObjectLockConfigurationCommand,
+  GetPublicAccessBlockCommand,
+  HeadBucketCommand,
+  PutBucketEncryptionCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketOwnershipControlsCommand,
+  PutBucketPolicyCommand,
+  PutBucketVersioningCommand,
+  PutObjectLockConfigurationCommand,
+  PutPublicAccessBlockCommand,
+  type LifecycleRule as SdkLifecycleRule,
+} from '@aws-sdk/client-s3';
+import {
+  CreateAccessKeyCommand,
+  CreateUserCommand,
+  DeleteAccessKeyCommand,
+  GetUserCommand,
+  GetUserPolicyCommand,
+  ListAccessKeysCommand,
+  ListAttachedUserPoliciesCommand,
+  ListUserPoliciesCommand,
+  PutUserPolicyCommand,
+  type AccessKeyMetadata,
+} from '@aws-sdk/client-iam';
+import type { AwsClients } from '../exec/aws.ts';
+import type { Change, Redactor, Reporter, Step } from '../engine/index.ts';
+import type { S3TargetSpec } from '../inventory/schema.ts';
+import {
+  bucketArn,
+  canonicalPolicy,
+  mergeBucketPolicy,
+  normalizedJson,
+  parsePolicy,
+  restoreIdentityPolicy,
+  samePolicy,
+  userArn,
+  writerIdentityPolicy,
+  type PolicyDocument,
+} from '../plan/aws-policies.ts';
+import { canonicalRule, lifecycleRules, mergeLifecycle, ruleIdPrefix } from '../plan/aws-lifecycle.ts';
+import { AwsProvisionError, call, errName, httpStatus, isNotFound } from './errors.ts';
+import { credentialsFile, readCredentials, writeCredentials, type CredentialsRole, type S3Credentials } from './credentials.ts';
+
+export const WRITER_POLICY_NAME = 'pullvault-writer';
+export const RESTORE_POLICY_NAME = 'pullvault-restore';
+
+export interface AwsCtx {
+  clients: AwsClients;
+  target: S3TargetSpec;
+  piName: string;
+  accountId: string;
+  writerUser: string;
+  /** set when the restore user is wanted */
+  restoreUser?: string;
+  stateDir: string;
+  rotateKey: boolean;
+  redactor: Redactor;
+  reporter: Reporter;
+  /** facts learnt by earlier checks (so a dry run on a new account plans everything) */
+  bucketExists?: boolean;
+  bucketCreatedNow?: boolean;
+  usersExisting: Set<string>;
+}
+
+const json = normalizedJson;
+
+function policyParams(ctx: AwsCtx) {
+  return { target: ctx.target, accountId: ctx.accountId, writerUser: ctx.writerUser, piName: ctx.piName };
+}
+
+/** A bucket setting that does not exist yet in a dry run on a new bucket: plan it as a create. */
+function plannedOnNewBucket(ctx: AwsCtx, summary: string, after: string): Change | null {
+  return ctx.bucketExists === false ? { action: 'create', summary, before: '', after } : null;
+}
+
+// ---------------------------------------------------------------- bucket
+
+async function bucketRegion(ctx: AwsCtx): Promise<string | undefined> {
+  const { s3 } = ctx.clients;
+  const b = ctx.target.bucket;
+  const r = await call('s3:GetBucketLocation', bucketArn(ctx.target), () => s3.send(new GetBucketLocationCommand({ Bucket: b })));
+  // us-east-1 answers with an empty constraint, the old EU alias with "EU"
+  const loc = r.LocationConstraint as string | undefined;
+  return !loc ? 'us-east-1' : loc === 'EU' ? 'eu-west-1' : loc;
+}
+
+function regionMismatch(t: S3TargetSpec, actual: string): AwsProvisionError {
+  return new AwsProvisionError(`region mismatch: bucket ${t.bucket} is in ${actual}, but offsite.region says ${t.region}; fix offsite.region (a bucket cannot move)`);
+}
+
+export function bucketStep(): Step<AwsCtx> {
+  return {
+    id: 's3: bucket',
+    async check(ctx) {
+      const t = ctx.target;
+      try {
+        const head = await ctx.clients.s3.send(new HeadBucketCommand({ Bucket: t.bucket }));
+        const region = head.BucketRegion ?? (await bucketRegion(ctx));
+        if (region && region !== t.region) throw regionMismatch(t, region);
+        ctx.bucketExists = true;
+        if (t.objectLock) {
+          // Object Lock can only be switched on by pullvault when it creates the bucket
+          const lock = await getObjectLock(ctx);
+          if (lock?.ObjectLockEnabled !== 'Enabled')
+            throw new AwsProvisionError(
+              `offsite.objectLock: bucket ${t.bucket} already exists without Object Lock; pullvault turns Object Lock on only when it creates the bucket — use a new bucket name or remove offsite.objectLock`,
+            );
+        }
+        return null;
+      } catch (e) {
+        if (e instanceof AwsProvisionError) throw e;
+        const status = httpStatus(e);
+        if (status === 404 || errName(e) === 'NotFound' || errName(e) === 'NoSuchBucket') {
+          ctx.bucketExists = false;
+          const lock = t.objectLock ? `, Object Lock ${t.objectLock.mode} ${t.objectLock.days} days` : '';
+          return { action: 'create', summary: `${t.bucket} in ${t.region}${lock}` };
+        }
+        if (status === 301 || errName(e) === 'PermanentRedirect') {
+          const actual = (e as { $response?: { headers?: Record<string, string> } }).$response?.headers?.['x-amz-bucket-region'];
+          throw regionMismatch(t, actual ?? 'another region');
+        }
+        if (status === 403)
+          throw new AwsProvisionError(
+            `bucket ${t.bucket} exists but is not yours (or the admin credentials lack s3:ListBucket on ${bucketArn(t)}); bucket names are global — choose another offsite.bucket`,
+          );
+        return await call('s3:ListBucket', bucketArn(t), () => Promise.reject(e));
+      }
+    },
+    async apply(ctx) {
+      const t = ctx.target;
+      try {
+        await ctx.clients.s3.send(
+          new CreateBucketCommand({
+            Bucket: t.bucket,
+            CreateBucketConfiguration: t.region === 'us-east-1' ? undefined : { LocationConstraint: t.region as never },
+            ObjectLockEnabledForBucket: t.objectLock ? true : undefined,
+            ObjectOwnership: 'BucketOwnerEnforced',
+          }),
+        );
+      } catch (e) {
+        if (errName(e) === 'BucketAlreadyExists')
+          throw new AwsProvisionError(`bucket name ${t.bucket} is taken by another AWS account (names are global); choose another offsite.bucket`);
+        if (errName(e) !== 'BucketAlreadyOwnedByYou') await call('s3:CreateBucket', bucketArn(t), () => Promise.reject(e));
+      }
+      ctx.bucketExists = true;
+      ctx.bucketCreatedNow = true;
+    },
+  };
+}
+
+const PAB = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+
+export function publicAccessStep(): Step<AwsCtx> {
+  return {
+    id: 's3: block public access',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const planned = plannedOnNewBucket(ctx, 'all four settings on', json(PAB));
+      if (planned) return planned;
+      let cur: Record<string, boolean | undefined> = {};
+      try {
+        const r = await call('s3:GetBucketPublicAccessBlock', bucketArn(ctx.target), () =>
+          ctx.clients.s3.send(new GetPublicAccessBlockCommand({ Bucket: ctx.target.bucket })),
+        );
+        cur = { ...r.PublicAccessBlockConfiguration };
+      } catch (e) {
+        if (errName(e) !== 'NoSuchPublicAccessBlockConfiguration') throw e;
+      }
+      const now = Object.fromEntries(Object.keys(PAB).map((k) => [k, cur[k] === true]));
+      if (Object.values(now).every(Boolean)) return null;
+      return { action: 'update', summary: 'all four settings on', before: json(now), after: json(PAB) };
+    },
+    async apply(ctx) {
+      await call('s3:PutBucketPublicAccessBlock', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(new PutPublicAccessBlockCommand({ Bucket: ctx.target.bucket, PublicAccessBlockConfiguration: PAB })),
+      );
+    },
+  };
+}
+
+export function ownershipStep(): Step<AwsCtx> {
+  return {
+    id: 's3: object ownership',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const want = 'BucketOwnerEnforced (ACLs disabled)';
+      if (ctx.bucketCreatedNow) return null; // created with it
+      const planned = plannedOnNewBucket(ctx, want, 'BucketOwnerEnforced\n');
+      if (planned) return planned;
+      let cur = '(none)';
+      try {
+        const r = await call('s3:GetBucketOwnershipControls', bucketArn(ctx.target), () =>
+          ctx.clients.s3.send(new GetBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket })),
+        );
+        cur = r.OwnershipControls?.Rules?.[0]?.ObjectOwnership ?? '(none)';
+      } catch (e) {
+        if (errName(e) !== 'OwnershipControlsNotFoundError') throw e;
+      }
+      return cur === 'BucketOwnerEnforced' ? null : { action: 'update', summary: want, before: `${cur}\n`, after: 'BucketOwnerEnforced\n' };
+    },
+    async apply(ctx) {
+      await call('s3:PutBucketOwnershipControls', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(
+          new PutBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket, OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] } }),
+        ),
+      );
+    },
+  };
+}
+
+export function encryptionStep(): Step<AwsCtx> {
+  return {
+    id: 's3: default encryption',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const planned = plannedOnNewBucket(ctx, 'SSE-S3 (AES256)', 'AES256\n');
+      if (planned) return planned;
+      let algo: string | undefined;
+      try {
+        const r = await call('s3:GetEncryptionConfiguration', bucketArn(ctx.target), () =>
+          ctx.clients.s3.send(new GetBucketEncryptionCommand({ Bucket: ctx.target.bucket })),
+        );
+        algo = r.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm;
+      } catch (e) {
+        if (errName(e) !== 'ServerSideEncryptionConfigurationNotFoundError') throw e;
+      }
+      // SSE-KMS set by the owner is at least as good: keep it
+      return algo ? null : { action: 'update', summary: 'SSE-S3 (AES256)', before: '(none)\n', after: 'AES256\n' };
+    },
+    async apply(ctx) {
+      await call('s3:PutEncryptionConfiguration', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(
+          new PutBucketEncryptionCommand({
+            Bucket: ctx.target.bucket,
+            ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+          }),
+        ),
+      );
+    },
+  };
+}
+
+export function versioningStep(): Step<AwsCtx> {
+  return {
+    id: 's3: versioning',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const planned = plannedOnNewBucket(ctx, 'Enabled', 'Enabled\n');
+      if (planned) return planned;
+      const r = await call('s3:GetBucketVersioning', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(new GetBucketVersioningCommand({ Bucket: ctx.target.bucket })),
+      );
+      return r.Status === 'Enabled' ? null : { action: 'update', summary: 'Enabled', before: `${r.Status ?? 'never enabled'}\n`, after: 'Enabled\n' };
+    },
+    async apply(ctx) {
+      await call('s3:PutBucketVersioning', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(new PutBucketVersioningCommand({ Bucket: ctx.target.bucket, VersioningConfiguration: { Status: 'Enabled' } })),
+      );
+    },
+  };
+}
+
+async function getObjectLock(ctx: AwsCtx) {
+  try {
+    const r = await call('s3:GetBucketObjectLockConfiguration', bucketArn(ctx.target), () =>
+      ctx.clients.s3.send(new GetObjectLockConfigurationCommand({ Bucket: ctx.target.bucket })),
+    );
+    return r.ObjectLockConfiguration ?? null;
+  } catch (e) {
+    if (errName(e) === 'ObjectLockConfigurationNotFoundError') return null;
+    throw e;
+  }
+}
+
+export function objectLockStep(): Step<AwsCtx> {
+  return {
+    id: 's3: object lock default retention',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const l = ctx.target.objectLock!;
+      const want = json({ Mode: l.mode, Days: l.days });
+      const planned = plannedOnNewBucket(ctx, `${l.mode}, ${l.days} days`, want);
+      if (planned) return planned;
+      const cur = await getObjectLock(ctx);
+      const ret = cur?.Rule?.DefaultRetention;
+      const have = json({ Mode: ret?.Mode, Days: ret?.Days });
+      return have === want ? null : { action: 'update', summary: `${l.mode}, ${l.days} days`, before: ret ? have : '(no default retention)\n', after: want };
+    },
+    async apply(ctx) {
+      const l = ctx.target.objectLock!;
+      await call('s3:PutBucketObjectLockConfiguration', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(
+          new PutObjectLockConfigurationCommand({
+            Bucket: ctx.target.bucket,
+            ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: l.mode, Days: l.days } } },
+          }),
+        ),
+      );
+    },
+  };
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+async function currentRules(ctx: AwsCtx): Promise<Record<string, unknown>[]> {
+  if (ctx.bucketExists === false) return [];
+  try {
+    const r = await call('s3:GetLifecycleConfiguration', bucketArn(ctx.target), () =>
+      ctx.clients.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: ctx.target.bucket })),
+    );
+    return (r.Rules ?? []) as unknown as Record<string, unknown>[];
+  } catch (e) {
+    if (errName(e) === 'NoSuchLifecycleConfiguration') return [];
+    throw e;
+  }
+}
+
+function ownedView(rules: Record<string, unknown>[], piName: string): string {
+  const mine = ruleIdPrefix(piName);
+  return json(
+    rules
+      .filter((r) => String(r.ID ?? '').startsWith(mine))
+      .map(canonicalRule)
+      .sort((a, b) => String(a.ID).localeCompare(String(b.ID))),
+  );
+}
+
+export function lifecycleStep(): Step<AwsCtx> {
+  return {
+    id: 's3: lifecycle rules',
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const cur = await currentRules(ctx);
+      const want = lifecycleRules(ctx.target, ctx.piName) as unknown as Record<string, unknown>[];
+      const before = ownedView(cur, ctx.piName);
+      const after = ownedView(want, ctx.piName);
+      if (before === after) return null;
+      const others = cur.length - cur.filter((r) => String(r.ID ?? '').startsWith(ruleIdPrefix(ctx.piName))).length;
+      return {
+        action: before === '[]\n' ? 'create' : 'update',
+        summary: `${want.length} rules by prefix under ${ctx.target.prefix}${others ? ` (${others} other rule(s) kept)` : ''}`,
+        before,
+        after,
+      };
+    },
+    async apply(ctx) {
+      const merged = mergeLifecycle(await currentRules(ctx), ctx.target, ctx.piName);
+      await call('s3:PutLifecycleConfiguration', bucketArn(ctx.target), () =>
+        ctx.clients.s3.send(
+          new PutBucketLifecycleConfigurationCommand({
+            Bucket: ctx.target.bucket,
+            LifecycleConfiguration: { Rules: merged.Rules as unknown as SdkLifecycleRule[] },
+          }),
+        ),
+      );
+    },
+  };
+}
+
+// ---------------------------------------------------------------- bucket policy
+
+export async function currentBucketPolicy(ctx: Pick<AwsCtx, 'clients' | 'target' | 'bucketExists'>): Promise<PolicyDocument | null> {
+  if (ctx.bucketExists === false) return null;
+  try {
+    const r = await call('s3:GetBucketPolicy', bucketArn(ctx.target), () => ctx.clients.s3.send(new GetBucketPolicyCommand({ Bucket: ctx.target.bucket })));
+    return parsePolicy(r.Policy);
+  } catch (e) {
+    if (errName(e) === 'NoSuchBucketPolicy') return null;
+    throw e;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function bucketPolicyStep(): Step<AwsCtx> {
+  return {
+    id: 's3: bucket policy (write-once for the Pi)',
+    after: ['s3: bucket', 'iam: writer user'],
+    async check(ctx) {
+      const cur = await currentBucketPolicy(ctx);
+      const want = mergeBucketPolicy(cur, policyParams(ctx));
+      if (samePolicy(cur, want)) return null;
+      const kept = want.Statement.length - 4;
+      return {
+        action: cur ? 'update' : 'create',
+        summary: `deny everything but conditional puts under ${ctx.target.prefix} to ${ctx.writerUser}; deny plain HTTP${kept ? ` (${kept} other statement(s) kept)` : ''}`,
+        before: cur ? json(canonicalPolicy(cur)) : '',
+        after: json(canonicalPolicy(want)),
+      };
+    },
+    async apply(ctx) {
+      const want = mergeBucketPolicy(await currentBucketPolicy(ctx), policyParams(ctx));
+      // A user created seconds ago may not be accepted as a principal yet (IAM is eventually consistent).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await call('s3:PutBucketPolicy', bucketArn(ctx.target), () =>
+            ctx.clients.s3.send(new PutBucketPolicyCommand({ Bucket: ctx.target.bucket, Policy: JSON.stringify(want) })),
+          );
+          return;
+        } catch (e) {
+          if (errName(e) === 'MalformedPolicy' && /principal/i.test(String((e as Error).message)) && attempt < 12) {
+            await sleep(5000);
+            continue;
+          }
+          throw e;
+        }
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------- IAM users, policies, keys
+
+function iamUserArn(ctx: AwsCtx, user: string): string {
+  return userArn(ctx.target, ctx.accountId, user);
+}
+
+export function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
+  return {
+    id: `iam: ${role} user`,
+    async check(ctx) {
+      try {
+        await call('iam:GetUser', iamUserArn(ctx, user), () => ctx.clients.iam.send(new GetUserCommand({ UserName: user })));
+        ctx.usersExisting.add(user);
+        return null;
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        return { action: 'create', summary: user };
+      }
+    },
+    async apply(ctx) {
+      await call('iam:CreateUser', iamUserArn(ctx, user), () =>
+        ctx.clients.iam.send(new CreateUserCommand({ UserName: user, Tags: [{ Key: 'pullvault', Value: `${role}:${ctx.piName}` }] })),
+      );
+    },
+  };
+}
+
+export function userPolicyStep(role: CredentialsRole, user: string, policyName: string, doc: (ctx: AwsCtx) => PolicyDocument): Step<AwsCtx> {
+  return {
+    id: `iam: ${role} policy`,
+    after: [`iam: ${role} user`],
+    async check(ctx) {
+      const want = doc(ctx);
+      let cur: PolicyDocument | null = null;
+      if (ctx.usersExisting.has(user)) {
+        try {
+          const r = await call('iam:GetUserPolicy', iamUserArn(ctx, user), () =>
+            ctx.clients.iam.send(new GetUserPolicyCommand({ UserName: user, PolicyName: policyName })),
+          );
+          cur = parsePolicy(r.PolicyDocument);
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+        if (role === 'writer') await warnAboutOtherPolicies(ctx, user, policyName);
+      }
+      if (samePolicy(cur, want)) return null;
+      return { action: cur ? 'update' : 'create', summary: `inline policy ${policyName}`, before: cur ? json(canonicalPolicy(cur)) : '', after: json(canonicalPolicy(want)) };
+    },
+    async apply(ctx) {
+      await call('iam:PutUserPolicy', iamUserArn(ctx, user), () =>
+        ctx.clients.iam.send(new PutUserPolicyCommand({ UserName: user, PolicyName: policyName, PolicyDocument: JSON.stringify(doc(ctx)) })),
+      );
+    },
+  };
+}
+
+async function warnAboutOtherPolicies(ctx: AwsCtx, user: string, ours: string): Promise<void> {
+  const arn = iamUserArn(ctx, user);
+  const inline = await call('iam:ListUserPolicies', arn, () => ctx.clients.iam.send(new ListUserPoliciesCommand({ UserName: user })));
+  const attached = await call('iam:ListAttachedUserPolicies', arn, () => ctx.clients.iam.send(new ListAttachedUserPoliciesCommand({ UserName: user })));
+  const extra = [...(inline.PolicyNames ?? []).filter((n) => n !== ours), ...(attached.AttachedPolicies ?? []).map((p) => p.PolicyName ?? '?')];
+  if (extra.length)
+    ctx.reporter.line(`warning: ${user} has other policies (${extra.join(', ')}); the bucket policy still limits it to conditional puts, but remove them`);
+}
+
+function credentialsFor(ctx: AwsCtx, user: string, key: { accessKeyId: string; secretAccessKey: string }): S3Credentials {
+  const t = ctx.target;
+  return {
+    accessKeyId: key.accessKeyId,
+    secretAccessKey: key.secretAccessKey,
+    userName: user,
+    region: t.region,
+    bucket: t.bucket,
+    prefix: t.prefix,
+    endpoint: ctx.clients.endpoint,
+    storageClass: t.storageClass && t.storageClass !== 'STANDARD' ? t.storageClass : undefined,
+  };
+}
+
+function sameMetadata(a: S3Credentials, b: S3Credentials): boolean {
+  const pick = (c: S3Credentials) => JSON.stringify([c.userName, c.region, c.bucket, c.prefix, c.endpoint ?? null, c.storageClass ?? null]);
+  return pick(a) === pick(b);
+}
+
+interface KeyPlan {
+  create: boolean;
+  /** keys to delete before creating (a user may hold only two) */
+  deleteFirst: string[];
+  /** keys to delete once the new one is written */
+  deleteAfter: string[];
+  rewriteFile: boolean;
+}
+
+export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
+  const id = `iam: ${role} access key`;
+  return {
+    id,
+    after: [`iam: ${role} user`],
+    sensitive: true,
+    async check(ctx) {
+      const file = credentialsFile(ctx.stateDir, role);
+      const saved = readCredentials(file);
+      if (saved) ctx.redactor.add(saved.secretAccessKey);
+      let keys: AccessKeyMetadata[] = [];
+      if (ctx.usersExisting.has(user)) {
+        const r = await call('iam:ListAccessKeys', iamUserArn(ctx, user), () => ctx.clients.iam.send(new ListAccessKeysCommand({ UserName: user })));
+        keys = r.AccessKeyMetadata ?? [];
+      }
+      const ids = keys.map((k) => k.AccessKeyId!);
+      const savedLive = saved && saved.userName === user && keys.some((k) => k.AccessKeyId === saved.accessKeyId && k.Status === 'Active');
+      const others = ids.filter((k) => !(savedLive && k === saved!.accessKeyId));
+      const plans = ((ctx as { keyPlans?: Map<string, KeyPlan> }).keyPlans ??= new Map());
+      const where = `state/aws/${role}-credentials.json`;
+      if (savedLive && !opts.rotate) {
+        const want = credentialsFor(ctx, user, saved!);
+        const rewriteFile = !sameMetadata(saved!, want);
+        if (!others.length && !rewriteFile) return null;
+        plans.set(id, { create: false, deleteFirst: [], deleteAfter: others, rewriteFile });
+        return {
+          action: 'update',
+          summary: [others.length ? `delete unused key(s) ${others.join(', ')}` : '', rewriteFile ? `rewrite ${where}` : ''].filter(Boolean).join('; '),
+        };
+      }
+      // a new key: make room first (IAM allows two), delete the old ones only after the new one is saved
+      const deleteFirst = ids.length >= 2 ? others.slice(0, ids.length - 1) : [];
+      const deleteAfter = ids.filter((k) => !deleteFirst.includes(k));
+      plans.set(id, { create: true, deleteFirst, deleteAfter, rewriteFile: true });
+      const why = opts.rotate && savedLive ? `rotate: new key, then delete ${saved!.accessKeyId}` : saved ? `the key in ${where} is not active on ${user}: new key` : `new key into ${where}`;
+      return { action: savedLive ? 'update' : 'create', summary: why + (deleteFirst.length ? ` (first delete unused ${deleteFirst.join(', ')})` : '') };
+    },
+    async apply(ctx) {
+      const plan = ctx.keyPlans!.get(id)!;
+      const arn = iamUserArn(ctx, user);
+      const file = credentialsFile(ctx.stateDir, role);
+      const del = (k: string) => call('iam:DeleteAccessKey', arn, () => ctx.clients.iam.send(new DeleteAccessKeyCommand({ UserName: user, AccessKeyId: k })));
+      for (const k of plan.deleteFirst) await del(k);
+      if (plan.create) {
+        const r = await call('iam:CreateAccessKey', arn, () => ctx.clients.iam.send(new CreateAccessKeyCommand({ UserName: user })));
+        const key = { accessKeyId: r.AccessKey!.AccessKeyId!, secretAccessKey: r.AccessKey!.SecretAccessKey! };
+        ctx.redactor.add(key.secretAccessKey);
+        writeCredentials(file, credentialsFor(ctx, user, key));
+      } else if (plan.rewriteFile) {
+        writeCredentials(file, credentialsFor(ctx, user, readCredentials(file)!));
+      }
+      for (const k of plan.deleteAfter) await del(k);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the plan
+
+export function awsSteps(ctx: Pick<AwsCtx, 'target' | 'writerUser' | 'restoreUser' | 'rotateKey'>): Step<AwsCtx>[] {
+  const steps: Step<AwsCtx>[] = [bucketStep(), publicAccessStep(), ownershipStep(), encryptionStep(), versioningStep()];
+  if (ctx.target.objectLock) steps.push(objectLockStep());
+  steps.push(
+    lifecycleStep(),
+    userStep('writer', ctx.writerUser),
+    userPolicyStep('writer', ctx.writerUser, WRITER_POLICY_NAME, (c) => writerIdentityPolicy(policyParams(c))),
+    accessKeyStep('writer', ctx.writerUser, { rotate: ctx.rotateKey }) as Step<AwsCtx>,
+    bucketPolicyStep(),
+  );
+  if (ctx.restoreUser) {
+    steps.push(
+      userStep('restore', ctx.restoreUser),
+      userPolicyStep('restore', ctx.restoreUser, RESTORE_POLICY_NAME, (c) => restoreIdentityPolicy(policyParams(c))),
+      accessKeyStep('restore', ctx.restoreUser, { rotate: false }) as Step<AwsCtx>,
+    );
+  }
+  return steps;
+}
