@@ -1,0 +1,204 @@
+// `make install-runtime`: the runtime bundle, its config, the servers' pinned host keys, the
+// recipients' public keys, the cron job and log rotation — onto a running Pi over SSH (host key
+// pinned), or into an image's root directory (provision-pi calls installRuntimeInto).
+// read (inventory, keys, credentials, bundle) → plan (pure, plan/install-plan.ts) → apply (engine).
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand } from './cli-common.ts';
+import { Redactor } from './engine/redact.ts';
+import { TextReporter, type Reporter } from './engine/report.ts';
+import { exitCodeOf, runSteps } from './engine/run.ts';
+import type { RunSummary } from './engine/types.ts';
+import { LocalExecutor } from './exec/local.ts';
+import { SshExecutor } from './exec/ssh.ts';
+import type { Executor } from './exec/types.ts';
+import { adminLogin, sshPort } from './inventory/defaults.ts';
+import type { Inventory } from './inventory/schema.ts';
+import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
+import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
+import { installSteps, loadInstallTemplates, readRecipientKeys, readWriterCredentials } from './plan/install-steps.ts';
+import { stateDir as defaultStateDir } from './state.ts';
+import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
+import type { RuntimeConfig } from '../runtime/config.ts';
+
+export { planInstall, INSTALL_PATHS, cronSchedule } from './plan/install-plan.ts';
+
+export interface InstallOptions {
+  /** folder that relative paths in the inventory are relative to (default: cwd) */
+  inventoryDir?: string;
+  /** provisioning state (state/aws/writer-credentials.json); default state/ or $PULLVAULT_STATE */
+  stateDir?: string;
+  /** a bundle built already (default: build runtime/main.ts now, into dist/pullvault.mjs) */
+  bundle?: BuiltRuntime;
+  /** lab/demo: reach the servers at other addresses */
+  connect?: RuntimeConfig['connect'];
+  /** lab/demo only */
+  allowUnmountedDataDir?: boolean;
+  paths?: Partial<InstallPaths>;
+  dryRun?: boolean;
+  reporter?: Reporter;
+  /** secrets found while reading (S3 keys) are registered here, so no reporter prints them */
+  redactor?: Redactor;
+}
+
+export interface PreparedInstall {
+  plan: InstallPlan;
+  bundle: BuiltRuntime;
+}
+
+/** Reads everything the plan needs on the admin side, and plans. */
+export async function prepareInstall(inventory: Inventory, opts: InstallOptions = {}): Promise<PreparedInstall> {
+  const inventoryDir = opts.inventoryDir ?? process.cwd();
+  const bundle = opts.bundle ?? (await buildRuntime());
+  const creds = inventory.offsite.type === 's3' ? await readWriterCredentials(opts.stateDir ?? defaultStateDir()) : undefined;
+  for (const s of creds?.secrets ?? []) opts.redactor?.add(s);
+  if (inventory.notifications?.healthcheckUrl) opts.redactor?.add(inventory.notifications.healthcheckUrl);
+  const plan = planInstall({
+    inventory,
+    templates: await loadInstallTemplates(),
+    bundle,
+    recipientKeys: await readRecipientKeys(inventory, inventoryDir),
+    awsCredentials: creds?.text,
+    connect: opts.connect,
+    allowUnmountedDataDir: opts.allowUnmountedDataDir,
+    paths: opts.paths,
+  });
+  return { plan, bundle };
+}
+
+function isLoaded(x: Inventory | LoadedInventory): x is LoadedInventory {
+  return 'inventory' in x && 'dir' in x;
+}
+
+/**
+ * Writes the runtime's files under `rootDir` (an image's root, as provision-pi builds it), with
+ * local commands as root. Same plan, same steps as over SSH. Returns the engine's summary.
+ */
+export async function installRuntimeInto(rootDir: string, inventory: Inventory | LoadedInventory, opts: InstallOptions = {}): Promise<RunSummary> {
+  const inv = isLoaded(inventory) ? inventory.inventory : inventory;
+  const inventoryDir = opts.inventoryDir ?? (isLoaded(inventory) ? inventory.dir : undefined);
+  const redactor = opts.redactor ?? new Redactor();
+  const reporter = opts.reporter ?? new TextReporter(redactor);
+  const { plan } = await prepareInstall(inv, { ...opts, inventoryDir, redactor });
+  for (const n of plan.notes) reporter.line(`note: ${n}`);
+  const exec = new LocalExecutor();
+  return runSteps(installSteps(plan, () => exec, path.resolve(rootDir)), undefined, { dryRun: opts.dryRun, reporter });
+}
+
+export interface SshInstallOptions extends InstallOptions {
+  /** admin private key (default: pi.ssh.adminKeyFile, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa) */
+  privateKey?: Buffer | string;
+  /** a connected stream instead of host:port (lab hosts) */
+  sock?: Duplex;
+}
+
+export interface SshInstallResult {
+  summary: RunSummary;
+  /** what `pullvault --version` says on the Pi after the install (not in a dry run) */
+  installedVersion?: string;
+  warnings: string[];
+}
+
+async function adminKey(loaded: LoadedInventory): Promise<Buffer> {
+  const ssh = loaded.inventory.pi.ssh!;
+  if (ssh.adminKeyFile) {
+    const file = resolveInventoryPath(loaded.dir, ssh.adminKeyFile);
+    try {
+      return await readFile(file);
+    } catch (e) {
+      throw new Error(`pi.ssh.adminKeyFile: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  for (const n of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
+    const f = path.join(homedir(), '.ssh', n);
+    if (existsSync(f)) return readFile(f);
+  }
+  throw new Error('pi.ssh.adminKeyFile is not set and there is no ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa); set pi.ssh.adminKeyFile in the inventory');
+}
+
+/** Read-only facts about the Pi that decide whether the runtime can run there; never change anything. */
+async function piWarnings(exec: Executor, plan: InstallPlan): Promise<string[]> {
+  const w: string[] = [];
+  const node = await exec.run(['sh', '-c', 'command -v node >/dev/null 2>&1 && node --version || true']);
+  const v = node.stdout.trim();
+  if (!v) w.push(`the Pi has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`);
+  else if (Number(v.replace(/^v/, '').split('.')[0]) < NODE_MIN_MAJOR) w.push(`the Pi's Node.js is ${v}; the runtime needs ${NODE_MIN_MAJOR}+ (apt-get install nodejs from bookworm or newer)`);
+  const missing: string[] = [];
+  for (const t of ['rsync', 'ssh', 'zstd', 'tar', 'flock', 'cron']) {
+    const r = await exec.run(['sh', '-c', 'command -v "$1" >/dev/null 2>&1 || test -x "/usr/sbin/$1"', 'sh', t], { okCodes: [0, 1] });
+    if (r.code !== 0) missing.push(t);
+  }
+  if (missing.length) w.push(`the Pi lacks ${missing.join(', ')}: apt-get install ${missing.map((m) => (m === 'ssh' ? 'openssh-client' : m === 'flock' ? 'util-linux' : m)).join(' ')}`);
+  const key = await exec.run(['test', '-f', plan.paths.sshKey], { okCodes: [0, 1] });
+  if (key.code !== 0) w.push(`the Pi has no SSH key at ${plan.paths.sshKey}: provision-pi makes one (or: ssh-keygen -t ed25519 -N '' -f ${plan.paths.sshKey}), then authorize it with make provision-server`);
+  return w;
+}
+
+/** install-runtime over SSH to inventory.pi.ssh (host key pinned, root or passwordless sudo). */
+export async function installRuntimeOverSsh(loaded: LoadedInventory, opts: SshInstallOptions = {}): Promise<SshInstallResult> {
+  const inv = loaded.inventory;
+  const ssh = inv.pi.ssh;
+  if (!ssh) throw new Error('pi.ssh: not set; install-runtime needs the Pi\'s address and pinned host key: "pi": {"ssh": {"host": …, "hostKey": "ssh-ed25519 …"}}');
+  const redactor = opts.redactor ?? new Redactor();
+  const reporter = opts.reporter ?? new TextReporter(redactor);
+  const { plan, bundle } = await prepareInstall(inv, { ...opts, inventoryDir: opts.inventoryDir ?? loaded.dir, redactor });
+  reporter.line(`runtime: pullvault ${bundle.version} (build ${bundle.buildHash}), ${(bundle.bytes / 1024).toFixed(0)} KiB`);
+  for (const n of plan.notes) reporter.line(`note: ${n}`);
+  const exec = await SshExecutor.connect(
+    { name: inv.pi.name, host: ssh.host, port: sshPort(ssh), username: adminLogin(ssh), hostKey: ssh.hostKey, privateKey: opts.privateKey ?? (await adminKey(loaded)), sock: opts.sock },
+    { requireRoot: true },
+  );
+  try {
+    reporter.line(`${exec.where}: ${opts.dryRun ? 'checking (dry run, nothing is changed)' : 'installing'}`);
+    const warnings = await piWarnings(exec, plan);
+    for (const w of warnings) reporter.line(`warning: ${w}`);
+    const summary = await runSteps(installSteps(plan, () => exec), undefined, { dryRun: opts.dryRun, reporter });
+    let installedVersion: string | undefined;
+    if (!opts.dryRun && !summary.failed) {
+      const r = await exec.run([plan.paths.wrapper, '--version'], { okCodes: [0, 1, 2, 127] });
+      installedVersion = (r.stdout.trim() || r.stderr.trim()).split('\n')[0];
+      reporter.line(`${inv.pi.name}: ${r.code === 0 ? installedVersion : `the installed runtime does not start: ${installedVersion}`}`);
+      if (r.code !== 0) warnings.push(`pullvault --version on the Pi: ${installedVersion}`);
+    }
+    return { summary, installedVersion, warnings };
+  } finally {
+    await exec.close();
+  }
+}
+
+const HELP = `usage: make install-runtime [INVENTORY=inventory.json] [ARGS="--dry-run"]
+
+Installs or updates the pullvault runtime on the running Pi over SSH (inventory pi.ssh: host,
+port, pinned hostKey, admin, adminKeyFile). Idempotent: a second run reports "0 changed".
+
+  /usr/local/lib/pullvault/pullvault.mjs   the runtime (one file, Node ${NODE_MIN_MAJOR}+), built now from runtime/
+  /usr/local/bin/pullvault                 the command (runs it with the system's node)
+  /etc/pullvault/config.json               the inventory as the Pi needs it + paths (0600)
+  /etc/pullvault/aws-credentials.json      S3 writer credentials from state/aws/ (0600; s3 target)
+  /etc/pullvault/known_hosts               the servers' pinned host keys
+  /etc/pullvault/recipients/*.asc          the recipients' public keys
+  /etc/cron.d/pullvault                    schedule.pull; MAILTO from notifications.mailTo
+  /usr/local/lib/pullvault/cron-run        one run at a time (flock), log, failure output for cron's mail
+  /etc/logrotate.d/pullvault               rotation of /var/log/pullvault/*.log
+
+options:
+  -i, --inventory FILE   the inventory (default inventory.json, or $INVENTORY)
+  -n, --dry-run          show what would change (with diffs), change nothing
+      --state DIR        provisioning state (default state/, or $PULLVAULT_STATE)
+  -h, --help             this text`;
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(async () => {
+    const { values } = parseCommandArgs(argv, { ...commonOptions, state: { type: 'string' } });
+    if (values.help) return (console.log(HELP), 0);
+    const loaded = await loadOrExplain(values.inventory!);
+    const { redactor, reporter } = makeOutput();
+    reporter.line(`building the runtime bundle …`);
+    const bundle = await buildRuntime({ log: (l) => reporter.line(l) });
+    const { summary } = await installRuntimeOverSsh(loaded, { bundle, stateDir: defaultStateDir(values.state), dryRun: values['dry-run'], reporter, redactor });
+    return exitCodeOf(summary);
+  });
+}

@@ -1,0 +1,89 @@
+// Mail on failure through the system's sendmail (Debian: any MTA — nullmailer, msmtp-mta,
+// postfix, exim — provides /usr/sbin/sendmail). Notifying must never fail the backup: every
+// error here is swallowed and returned as a result for the log, never thrown.
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import type { RuntimeConfig } from './config.ts';
+import { whichSync } from './native-check.ts';
+
+export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];
+
+export type MailResult =
+  | { sent: true; to: string }
+  | { sent: false; reason: 'no-recipient' | 'no-sendmail' | 'cron-mails' | 'failed'; detail?: string };
+
+export interface MailOptions {
+  /** sendmail binary (tests); default: /usr/sbin/sendmail, /usr/lib/sendmail, then PATH */
+  sendmail?: string | null;
+  /** give up after this long (a stuck MTA must not hold the backup), default 30 s */
+  timeoutMs?: number;
+  /** environment to read MAILTO from (default process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+function findSendmail(): string | null {
+  for (const p of SENDMAIL_CANDIDATES) if (whichSync(p.split('/').pop()!, p.slice(0, p.lastIndexOf('/')))) return p;
+  return whichSync('sendmail');
+}
+
+/** Header values must stay on one line (no header injection through a server name or error text). */
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').trim();
+}
+
+/** The message as sendmail -t reads it: headers, blank line, body. */
+export function composeMail(to: string, subject: string, body: string, from = `pullvault@${hostname()}`): string {
+  return [
+    `To: ${oneLine(to)}`,
+    `From: ${oneLine(from)}`,
+    `Subject: ${oneLine(subject)}`,
+    'Content-Type: text/plain; charset=utf-8',
+    'Content-Transfer-Encoding: 8bit',
+    'Auto-Submitted: auto-generated',
+    '',
+    body.endsWith('\n') ? body : `${body}\n`,
+  ].join('\n');
+}
+
+/**
+ * Sends `subject`/`body` to inventory.notifications.mailTo with `sendmail -t`, when both are
+ * there. Under cron with MAILTO set (the cron job of install-runtime), the cron wrapper already
+ * prints the failure and cron mails it, so no second mail is sent. Never throws.
+ */
+export async function mailOnFailure(config: RuntimeConfig, subject: string, body: string, opts: MailOptions = {}): Promise<MailResult> {
+  try {
+    const to = config.inventory.notifications?.mailTo;
+    if (!to) return { sent: false, reason: 'no-recipient' };
+    const env = opts.env ?? process.env;
+    if (env.PULLVAULT_CRON === '1' && env.MAILTO) return { sent: false, reason: 'cron-mails', detail: `cron mails the output to ${env.MAILTO}` };
+    const sendmail = opts.sendmail === undefined ? findSendmail() : opts.sendmail;
+    if (!sendmail) return { sent: false, reason: 'no-sendmail', detail: 'no sendmail on this system (install an MTA such as nullmailer or msmtp-mta)' };
+    const message = composeMail(to, subject, body);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return await new Promise<MailResult>((resolve) => {
+      let stderr = '';
+      let done = false;
+      const finish = (r: MailResult) => {
+        if (!done) {
+          done = true;
+          clearTimeout(timer);
+          resolve(r);
+        }
+      };
+      const child = spawn(sendmail, ['-t', '-oi'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        finish({ sent: false, reason: 'failed', detail: `${sendmail} did not finish within ${timeoutMs} ms` });
+      }, timeoutMs);
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', (e) => finish({ sent: false, reason: 'failed', detail: `${sendmail}: ${e.message}` }));
+      child.on('close', (code) =>
+        finish(code === 0 ? { sent: true, to } : { sent: false, reason: 'failed', detail: `${sendmail} exited with ${code}: ${stderr.trim().slice(0, 300)}` }),
+      );
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(message);
+    });
+  } catch (e) {
+    return { sent: false, reason: 'failed', detail: (e as Error).message };
+  }
+}
