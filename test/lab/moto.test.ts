@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { CreateUserCommand, GetUserCommand } from '@aws-sdk/client-iam';
+import { PutBucketPolicyCommand } from '@aws-sdk/client-s3';
 import { awsClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { MOTO_ACCOUNT_ID, MOTO_CREDENTIALS, startMoto, type Moto } from './moto.ts';
 
@@ -78,5 +79,36 @@ describe('moto lab endpoint', () => {
     await c.s3.send(new PutObjectCommand({ Bucket, Key: 'plain/a', Body: 'two' }));
     const got = await c.s3.send(new GetObjectCommand({ Bucket, Key: 'plain/a' }));
     expect(await got.Body!.transformToString()).toBe('two');
+  });
+
+  it("bucket policies: moto's own check ignores Principal and Conditions (so the lab turns it off)", async () => {
+    // a Deny that concerns only some other user, only over plain HTTP: on AWS the admin is unaffected
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'OtherUserOverHttp',
+          Effect: 'Deny',
+          Principal: { AWS: `arn:aws:iam::${MOTO_ACCOUNT_ID}:user/someone-else` },
+          Action: 's3:PutObject',
+          Resource: `arn:aws:s3:::${Bucket}/*`,
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        },
+      ],
+    };
+    await c.s3.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }));
+    await c.s3.send(new PutObjectCommand({ Bucket, Key: 'policy/a', Body: 'x' })); // lab default: not denied
+
+    const raw = await startMoto({ motoBucketPolicyCheck: true });
+    try {
+      const rc = awsClients({ region: 'eu-central-1', endpoint: raw.endpoint, credentials: MOTO_CREDENTIALS });
+      await rc.s3.send(new CreateBucketCommand({ Bucket, CreateBucketConfiguration: { LocationConstraint: 'eu-central-1' } }));
+      await rc.s3.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }));
+      const denied = await rc.s3.send(new PutObjectCommand({ Bucket, Key: 'policy/a', Body: 'x' })).catch((e) => e);
+      // if this starts failing, moto learnt to evaluate bucket policies: revisit the lab's patch
+      expect(statusOf(denied)).toBe(403);
+    } finally {
+      await raw.stop();
+    }
   });
 });

@@ -11,9 +11,14 @@
 //   with the test process even when that is SIGKILLed.
 // - Honours If-None-Match: * on PutObject and CompleteMultipartUpload (412 on an existing key);
 //   proven by test/lab/moto.test.ts.
-// - Does NOT enforce IAM or bucket policies unless `enforceIam: true` (moto's
-//   INITIAL_NO_AUTH_ACTION_COUNT). With enforcement on, requests must be signed with keys moto
-//   knows: use `createAdmin()` first. Policy semantics otherwise come from the IAM simulator.
+// - Does NOT enforce IAM policies unless `enforceIam: true` (moto's INITIAL_NO_AUTH_ACTION_COUNT;
+//   it then evaluates identity policies only, with little support for condition keys).
+// - Bucket policies: moto 5.2.5 applies a naive check on object GET/PUT/HEAD/DELETE that ignores
+//   the Principal and answers Deny for ANY statement naming the action whose Condition does not
+//   match (so pullvault's write-once policy would 403 everyone, the admin included). The lab
+//   turns that check off (monkeypatch of FakeBucket.get_permission) unless
+//   `motoBucketPolicyCheck: true`. Policy semantics come from the IAM simulator
+//   (test/unit/aws-policies.test.ts) and the opt-in live AWS test.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -46,6 +51,8 @@ export interface StartMotoOptions {
    */
   enforceIam?: boolean;
   noAuthActions?: number;
+  /** keep moto's own (unfaithful) bucket-policy check on object requests; off by default */
+  motoBucketPolicyCheck?: boolean;
   /** extra environment for the server */
   env?: Record<string, string>;
 }
@@ -119,6 +126,17 @@ async function waitReady(endpoint: string, child: ChildProcess, log: () => strin
   throw new Error(`moto_server did not answer on ${endpoint} within 30 s: ${log()}`);
 }
 
+// moto_server, with moto's unfaithful bucket-policy check on object requests switched off
+const SERVER_PY = `
+import sys
+from moto.s3.models import FakeBucket
+from moto.iam.access_control import PermissionResult
+if sys.argv[1] == 'off':
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
+from moto.server import main
+sys.exit(main(sys.argv[2:]))
+`;
+
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
@@ -144,7 +162,9 @@ export async function startMoto(opts: StartMotoOptions = {}): Promise<Moto> {
       ...(opts.enforceIam ? { INITIAL_NO_AUTH_ACTION_COUNT: String(opts.noAuthActions ?? 0) } : {}),
       ...opts.env,
     };
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', bin, '-H', '127.0.0.1', '-p', String(port)], {
+    const python = join(dirname(bin), 'python3');
+    const check = opts.motoBucketPolicyCheck ? 'on' : 'off';
+    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', python, '-c', SERVER_PY, check, '-H', '127.0.0.1', '-p', String(port)], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
