@@ -1,0 +1,122 @@
+// OpenPGP: encrypt with openpgp.js (streaming, to every recipient), decrypt with gpg when the
+// owner uses a GnuPG home (agent, smartcard) or with openpgp.js from an armored private key.
+// Both decryptors stream in constant memory into a file that is deleted unless the integrity
+// check at the end of the message passed.
+import { createWriteStream } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import * as openpgp from 'openpgp';
+import { start } from './proc.ts';
+
+export interface Recipient {
+  name: string;
+  fingerprint: string;
+  key: openpgp.PublicKey;
+}
+
+/** Reads a recipient's armored public key and checks the pinned fingerprint. */
+export async function loadRecipient(name: string, file: string, fingerprint: string): Promise<Recipient> {
+  const key = await openpgp.readKey({ armoredKey: await readFile(file, 'utf8') });
+  const fpr = key.getFingerprint().toUpperCase();
+  if (fpr !== fingerprint.replace(/\s+/g, '').toUpperCase()) throw new Error(`recipient ${name}: ${file} has key ${fpr}, the inventory pins ${fingerprint}`);
+  await key.getEncryptionKey(); // throws when the key cannot encrypt (expired, revoked, no subkey)
+  return { name, fingerprint: fpr, key };
+}
+
+/** Encrypts a stream to all recipients; binary OpenPGP, SEIPDv1 for the GnuPG 2.2-compatible keys validation admits. */
+export async function encryptStream(input: Readable, recipients: Recipient[]): Promise<Readable> {
+  if (recipients.length === 0) throw new Error('no recipients to encrypt to');
+  const message = await openpgp.createMessage({ binary: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array> });
+  const out = await openpgp.encrypt({ message, encryptionKeys: recipients.map((r) => r.key), format: 'binary' });
+  return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>, { highWaterMark: 1 << 20 });
+}
+
+export class NotRecipientError extends Error {}
+export class IntegrityError extends Error {}
+
+export type Decryptor =
+  | { kind: 'gpg'; homedir?: string; passphraseFile?: string }
+  | { kind: 'key'; privateKey: openpgp.PrivateKey };
+
+/** An armored private key, unlocked with the passphrase (asked by the caller). */
+export async function loadPrivateKey(armored: string, passphrase?: () => Promise<string>): Promise<openpgp.PrivateKey> {
+  const k = await openpgp.readPrivateKey({ armoredKey: armored });
+  if (k.isDecrypted()) return k;
+  if (!passphrase) throw new Error('the private key is protected: give --passphrase-file or run on a terminal');
+  try {
+    return await openpgp.decryptKey({ privateKey: k, passphrase: await passphrase() });
+  } catch (e) {
+    throw new Error(`cannot unlock the private key: ${(e as Error).message}`);
+  }
+}
+
+/** Decrypts `input` into `outFile`; the file exists afterwards only if decryption and the integrity check passed. */
+export async function decryptToFile(input: Readable, outFile: string, d: Decryptor, what: string): Promise<void> {
+  try {
+    if (d.kind === 'gpg') await gpgDecrypt(input, outFile, d, what);
+    else await openpgpDecrypt(input, outFile, d.privateKey, what);
+  } catch (e) {
+    await rm(outFile, { force: true });
+    throw e;
+  }
+}
+
+async function gpgDecrypt(input: Readable, outFile: string, d: { homedir?: string; passphraseFile?: string }, what: string): Promise<void> {
+  const argv = ['gpg', '--batch', '--yes', '--no-tty', '--quiet'];
+  if (d.homedir) argv.push('--homedir', d.homedir);
+  if (d.passphraseFile) argv.push('--pinentry-mode', 'loopback', '--passphrase-file', d.passphraseFile);
+  argv.push('--status-fd', '2', '--output', outFile, '--decrypt');
+  const p = start(argv, { stdio: ['pipe', 'ignore', 'pipe'] });
+  const feeding = pipeline(input, p.child.stdin!).catch(() => {});
+  try {
+    await p.done;
+    await feeding;
+  } catch (e) {
+    input.destroy();
+    const err = p.stderr();
+    if (/NO_SECKEY|No secret key/.test(err) && !/DECRYPTION_OKAY/.test(err)) {
+      const ids = [...new Set([...err.matchAll(/(?:ENC_TO|NO_SECKEY) ([0-9A-F]+)/g)].map((m) => m[1]))];
+      throw new NotRecipientError(`${what}: cannot decrypt: no secret key here is a recipient (gpg${d.homedir ? ` --homedir ${d.homedir}` : ''}; encrypted to key ids ${ids.join(', ') || 'unknown'})`);
+    }
+    if (/BADMDC|DECRYPTION_FAILED|invalid packet|CRC error|bad data/i.test(err)) throw new IntegrityError(`${what}: corrupted or not a valid OpenPGP message: ${(e as Error).message}`);
+    throw new Error(`${what}: gpg could not decrypt: ${(e as Error).message}`);
+  }
+  if (!/DECRYPTION_OKAY/.test(p.stderr()) || /BADMDC/.test(p.stderr())) throw new IntegrityError(`${what}: gpg did not confirm the integrity check`);
+}
+
+async function openpgpDecrypt(input: Readable, outFile: string, key: openpgp.PrivateKey, what: string): Promise<void> {
+  let message;
+  try {
+    message = await openpgp.readMessage({ binaryMessage: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array> });
+  } catch (e) {
+    throw new IntegrityError(`${what}: not a valid OpenPGP message: ${(e as Error).message}`);
+  }
+  const ids = message.getEncryptionKeyIDs().map((k) => k.toHex().toUpperCase());
+  const mine = new Set(key.getKeys().map((k) => k.getKeyID().toHex().toUpperCase()));
+  if (!ids.some((id) => mine.has(id))) {
+    input.destroy();
+    throw new NotRecipientError(`${what}: cannot decrypt: key ${key.getFingerprint().toUpperCase()} is not a recipient (encrypted to key ids ${ids.join(', ')})`);
+  }
+  let out;
+  try {
+    out = await openpgp.decrypt({
+      message,
+      decryptionKeys: key,
+      format: 'binary',
+      // stream instead of buffering the whole plaintext; the MDC at the end is still checked,
+      // and the caller deletes the output file if it fails
+      config: { allowUnauthenticatedStream: true },
+    });
+  } catch (e) {
+    input.destroy();
+    throw new IntegrityError(`${what}: cannot decrypt: ${(e as Error).message}`);
+  }
+  try {
+    await pipeline(Readable.fromWeb(out.data as unknown as WebReadableStream<Uint8Array>), createWriteStream(outFile, { mode: 0o600 }));
+  } catch (e) {
+    input.destroy();
+    throw new IntegrityError(`${what}: integrity check failed (corrupted or truncated): ${(e as Error).message}`);
+  }
+}

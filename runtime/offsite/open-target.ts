@@ -1,0 +1,38 @@
+// Builds a Target from the inventory's offsite spec (or a --target string) and credentials.
+import { readFile } from 'node:fs/promises';
+import { awsClients, type AwsCredentials } from '../../provision/exec/aws.ts';
+import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
+import { DirTarget, S3Target, type Target } from './target.ts';
+
+export interface CredentialsFile extends AwsCredentials {
+  region?: string;
+  bucket?: string;
+  prefix?: string;
+  endpoint?: string;
+}
+
+export async function readCredentials(file: string): Promise<CredentialsFile> {
+  const c = JSON.parse(await readFile(file, 'utf8')) as CredentialsFile;
+  if (!c.accessKeyId || !c.secretAccessKey) throw new Error(`${file}: needs accessKeyId and secretAccessKey`);
+  return c;
+}
+
+export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: { partSize?: number; queueSize?: number } = {}): Target {
+  if (spec.type === 'dir') return new DirTarget(spec.path);
+  const endpoint = spec.endpoint ?? creds?.endpoint;
+  const { s3 } = awsClients({
+    region: spec.region,
+    endpoint,
+    credentials: creds ? { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken } : undefined,
+  });
+  return new S3Target({ client: s3, bucket: spec.bucket, prefix: spec.prefix, storageClass: spec.storageClass, ...tuning });
+}
+
+/** "dir:/path" or "s3://bucket/prefix/" → an offsite spec. */
+export function parseTargetArg(arg: string, region?: string, endpoint?: string): OffsiteSpec {
+  if (arg.startsWith('dir:')) return { type: 'dir', path: arg.slice(4) };
+  const m = /^s3:\/\/([^/]+)\/(.*)$/.exec(arg);
+  if (!m) throw new Error(`--target: expected dir:PATH or s3://BUCKET/PREFIX/, got ${arg}`);
+  const prefix = m[2] === '' || m[2].endsWith('/') ? m[2] : `${m[2]}/`;
+  return { type: 's3', bucket: m[1], prefix, region: region ?? 'us-east-1', retentionDays: { full: 1, incremental: 1 }, ...(endpoint ? { endpoint } : {}) };
+}

@@ -1,0 +1,203 @@
+// The offsite half of `pullvault run`: for each server's fresh snapshot, decide (schedule.ts),
+// select (select.ts), stream tar → zstd → OpenPGP → target, then the manifest object, then
+// record the upload. An attempt that fails in any way is never recorded; a retry always uses
+// a fresh key.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { RuntimeConfig } from '../config.ts';
+import type { SnapshotInfo } from '../manifest-format.ts';
+import { readManifestFile } from '../archive/manifest-io.ts';
+import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
+import { encryptStream, loadRecipient, type Recipient } from '../archive/pgp.ts';
+import { ROOT_FILES } from '../archive/tar-format.ts';
+import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from './naming.ts';
+import { decide } from './schedule.ts';
+import { selectFull, selectIncremental } from './select.ts';
+import { ObjectExistsError, type Target } from './target.ts';
+import { openTarget, readCredentials } from './open-target.ts';
+import { appendUpload, readUploads, uploadsFile, type UploadRecord } from './uploads.ts';
+
+export interface OffsiteResult {
+  server: string;
+  kind: 'full' | 'incremental' | 'skipped';
+  key?: string;
+  bytes?: number;
+  seconds?: number;
+  error?: string;
+}
+
+export interface OffsiteOptions {
+  log: (line: string) => void;
+  now?: Date;
+  /** tests and benchmarks: an already opened target */
+  target?: Target;
+  /** attempts per archive (default 3) and the first backoff in ms (doubles) */
+  attempts?: number;
+  backoffMs?: number;
+}
+
+export function snapshotsRoot(dataDir: string): string {
+  return join(dataDir, 'pullvault', 'snapshots');
+}
+
+export async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]> {
+  const out: Recipient[] = [];
+  for (const r of config.inventory.recipients) {
+    const candidates = [join(config.paths.recipientKeysDir, `${r.name}.asc`), isAbsolute(r.publicKeyFile) ? r.publicKeyFile : resolve(config.paths.recipientKeysDir, r.publicKeyFile)];
+    const file = candidates.find((f) => existsSync(f));
+    if (!file) throw new Error(`recipient ${r.name}: no public key at ${candidates.join(' or ')}`);
+    out.push(await loadRecipient(r.name, file, r.fingerprint));
+  }
+  return out;
+}
+
+export async function offsitePhase(
+  config: RuntimeConfig,
+  results: { server: string; snapshotDir: string; id: string; ok: boolean }[],
+  opts: OffsiteOptions,
+): Promise<OffsiteResult[]> {
+  const log = opts.log;
+  const now = opts.now ?? new Date();
+  const out: OffsiteResult[] = [];
+  let recipients: Recipient[];
+  let target: Target;
+  try {
+    recipients = await loadRecipients(config);
+    const spec = config.inventory.offsite;
+    target = opts.target ?? openTarget(spec, spec.type === 's3' && config.paths.awsCredentialsFile ? await readCredentials(config.paths.awsCredentialsFile) : undefined);
+  } catch (e) {
+    const error = (e as Error).message;
+    log(`offsite: ${error}`);
+    return results.map((r) => ({ server: r.server, kind: 'skipped', error }));
+  }
+  const recordFile = uploadsFile(config.paths.dataDir);
+  const sched = config.inventory.schedule.offsite;
+  for (const r of results) {
+    if (!r.ok) {
+      out.push({ server: r.server, kind: 'skipped', error: 'pull failed; nothing new to send' });
+      continue;
+    }
+    try {
+      const records = (await readUploads(recordFile)).filter((x) => x.server === r.server);
+      const d = decide({
+        records,
+        snapshot: r.id,
+        now,
+        fullEveryDays: sched.fullEveryDays,
+        incrementalEveryDays: sched.incrementalEveryDays,
+        haveSnapshot: (id) => existsSync(join(snapshotsRoot(config.paths.dataDir), r.server, id, 'manifest.jsonl')),
+      });
+      if (d.kind === 'skipped') {
+        log(`offsite ${r.server}: nothing to send (${d.reason})`);
+        out.push({ server: r.server, kind: 'skipped' });
+        continue;
+      }
+      log(`offsite ${r.server}: ${d.kind} of ${r.id} (${d.reason})`);
+      const rec = await sendArchive({
+        target,
+        recipients,
+        server: r.server,
+        snapshotDir: r.snapshotDir,
+        snapshot: r.id,
+        base: d.kind === 'incremental' ? { dir: join(snapshotsRoot(config.paths.dataDir), r.server, d.base.snapshot), record: d.base } : undefined,
+        log,
+        attempts: opts.attempts ?? 3,
+        backoffMs: opts.backoffMs ?? 5000,
+        now,
+      });
+      await appendUpload(recordFile, rec);
+      out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
+    } catch (e) {
+      const error = (e as Error).message;
+      log(`offsite ${r.server}: FAILED: ${error}`);
+      out.push({ server: r.server, kind: 'skipped', error });
+    }
+  }
+  return out;
+}
+
+export interface SendInput {
+  target: Target;
+  recipients: Recipient[];
+  server: string;
+  snapshotDir: string;
+  snapshot: string;
+  base?: { dir: string; record: UploadRecord };
+  log: (line: string) => void;
+  attempts: number;
+  backoffMs: number;
+  now: Date;
+  zstdLevel?: number;
+}
+
+/** Uploads one archive + its manifest object, retrying under fresh keys; returns the record to append. */
+export async function sendArchive(i: SendInput): Promise<UploadRecord> {
+  const cur = await readManifestFile(join(i.snapshotDir, 'manifest.jsonl'));
+  const sel = i.base ? selectIncremental(await readManifestFile(join(i.base.dir, 'manifest.jsonl')), cur) : selectFull(cur);
+  const kind = i.base ? 'incremental' : 'full';
+  const include = [...sel.include, ...ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f))];
+  let info: SnapshotInfo | undefined;
+  try {
+    info = JSON.parse(await readFile(join(i.snapshotDir, 'snapshot.json'), 'utf8')) as SnapshotInfo;
+  } catch {
+    /* optional */
+  }
+  i.log(`offsite ${i.server}: ${sel.include.length} entries (${sel.changedFiles} files, ${sel.changedBytes} bytes), ${sel.deletions.length} deletions`);
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= i.attempts; attempt++) {
+    const name: ArchiveName = {
+      kind,
+      server: i.server,
+      chainId: i.base ? i.base.record.chainId : newChainId(i.snapshot),
+      snapshot: i.snapshot,
+      base: i.base?.record.snapshot,
+      tag: newTag(),
+    };
+    const key = archiveKey(i.target.prefix, name);
+    const mkey = manifestObjectKey(i.target.prefix, name);
+    const started = Date.now();
+    const archiveInfo = { format: 1, kind, server: i.server, snapshot: i.snapshot, base: name.base ?? null, chainId: name.chainId };
+    const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel });
+    try {
+      const enc = await encryptStream(src.stream, i.recipients);
+      const put = await Promise.all([i.target.put(key, enc), src.done]).then(([p]) => p);
+      const header = { pullvault: 'manifest', v: 1, ...archiveInfo, archive: { key, bytes: put.bytes, sha256: put.sha256 }, deletions: sel.deletions.length, info };
+      const ms = jsonlZstStream(header, join(i.snapshotDir, 'manifest.jsonl'));
+      let mput;
+      try {
+        mput = await Promise.all([i.target.put(mkey, await encryptStream(ms.stream, i.recipients)), ms.done]).then(([p]) => p);
+      } catch (e) {
+        ms.kill();
+        throw e;
+      }
+      const seconds = (Date.now() - started) / 1000;
+      i.log(`offsite ${i.server}: stored ${key} (${put.bytes} bytes in ${seconds.toFixed(1)} s)`);
+      return {
+        v: 1,
+        server: i.server,
+        snapshot: i.snapshot,
+        kind,
+        chainId: name.chainId,
+        ...(name.base ? { base: name.base } : {}),
+        key,
+        manifestKey: mkey,
+        bytes: put.bytes,
+        manifestBytes: mput.bytes,
+        sha256: put.sha256,
+        ...(put.etag ? { etag: put.etag } : {}),
+        ...(put.checksum ? { checksum: put.checksum } : {}),
+        // the run's clock (what the schedule compares with), not the wall clock at the end
+        uploadedAt: i.now.toISOString(),
+        seconds,
+      };
+    } catch (e) {
+      src.kill();
+      lastError = e;
+      const why = e instanceof ObjectExistsError ? `${key} already exists (the store refused to overwrite it)` : (e as Error).message;
+      i.log(`offsite ${i.server}: attempt ${attempt}/${i.attempts} failed: ${why}${attempt < i.attempts ? '; retrying under a new key' : ''}`);
+      if (attempt < i.attempts && !(e instanceof ObjectExistsError)) await new Promise((r) => setTimeout(r, i.backoffMs * 2 ** (attempt - 1)));
+    }
+  }
+  throw new Error(`not uploaded after ${i.attempts} attempts: ${(lastError as Error).message}`);
+}

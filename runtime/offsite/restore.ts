@@ -1,0 +1,324 @@
+// Restore: plan the chain (chain.ts), then for each archive: download → decrypt into a
+// temporary tar.zst (kept only when the OpenPGP integrity check passed, and the ciphertext
+// matches the checksum recorded in its manifest object) → apply its deletion list → extract
+// with GNU tar. Finally every entry is checked against the snapshot's manifest. The same steps
+// by hand: docs/restore-by-hand.md.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { entryPath, type ManifestEntry } from '../manifest-format.ts';
+import { readJsonLines } from '../archive/manifest-io.ts';
+import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
+import { start } from '../archive/proc.ts';
+import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
+import { planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
+import type { Target } from './target.ts';
+
+export interface RestoreOptions {
+  target: Target;
+  server: string;
+  at?: Date;
+  to: string;
+  /** restore only this part: "/home/alice" (a path on the server) or "files/home/alice" */
+  path?: string;
+  force?: boolean;
+  decryptor: Decryptor;
+  log: (line: string) => void;
+  tmpDir?: string;
+}
+
+export interface ManifestHeader {
+  pullvault: 'manifest';
+  v: number;
+  kind: 'full' | 'incremental';
+  server: string;
+  snapshot: string;
+  base: string | null;
+  chainId: string;
+  archive: { key: string; bytes: number; sha256: string };
+  deletions: number;
+}
+
+export interface RestoreReport {
+  snapshot: string;
+  steps: string[];
+  entries: number;
+  bytes: number;
+  problems: string[];
+}
+
+export class RestoreError extends Error {}
+
+export async function listServer(target: Target, server: string): Promise<Listing> {
+  const objs = (await Promise.all(['full', 'incr', 'manifest'].map((k) => target.list(`${target.prefix}${k}/${server}/`)))).flat();
+  return readListing(objs, target.prefix, server);
+}
+
+/** "/home/alice" → "files/home/alice"; "files/x" and "dumps/x" as they are. */
+export function normalizePart(p: string): Buffer {
+  const s = p.startsWith('/') ? `files${p.replace(/\/+$/, '')}` : p.replace(/\/+$/, '');
+  const b = Buffer.from(s);
+  if (!isSafeRelative(b)) throw new RestoreError(`--path: not a usable path: ${p}`);
+  return b;
+}
+
+function under(p: Buffer, part?: Buffer): boolean {
+  if (!part) return true;
+  return p.equals(part) || (p.length > part.length && p.subarray(0, part.length).equals(part) && p[part.length] === 0x2f);
+}
+
+async function isEmptyDir(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw e;
+  }
+}
+
+function hashing(): Transform & { digest: () => string; bytes: () => number } {
+  const h = createHash('sha256');
+  let n = 0;
+  const t = new Transform({
+    transform(c: Buffer, _e, cb) {
+      h.update(c);
+      n += c.length;
+      cb(null, c);
+    },
+  }) as Transform & { digest: () => string; bytes: () => number };
+  t.digest = () => h.digest('hex');
+  t.bytes = () => n;
+  return t;
+}
+
+/** Downloads and decrypts one object into `out`; returns the ciphertext's sha256 and size. */
+async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
+  const body = await target.get(key);
+  const h = hashing();
+  body.on('error', (e) => h.destroy(e));
+  await decryptToFile(body.pipe(h), out, d, key);
+  return { sha256: h.digest(), bytes: h.bytes() };
+}
+
+function zstdCat(file: string) {
+  return start(['zstd', '-dc', '-q', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** The manifest object: header + entries, decompressed lazily. */
+async function readHeader(file: string): Promise<ManifestHeader> {
+  const z = zstdCat(file);
+  for await (const h of readJsonLines<ManifestHeader>(z.child.stdout!)) {
+    z.child.kill();
+    if (h.pullvault !== 'manifest') throw new RestoreError(`${file}: not a pullvault manifest`);
+    return h;
+  }
+  throw new RestoreError(`${file}: empty manifest object`);
+}
+
+async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
+  const z = zstdCat(file);
+  let first = true;
+  for await (const e of readJsonLines<ManifestEntry>(z.child.stdout!)) {
+    if (first) {
+      first = false;
+      continue;
+    }
+    yield e;
+  }
+  await z.done;
+}
+
+async function readDeletions(archive: string): Promise<Buffer[]> {
+  const z = zstdCat(archive);
+  const t = start(['tar', '--extract', '--file=-', '--to-stdout', '--occurrence', '--', DELETED_MEMBER], { stdio: ['pipe', 'pipe', 'pipe'] });
+  z.child.stdout!.pipe(t.child.stdin!);
+  const chunks: Buffer[] = [];
+  t.child.stdout!.on('data', (b: Buffer) => chunks.push(b));
+  await t.done;
+  z.child.kill(); // tar stops after the first member; zstd may still be writing
+  await z.done.catch(() => {});
+  const all = Buffer.concat(chunks);
+  const out: Buffer[] = [];
+  let s = 0;
+  for (let i = 0; i < all.length; i++)
+    if (all[i] === 0) {
+      out.push(all.subarray(s, i));
+      s = i + 1;
+    }
+  return out;
+}
+
+async function extract(archive: string, to: string, part: Buffer | undefined, replace: boolean): Promise<void> {
+  const z = zstdCat(archive);
+  const argv0 = tarExtractArgv(to, part ? [part.toString('latin1')] : []);
+  // --force over an existing tree: the full archive replaces whatever hierarchies it holds
+  const argv = replace ? [argv0[0], '--recursive-unlink', ...argv0.slice(1)] : argv0;
+  // a part that this incremental does not touch is "not found": fine
+  const t = start(part ? [...argv.slice(0, -2), '--no-wildcards', ...argv.slice(-2)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
+  z.child.stdout!.pipe(t.child.stdin!);
+  const r = await t.done;
+  await z.done;
+  if (r.code === 2 && !r.stderr.trim().split('\n').every((l) => /Not found in archive|Exiting with failure status/.test(l))) throw new RestoreError(`tar: ${r.stderr.trim()}`);
+}
+
+export async function restore(o: RestoreOptions): Promise<RestoreReport> {
+  const to = resolve(o.to);
+  const part = o.path ? normalizePart(o.path) : undefined;
+  const listing = await listServer(o.target, o.server);
+  let plan: Plan;
+  try {
+    plan = planRestore(listing, o.at);
+  } catch (e) {
+    throw new RestoreError(`${o.server} in ${o.target.label}: ${(e as Error).message}`);
+  }
+  if (!o.force && !(await isEmptyDir(to))) throw new RestoreError(`${to} is not empty; restore into an empty directory, or pass --force to write over it`);
+  await mkdir(to, { recursive: true, mode: 0o700 });
+  o.log(`restore ${o.server} as of ${plan.snapshot} from ${o.target.label}: ${plan.steps.length} archive(s), chain ${plan.chainId}`);
+  const work = await mkdtemp(join(o.tmpDir ?? tmpdir(), 'pullvault-restore-'));
+  try {
+    let lastManifest = '';
+    for (const [i, step] of plan.steps.entries()) {
+      await applyStep(o, step, i, plan.steps.length, work, to, part);
+      lastManifest = join(work, `manifest-${i}.jsonl.zst`);
+    }
+    await rm(join(to, META_DIR), { recursive: true, force: true });
+    o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
+    const check = await checkTree(to, manifestEntries(lastManifest), part);
+    return { snapshot: plan.snapshot, steps: plan.steps.map((s) => s.key), ...check };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function applyStep(o: RestoreOptions, step: Step, i: number, n: number, work: string, to: string, part?: Buffer): Promise<void> {
+  const mfile = join(work, `manifest-${i}.jsonl.zst`);
+  await fetchDecrypt(o.target, step.manifestKey, mfile, o.decryptor);
+  const header = await readHeader(mfile);
+  if (header.archive.key !== step.key) throw new RestoreError(`${step.manifestKey} describes ${header.archive.key}, not ${step.key}`);
+  const afile = join(work, `archive-${i}.tar.zst`);
+  const t0 = Date.now();
+  o.log(`[${i + 1}/${n}] ${step.kind} ${step.snapshot}: downloading ${step.key} (${(step.size / 1e6).toFixed(1)} MB)`);
+  const got = await fetchDecrypt(o.target, step.key, afile, o.decryptor);
+  if (got.sha256 !== header.archive.sha256 || got.bytes !== header.archive.bytes) {
+    await rm(afile, { force: true });
+    throw new RestoreError(`${step.key}: checksum mismatch (store has ${got.bytes} bytes sha256 ${got.sha256}, uploaded ${header.archive.bytes} bytes sha256 ${header.archive.sha256})`);
+  }
+  const dels = (await readDeletions(afile)).filter((p) => under(p, part) || (part !== undefined && under(part, p)));
+  for (const p of dels) {
+    if (!isSafeRelative(p)) throw new RestoreError(`${step.key}: unsafe path in the deletion list: ${JSON.stringify(p.toString('latin1'))}`);
+    await rm(Buffer.concat([Buffer.from(to + '/'), p]), { recursive: true, force: true });
+  }
+  await extract(afile, to, part, i === 0 && o.force === true);
+  await rm(afile, { force: true });
+  o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${(got.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function sha256File(p: Buffer): Promise<string> {
+  const h = createHash('sha256');
+  await pipeline(createReadStream(p as unknown as string, { highWaterMark: 1 << 20 }), h);
+  return h.digest('hex');
+}
+
+const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
+const idOf = (p: Buffer) => createHash('sha1').update(p).digest('base64').slice(0, 16);
+
+/** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
+export async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part?: Buffer): Promise<{ entries: number; bytes: number; problems: string[] }> {
+  const problems: string[] = [];
+  const known = new Set<string>(ROOT_FILES.map((f) => idOf(Buffer.from(f))));
+  const rootB = Buffer.from(root + '/');
+  let count = 0;
+  let bytes = 0;
+  const add = (msg: string) => {
+    if (problems.length < 200) problems.push(msg);
+  };
+  for await (const e of entries) {
+    const rel = entryPath(e);
+    // every ancestor may exist as an implicit directory
+    for (let i = rel.indexOf(0x2f); i > 0; i = rel.indexOf(0x2f, i + 1)) known.add(idOf(rel.subarray(0, i)));
+    known.add(idOf(rel));
+    if (!under(rel, part)) continue;
+    count++;
+    const p = Buffer.concat([rootB, rel]);
+    let st;
+    try {
+      st = await lstat(p, { bigint: true });
+    } catch {
+      add(`missing: ${short(rel)}`);
+      continue;
+    }
+    const type = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : '?';
+    if (type !== e.t) {
+      add(`${short(rel)}: type ${type}, manifest ${e.t}`);
+      continue;
+    }
+    if (e.t !== 'l' && Number(st.mode & 0o7777n) !== e.mode) add(`${short(rel)}: mode ${Number(st.mode & 0o7777n).toString(8)}, manifest ${e.mode.toString(8)}`);
+    if (Number(st.uid) !== e.u || Number(st.gid) !== e.g) add(`${short(rel)}: owner ${st.uid}:${st.gid}, manifest ${e.u}:${e.g}`);
+    const m = Number(st.mtimeNs / 1_000_000_000n);
+    if (m !== e.m) add(`${short(rel)}: mtime ${m}, manifest ${e.m}`);
+    if (e.t === 'f') {
+      bytes += e.s;
+      if (Number(st.size) !== e.s) add(`${short(rel)}: size ${st.size}, manifest ${e.s}`);
+      else if (e.h && (await sha256File(p)) !== e.h) add(`${short(rel)}: content differs (sha256)`);
+      if (e.hl !== undefined) {
+        const headB = Buffer.from(e.hl, 'utf8');
+        let head;
+        try {
+          head = await lstat(Buffer.concat([rootB, headB]), { bigint: true }).catch(() => lstat(Buffer.concat([rootB, Buffer.from(e.hl!, 'base64')]), { bigint: true }));
+        } catch {
+          head = undefined;
+        }
+        if (!head || head.ino !== st.ino || head.dev !== st.dev) {
+          if (!part || under(headB, part)) add(`${short(rel)}: not hard-linked to ${JSON.stringify(e.hl)}`);
+        }
+      } else if (st.nlink !== 1n) add(`${short(rel)}: has ${st.nlink} links, manifest says none`);
+    }
+    if (e.t === 'l') {
+      const target = await readlink(p, { encoding: 'buffer' });
+      const want = e.l !== undefined ? Buffer.from(e.l, 'utf8') : Buffer.from(e.lb ?? '', 'base64');
+      if (!target.equals(want)) add(`${short(rel)}: symlink to ${short(target)}, manifest ${short(want)}`);
+    }
+  }
+  // anything in the tree that the manifest does not have
+  const walk = async (rel: Buffer): Promise<void> => {
+    const dir = Buffer.concat([rootB, rel]);
+    const names = await readdir(dir, { encoding: 'buffer', withFileTypes: true });
+    for (const d of names) {
+      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), d.name as unknown as Buffer]) : (d.name as unknown as Buffer);
+      if (!known.has(idOf(r)) && (under(r, part) || !part)) add(`not in the manifest: ${short(r)}`);
+      if (d.isDirectory() && (!part || under(r, part) || under(part, r))) await walk(r);
+    }
+  };
+  await walk(Buffer.alloc(0));
+  return { entries: count, bytes, problems };
+}
+
+/** Decrypts every manifest object's header and checks its archive's stored size (no archive download). */
+export async function verifyObjects(target: Target, listing: Listing, d: Decryptor, log: (l: string) => void): Promise<string[]> {
+  const problems: string[] = [];
+  const work = await mkdtemp(join(tmpdir(), 'pullvault-verify-m-'));
+  try {
+    for (const [i, a] of listing.archives.entries()) {
+      const f = join(work, `m${i}.zst`);
+      try {
+        await fetchDecrypt(target, a.manifestKey, f, d);
+        const h = await readHeader(f);
+        if (h.archive.key !== a.key) problems.push(`${a.manifestKey}: describes ${h.archive.key}, not ${a.key}`);
+        else if (h.archive.bytes !== a.size) problems.push(`${a.key}: ${a.size} bytes in the store, ${h.archive.bytes} uploaded (corrupted or truncated)`);
+      } catch (e) {
+        const m = (e as Error).message;
+        problems.push(m.startsWith(a.manifestKey) ? m : `${a.manifestKey}: ${m}`);
+      } finally {
+        await rm(f, { force: true });
+      }
+    }
+    log(`checked ${listing.archives.length} manifest object(s)`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return problems;
+}

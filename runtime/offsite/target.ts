@@ -1,0 +1,224 @@
+// Offsite targets behind one interface: an S3 bucket written with write-once credentials
+// (If-None-Match: *) or a folder (a second disk, the demo). Same keys, same bytes in both.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { Transform, type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+
+export interface ListedObject {
+  key: string;
+  size: number;
+}
+
+export interface PutResult {
+  key: string;
+  bytes: number;
+  sha256: string;
+  etag?: string;
+  checksum?: string;
+}
+
+export interface Target {
+  /** for messages: "s3://bucket/prefix" or "dir:/path" */
+  readonly label: string;
+  /** the key prefix the layout starts at ('' for a folder) */
+  readonly prefix: string;
+  /** stores a new object; never replaces one: ObjectExistsError if the key is taken */
+  put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult>;
+  list(prefix: string): Promise<ListedObject[]>;
+  get(key: string): Promise<Readable>;
+}
+
+export class ObjectExistsError extends Error {
+  constructor(readonly key: string, where: string) {
+    super(`${where}: object ${key} already exists; refusing to overwrite it`);
+  }
+}
+
+export class MissingObjectError extends Error {
+  constructor(readonly key: string, where: string) {
+    super(`${where}: object ${key} is missing`);
+  }
+}
+
+/** Counts and hashes what passes through. */
+function tap(onProgress?: (n: number) => void): Transform & { bytes: () => number; digest: () => string } {
+  const h = createHash('sha256');
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      h.update(chunk);
+      n += chunk.length;
+      onProgress?.(n);
+      cb(null, chunk);
+    },
+  }) as Transform & { bytes: () => number; digest: () => string };
+  let d: string | undefined;
+  t.bytes = () => n;
+  t.digest = () => (d ??= h.digest('hex'));
+  return t;
+}
+
+function checkKey(key: string): void {
+  if (key.startsWith('/') || key.split('/').some((c) => c === '' || c === '.' || c === '..')) throw new Error(`bad object key: ${key}`);
+}
+
+export class DirTarget implements Target {
+  readonly prefix = '';
+  readonly label: string;
+  constructor(readonly root: string) {
+    this.label = `dir:${root}`;
+  }
+
+  async put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult> {
+    checkKey(key);
+    const final = join(this.root, key);
+    await mkdir(dirname(final), { recursive: true });
+    const tmp = join(dirname(final), `.incoming-${process.pid}-${Math.random().toString(16).slice(2)}`);
+    const t = tap(onProgress);
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      const out = new Writable({
+        write(chunk: Buffer, _e, cb) {
+          fh.write(chunk).then(() => cb(), cb);
+        },
+        final(cb) {
+          fh.sync().then(() => cb(), cb);
+        },
+      });
+      await pipeline(body, t, out);
+      await fh.close();
+      try {
+        // link() never replaces: the no-clobber rename
+        await link(tmp, final);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new ObjectExistsError(key, this.label);
+        throw e;
+      }
+      const dfh = await open(dirname(final), 'r');
+      await dfh.sync().finally(() => dfh.close());
+    } finally {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+    }
+    return { key, bytes: t.bytes(), sha256: t.digest() };
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const out: ListedObject[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let names;
+      try {
+        names = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for (const d of names) {
+        const p = join(dir, d.name);
+        if (d.isDirectory()) await walk(p);
+        else if (d.isFile() && !d.name.startsWith('.incoming-')) {
+          const key = relative(this.root, p).split(sep).join('/');
+          if (key.startsWith(prefix)) out.push({ key, size: (await stat(p)).size });
+        }
+      }
+    };
+    await walk(this.root);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async get(key: string): Promise<Readable> {
+    checkKey(key);
+    const p = join(this.root, key);
+    try {
+      await stat(p);
+    } catch {
+      throw new MissingObjectError(key, this.label);
+    }
+    return createReadStream(p, { highWaterMark: 1 << 20 });
+  }
+}
+
+export interface S3TargetOptions {
+  client: S3Client;
+  bucket: string;
+  prefix: string;
+  storageClass?: string;
+  /** multipart part size (bytes) and parallel parts: memory is about partSize × (queueSize + 1) */
+  partSize?: number;
+  queueSize?: number;
+}
+
+export class S3Target implements Target {
+  readonly label: string;
+  readonly prefix: string;
+  constructor(private readonly o: S3TargetOptions) {
+    this.prefix = o.prefix;
+    this.label = `s3://${o.bucket}/${o.prefix}`;
+  }
+
+  async put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult> {
+    checkKey(key);
+    const t = tap(onProgress);
+    body.on('error', (e) => t.destroy(e));
+    body.pipe(t);
+    const up = new Upload({
+      client: this.o.client,
+      params: {
+        Bucket: this.o.bucket,
+        Key: key,
+        Body: t,
+        IfNoneMatch: '*',
+        ...(this.o.storageClass ? { StorageClass: this.o.storageClass as never } : {}),
+        ChecksumAlgorithm: 'SHA256',
+        ContentType: 'application/octet-stream',
+      },
+      partSize: this.o.partSize ?? 16 * 1024 * 1024,
+      queueSize: this.o.queueSize ?? 2,
+      // an upload that fails is aborted: no half object, no parts left to pay for
+      leavePartsOnError: false,
+    });
+    let failed: unknown;
+    t.on('error', (e) => {
+      failed ??= e;
+      void up.abort();
+    });
+    try {
+      const r = await up.done();
+      if (failed) throw failed;
+      return { key, bytes: t.bytes(), sha256: t.digest(), etag: r.ETag?.replace(/"/g, ''), checksum: r.ChecksumSHA256 };
+    } catch (e) {
+      body.destroy();
+      t.destroy();
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.$metadata?.httpStatusCode === 412 || err.name === 'PreconditionFailed') throw new ObjectExistsError(key, this.label);
+      throw failed ?? e;
+    }
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const out: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.o.client.send(new ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
+  }
+
+  async get(key: string): Promise<Readable> {
+    try {
+      const r = await this.o.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: key }));
+      return r.Body as Readable;
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404) throw new MissingObjectError(key, this.label);
+      throw e;
+    }
+  }
+}

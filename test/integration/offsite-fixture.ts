@@ -1,0 +1,137 @@
+// Test helpers for the offsite suites: real gpg keys in temporary homedirs, snapshot
+// directories in the format of runtime/manifest-format.ts built from a live "server" tree
+// (cp -a, then a manifest computed from lstat), and an independent tree signature to compare
+// restored trees with (does not use pullvault's own checker).
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
+
+export interface TestKey {
+  name: string;
+  homedir: string;
+  fingerprint: string;
+  publicFile: string;
+  secretFile: string;
+  passphrase: string;
+}
+
+export function genKey(dir: string, name: string, passphrase = ''): TestKey {
+  const homedir = join(dir, `gnupg-${name}`);
+  mkdirSync(homedir, { recursive: true, mode: 0o700 });
+  const gpg = (args: string[], input?: string) =>
+    execFileSync('gpg', ['--homedir', homedir, '--batch', '--pinentry-mode', 'loopback', '--passphrase', passphrase, ...args], { input, stdio: ['pipe', 'pipe', 'pipe'] });
+  gpg(['--quick-gen-key', `${name} <${name}@pullvault.test>`, 'future-default', 'default', 'never']);
+  const colons = gpg(['--with-colons', '--list-keys']).toString();
+  const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(colons)![1];
+  const publicFile = join(dir, `${name}.asc`);
+  writeFileSync(publicFile, gpg(['--armor', '--export', fingerprint]));
+  const secretFile = join(dir, `${name}.secret.asc`);
+  writeFileSync(secretFile, gpg(['--armor', '--export-secret-keys', fingerprint]), { mode: 0o600 });
+  return { name, homedir, fingerprint, publicFile, secretFile, passphrase };
+}
+
+function walk(root: string, rel: Buffer, out: Buffer[]): void {
+  const dir = Buffer.concat([Buffer.from(root + '/'), rel]);
+  for (const name of readdirSync(dir, { encoding: 'buffer' })) {
+    const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
+    out.push(r);
+    if (lstatSync(Buffer.concat([Buffer.from(root + '/'), r])).isDirectory()) walk(root, r, out);
+  }
+}
+
+/** Manifest entries of a snapshot root (files/ and dumps/), sorted by path bytes. */
+export function computeManifest(snapDir: string): ManifestEntry[] {
+  const paths: Buffer[] = [];
+  for (const top of ['files', 'dumps']) {
+    try {
+      lstatSync(join(snapDir, top));
+    } catch {
+      continue;
+    }
+    const sub: Buffer[] = [];
+    walk(snapDir, Buffer.from(top), sub);
+    paths.push(...sub);
+  }
+  paths.sort(Buffer.compare);
+  const heads = new Map<string, Buffer>();
+  const out: ManifestEntry[] = [];
+  for (const p of paths) {
+    const abs = Buffer.concat([Buffer.from(snapDir + '/'), p]);
+    const st = lstatSync(abs);
+    const e: ManifestEntry = {
+      ...pathFields(p),
+      t: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f',
+      s: st.isFile() ? st.size : 0,
+      m: Math.floor(st.mtimeMs / 1000),
+      mode: st.mode & 0o7777,
+      u: st.uid,
+      g: st.gid,
+    };
+    if (st.isFile()) {
+      e.h = createHash('sha256').update(readFileSync(abs)).digest('hex');
+      if (st.nlink > 1) {
+        const k = `${st.dev}:${st.ino}`;
+        if (!heads.has(k)) heads.set(k, p);
+        const hf = pathFields(heads.get(k)!);
+        e.hl = hf.p ?? hf.pb;
+      }
+    }
+    if (st.isSymbolicLink()) {
+      const t = readlinkSync(abs, { encoding: 'buffer' });
+      const f = pathFields(t);
+      if (f.p !== undefined) e.l = f.p;
+      else e.lb = f.pb;
+    }
+    out.push(e);
+  }
+  return out;
+}
+
+/** A complete snapshot <dataDir>/pullvault/snapshots/<server>/<id> of `source` (a server's tree). */
+export function makeSnapshot(dataDir: string, server: string, id: string, source: string): string {
+  const dir = join(dataDir, 'pullvault', 'snapshots', server, id);
+  mkdirSync(join(dir, 'files'), { recursive: true });
+  execFileSync('cp', ['-a', '--', `${source}/.`, join(dir, 'files')]);
+  const manifest = computeManifest(dir);
+  writeFileSync(join(dir, 'manifest.jsonl'), manifest.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  const files = manifest.filter((e) => e.t === 'f');
+  const bytes = files.reduce((n, e) => n + e.s, 0);
+  const info: SnapshotInfo = {
+    version: 1, server, id, startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), partial: false, unreadable: [], dumps: [],
+    stats: { files: files.length, bytes, hashedFiles: files.length, hashedBytes: bytes, seconds: 0 },
+  };
+  writeFileSync(join(dir, 'snapshot.json'), JSON.stringify(info));
+  return dir;
+}
+
+/**
+ * One line per entry under `root` (path as base64, type, mode, owner, mtime, size, sha256,
+ * symlink target, hard-link group number): equal signatures = equal trees incl. metadata.
+ */
+export function treeSignature(root: string): string[] {
+  const paths: Buffer[] = [];
+  walk(root, Buffer.alloc(0), paths);
+  paths.sort(Buffer.compare);
+  const groups = new Map<string, number>();
+  return paths.map((p) => {
+    const abs = Buffer.concat([Buffer.from(root + '/'), p]);
+    const st = lstatSync(abs);
+    const t = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : '?';
+    let extra = '';
+    if (t === 'f') {
+      extra = `${st.size} ${createHash('sha256').update(readFileSync(abs)).digest('hex')}`;
+      if (st.nlink > 1) {
+        const k = `${st.ino}`;
+        if (!groups.has(k)) groups.set(k, groups.size);
+        extra += ` link#${groups.get(k)}/${st.nlink}`;
+      }
+    }
+    if (t === 'l') extra = readlinkSync(abs, { encoding: 'buffer' }).toString('base64');
+    const mode = t === 'l' ? '-' : (st.mode & 0o7777).toString(8);
+    return `${p.toString('base64')} ${t} ${mode} ${st.uid}:${st.gid} ${Math.floor(st.mtimeMs / 1000)} ${extra}`;
+  });
+}
+
+export const b = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s) : s);
