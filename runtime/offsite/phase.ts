@@ -35,6 +35,8 @@ export interface OffsiteOptions {
   /** attempts per archive (default 3) and the first backoff in ms (doubles) */
   attempts?: number;
   backoffMs?: number;
+  /** tests: the random part of object keys */
+  newTag?: () => string;
 }
 
 export function snapshotsRoot(dataDir: string): string {
@@ -105,6 +107,7 @@ export async function offsitePhase(
         attempts: opts.attempts ?? 3,
         backoffMs: opts.backoffMs ?? 5000,
         now,
+        newTag: opts.newTag,
       });
       await appendUpload(recordFile, rec);
       out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
@@ -129,6 +132,7 @@ export interface SendInput {
   backoffMs: number;
   now: Date;
   zstdLevel?: number;
+  newTag?: () => string;
 }
 
 /** Uploads one archive + its manifest object, retrying under fresh keys; returns the record to append. */
@@ -149,10 +153,10 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     const name: ArchiveName = {
       kind,
       server: i.server,
-      chainId: i.base ? i.base.record.chainId : newChainId(i.snapshot),
+      chainId: i.base ? i.base.record.chainId : newChainId(i.snapshot, (i.newTag ?? newTag)()),
       snapshot: i.snapshot,
       base: i.base?.record.snapshot,
-      tag: newTag(),
+      tag: (i.newTag ?? newTag)(),
     };
     const key = archiveKey(i.target.prefix, name);
     const mkey = manifestObjectKey(i.target.prefix, name);
