@@ -119,21 +119,27 @@ async function adminKey(loaded: LoadedInventory): Promise<Buffer> {
   throw new Error('pi.ssh.adminKeyFile is not set and there is no ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa); set pi.ssh.adminKeyFile in the inventory');
 }
 
-/** Read-only facts about the Pi that decide whether the runtime can run there; never change anything. */
+// Read-only facts about the Pi in one round trip: node's version, the tools the runtime and
+// the cron job run, and whether provision-pi's SSH key is there.
+const PROBE_SCRIPT = `command -v node >/dev/null 2>&1 && echo "node $(node --version)" || echo "node -"
+for t in rsync ssh zstd tar flock cron; do
+  if command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ]; then :; else echo "missing $t"; fi
+done
+[ -f "$1" ] && echo "sshkey yes" || echo "sshkey no"`;
+
+const PKG_OF: Record<string, string> = { ssh: 'openssh-client', flock: 'util-linux' };
+
+/** What would stop the runtime from working on the Pi; never changes anything. */
 async function piWarnings(exec: Executor, plan: InstallPlan): Promise<string[]> {
   const w: string[] = [];
-  const node = await exec.run(['sh', '-c', 'command -v node >/dev/null 2>&1 && node --version || true']);
-  const v = node.stdout.trim();
-  if (!v) w.push(`the Pi has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`);
+  const lines = (await exec.run(['sh', '-c', PROBE_SCRIPT, 'sh', plan.paths.sshKey])).stdout.trim().split('\n');
+  const v = lines.find((l) => l.startsWith('node '))?.slice(5) ?? '-';
+  if (v === '-') w.push(`the Pi has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`);
   else if (Number(v.replace(/^v/, '').split('.')[0]) < NODE_MIN_MAJOR) w.push(`the Pi's Node.js is ${v}; the runtime needs ${NODE_MIN_MAJOR}+ (apt-get install nodejs from bookworm or newer)`);
-  const missing: string[] = [];
-  for (const t of ['rsync', 'ssh', 'zstd', 'tar', 'flock', 'cron']) {
-    const r = await exec.run(['sh', '-c', 'command -v "$1" >/dev/null 2>&1 || test -x "/usr/sbin/$1"', 'sh', t], { okCodes: [0, 1] });
-    if (r.code !== 0) missing.push(t);
-  }
-  if (missing.length) w.push(`the Pi lacks ${missing.join(', ')}: apt-get install ${missing.map((m) => (m === 'ssh' ? 'openssh-client' : m === 'flock' ? 'util-linux' : m)).join(' ')}`);
-  const key = await exec.run(['test', '-f', plan.paths.sshKey], { okCodes: [0, 1] });
-  if (key.code !== 0) w.push(`the Pi has no SSH key at ${plan.paths.sshKey}: provision-pi makes one (or: ssh-keygen -t ed25519 -N '' -f ${plan.paths.sshKey}), then authorize it with make provision-server`);
+  const missing = lines.filter((l) => l.startsWith('missing ')).map((l) => l.slice(8));
+  if (missing.length) w.push(`the Pi lacks ${missing.join(', ')}: apt-get install ${missing.map((m) => PKG_OF[m] ?? m).join(' ')}`);
+  if (lines.includes('sshkey no'))
+    w.push(`the Pi has no SSH key at ${plan.paths.sshKey}: provision-pi makes one (or: ssh-keygen -t ed25519 -N '' -f ${plan.paths.sshKey}), then authorize it with make provision-server`);
   return w;
 }
 

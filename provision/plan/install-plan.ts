@@ -28,7 +28,7 @@ export const INSTALL_PATHS = {
   logrotate: '/etc/logrotate.d/pullvault',
   logDir: '/var/log/pullvault',
   logFile: '/var/log/pullvault/pullvault.log',
-  lockFile: '/run/lock/pullvault.cron.lock',
+  lockFile: '/run/pullvault-cron.lock',
 } as const;
 
 export type InstallPaths = { -readonly [K in keyof typeof INSTALL_PATHS]: string };
