@@ -24,6 +24,11 @@ export interface RuntimeConfig {
    * install-runtime for a real Pi.
    */
   allowUnmountedDataDir?: boolean;
+  /**
+   * Lab and demo only: accept a dataDir that is a mounted volume but not the dm-crypt mapper
+   * (e.g. a tmpfs). Without it the mount must be /dev/mapper/<dataMapperName(pi)>, open.
+   */
+  allowUnencryptedDataDir?: boolean;
   /** per-server connection override (lab: addresses inside the lab network) */
   connect?: Record<string, { host: string; port?: number }>;
 }

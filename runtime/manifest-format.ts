@@ -52,6 +52,8 @@ export interface SnapshotInfo {
   unreadable: string[];
   dumps: { engine: 'mariadb' | 'postgres'; name: string; file: string; bytes: number }[];
   stats: { files: number; bytes: number; hashedFiles: number; hashedBytes: number; seconds: number };
+  /** what went wrong while making a kept-but-partial snapshot (e.g. a failed dump); absent when none */
+  errors?: string[];
 }
 
 /** Raw path bytes of an entry, whichever form it was stored in. */
@@ -64,6 +66,22 @@ export function pathFields(raw: Buffer): Pick<ManifestEntry, 'p' | 'pb'> {
   const s = raw.toString('utf8');
   return Buffer.from(s, 'utf8').equals(raw) ? { p: s } : { pb: raw.toString('base64') };
 }
+
+/** Where the layout above lives, given the configured data dir (the backup disk's mountpoint). */
+export function vaultLayout(dataDir: string) {
+  const root = `${dataDir.replace(/\/+$/, '')}/pullvault`;
+  return {
+    root,
+    snapshots: `${root}/snapshots`,
+    state: `${root}/state`,
+    serverDir: (server: string) => `${root}/snapshots/${server}`,
+    snapshotDir: (server: string, id: string) => `${root}/snapshots/${server}/${id}`,
+    partialDir: (server: string, id: string) => `${root}/snapshots/${server}/${id}.partial`,
+    latest: (server: string) => `${root}/snapshots/${server}/latest`,
+  };
+}
+
+export const SNAPSHOT_ID_RE = /^\d{8}T\d{6}Z$/;
 
 export function snapshotIdFor(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');

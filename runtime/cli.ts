@@ -1,0 +1,211 @@
+// `pullvault` — the Pi's program. main(argv) returns the exit code; runtime/main.ts runs it.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import pkg from '../package.json' with { type: 'json' };
+import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
+import { runCycle, statusFile } from './cycle.ts';
+import { EXIT } from './exit-codes.ts';
+import { preflight } from './preflight.ts';
+import { prune } from './prune.ts';
+import { children } from './pull/proc.ts';
+import { listSnapshots } from './pull/snapshot.ts';
+import { readStatus } from './state.ts';
+import { formatAge, formatBytes, renderStatus } from './status.ts';
+
+export const VERSION: string = pkg.version;
+
+export const HELP = `pullvault ${VERSION} — pull backups from servers into snapshots on the backup disk
+
+usage: pullvault <command> [--config FILE] [options]
+
+commands:
+  run      pull every server into a new snapshot, then apply local retention
+           --server NAME   only this server (repeatable)
+           --no-prune      skip local retention
+           --progress / --quiet   force progress output on / off (default: on when stderr is a terminal)
+  status   last run per server: age, size, partial and failed flags   (--json: the status file)
+  list     local snapshots per server   [--server NAME] [--json]
+  prune    apply local retention now   (--dry-run: list what would be deleted, delete nothing)
+
+options:
+  --config FILE   default ${DEFAULT_CONFIG_PATH}
+  --help, --version
+
+exit codes:
+  0  ok
+  1  one or more servers failed (the others were snapshotted; status says which)
+  2  usage or config error
+  3  refused by pre-flight (backup disk not mounted/unlocked, or too little free space); nothing written
+  4  all servers pulled, but a snapshot is flagged partial (files unreadable or vanished)
+  75 another run holds the lock
+`;
+
+async function loadConfig(path: string): Promise<RuntimeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${path}: cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let c: RuntimeConfig;
+  try {
+    c = JSON.parse(text) as RuntimeConfig;
+  } catch (e) {
+    throw new UsageError(`${path}: not JSON: ${(e as Error).message}`);
+  }
+  // install-runtime writes this file from the validated inventory; check the shape we rely on
+  const where = (f: string) => new UsageError(`${path}: ${f}`);
+  if (c?.version !== 1) throw where('version: must be 1');
+  if (!c.inventory || !Array.isArray(c.inventory.servers) || !c.inventory.servers.length) throw where('inventory.servers: missing');
+  if (!c.inventory.retention) throw where('inventory.retention: missing');
+  for (const k of ['sshKeyFile', 'knownHostsFile', 'dataDir'] as const) {
+    if (typeof c.paths?.[k] !== 'string' || !c.paths[k].startsWith('/')) throw where(`paths.${k}: must be an absolute path`);
+  }
+  return c;
+}
+
+class UsageError extends Error {}
+
+const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+
+function stopChildrenOnSignals(): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    err(`pullvault: ${sig}: stopping`);
+    for (const c of children) c.kill('SIGTERM');
+    // the lock holds our pid and start time: a later run sees it as stale once we are gone
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  return () => {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        'no-prune': { type: 'boolean' },
+        server: { type: 'string', multiple: true },
+        progress: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
+    });
+  } catch (e) {
+    err(`pullvault: ${(e as Error).message}\n(see pullvault --help)`);
+    return EXIT.USAGE;
+  }
+  const { values: o, positionals } = parsed;
+  if (o.version) {
+    out(`pullvault ${VERSION}`);
+    return EXIT.OK;
+  }
+  const [cmd, ...rest] = positionals;
+  if (o.help || !cmd) {
+    (cmd || o.help ? out : err)(HELP);
+    return o.help ? EXIT.OK : EXIT.USAGE;
+  }
+  if (rest.length) {
+    err(`pullvault ${cmd}: unexpected argument ${JSON.stringify(rest[0])}`);
+    return EXIT.USAGE;
+  }
+  try {
+    const config = await loadConfig(o.config ?? DEFAULT_CONFIG_PATH);
+    const names = config.inventory.servers.map((s) => s.name);
+    for (const s of o.server ?? []) if (!names.includes(s)) throw new UsageError(`--server ${s}: not in the config (${names.join(', ')})`);
+    switch (cmd) {
+      case 'run': {
+        const tty = process.stderr.isTTY === true;
+        const verbose = o.quiet ? false : (o.progress ?? tty);
+        const offsite = await loadOffsite();
+        const unhook = stopChildrenOnSignals();
+        try {
+          const r = await runCycle(config, {
+            log: verbose ? err : () => {},
+            warn: err,
+            progress: verbose && tty,
+            onProgress: (chunk) => process.stderr.write(chunk),
+            only: o.server,
+            noPrune: o['no-prune'],
+            offsite: offsite?.offsitePhase,
+          });
+          return r.exitCode;
+        } finally {
+          unhook();
+        }
+      }
+      case 'status': {
+        const doc = await readStatus(statusFile(config));
+        if (o.json) out(JSON.stringify(doc, null, 2));
+        else out(renderStatus(doc, names, new Date()));
+        const failed = doc.lastRun?.failed.length ?? 0;
+        return failed || doc.lastRun?.refused ? EXIT.SERVER_FAILED : EXIT.OK;
+      }
+      case 'list': {
+        const now = Date.now();
+        const all: Record<string, unknown[]> = {};
+        for (const name of o.server ?? names) {
+          const snaps = await listSnapshots(config.paths.dataDir, name);
+          all[name] = snaps.map((s) => ({ id: s.id, partial: s.info?.partial ?? true, files: s.info?.stats.files, bytes: s.info?.stats.bytes, finishedAt: s.info?.finishedAt }));
+          if (o.json) continue;
+          out(`${name}: ${snaps.length} snapshot(s)`);
+          for (const s of snaps.reverse()) {
+            const i = s.info;
+            out(`  ${s.id}  ${i ? `${formatAge(now - Date.parse(i.finishedAt)).padStart(6)} ago  ${String(i.stats.files).padStart(8)} files  ${formatBytes(i.stats.bytes).padStart(10)}${i.partial ? '  PARTIAL' : ''}` : '(no snapshot.json)'}`);
+          }
+        }
+        if (o.json) out(JSON.stringify(all, null, 2));
+        return EXIT.OK;
+      }
+      case 'prune': {
+        const verdict = await preflight(config);
+        if (!verdict.ok) {
+          err(`pullvault: refusing: ${verdict.reason}`);
+          return EXIT.REFUSED;
+        }
+        const dry = o['dry-run'] === true;
+        const reports = await prune(config, { now: new Date(), dryRun: dry, log: out });
+        for (const r of reports) {
+          for (const d of r.decisions) if (d.keep) out(`keep ${r.server}/${d.id} (${d.reason})`);
+        }
+        if (dry && reports.every((r) => r.decisions.every((d) => d.keep))) out('nothing to delete');
+        return EXIT.OK;
+      }
+      default: {
+        const offsite = await loadOffsite();
+        if (offsite && cmd === 'restore') return offsite.restoreMain(argv.filter((a) => a !== 'restore'));
+        if (offsite && cmd === 'verify') return offsite.verifyMain(argv.filter((a) => a !== 'verify'));
+        err(`pullvault: unknown command ${JSON.stringify(cmd)}\n(see pullvault --help)`);
+        return EXIT.USAGE;
+      }
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`pullvault: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+}
+
+interface OffsiteModule {
+  offsitePhase(config: RuntimeConfig, results: unknown[], opts: { log: (s: string) => void }): Promise<unknown>;
+  restoreMain(argv: string[]): Promise<number>;
+  verifyMain(argv: string[]): Promise<number>;
+}
+
+/** The offsite module (runtime/offsite/commands.ts), wired statically once it exists. */
+async function loadOffsite(): Promise<OffsiteModule | undefined> {
+  return undefined;
+}

@@ -1,0 +1,14 @@
+// Exit codes of `pullvault` (documented in --help and the report).
+export const EXIT = {
+  OK: 0,
+  /** one or more servers failed (unreachable, rsync error, dump error); the others were snapshotted */
+  SERVER_FAILED: 1,
+  /** bad command line or config */
+  USAGE: 2,
+  /** pre-flight refused: backup disk not mounted/unlocked, or too little free space; nothing written */
+  REFUSED: 3,
+  /** every server pulled, but some snapshot is flagged partial (rsync 23/24: unreadable or vanished files) */
+  PARTIAL: 4,
+  /** another run holds the lock (EX_TEMPFAIL) */
+  LOCKED: 75,
+} as const;

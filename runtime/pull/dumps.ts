@@ -1,0 +1,91 @@
+// Database dumps through the server's dispatcher, streamed to disk: ssh stdout → zstd → file
+// (MariaDB SQL, PostgreSQL globals) or ssh stdout → file (pg_dump -Fc is compressed already).
+// The data never passes through this process.
+import { mkdir, open, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { ServerSpec } from '../../provision/inventory/schema.ts';
+import type { RuntimeConfig } from '../config.ts';
+import type { SnapshotInfo } from '../manifest-format.ts';
+import { sshVerbArgv, type Endpoint } from './commands.ts';
+import { finished, start, tail } from './proc.ts';
+
+export type DumpRecord = SnapshotInfo['dumps'][number];
+
+export class DumpError extends Error {}
+
+async function listVerb(config: RuntimeConfig, ep: Endpoint, verb: string): Promise<string[]> {
+  const r = await finished(start(sshVerbArgv(config, ep, verb)), { collectStdout: true });
+  if (r.code !== 0) throw new DumpError(`${verb} failed (exit ${r.code}): ${tail(r.stderr, 3)}`);
+  return r.stdout.toString('utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** Stream one verb's stdout into `file`, through `zstd` when `compress`. Removes the file on failure. */
+export async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: string, arg: string | undefined, file: string, compress: boolean): Promise<number> {
+  await mkdir(dirname(file), { recursive: true });
+  const fh = await open(file, 'w', 0o600);
+  const what = arg ? `${verb} ${arg}` : verb;
+  try {
+    if (compress) {
+      const ssh = start(sshVerbArgv(config, ep, verb, arg), ['ignore', 'pipe', 'pipe']);
+      const zstd = start(['zstd', '-q', '-c', '-3'], [ssh.stdout!, fh.fd, 'pipe']);
+      // zstd has its own copy of the pipe; ours would keep ssh's 'close' from ever firing
+      ssh.stdout!.destroy();
+      const [s, z] = await Promise.all([finished(ssh), finished(zstd)]);
+      if (s.code !== 0) throw new DumpError(`${what} failed (exit ${s.code}): ${tail(s.stderr, 3)}`);
+      if (z.code !== 0) throw new DumpError(`${what}: zstd failed (exit ${z.code}): ${tail(z.stderr, 3)}`);
+    } else {
+      const s = await finished(start(sshVerbArgv(config, ep, verb, arg), ['ignore', fh.fd, 'pipe']));
+      if (s.code !== 0) throw new DumpError(`${what} failed (exit ${s.code}): ${tail(s.stderr, 3)}`);
+    }
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(file).catch(() => {});
+    throw e;
+  }
+  await fh.close();
+  return (await stat(file)).size;
+}
+
+/**
+ * All configured dumps of a server into `<snapshotDir>/dumps/…`. Never throws for a dump
+ * failure: returns what succeeded and the errors, so the files snapshot is still kept.
+ */
+export async function dumpDatabases(
+  config: RuntimeConfig, server: ServerSpec, ep: Endpoint, snapshotDir: string, log: (s: string) => void,
+): Promise<{ dumps: DumpRecord[]; errors: string[] }> {
+  const dumps: DumpRecord[] = [];
+  const errors: string[] = [];
+  const dbs = server.databases ?? {};
+  const one = async (engine: 'mariadb' | 'postgres', name: string, verb: string, arg: string | undefined, rel: string, compress: boolean) => {
+    try {
+      const t0 = Date.now();
+      const bytes = await dumpToFile(config, ep, verb, arg, `${snapshotDir}/${rel}`, compress);
+      dumps.push({ engine, name, file: rel, bytes });
+      log(`  ${rel}: ${bytes} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (e) {
+      errors.push(`${engine} ${name}: ${(e as Error).message}`);
+    }
+  };
+  const selected = async (engine: 'mariadb' | 'postgres', sel: 'all' | string[], listVerbName: string): Promise<string[]> => {
+    if (sel !== 'all') return sel;
+    try {
+      return await listVerb(config, ep, listVerbName);
+    } catch (e) {
+      errors.push(`${engine}: ${(e as Error).message}`);
+      return [];
+    }
+  };
+  if (dbs.mariadb) {
+    for (const db of await selected('mariadb', dbs.mariadb, 'mysql-list')) {
+      await one('mariadb', db, 'mysql-dump', db, `dumps/mariadb/${db}.sql.zst`, true);
+    }
+  }
+  if (dbs.postgres) {
+    await one('postgres', 'globals', 'pg-globals', undefined, 'dumps/postgres/globals.sql.zst', true);
+    for (const db of await selected('postgres', dbs.postgres, 'pg-list')) {
+      await one('postgres', db, 'pg-dump', db, `dumps/postgres/${db}.pgdump`, false);
+    }
+  }
+  return { dumps, errors };
+}

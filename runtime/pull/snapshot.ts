@@ -1,0 +1,171 @@
+// Pull one server into a new snapshot: <id>.partial → rsync per root (--link-dest to the
+// previous snapshot) → dumps → manifest → snapshot.json → atomic rename → `latest`.
+// A failure before the rename leaves the .partial for the next run to reuse and clean up.
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import type { ServerSpec } from '../../provision/inventory/schema.ts';
+import type { RuntimeConfig } from '../config.ts';
+import { MANIFEST_VERSION, SNAPSHOT_ID_RE, vaultLayout, type SnapshotInfo } from '../manifest-format.ts';
+import { endpointFor, filesDirFor, rsyncArgv } from './commands.ts';
+import { dumpDatabases } from './dumps.ts';
+import { buildManifest, INFO_FILE } from './manifest.ts';
+import { finished, start, tail } from './proc.ts';
+import { describeRsyncExit, RSYNC_PARTIAL_CODES, unreadablePaths } from './rsync-output.ts';
+
+export interface PullResult {
+  server: string;
+  ok: boolean;
+  /** present when a snapshot was made (also when ok is false because a dump failed) */
+  snapshot?: { id: string; dir: string; info: SnapshotInfo };
+  error?: string;
+}
+
+export interface PullOptions {
+  /** snapshot id for this run (one per run, shared by all servers) */
+  id: string;
+  log: (line: string) => void;
+  /** show rsync's progress (terminal) */
+  progress?: boolean;
+  /** called with rsync's progress output chunks */
+  onProgress?: (chunk: string) => void;
+}
+
+export class PullError extends Error {}
+
+export interface SnapshotListing {
+  id: string;
+  dir: string;
+  info?: SnapshotInfo;
+}
+
+/** Complete snapshots of a server (with their snapshot.json when readable), oldest first. */
+export async function listSnapshots(dataDir: string, server: string): Promise<SnapshotListing[]> {
+  const L = vaultLayout(dataDir);
+  const names = await readdir(L.serverDir(server)).catch(() => [] as string[]);
+  const out: SnapshotListing[] = [];
+  for (const id of names.filter((n) => SNAPSHOT_ID_RE.test(n)).sort()) {
+    const dir = L.snapshotDir(server, id);
+    const info = await readFile(`${dir}/${INFO_FILE}`, 'utf8').then((s) => JSON.parse(s) as SnapshotInfo, () => undefined);
+    out.push({ id, dir, info });
+  }
+  return out;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  await fh.sync().catch(() => {});
+  await fh.close();
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** Point `latest` at id atomically (a relative symlink, renamed over the old one). */
+async function setLatest(serverDir: string, id: string): Promise<void> {
+  const tmp = `${serverDir}/.latest.tmp`;
+  await unlink(tmp).catch(() => {});
+  await symlink(id, tmp);
+  await rename(tmp, `${serverDir}/latest`);
+}
+
+/** The previous snapshot to link against: `latest` if it resolves, else the newest listed with a snapshot.json. */
+export async function previousSnapshot(dataDir: string, server: string): Promise<SnapshotListing | undefined> {
+  const L = vaultLayout(dataDir);
+  const target = await readlink(L.latest(server)).catch(() => undefined);
+  const all = await listSnapshots(dataDir, server);
+  const viaLatest = target ? all.find((s) => s.id === target && s.info) : undefined;
+  return viaLatest ?? [...all].reverse().find((s) => s.info);
+}
+
+/**
+ * A killed run's `.partial` dirs: the newest becomes this run's partial (rsync brings it up to
+ * date, keeping what was already transferred); older ones are removed.
+ */
+async function adoptPartials(serverDir: string, partial: string, log: (s: string) => void): Promise<void> {
+  const names = (await readdir(serverDir)).filter((n) => n.endsWith('.partial')).sort();
+  const newest = names.pop();
+  for (const n of names) {
+    log(`  removing stale ${n}`);
+    await rm(`${serverDir}/${n}`, { recursive: true, force: true });
+  }
+  if (newest && `${serverDir}/${newest}` !== partial) {
+    log(`  resuming from interrupted ${newest}`);
+    await rename(`${serverDir}/${newest}`, partial);
+  }
+  // what an interrupted run wrote after rsync is redone
+  await rm(`${partial}/dumps`, { recursive: true, force: true });
+  await rm(`${partial}/manifest.jsonl`, { force: true });
+  await rm(`${partial}/${INFO_FILE}`, { force: true });
+}
+
+export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts: PullOptions): Promise<PullResult> {
+  const { log } = opts;
+  const L = vaultLayout(config.paths.dataDir);
+  const serverDir = L.serverDir(server.name);
+  const startedAt = new Date();
+  const finalDir = L.snapshotDir(server.name, opts.id);
+  const partial = L.partialDir(server.name, opts.id);
+  try {
+    await mkdir(serverDir, { recursive: true, mode: 0o700 });
+    if (await exists(finalDir)) throw new PullError(`snapshot ${opts.id} already exists`);
+    const prev = await previousSnapshot(config.paths.dataDir, server.name);
+    await adoptPartials(serverDir, partial, log);
+    await mkdir(`${partial}/files`, { recursive: true, mode: 0o700 });
+
+    const ep = endpointFor(config, server);
+    const unreadable: string[] = [];
+    let partialFlag = false;
+    for (const p of server.paths) {
+      const dest = filesDirFor(partial, p.path);
+      await mkdir(dest, { recursive: true });
+      const prevRoot = prev ? filesDirFor(prev.dir, p.path) : undefined;
+      const linkDest = prevRoot && (await exists(prevRoot)) ? prevRoot : undefined;
+      const argv = rsyncArgv(config, ep, { root: p.path, exclude: p.exclude ?? [], dest, linkDest, progress: opts.progress });
+      log(`  rsync ${p.path}${linkDest ? ` (link-dest ${prev!.id})` : ''}`);
+      const child = start(argv, ['ignore', opts.progress ? 'pipe' : 'ignore', 'pipe']);
+      if (opts.progress && opts.onProgress) child.stdout!.on('data', (b: Buffer) => opts.onProgress!(b.toString()));
+      const r = await finished(child);
+      if (r.code === 0) continue;
+      if ((RSYNC_PARTIAL_CODES as readonly number[]).includes(r.code)) {
+        partialFlag = true;
+        const paths = unreadablePaths(r.stderr);
+        unreadable.push(...(paths.length ? paths : [`${p.path} (${describeRsyncExit(r.code)})`]));
+        log(`  warning: ${p.path}: ${describeRsyncExit(r.code)}; ${paths.length} path(s) not read`);
+        continue;
+      }
+      throw new PullError(`${p.path}: ${describeRsyncExit(r.code)}: ${tail(r.stderr, 4)}`);
+    }
+
+    const { dumps, errors } = await dumpDatabases(config, server, ep, partial, log);
+    if (errors.length) partialFlag = true;
+
+    const { stats } = await buildManifest(partial, { prevDir: prev?.dir });
+    const finishedAt = new Date();
+    const info: SnapshotInfo = {
+      version: MANIFEST_VERSION,
+      server: server.name,
+      id: opts.id,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      partial: partialFlag,
+      unreadable,
+      dumps,
+      stats: { ...stats, seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10 },
+      ...(errors.length ? { errors } : {}),
+    };
+    const fh = await open(`${partial}/${INFO_FILE}`, 'w', 0o644);
+    await fh.writeFile(JSON.stringify(info, null, 2) + '\n');
+    await fh.sync();
+    await fh.close();
+    await fsyncDir(partial);
+    await rename(partial, finalDir);
+    await setLatest(serverDir, opts.id);
+    await fsyncDir(serverDir);
+    const result: PullResult = { server: server.name, ok: errors.length === 0, snapshot: { id: opts.id, dir: finalDir, info } };
+    if (errors.length) result.error = `dumps failed: ${errors.join('; ')}`;
+    return result;
+  } catch (e) {
+    return { server: server.name, ok: false, error: (e as Error).message };
+  }
+}
