@@ -1,0 +1,385 @@
+// provision-pi, the effects: turns the base image into state/<pi>/sdcard.img + usbkey.img.
+// No device-mapper, no loop devices, no mounts of the images: partitions are cut out with dd,
+// the root is unpacked with debugfs (unpack.ts), configured in a chroot (private mount namespace,
+// qemu-user for a foreign arch), packed with `mkfs.ext4 -d`, encrypted in userspace with
+// `cryptsetup reencrypt --encrypt`, the FAT edited with mtools, the disk assembled with sfdisk.
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Inventory } from '../inventory/schema.ts';
+import { usbKeyFilesystem } from '../inventory/defaults.ts';
+import { run } from './run.ts';
+import { unpackExt4 } from './unpack.ts';
+import type { PiSecrets } from './secrets.ts';
+import {
+  firmwareFlavours, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
+  RUNTIME_SKIPPED, TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
+} from './plan.ts';
+
+export type Log = (line: string) => void;
+
+export function templatesDir(): string {
+  return fileURLToPath(new URL('../../templates/pi/', import.meta.url));
+}
+
+export function loadTemplates(dir = templatesDir()): Templates {
+  const t: Templates = {};
+  for (const n of TEMPLATE_NAMES) t[n] = readFileSync(path.join(dir, `${n}.hbs`), 'utf8');
+  return t;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file, { highWaterMark: 4 << 20 })
+      .on('data', (b) => h.update(b))
+      .on('end', () => resolve())
+      .on('error', reject);
+  });
+  return h.digest('hex');
+}
+
+export function hostArch(): string {
+  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
+}
+
+export interface SfdiskPart {
+  node: string;
+  start: number;
+  size: number;
+  type: string;
+}
+export interface SfdiskTable {
+  label: string;
+  id: string;
+  sectorsize?: number;
+  partitions: SfdiskPart[];
+}
+
+export async function readPartitionTable(image: string): Promise<SfdiskTable> {
+  const { stdout } = await run(['sfdisk', '-J', image]);
+  return (JSON.parse(stdout) as { partitiontable: SfdiskTable }).partitiontable;
+}
+
+async function ddCopy(src: string, dst: string, opts: { skipBytes?: number; seekBytes?: number; countBytes?: number; notrunc?: boolean }): Promise<void> {
+  const argv = ['dd', `if=${src}`, `of=${dst}`, 'bs=4M', 'status=none', `conv=sparse${opts.notrunc ? ',notrunc' : ''}`];
+  const iflags = [];
+  if (opts.skipBytes !== undefined) argv.push(`skip=${opts.skipBytes}`), iflags.push('skip_bytes');
+  if (opts.countBytes !== undefined) argv.push(`count=${opts.countBytes}`), iflags.push('count_bytes');
+  if (iflags.length) argv.push(`iflag=${iflags.join(',')}`);
+  if (opts.seekBytes !== undefined) argv.push(`seek=${opts.seekBytes}`, 'oflag=seek_bytes');
+  await run(argv);
+}
+
+// A constant script (never concatenated): private mount namespace, API filesystems, chroot.
+// All mounts vanish with the namespace, even if we are killed.
+const CHROOT_SH = 'r=$1; shift; mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; mount -t tmpfs tmpfs "$r/run"; mount -t tmpfs tmpfs "$r/tmp"; exec chroot "$r" "$@"';
+
+export function chroot(root: string, argv: string[], opts: { input?: string; liveStderr?: boolean } = {}) {
+  return run(['unshare', '--mount', '--propagation', 'private', '--fork', '--', 'sh', '-ec', CHROOT_SH, 'chroot-sh', root, ...argv], {
+    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8', HOME: '/root', TERM: 'dumb' },
+    input: opts.input,
+    liveStderr: opts.liveStderr,
+  });
+}
+
+/** binfmt_misc registration for a foreign-arch chroot (as systemd-binfmt would; this VM has none). */
+export async function ensureBinfmt(arch: 'arm64' | 'amd64'): Promise<void> {
+  if (arch === hostArch()) return;
+  const name = arch === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64';
+  if (!existsSync('/proc/sys/fs/binfmt_misc/register')) await run(['mount', '-t', 'binfmt_misc', 'binfmt_misc', '/proc/sys/fs/binfmt_misc']);
+  if (existsSync(`/proc/sys/fs/binfmt_misc/${name}`)) return;
+  const conf = `/usr/lib/binfmt.d/${name}.conf`;
+  if (!existsSync(conf)) throw new Error(`${conf} not found: install qemu-user-static to configure an ${arch} root on this ${hostArch()} machine`);
+  writeFileSync('/proc/sys/fs/binfmt_misc/register', readFileSync(conf, 'utf8').trim());
+}
+
+function writeRootFile(root: string, rel: string, content: string | Buffer, mode: number): void {
+  const full = path.join(root, rel);
+  mkdirSync(path.dirname(full), { recursive: true, mode: 0o755 });
+  rmSync(full, { force: true });
+  writeFileSync(full, content, { mode });
+  chmodSync(full, mode);
+}
+
+export interface BuildContext {
+  inventory: Inventory;
+  baseImage: string;
+  stateDir: string;
+  secrets: PiSecrets;
+  templates: Templates;
+  log: Log;
+  /** optional `installRuntimeInto(rootDir, inventory)` from provision/runtime-install.ts */
+  installRuntime?: (rootDir: string, inv: Inventory) => Promise<void>;
+  s3Credentials?: string;
+  keepWork?: boolean;
+}
+
+export interface BuildResult {
+  sdcard: string;
+  usbkey: string;
+  kernels: { version: string; kernel: string; initramfs: string }[];
+  rootBytes: number;
+}
+
+export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn: () => Promise<T>) => Promise<T>): Promise<BuildResult> {
+  const inv = ctx.inventory;
+  const pi = inv.pi;
+  const arch = pi.arch ?? 'arm64';
+  const outDir = ctx.secrets.dir;
+  const work = path.join(outDir, 'work');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { mode: 0o700 });
+  const root = path.join(work, 'root');
+  try {
+    // ------------------------------------------------------------ extract
+    const { table, bootPart, rootPart, base } = await phase('extract: partitions, FAT and ext4 contents', async () => {
+      let base = ctx.baseImage;
+      if (base.endsWith('.xz')) {
+        base = path.join(work, 'base.img');
+        const fd = openSync(base, 'w', 0o600);
+        try {
+          await run(['xz', '--decompress', '--stdout', '--threads=0', ctx.baseImage], { stdoutFd: fd });
+        } finally {
+          closeSync(fd);
+        }
+      }
+      const table = await readPartitionTable(base);
+      if (table.label !== 'dos' || table.partitions.length < 2) throw new Error(`${ctx.baseImage}: expected an MBR disk with a FAT boot and an ext4 root partition (Raspberry Pi OS layout), found ${table.label} with ${table.partitions.length} partitions`);
+      const [bootPart, rootPart] = table.partitions;
+      const ss = table.sectorsize ?? 512;
+      await ddCopy(base, path.join(work, 'boot.vfat'), { skipBytes: bootPart.start * ss, countBytes: bootPart.size * ss });
+      await ddCopy(base, path.join(work, 'root.orig.ext4'), { skipBytes: rootPart.start * ss, countBytes: rootPart.size * ss });
+      const rep = await unpackExt4(path.join(work, 'root.orig.ext4'), root);
+      rmSync(path.join(work, 'root.orig.ext4'));
+      const fw = path.join(root, 'boot/firmware');
+      mkdirSync(fw, { recursive: true });
+      if (readdirSync(fw).length) throw new Error(`${ctx.baseImage}: /boot/firmware in the root is not empty; expected the FAT partition to be mounted there`);
+      await run(['mcopy', '-s', '-n', '-m', '-i', path.join(work, 'boot.vfat'), '::*', fw + '/']);
+      ctx.log(`  root: ${rep.entries} entries, ${rep.hardLinks} hard links, ${rep.xattrs} xattrs, ${rep.devices} device nodes`);
+      return { table, bootPart, rootPart, base };
+    });
+
+    // ------------------------------------------------------------ configure
+    const modulesMode = initramfsModulesMode(arch, hostArch());
+    await phase('configure: crypttab, fstab, keyscript, initramfs hook, guards, keys', async () => {
+      await ensureBinfmt(arch);
+      const files = rootFiles(
+        inv,
+        {
+          rootUuid: ctx.secrets.rootUuid,
+          sshPrivateKey: readFileSync(ctx.secrets.sshKeyFile, 'utf8'),
+          sshPublicKey: readFileSync(ctx.secrets.sshPubFile, 'utf8'),
+          dataDiskKey: readFileSync(ctx.secrets.dataKeyFile),
+          s3Credentials: ctx.s3Credentials,
+          modulesMode,
+          arch,
+        },
+        ctx.templates,
+      );
+      for (const f of files) writeRootFile(root, f.path, f.content, f.mode);
+      chmodSync(path.join(root, PI_PATHS.cryptsetupKeysDir), 0o700);
+      chmodSync(path.join(root, PI_PATHS.sshDir), 0o700);
+      const fstab = path.join(root, 'etc/fstab');
+      writeFileSync(fstab, transformFstab(existsSync(fstab) ? readFileSync(fstab, 'utf8') : '', pi, ctx.templates));
+      // first-boot grow service enabled the way systemctl enable would
+      const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
+      mkdirSync(wants, { recursive: true });
+      rmSync(path.join(wants, path.basename(PI_PATHS.growService)), { force: true });
+      const { symlinkSync } = await import('node:fs');
+      symlinkSync(PI_PATHS.growService, path.join(wants, path.basename(PI_PATHS.growService)));
+      // Pi OS's own first-boot resize service would try to grow an ext4 partition under LUKS
+      for (const unit of ['rpi-resize.service', 'resize2fs_once.service']) {
+        const p = path.join(root, 'etc/systemd/system', unit);
+        if (!existsSync(p) || lstatSync(p).isSymbolicLink()) {
+          rmSync(p, { force: true });
+          symlinkSync('/dev/null', p);
+        }
+      }
+      const hosts = path.join(root, 'etc/hosts');
+      if (existsSync(hosts)) {
+        const t = readFileSync(hosts, 'utf8').split('\n').filter((l) => !/^127\.0\.1\.1\s/.test(l));
+        t.splice(1, 0, `127.0.1.1\t${pi.name}`);
+        writeFileSync(hosts, t.join('\n'));
+      }
+      // rpi-update (if the base has it) diverted away; the stub in /usr/local/sbin refuses
+      if (existsSync(path.join(root, 'usr/bin/rpi-update'))) {
+        await chroot(root, ['dpkg-divert', '--local', '--rename', '--divert', '/usr/bin/rpi-update.pullvault-blocked', '--add', '/usr/bin/rpi-update']);
+        copyFileSync(path.join(root, PI_PATHS.rpiUpdateStub), path.join(root, 'usr/bin/rpi-update'));
+        chmodSync(path.join(root, 'usr/bin/rpi-update'), 0o755);
+      }
+    });
+
+    // ------------------------------------------------------------ packages
+    await phase('packages: cryptsetup-initramfs and friends (chroot)', async () => {
+      const want = rootPackages(pi);
+      const q = await run(['unshare', '--mount', '--fork', '--', 'chroot', root, 'dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
+      const installed = new Set(q.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
+      const missing = want.filter((p) => !installed.has(p));
+      if (!missing.length) return ctx.log('  all present');
+      ctx.log(`  installing: ${missing.join(' ')}`);
+      const resolv = path.join(root, 'etc/resolv.conf');
+      const saved = path.join(root, 'etc/resolv.conf.pullvault-saved');
+      const hadResolv = existsSync(resolv) || isSymlink(resolv);
+      if (hadResolv) renameSync(resolv, saved);
+      copyFileSync('/etc/resolv.conf', resolv);
+      const policy = path.join(root, 'usr/sbin/policy-rc.d');
+      const hadPolicy = existsSync(policy);
+      if (!hadPolicy) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+      const upd = path.join(root, 'etc/initramfs-tools/update-initramfs.conf');
+      const updOrig = existsSync(upd) ? readFileSync(upd, 'utf8') : undefined;
+      // the initramfs is built once, below, for every kernel: not by each package trigger
+      if (updOrig !== undefined) writeFileSync(upd, updOrig.replace(/^update_initramfs=.*$/m, 'update_initramfs=no'));
+      try {
+        await chroot(root, ['apt-get', 'update', '-qq']);
+        await chroot(root, ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold', ...missing]);
+        await chroot(root, ['apt-get', 'clean']);
+      } finally {
+        if (updOrig !== undefined) writeFileSync(upd, updOrig);
+        if (!hadPolicy) rmSync(policy, { force: true });
+        rmSync(resolv, { force: true });
+        if (hadResolv) renameSync(saved, resolv);
+        rmSync(path.join(root, 'var/lib/apt/lists'), { recursive: true, force: true });
+        mkdirSync(path.join(root, 'var/lib/apt/lists/partial'), { recursive: true });
+      }
+    });
+
+    // ------------------------------------------------------------ runtime
+    if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root, inv));
+    else ctx.log(RUNTIME_SKIPPED);
+
+    // ------------------------------------------------------------ initramfs
+    const kernels = await phase(`initramfs: rebuild for every kernel (MODULES=${modulesMode})`, async () => {
+      const modDir = path.join(root, 'usr/lib/modules');
+      const versions = existsSync(modDir) ? readdirSync(modDir).filter((v) => existsSync(path.join(modDir, v, 'modules.dep')) || existsSync(path.join(root, 'boot', `vmlinuz-${v}`))) : [];
+      if (!versions.length) throw new Error('the base image has no kernel under /usr/lib/modules');
+      const flavours = firmwareFlavours(versions);
+      for (const k of flavours) {
+        const has = existsSync(path.join(root, 'boot', `initrd.img-${k.version}`));
+        await chroot(root, ['update-initramfs', has ? '-u' : '-c', '-k', k.version]);
+        const initrd = path.join(root, 'boot', `initrd.img-${k.version}`);
+        const fwInitrd = path.join(root, 'boot/firmware', k.initramfs);
+        // Pi OS's raspi-firmware hook copies it; make sure (and say so) if the base lacks the hook
+        if (!existsSync(fwInitrd) || !readFileSync(fwInitrd).equals(readFileSync(initrd))) {
+          ctx.log(`  ${k.initramfs}: copied from /boot/initrd.img-${k.version} (no firmware hook did it)`);
+          copyFileSync(initrd, fwInitrd);
+        }
+        const fwKernel = path.join(root, 'boot/firmware', k.kernel);
+        if (!existsSync(fwKernel)) throw new Error(`/boot/firmware/${k.kernel} missing for kernel ${k.version}`);
+        const list = (await chroot(root, ['lsinitramfs', `/boot/initrd.img-${k.version}`])).stdout;
+        for (const need of [PI_PATHS.keyscript.slice(1), 'cryptroot/crypttab', 'dm-crypt.ko', 'usb-storage.ko', 'cryptsetup/askpass']) {
+          if (!list.includes(need)) throw new Error(`initramfs for ${k.version} lacks ${need}`);
+        }
+        ctx.log(`  ${k.version}: ${k.kernel} + ${k.initramfs} (${(statSync(initrd).size / 1048576).toFixed(1)} MiB)`);
+      }
+      return flavours;
+    });
+
+    // ------------------------------------------------------------ boot partition
+    const bootImg = path.join(work, 'boot.vfat');
+    await phase('boot: cmdline.txt, config.txt, kernels + initramfs onto the FAT (mtools)', async () => {
+      const fw = path.join(root, 'boot/firmware');
+      const cmdlineFile = path.join(fw, 'cmdline.txt');
+      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait');
+      writeFileSync(cmdlineFile, render(ctx.templates, 'cmdline.txt', { cmdline }));
+      const configFile = path.join(fw, 'config.txt');
+      writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));
+      ctx.log(`  cmdline.txt: ${cmdline}`);
+      // recreate the FAT with the same size, type, label and serial, then copy the new contents in
+      const info = await run(['blkid', '-p', '-o', 'export', bootImg]);
+      const kv = Object.fromEntries(info.stdout.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
+      const size = statSync(bootImg).size;
+      rmSync(bootImg);
+      const fd = openSync(bootImg, 'w', 0o600);
+      closeSync(fd);
+      await run(['truncate', '-s', String(size), bootImg]);
+      const mk = ['mkfs.vfat', '-F', kv.VERSION === 'FAT16' ? '16' : kv.VERSION === 'FAT12' ? '12' : '32'];
+      if (kv.LABEL) mk.push('-n', kv.LABEL);
+      if (kv.UUID) mk.push('-i', kv.UUID.replace('-', ''));
+      await run([...mk, bootImg]);
+      const entries = readdirSync(fw).map((e) => path.join(fw, e));
+      if (entries.length) await run(['mcopy', '-s', '-m', '-i', bootImg, ...entries, '::']);
+      for (const e of entries) rmSync(e, { recursive: true, force: true });
+    });
+
+    // ------------------------------------------------------------ root: ext4 + LUKS
+    const l = luksPlan(pi);
+    const rootLuks = path.join(work, 'root.luks');
+    const rootBytes = await phase(`root: mkfs.ext4 -d, cryptsetup reencrypt --encrypt (${l.cipher})`, async () => {
+      const used = Number((await run(['du', '-s', '-m', '-x', '.'], { cwd: root })).stdout.split('\t')[0]);
+      const fsMiB = Math.ceil(used * 1.2) + 256;
+      const totalMiB = fsMiB + LUKS_HEADER_MIB;
+      const fd = openSync(rootLuks, 'w', 0o600);
+      closeSync(fd);
+      await run(['truncate', '-s', `${totalMiB}M`, rootLuks]);
+      await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-i', '8192', '-E', 'root_owner=0:0', '-d', root, rootLuks, `${fsMiB}M`]);
+      await run(luksEncryptArgs(l, ctx.secrets.rootUuid, ctx.secrets.keyFile, rootLuks));
+      await run(luksAddRecoveryArgs(l, ctx.secrets.keyFile, ctx.secrets.recoveryFile, rootLuks));
+      const dump = (await run(['cryptsetup', 'luksDump', rootLuks])).stdout;
+      for (const slot of ['0: luks2', '1: luks2']) if (!dump.includes(slot)) throw new Error(`LUKS header lacks keyslot ${slot}`);
+      ctx.log(`  ${fsMiB} MiB ext4 (${used} MiB used) + ${LUKS_HEADER_MIB} MiB LUKS2 header, UUID ${ctx.secrets.rootUuid}`);
+      return totalMiB * 1048576;
+    });
+
+    // ------------------------------------------------------------ assemble
+    const sdcard = path.join(outDir, 'sdcard.img');
+    await phase('assemble: sdcard.img (sfdisk, dd)', async () => {
+      const ss = table.sectorsize ?? 512;
+      const rootSectors = rootBytes / ss;
+      const end = rootPart.start * ss + rootBytes;
+      const tmp = `${sdcard}.tmp`;
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, 'w', 0o600);
+      closeSync(fd);
+      await run(['truncate', '-s', String(end), tmp]);
+      await run(['sfdisk', '-q', '--no-reread', tmp], {
+        input: `label: dos\nlabel-id: ${table.id}\nstart=${bootPart.start}, size=${bootPart.size}, type=${bootPart.type}\nstart=${rootPart.start}, size=${rootSectors}, type=83\n`,
+      });
+      await ddCopy(bootImg, tmp, { seekBytes: bootPart.start * ss, notrunc: true });
+      await ddCopy(rootLuks, tmp, { seekBytes: rootPart.start * ss, notrunc: true });
+      renameSync(tmp, sdcard);
+      chmodSync(sdcard, 0o600);
+      ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB; the root grows to fill the card at first boot)`);
+    });
+    void base;
+
+    // ------------------------------------------------------------ usb key
+    const usbkey = path.join(outDir, 'usbkey.img');
+    await phase(`usbkey: usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})`, () => makeUsbKey(usbkey, pi.usbKey.label, usbKeyFilesystem(pi), ctx.secrets.keyFile, work));
+
+    return { sdcard, usbkey, kernels, rootBytes };
+  } finally {
+    if (!ctx.keepWork) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** A 16 MiB superfloppy (no partition table) holding the keyfile; FAT or ext4. */
+export async function makeUsbKey(out: string, label: string, fs: 'vfat' | 'ext4', keyFile: string, work: string): Promise<void> {
+  const tmp = `${out}.tmp`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, 'w', 0o600);
+  closeSync(fd);
+  await run(['truncate', '-s', '16M', tmp]);
+  if (fs === 'vfat') {
+    await run(['mkfs.vfat', '-n', label, tmp]);
+    await run(['mcopy', '-i', tmp, keyFile, `::${USB_KEY_FILE}`]);
+  } else {
+    const d = path.join(work, 'usbkey-root');
+    mkdirSync(d, { mode: 0o700 });
+    copyFileSync(keyFile, path.join(d, USB_KEY_FILE));
+    chmodSync(path.join(d, USB_KEY_FILE), 0o400);
+    await run(['mkfs.ext4', '-q', '-L', label, '-E', 'root_owner=0:0', '-d', d, tmp]);
+    rmSync(d, { recursive: true });
+  }
+  renameSync(tmp, out);
+  chmodSync(out, 0o600);
+}

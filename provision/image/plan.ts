@@ -1,0 +1,317 @@
+// provision-pi, the pure part: (inventory, facts about the base image and state) → the files to
+// put into the root, the edits to cmdline.txt / config.txt / fstab, the LUKS parameters and the
+// list of build steps. No I/O here: templates come in as strings, facts as plain data.
+import Handlebars from 'handlebars';
+import type { Inventory, PiSpec } from '../inventory/schema.ts';
+import { dataMapperName, luksParams, sshPort, usbKeyFilesystem } from '../inventory/defaults.ts';
+
+export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';
+
+/** Fixed paths inside the Pi's root (the runtime and provision-server rely on some of them). */
+export const PI_PATHS = {
+  keyscript: '/usr/local/lib/pullvault/unlock-keyscript',
+  initramfsHook: '/etc/initramfs-tools/hooks/pullvault-unlock',
+  initramfsConf: '/etc/initramfs-tools/conf.d/pullvault',
+  initramfsModules: '/etc/initramfs-tools/modules',
+  guardName: 'zz-pullvault-initramfs-guard',
+  rpiUpdateStub: '/usr/local/sbin/rpi-update',
+  aptPin: '/etc/apt/preferences.d/pullvault-no-rpi-update',
+  growScript: '/usr/local/sbin/pullvault-grow-root',
+  growService: '/etc/systemd/system/pullvault-grow-root.service',
+  growStamp: '/var/lib/pullvault/root-grown',
+  cryptsetupKeysDir: '/etc/cryptsetup-keys.d',
+  sshDir: '/etc/pullvault/ssh',
+  sshKey: '/etc/pullvault/ssh/id_ed25519',
+  knownHosts: '/etc/pullvault/ssh/known_hosts',
+  s3Credentials: '/etc/pullvault/s3-writer-credentials.json',
+} as const;
+
+export const ROOT_MAPPER = 'cryptroot';
+/** the key file's name on the USB stick */
+export const USB_KEY_FILE = 'pullvault-root.key';
+/** LUKS2 header room taken from the end of the ext4 image by `reencrypt --encrypt --reduce-device-size` */
+export const LUKS_HEADER_MIB = 32;
+export const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
+
+export type Templates = Record<string, string>;
+export const TEMPLATE_NAMES = [
+  'crypttab', 'fstab', 'cmdline.txt', 'keyscript', 'initramfs-hook', 'initramfs-conf', 'initramfs-modules', 'kernel-guard',
+  'rpi-update-block', 'apt-pin-rpi-update', 'grow-root.sh', 'grow-root.service', 'cryptsetup-keys-readme', 'known_hosts', 'hostname',
+] as const;
+
+export function render(templates: Templates, name: string, vars: Record<string, unknown>): string {
+  const src = templates[name];
+  if (src === undefined) throw new Error(`template ${name}.hbs is missing`);
+  return Handlebars.compile(src, { noEscape: true, strict: true })(vars);
+}
+
+export interface LuksPlan {
+  cipher: string;
+  keySizeBits: number;
+  pbkdf: 'argon2id';
+  pbkdfMemoryKiB: number;
+  pbkdfIterations: number;
+  /** argon2id threads: fixed so a header made on a big machine needs no more on the Pi */
+  pbkdfParallel: number;
+  sectorSize: number;
+}
+
+export function luksPlan(pi: PiSpec): LuksPlan {
+  const p = luksParams(pi);
+  return { ...p, pbkdf: 'argon2id', pbkdfParallel: 4, sectorSize: 4096 };
+}
+
+/** `cryptsetup` options shared by reencrypt --encrypt and luksAddKey (argv fragments, no secrets). */
+export function luksPbkdfArgs(l: LuksPlan): string[] {
+  return ['--pbkdf', l.pbkdf, '--pbkdf-memory', String(l.pbkdfMemoryKiB), '--pbkdf-force-iterations', String(l.pbkdfIterations), '--pbkdf-parallel', String(l.pbkdfParallel)];
+}
+
+export function luksEncryptArgs(l: LuksPlan, uuid: string, keyFile: string, device: string): string[] {
+  return [
+    'cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode',
+    '--cipher', l.cipher, '--key-size', String(l.keySizeBits), '--sector-size', String(l.sectorSize),
+    '--uuid', uuid, '--reduce-device-size', `${LUKS_HEADER_MIB}M`, '--label', 'pullvault-root',
+    ...luksPbkdfArgs(l), '--key-slot', '0', '--key-file', keyFile, device,
+  ];
+}
+
+export function luksAddRecoveryArgs(l: LuksPlan, keyFile: string, passphraseFile: string, device: string): string[] {
+  return ['cryptsetup', 'luksAddKey', '--batch-mode', ...luksPbkdfArgs(l), '--key-file', keyFile, '--new-key-slot', '1', device, passphraseFile];
+}
+
+/** Modules the initramfs must have (and loads early) for this model's cipher and the key stick. */
+export function initramfsModules(pi: PiSpec): string[] {
+  const l = luksParams(pi);
+  const cipherMods = /adiantum/.test(l.cipher)
+    ? ['adiantum', 'chacha_generic', 'chacha_neon', 'nhpoly1305', 'nhpoly1305_neon', 'poly1305_generic', 'aes_generic', 'aes_arm64', 'aes_neon_blk']
+    : ['xts', 'aes_generic', 'aes_arm64', 'aes_ce_blk', 'aes_ce_cipher', 'aesni_intel'];
+  const fs = usbKeyFilesystem(pi) === 'vfat' ? ['vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'nls_utf8'] : [];
+  return ['dm_mod', 'dm_crypt', 'algif_skcipher', ...cipherMods, 'usb_storage', 'uas', 'sd_mod', 'ext4', ...fs];
+}
+
+/** MODULES=most natively; an explicit list when mkinitramfs runs under qemu-user (most takes > 12 min there). */
+export function initramfsModulesMode(arch: 'arm64' | 'amd64', hostArch: string): 'most' | 'list' {
+  return arch === hostArch ? 'most' : 'list';
+}
+
+/** Extra modules for MODULES=list: the Pi's SD/USB/PCIe controllers (plus virtio for lab boots). */
+export function listModeExtras(arch: 'arm64' | 'amd64'): string[] {
+  const common = ['mmc_block', 'xhci_pci', 'xhci_plat_hcd', 'virtio_pci', 'virtio_blk', 'virtio_mmio'];
+  return arch === 'arm64' ? [...common, 'sdhci_iproc', 'bcm2835', 'dwc2', 'pcie_brcmstb', 'reset_raspberrypi'] : common;
+}
+
+// ---------------------------------------------------------------- boot partition edits
+
+const DROP_CMDLINE = [/^root=/, /^rootfstype=/, /^init=/, /^splash$/, /^plymouth\./, /^cryptdevice=/, /^resize$/];
+
+/** cmdline.txt: one line, root on the mapper, no splash, no first-boot resize init=. */
+export function transformCmdline(text: string): string {
+  const args = text.replace(/\s+/g, ' ').trim().split(' ').filter((a) => a && !DROP_CMDLINE.some((re) => re.test(a)));
+  const at = args.findIndex((a) => a.startsWith('console=tty') && !a.startsWith('console=ttyS') && !a.startsWith('console=ttyAMA')) + 1;
+  const out = [...args];
+  out.splice(at > 0 ? at : out.length, 0, `root=/dev/mapper/${ROOT_MAPPER}`, 'rootfstype=ext4');
+  if (!out.includes('rootwait')) out.push('rootwait');
+  return out.join(' ');
+}
+
+/** config.txt: make sure the firmware loads the initramfs next to each kernel (auto_initramfs=1, in [all] scope). */
+export function transformConfigTxt(text: string): string {
+  const lines = text.split('\n');
+  // a setting before the first [section] applies to all models
+  const firstSection = lines.findIndex((l) => /^\s*\[/.test(l));
+  const head = firstSection < 0 ? lines : lines.slice(0, firstSection);
+  const hasAuto = head.some((l) => /^\s*auto_initramfs\s*=\s*1\s*$/.test(l));
+  const hasExplicit = lines.some((l) => /^\s*initramfs\s+\S+/.test(l));
+  if (hasAuto || hasExplicit) return text;
+  const cleaned = lines.map((l) => (/^\s*auto_initramfs\s*=/.test(l) ? `#${l} (pullvault: replaced below)` : l));
+  const insertAt = firstSection < 0 ? cleaned.length : firstSection;
+  cleaned.splice(insertAt, 0, '# pullvault: the encrypted root needs the initramfs', 'auto_initramfs=1');
+  return cleaned.join('\n');
+}
+
+/** fstab: keep everything but the root and data-disk lines, then ours. */
+export function transformFstab(text: string, pi: PiSpec, templates: Templates): string {
+  const kept = text
+    .split('\n')
+    .filter((l) => {
+      const f = l.trim().split(/\s+/);
+      if (l.includes(HEADER)) return false;
+      return !(f.length >= 2 && !f[0].startsWith('#') && (f[1] === '/' || f[1] === pi.dataDisk.mountpoint));
+    })
+    .join('\n')
+    .replace(/\n+$/, '');
+  return render(templates, 'fstab', {
+    header: HEADER,
+    keptLines: kept,
+    rootMapper: ROOT_MAPPER,
+    dataMapper: dataMapperName(pi),
+    dataMountpoint: pi.dataDisk.mountpoint,
+    dataMountOptions: 'defaults,noatime,nofail,x-systemd.device-timeout=30s',
+  });
+}
+
+// ---------------------------------------------------------------- root files
+
+export interface RootFile {
+  /** absolute path inside the Pi's root */
+  path: string;
+  mode: number;
+  content: string | Buffer;
+  /** never print the content */
+  sensitive?: boolean;
+}
+
+export interface RootFacts {
+  rootUuid: string;
+  /** the Pi's generated SSH key pair */
+  sshPrivateKey: string;
+  sshPublicKey: string;
+  dataDiskKey: Buffer;
+  /** contents of state/aws/writer-credentials.json if it exists */
+  s3Credentials?: string;
+  modulesMode: 'most' | 'list';
+  arch: 'arm64' | 'amd64';
+}
+
+export function knownHostsLines(inv: Inventory): string[] {
+  return inv.servers.map((s) => {
+    const port = sshPort(s.ssh);
+    const host = port === 22 ? s.ssh.host : `[${s.ssh.host}]:${port}`;
+    return `${host} ${s.ssh.hostKey}`;
+  });
+}
+
+export function crypttabVars(pi: PiSpec, rootUuid: string) {
+  const dataMapper = dataMapperName(pi);
+  return {
+    header: HEADER,
+    usbLabel: pi.usbKey.label,
+    rootMapper: ROOT_MAPPER,
+    rootUuid,
+    rootKey: pi.usbKey.label,
+    // tries=0: never give up (headless box: the passphrase or dropbear may come much later)
+    rootOptions: `luks,discard,initramfs,keyscript=${PI_PATHS.keyscript},tries=0`,
+    dataMapper,
+    dataDevice: pi.dataDisk.device,
+    dataKeyPath: `${PI_PATHS.cryptsetupKeysDir}/${dataMapper}.key`,
+    dataOptions: 'luks,nofail,x-systemd.device-timeout=30s',
+  };
+}
+
+/** Everything provision-pi writes into the root (before packages are installed and the initramfs built). */
+export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates): RootFile[] {
+  const pi = inv.pi;
+  const fsType = usbKeyFilesystem(pi);
+  const ct = crypttabVars(pi, facts.rootUuid);
+  const modules = initramfsModules(pi);
+  const common = { header: HEADER, usbLabel: pi.usbKey.label, usbKeyFile: USB_KEY_FILE, usbFsType: fsType, rootMapper: ROOT_MAPPER };
+  const listExtras = facts.modulesMode === 'list' ? listModeExtras(facts.arch) : [];
+  const guard = render(templates, 'kernel-guard', {
+    header: HEADER,
+    guardName: PI_PATHS.guardName,
+    keyscriptInInitramfs: PI_PATHS.keyscript.slice(1),
+    otherFlavourInitramfs: 'initramfs8',
+  });
+  const files: RootFile[] = [
+    { path: '/etc/crypttab', mode: 0o644, content: render(templates, 'crypttab', ct) },
+    {
+      path: PI_PATHS.keyscript,
+      mode: 0o755,
+      content: render(templates, 'keyscript', { ...common, fsModules: fsType === 'vfat' ? 'vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8' : 'ext4' }),
+    },
+    { path: PI_PATHS.initramfsHook, mode: 0o755, content: render(templates, 'initramfs-hook', { header: HEADER, keyscriptPath: PI_PATHS.keyscript, modules: [...modules, ...listExtras].join(' ') }) },
+    { path: PI_PATHS.initramfsConf, mode: 0o644, content: render(templates, 'initramfs-conf', { header: HEADER, modulesMode: facts.modulesMode }) },
+    { path: PI_PATHS.initramfsModules, mode: 0o644, content: render(templates, 'initramfs-modules', { header: HEADER, moduleLines: [...modules, ...listExtras].join('\n') }) },
+    { path: `/etc/kernel/postinst.d/${PI_PATHS.guardName}`, mode: 0o755, content: guard },
+    { path: `/etc/initramfs/post-update.d/${PI_PATHS.guardName}`, mode: 0o755, content: guard },
+    { path: PI_PATHS.rpiUpdateStub, mode: 0o755, content: render(templates, 'rpi-update-block', { header: HEADER }) },
+    { path: PI_PATHS.aptPin, mode: 0o644, content: render(templates, 'apt-pin-rpi-update', { header: HEADER }) },
+    { path: PI_PATHS.growScript, mode: 0o755, content: render(templates, 'grow-root.sh', { ...common, growStamp: PI_PATHS.growStamp }) },
+    { path: PI_PATHS.growService, mode: 0o644, content: render(templates, 'grow-root.service', { header: HEADER, growStamp: PI_PATHS.growStamp, growScriptPath: PI_PATHS.growScript }) },
+    {
+      path: `${PI_PATHS.cryptsetupKeysDir}/README.pullvault`,
+      mode: 0o644,
+      content: render(templates, 'cryptsetup-keys-readme', { header: HEADER, dataKeyPath: ct.dataKeyPath, dataDevice: ct.dataDevice, dataMapper: ct.dataMapper, dataMountpoint: pi.dataDisk.mountpoint, piName: pi.name }),
+    },
+    { path: ct.dataKeyPath, mode: 0o400, content: facts.dataDiskKey, sensitive: true },
+    { path: PI_PATHS.sshKey, mode: 0o600, content: facts.sshPrivateKey, sensitive: true },
+    { path: `${PI_PATHS.sshKey}.pub`, mode: 0o644, content: facts.sshPublicKey },
+    { path: PI_PATHS.knownHosts, mode: 0o644, content: render(templates, 'known_hosts', { lines: knownHostsLines(inv).join('\n') }) },
+    { path: '/etc/hostname', mode: 0o644, content: render(templates, 'hostname', { piName: pi.name }) },
+  ];
+  if (facts.s3Credentials !== undefined) files.push({ path: PI_PATHS.s3Credentials, mode: 0o600, content: facts.s3Credentials, sensitive: true });
+  if (pi.dropbear) files.push({ path: '/etc/dropbear/initramfs/authorized_keys', mode: 0o600, content: pi.dropbear.authorizedKeys.join('\n') + '\n' });
+  return files;
+}
+
+/** Debian packages the root must have (installed in the chroot when missing). */
+export function rootPackages(pi: PiSpec): string[] {
+  return pi.dropbear ? [...ROOT_PACKAGES, 'dropbear-initramfs'] : [...ROOT_PACKAGES];
+}
+
+// ---------------------------------------------------------------- firmware flavours
+
+export interface KernelFlavour {
+  version: string;
+  /** file names on the boot partition */
+  kernel: string;
+  initramfs: string;
+}
+
+/** Which kernel/initramfs files the firmware loads for each installed kernel (auto_initramfs=1). */
+export function firmwareFlavours(versions: string[]): KernelFlavour[] {
+  return versions.map((version) => {
+    if (/-2712$/.test(version)) return { version, kernel: 'kernel_2712.img', initramfs: 'initramfs_2712' };
+    if (/-v8(-|$)|-rpi-v8$/.test(version)) return { version, kernel: 'kernel8.img', initramfs: 'initramfs8' };
+    if (/-v7l?(\+|$)/.test(version)) return { version, kernel: /-v7l/.test(version) ? 'kernel7l.img' : 'kernel7.img', initramfs: /-v7l/.test(version) ? 'initramfs7l' : 'initramfs7' };
+    // lab images (amd64 Debian kernel): the lab's firmware stand-in copies to kernel8.img / initramfs8
+    return { version, kernel: 'kernel8.img', initramfs: 'initramfs8' };
+  });
+}
+
+// ---------------------------------------------------------------- steps
+
+export interface PlanStep {
+  id: string;
+  title: string;
+  /** shown with --dry-run */
+  detail?: string;
+}
+
+export interface PlanOptions {
+  baseImage: string;
+  stateDir: string;
+  rotate: boolean;
+  haveState: boolean;
+  haveS3Credentials: boolean;
+  runtimeAvailable: boolean;
+  hostArch: string;
+}
+
+export const RUNTIME_SKIPPED = 'runtime: not installed into the image yet (install-runtime not available)';
+
+export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
+  const pi = inv.pi;
+  const arch = pi.arch ?? 'arm64';
+  const l = luksPlan(pi);
+  const piState = `${o.stateDir}/${pi.name}`;
+  const steps: PlanStep[] = [
+    { id: 'verify-base', title: 'verify the base image sha256', detail: `${o.baseImage} = ${pi.baseImage.sha256}` },
+    {
+      id: 'secrets',
+      title: o.haveState && !o.rotate ? 'reuse the LUKS UUID and keys from state/' : 'generate the LUKS UUID, USB keyfile, recovery passphrase, data-disk key and the Pi SSH key',
+      detail: `${piState}/ (0700; secrets 0600)`,
+    },
+    { id: 'extract', title: 'extract the boot (FAT) and root (ext4) partitions', detail: 'sfdisk -J, dd, debugfs rdump + ownership/mode/xattr/hard-link fix-up (no loop devices, no mounts)' },
+    { id: 'configure', title: 'write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys', detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
+    { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
+    o.runtimeAvailable ? { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' } : { id: 'runtime', title: RUNTIME_SKIPPED },
+    { id: 'initramfs', title: `rebuild the initramfs for every installed kernel (MODULES=${initramfsModulesMode(arch, o.hostArch)}) and check the firmware copies` },
+    { id: 'boot', title: 'edit the boot partition: cmdline.txt root=/dev/mapper/cryptroot, config.txt auto_initramfs=1, new kernels/initramfs (mtools)' },
+    { id: 'root', title: `mkfs.ext4 -d, then cryptsetup reencrypt --encrypt (${l.cipher}, ${l.keySizeBits}-bit, argon2id ${l.pbkdfMemoryKiB} KiB × ${l.pbkdfIterations})`, detail: 'keyslot 0: USB keyfile, keyslot 1: recovery passphrase' },
+    { id: 'assemble', title: `assemble ${piState}/sdcard.img (sfdisk, same disk id)` },
+    { id: 'usbkey', title: `make ${piState}/usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})` },
+  ];
+  if (o.haveS3Credentials) steps.splice(4, 0, { id: 's3-credentials', title: 'copy state/aws/writer-credentials.json into the root (0600)' });
+  return steps;
+}

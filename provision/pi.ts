@@ -1,0 +1,169 @@
+// `make provision-pi`: Raspberry Pi OS Lite image → encrypted SD-card image + USB key image.
+// Composes: read inventory → check base image → plan (pure, image/plan.ts) → build (image/build.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { loadInventory, InventoryError, resolveInventoryPath } from './inventory/validate.ts';
+import type { Inventory } from './inventory/schema.ts';
+import { buildImage, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { planSteps, luksPlan, RUNTIME_SKIPPED } from './image/plan.ts';
+import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
+import { CommandError } from './image/run.ts';
+
+const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] [--rotate] [--keep-work]
+
+Turns the Raspberry Pi OS Lite base image named in the inventory (pi.baseImage) into
+  state/<pi>/sdcard.img   LUKS2 root, unlocked at boot by the USB key or the recovery passphrase
+  state/<pi>/usbkey.img   the USB key (label pi.usbKey.label) holding the root's keyfile
+Write them with: make write-sd DEVICE=/dev/sdX   and   make write-usbkey DEVICE=/dev/sdY
+
+  --inventory FILE  inventory (default: $INVENTORY or ./inventory.json)
+  --state DIR       state folder (default: $PULLVAULT_STATE or <inventory folder>/state)
+  --dry-run         check the inventory and base image, list what would be built, change nothing
+  --rotate          new LUKS UUID, USB keyfile, recovery passphrase, data-disk key and Pi SSH key
+  --keep-work       keep state/<pi>/work (the unpacked root) for debugging
+Runs as root on a Debian/Ubuntu machine; needs no device-mapper and no loop devices.`;
+
+interface Args {
+  inventory: string;
+  state?: string;
+  dryRun: boolean;
+  rotate: boolean;
+  keepWork: boolean;
+  help: boolean;
+}
+
+export function parseArgs(argv: string[]): Args {
+  const a: Args = { inventory: process.env.INVENTORY || 'inventory.json', state: process.env.PULLVAULT_STATE || undefined, dryRun: false, rotate: false, keepWork: false, help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i];
+    const val = () => {
+      const eq = x.indexOf('=');
+      if (eq > 0) return x.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${x} needs a value`);
+      return v;
+    };
+    if (x === '--help' || x === '-h') a.help = true;
+    else if (x === '--dry-run' || x === '-n') a.dryRun = true;
+    else if (x === '--rotate') a.rotate = true;
+    else if (x === '--keep-work') a.keepWork = true;
+    else if (x === '--inventory' || x.startsWith('--inventory=')) a.inventory = val();
+    else if (x === '--state' || x.startsWith('--state=')) a.state = val();
+    else if (/^INVENTORY=/.test(x)) a.inventory = x.slice('INVENTORY='.length);
+    else throw new UsageError(`unknown argument: ${x}`);
+  }
+  return a;
+}
+
+class UsageError extends Error {}
+
+type RuntimeInstaller = (rootDir: string, inv: Inventory) => Promise<void>;
+
+/** provision/runtime-install.ts is another engineer's module; use it only if it exists and exports installRuntimeInto. */
+export async function findRuntimeInstaller(): Promise<RuntimeInstaller | undefined> {
+  const file = fileURLToPath(new URL('./runtime-install.ts', import.meta.url));
+  if (!existsSync(file)) return undefined;
+  try {
+    const mod = (await import(pathToFileURL(file).href)) as { installRuntimeInto?: RuntimeInstaller };
+    return typeof mod.installRuntimeInto === 'function' ? mod.installRuntimeInto : undefined;
+  } catch (e) {
+    throw new Error(`provision/runtime-install.ts exists but could not be loaded: ${(e as Error).message}`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    console.error(`provision-pi: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const t0 = Date.now();
+  const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s]`;
+  const log = (s: string) => console.log(`${stamp()} ${s}`);
+  const phase = async <T>(title: string, fn: () => Promise<T>): Promise<T> => {
+    const p0 = Date.now();
+    log(`${title} …`);
+    const r = await fn();
+    log(`${title.split(':')[0]}: done in ${((Date.now() - p0) / 1000).toFixed(1)} s`);
+    return r;
+  };
+  try {
+    const { inventory, dir } = await loadInventory(path.resolve(args.inventory));
+    const pi = inventory.pi;
+    const stateDir = path.resolve(args.state ?? path.join(dir, 'state'));
+    const baseImage = resolveInventoryPath(dir, pi.baseImage.path);
+    if (!/\.img(\.xz)?$/.test(baseImage)) throw new Error(`pi.baseImage.path: ${baseImage} must be a .img or .img.xz file`);
+    if (!existsSync(baseImage)) throw new Error(`pi.baseImage.path: ${baseImage} does not exist (download Raspberry Pi OS Lite arm64 and point the inventory at it)`);
+    luksPlan(pi); // fails early if the model has no cipher
+
+    // 1. the base image's checksum, before anything else
+    await phase('verify-base: sha256 of the base image', async () => {
+      const got = await sha256File(baseImage);
+      if (got !== pi.baseImage.sha256) throw new Error(`pi.baseImage.sha256: ${baseImage} has sha256 ${got}, the inventory pins ${pi.baseImage.sha256}; refusing to build from an unexpected image`);
+    });
+
+    const awsCreds = path.join(stateDir, 'aws', 'writer-credentials.json');
+    const installRuntime = await findRuntimeInstaller();
+    const steps = planSteps(inventory, {
+      baseImage,
+      stateDir,
+      rotate: args.rotate,
+      haveState: haveSecrets(piStateDir(stateDir, pi.name)),
+      haveS3Credentials: existsSync(awsCreds),
+      runtimeAvailable: !!installRuntime,
+      hostArch: hostArch(),
+    });
+    if (args.dryRun) {
+      console.log(`provision-pi --dry-run: would build for ${pi.name} (${pi.model}, ${pi.arch ?? 'arm64'}):`);
+      for (const s of steps) console.log(`  - ${s.id}: ${s.title}${s.detail ? `\n      ${s.detail}` : ''}`);
+      console.log('nothing changed');
+      return 0;
+    }
+    if (process.getuid?.() !== 0) throw new Error('provision-pi must run as root (chroot, file ownership in the image)');
+
+    const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: args.rotate, baseSha256: pi.baseImage.sha256 });
+    log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
+    const res = await buildImage(
+      {
+        inventory,
+        baseImage,
+        stateDir,
+        secrets,
+        templates: loadTemplates(),
+        log,
+        installRuntime,
+        s3Credentials: existsSync(awsCreds) ? readFileSync(awsCreds, 'utf8') : undefined,
+        keepWork: args.keepWork,
+      },
+      phase,
+    );
+    if (!installRuntime) void RUNTIME_SKIPPED;
+    log(`built ${res.sdcard} and ${res.usbkey}`);
+    log(`the Pi's SSH public key (for provision-server): ${secrets.sshPubFile}`);
+    if (secrets.created) {
+      // shown once, on the terminal only; kept in state/ (0600) for the admin to copy to paper
+      const pass = readFileSync(secrets.recoveryFile, 'utf8');
+      console.log('\n  RECOVERY PASSPHRASE (LUKS keyslot 1) — write it down and keep it away from the Pi:\n');
+      console.log(`      ${pass}\n`);
+      console.log(`  (also in ${secrets.recoveryFile}, mode 0600; it will not be shown again)\n`);
+    } else log(`recovery passphrase: unchanged (${secrets.recoveryFile})`);
+    log(`next: make write-sd DEVICE=/dev/… ; make write-usbkey DEVICE=/dev/…`);
+    return 0;
+  } catch (e) {
+    if (e instanceof InventoryError) console.error(e.message);
+    else if (e instanceof CommandError) console.error(`provision-pi: ${e.message}`);
+    else console.error(`provision-pi: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((c) => process.exit(c));
+}

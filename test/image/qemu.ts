@@ -1,0 +1,152 @@
+// Boots a built SD image under qemu TCG the way the Pi firmware would: kernel, initramfs and
+// cmdline are taken from the image's FAT partition (config.txt decides which files). The SD image
+// is a virtio-blk disk (copy-on-write overlay, the image stays pristine), the USB key a usb-storage
+// device on qemu-xhci, no network. The serial console is qemu's stdio, which we read AND write, so a test
+// can type the recovery passphrase at the askpass prompt.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import path from 'node:path';
+import { run } from '../../provision/image/run.ts';
+
+export interface BootOptions {
+  sdcard: string;
+  /** USB stick image, or none */
+  stick?: string;
+  /** extra virtio disks (e.g. the data disk), with their serial (→ /dev/disk/by-id/virtio-<serial>) */
+  disks?: { file: string; serial: string }[];
+  /** grow the SD disk to this size (qcow2 overlay), to exercise the first-boot resize */
+  sdSizeMiB?: number;
+  /** appended to the image's cmdline (e.g. init=/usr/sbin/marker-init) */
+  extraCmdline?: string;
+  memMiB?: number;
+  log: string;
+  arch?: 'amd64';
+}
+
+export interface BootFiles {
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  config: string;
+}
+
+/** What the firmware would load: config.txt kernel=/initramfs lines, else kernel8.img + initramfs8 (auto_initramfs=1). */
+export async function bootFilesFromImage(sdcard: string, dir: string): Promise<BootFiles> {
+  const table = JSON.parse((await run(['sfdisk', '-J', sdcard])).stdout).partitiontable;
+  const off = table.partitions[0].start * 512;
+  const img = `${sdcard}@@${off}`;
+  const config = path.join(dir, 'config.txt');
+  const cmdline = path.join(dir, 'cmdline.txt');
+  await run(['mcopy', '-n', '-i', img, '::config.txt', config]);
+  await run(['mcopy', '-n', '-i', img, '::cmdline.txt', cmdline]);
+  const cfg = readFileSync(config, 'utf8');
+  const kernelName = /^kernel=(\S+)/m.exec(cfg)?.[1] ?? 'kernel8.img';
+  let initrdName = /^initramfs\s+(\S+)/m.exec(cfg)?.[1];
+  if (!initrdName && /^auto_initramfs=1/m.test(cfg)) initrdName = kernelName.replace(/^kernel/, 'initramfs').replace(/\.img$/, '');
+  if (!initrdName) throw new Error('config.txt loads no initramfs');
+  const kernel = path.join(dir, 'kernel');
+  const initrd = path.join(dir, 'initrd');
+  await run(['mcopy', '-n', '-i', img, `::${kernelName}`, kernel]);
+  await run(['mcopy', '-n', '-i', img, `::${initrdName}`, initrd]);
+  return { kernel, initrd, cmdline: readFileSync(cmdline, 'utf8'), config: cfg };
+}
+
+export class Boot {
+  out = '';
+  private input?: NodeJS.WritableStream;
+  private exited = false;
+  exitCode: number | null = null;
+  readonly started = Date.now();
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly tmp: string,
+    readonly logFile: string,
+  ) {
+    child.on('exit', (c) => {
+      this.exited = true;
+      this.exitCode = c;
+    });
+  }
+
+  attach(output: NodeJS.ReadableStream, input: NodeJS.WritableStream): void {
+    this.input = input;
+    input.on('error', () => {});
+    output.on('data', (b: Buffer) => {
+      const s = b.toString('latin1');
+      this.out += s;
+      appendFileSync(this.logFile, s);
+    });
+  }
+
+  get seconds(): number {
+    return (Date.now() - this.started) / 1000;
+  }
+
+  /** Resolves with the match, or rejects on timeout / qemu exit / a fail pattern. */
+  async expect(ok: RegExp, timeoutMs: number, fail?: RegExp): Promise<RegExpExecArray> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const m = ok.exec(this.out);
+      if (m) return m;
+      if (fail?.test(this.out)) throw new Error(`boot: saw ${fail} while waiting for ${ok} (log ${this.logFile})`);
+      if (this.exited) throw new Error(`boot: qemu exited (${this.exitCode}) before ${ok} (log ${this.logFile})`);
+      if (Date.now() > end) throw new Error(`boot: no ${ok} after ${timeoutMs / 1000} s (log ${this.logFile})`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Types on the serial console. */
+  type(text: string): void {
+    this.input?.write(text);
+  }
+
+  async waitExit(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (!this.exited && Date.now() < end) await new Promise((r) => setTimeout(r, 250));
+    return this.exited;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.exited) {
+      this.child.kill('SIGTERM');
+      await this.waitExit(10_000);
+      if (!this.exited) this.child.kill('SIGKILL');
+      await this.waitExit(5_000);
+    }
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+export async function boot(o: BootOptions): Promise<Boot> {
+  mkdirSync(path.dirname(o.log), { recursive: true });
+  const tmp = mkdtempSync(path.join(path.dirname(o.log), '.boot-'));
+  const files = await bootFilesFromImage(o.sdcard, tmp);
+  // the Pi's console= args name its serial/HDMI consoles; the lab console is ttyS0 (qemu's serial)
+  const cmdline = `${files.cmdline.trim().replace(/(^| )console=\S+/g, '')} console=ttyS0,115200 ${o.extraCmdline ?? ''}`.replace(/\s+/g, ' ').trim();
+  let sd = o.sdcard;
+  let sdFormat = 'raw';
+  const overlay = path.join(tmp, 'sd.qcow2');
+  const args = ['create', '-q', '-f', 'qcow2', '-b', path.resolve(o.sdcard), '-F', 'raw', overlay];
+  if (o.sdSizeMiB) args.push(`${o.sdSizeMiB}M`);
+  await run(['qemu-img', ...args]);
+  sd = overlay;
+  sdFormat = 'qcow2';
+  const q = [
+    'qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max', '-smp', '2', '-m', String(o.memMiB ?? 1024),
+    '-kernel', files.kernel, '-initrd', files.initrd, '-append', cmdline,
+    '-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd',
+    '-device', 'qemu-xhci,id=xhci',
+    '-display', 'none', '-monitor', 'none', '-nic', 'none', '-no-reboot',
+    '-serial', 'stdio',
+  ];
+  if (o.stick) q.push('-drive', `if=none,id=stick,format=raw,file=${o.stick},readonly=on`, '-device', 'usb-storage,bus=xhci.0,drive=stick');
+  for (const [i, d] of (o.disks ?? []).entries()) q.push('-drive', `if=none,id=d${i},format=raw,file=${d.file}`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial}`);
+  mkdirSync(path.dirname(o.log), { recursive: true });
+  writeFileSync(o.log, `# ${q.join(' ')}\n`);
+  // serial on qemu's stdin/stdout: we read the console and type into it
+  const child = spawn(q[0], q.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const b = new Boot(child, tmp, o.log);
+  child.stderr?.on('data', (x: Buffer) => appendFileSync(o.log, `\n# qemu stderr: ${x.toString()}`));
+  b.attach(child.stdout!, child.stdin!);
+  return b;
+}
