@@ -37,6 +37,7 @@ export interface InstallOptions {
   connect?: RuntimeConfig['connect'];
   /** lab/demo only */
   allowUnmountedDataDir?: boolean;
+  allowUnencryptedDataDir?: boolean;
   paths?: Partial<InstallPaths>;
   dryRun?: boolean;
   reporter?: Reporter;
@@ -64,6 +65,7 @@ export async function prepareInstall(inventory: Inventory, opts: InstallOptions 
     awsCredentials: creds?.text,
     connect: opts.connect,
     allowUnmountedDataDir: opts.allowUnmountedDataDir,
+    allowUnencryptedDataDir: opts.allowUnencryptedDataDir,
     paths: opts.paths,
   });
   return { plan, bundle };

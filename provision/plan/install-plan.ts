@@ -66,6 +66,8 @@ export interface InstallInput {
   connect?: RuntimeConfig['connect'];
   /** lab/demo only: the data dir need not be a mounted volume */
   allowUnmountedDataDir?: boolean;
+  /** lab/demo only: the data dir may be a mounted volume that is not the dm-crypt mapper (tmpfs) */
+  allowUnencryptedDataDir?: boolean;
   paths?: Partial<InstallPaths>;
 }
 
@@ -136,6 +138,7 @@ export function runtimeConfig(input: InstallInput, paths: InstallPaths): Runtime
     },
   };
   if (input.allowUnmountedDataDir) config.allowUnmountedDataDir = true;
+  if (input.allowUnencryptedDataDir) config.allowUnencryptedDataDir = true;
   if (input.connect && Object.keys(input.connect).length) config.connect = input.connect;
   return config;
 }
