@@ -125,7 +125,9 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
       log(`  rsync ${p.path}${linkDest ? ` (link-dest ${prev!.id})` : ''}`);
       const child = start(argv, ['ignore', opts.progress ? 'pipe' : 'ignore', 'pipe']);
       if (opts.progress && opts.onProgress) child.stdout!.on('data', (b: Buffer) => opts.onProgress!(b.toString()));
+      const tR = Date.now();
       const r = await finished(child);
+      log(`  rsync ${p.path}: exit ${r.code} in ${((Date.now() - tR) / 1000).toFixed(1)} s`);
       if (r.code === 0) continue;
       if ((RSYNC_PARTIAL_CODES as readonly number[]).includes(r.code)) {
         partialFlag = true;
@@ -140,7 +142,9 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
     const { dumps, errors } = await dumpDatabases(config, server, ep, partial, log);
     if (errors.length) partialFlag = true;
 
+    const tM = Date.now();
     const { stats } = await buildManifest(partial, { prevDir: prev?.dir });
+    log(`  manifest: ${stats.files} files, ${stats.hashedFiles} hashed, in ${((Date.now() - tM) / 1000).toFixed(1)} s`);
     const finishedAt = new Date();
     const info: SnapshotInfo = {
       version: MANIFEST_VERSION,
