@@ -27,6 +27,16 @@ export interface Stream {
 
 const RECORD = 10240;
 
+/**
+ * A child's stdout with a consumer attached now: Node resumes (and so drops the data of) an
+ * exited child's stdout that has no listener yet, and encryption may start reading later.
+ */
+function held(out: Readable): Readable {
+  const p = new PassThrough({ highWaterMark: 1 << 20 });
+  out.on('error', (e) => p.destroy(e));
+  return out.pipe(p);
+}
+
 const join0 = (paths: Buffer[]): Buffer => Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])]));
 
 function zstdProc(level: number): Proc {
@@ -68,7 +78,7 @@ export function tarZstStream(a: ArchiveInput): Stream {
   const done = Promise.all([tar.done, zstd.done, feeding]).then(() => undefined);
   done.catch(() => {});
   return {
-    stream: zstd.child.stdout!,
+    stream: held(zstd.child.stdout!),
     done,
     kill() {
       tar.child.kill('SIGKILL');
@@ -88,5 +98,5 @@ export function jsonlZstStream(header: Record<string, unknown>, file: string): S
   src.pipe(zstd.child.stdin!);
   const done = Promise.all([zstd.done, new Promise<void>((r, j) => (body.on('end', () => r()), body.on('error', j)))]).then(() => undefined);
   done.catch(() => {});
-  return { stream: zstd.child.stdout!, done, kill: () => zstd.child.kill('SIGKILL') };
+  return { stream: held(zstd.child.stdout!), done, kill: () => zstd.child.kill('SIGKILL') };
 }

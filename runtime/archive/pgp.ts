@@ -2,6 +2,7 @@
 // owner uses a GnuPG home (agent, smartcard) or with openpgp.js from an armored private key.
 // Both decryptors stream in constant memory into a file that is deleted unless the integrity
 // check at the end of the message passed.
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -31,6 +32,84 @@ export async function encryptStream(input: Readable, recipients: Recipient[]): P
   const message = await openpgp.createMessage({ binary: Readable.toWeb(input) as unknown as ReadableStream<Uint8Array> });
   const out = await openpgp.encrypt({ message, encryptionKeys: recipients.map((r) => r.key), format: 'binary' });
   return Readable.fromWeb(out as unknown as WebReadableStream<Uint8Array>, { highWaterMark: 1 << 20 });
+}
+
+/**
+ * The same OpenPGP message shape openpgp.js writes for GnuPG-2.2 keys (PKESK per recipient +
+ * SEIPDv1 with MDC around a binary literal packet, AES-256), with the bulk done by Node's native
+ * AES-256-CFB and SHA-1 instead of openpgp.js's JavaScript/WebCrypto stream (≈50 MB/s on this
+ * machine, a third of `gpg --encrypt`). openpgp.js still does everything key-related: it
+ * encrypts the session key to each recipient (encryptSessionKey). Decryptable by GnuPG ≥ 2.2
+ * and openpgp.js (both tested).
+ */
+export async function encryptStreamFast(input: Readable, recipients: Recipient[]): Promise<Readable> {
+  if (recipients.length === 0) throw new Error('no recipients to encrypt to');
+  const sessionKey = randomBytes(32);
+  const pkesk = Buffer.from(
+    (await openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', encryptionKeys: recipients.map((r) => r.key), format: 'binary' })) as Uint8Array,
+  );
+  return Readable.from(seipd(pkesk, sessionKey, input), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+const CHUNK = 1 << 16; // partial body length 2^16 (first partial must be ≥ 512)
+
+function normalLength(n: number): Buffer {
+  if (n < 192) return Buffer.from([n]);
+  if (n < 8384) return Buffer.from([((n - 192) >> 8) + 192, (n - 192) & 0xff]);
+  const b = Buffer.alloc(5);
+  b[0] = 0xff;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
+/** A new-format packet with partial body lengths around a byte stream. */
+async function* packet(tag: number, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield Buffer.from([0xc0 | tag]);
+  let pending: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    pending.push(c);
+    size += c.length;
+    if (size >= CHUNK) {
+      let all = Buffer.concat(pending);
+      while (all.length >= CHUNK) {
+        // keep at least one byte back: the last piece must use a normal length
+        if (all.length === CHUNK) break;
+        yield Buffer.concat([Buffer.from([224 + 16]), all.subarray(0, CHUNK)]);
+        all = all.subarray(CHUNK);
+      }
+      pending = [all];
+      size = all.length;
+    }
+  }
+  const rest = Buffer.concat(pending);
+  yield Buffer.concat([normalLength(rest.length), rest]);
+}
+
+async function* literal(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield Buffer.from([0x62, 0, 0, 0, 0, 0]); // binary, no file name, date 0
+  for await (const c of input) yield Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+}
+
+async function* seipdBody(key: Buffer, plain: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const cipher = createCipheriv('aes-256-cfb', key, Buffer.alloc(16, 0));
+  const mdc = createHash('sha1');
+  const prefix = randomBytes(16);
+  const head = Buffer.concat([prefix, prefix.subarray(14, 16)]);
+  mdc.update(head);
+  yield Buffer.concat([Buffer.from([1]), cipher.update(head)]);
+  for await (const c of plain) {
+    mdc.update(c);
+    yield cipher.update(c);
+  }
+  const tag = Buffer.from([0xd3, 0x14]);
+  mdc.update(tag);
+  yield Buffer.concat([cipher.update(Buffer.concat([tag, mdc.digest()])), cipher.final()]);
+}
+
+async function* seipd(pkesk: Buffer, key: Buffer, input: Readable): AsyncGenerator<Buffer> {
+  yield pkesk;
+  yield* packet(18, seipdBody(key, packet(11, literal(input))));
 }
 
 export class NotRecipientError extends Error {}

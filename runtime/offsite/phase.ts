@@ -5,11 +5,12 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { RuntimeConfig } from '../config.ts';
 import type { SnapshotInfo } from '../manifest-format.ts';
 import { readManifestFile } from '../archive/manifest-io.ts';
 import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
-import { encryptStream, loadRecipient, type Recipient } from '../archive/pgp.ts';
+import { encryptStream, encryptStreamFast, loadRecipient, type Recipient } from '../archive/pgp.ts';
 import { ROOT_FILES } from '../archive/tar-format.ts';
 import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from './naming.ts';
 import { decide } from './schedule.ts';
@@ -39,6 +40,9 @@ export interface OffsiteOptions {
   newTag?: () => string;
 }
 
+/** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
+const encrypt = (input: Readable, r: Recipient[]) => (process.env.PULLVAULT_ENCRYPTOR === 'openpgp' ? encryptStream(input, r) : encryptStreamFast(input, r));
+
 export function snapshotsRoot(dataDir: string): string {
   return join(dataDir, 'pullvault', 'snapshots');
 }
@@ -54,11 +58,15 @@ export async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]
   return out;
 }
 
-export async function offsitePhase(
-  config: RuntimeConfig,
-  results: { server: string; snapshotDir: string; id: string; ok: boolean }[],
-  opts: OffsiteOptions,
-): Promise<OffsiteResult[]> {
+/** What the pull phase hands over: this module's shape, or the pull engineer's PullResult. */
+export type PulledSnapshot =
+  | { server: string; snapshotDir: string; id: string; ok: boolean }
+  | { server: string; ok: boolean; snapshot?: { id: string; dir: string }; error?: string };
+
+export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot[], opts: OffsiteOptions): Promise<OffsiteResult[]> {
+  const results = pulled.map((p) =>
+    'snapshotDir' in p ? p : { server: p.server, ok: p.ok || p.snapshot !== undefined, snapshotDir: p.snapshot?.dir ?? '', id: p.snapshot?.id ?? '' },
+  );
   const log = opts.log;
   const now = opts.now ?? new Date();
   const out: OffsiteResult[] = [];
@@ -76,8 +84,9 @@ export async function offsitePhase(
   const recordFile = uploadsFile(config.paths.dataDir);
   const sched = config.inventory.schedule.offsite;
   for (const r of results) {
-    if (!r.ok) {
-      out.push({ server: r.server, kind: 'skipped', error: 'pull failed; nothing new to send' });
+    // a snapshot whose dump failed is still complete for its files: it goes offsite too
+    if (!r.ok || !r.id || !existsSync(join(r.snapshotDir, 'manifest.jsonl'))) {
+      out.push({ server: r.server, kind: 'skipped', error: 'pull failed; no new snapshot to send' });
       continue;
     }
     try {
@@ -164,13 +173,13 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     const archiveInfo = { format: 1, kind, server: i.server, snapshot: i.snapshot, base: name.base ?? null, chainId: name.chainId };
     const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel });
     try {
-      const enc = await encryptStream(src.stream, i.recipients);
+      const enc = await encrypt(src.stream, i.recipients);
       const put = await Promise.all([i.target.put(key, enc), src.done]).then(([p]) => p);
       const header = { pullvault: 'manifest', v: 1, ...archiveInfo, archive: { key, bytes: put.bytes, sha256: put.sha256 }, deletions: sel.deletions.length, info };
       const ms = jsonlZstStream(header, join(i.snapshotDir, 'manifest.jsonl'));
       let mput;
       try {
-        mput = await Promise.all([i.target.put(mkey, await encryptStream(ms.stream, i.recipients)), ms.done]).then(([p]) => p);
+        mput = await Promise.all([i.target.put(mkey, await encrypt(ms.stream, i.recipients)), ms.done]).then(([p]) => p);
       } catch (e) {
         ms.kill();
         throw e;
