@@ -1,0 +1,133 @@
+// provision-server: what the plan needs to know about a server before deciding anything
+// (read-only probes), and the pure judgement of those facts into one-line problems.
+import type { Executor } from '../exec/types.ts';
+import type { ServerSpec } from '../inventory/schema.ts';
+import { backupUser } from '../inventory/defaults.ts';
+import { RRSYNC_PATH } from './server-render.ts';
+
+/** GECOS of the backup user: how provision-server recognises an account it created. */
+export const BACKUP_USER_COMMENT = 'pullvault backup (managed by pullvault provision-server)';
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  gecos: string;
+  home: string;
+  shell: string;
+}
+
+export interface EngineFact {
+  /** client and server programs are there */
+  installed: boolean;
+  /** the server answers as its admin (root via unix_socket / postgres via peer) */
+  running: boolean;
+  /** why not, when not */
+  detail?: string;
+}
+
+export interface ServerFacts {
+  backupUser: PasswdEntry | null;
+  /** inventory users → their primary (private) group, null when the user does not exist */
+  users: Record<string, string | null>;
+  /** inventory groups → exists */
+  groups: Record<string, boolean>;
+  /** program → found */
+  programs: Record<string, boolean>;
+  /** rrsync understands -absolute (client paths are absolute paths under the restricted dir) */
+  rrsyncAbsolute: boolean;
+  mariadb: EngineFact;
+  postgres: EngineFact;
+}
+
+export function parsePasswd(line: string): PasswdEntry | null {
+  const f = line.trim().split(':');
+  if (f.length < 7) return null;
+  return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4]!, home: f[5]!, shell: f[6]! };
+}
+
+export const PROGRAMS = ['rsync', 'python3', 'runuser', 'useradd', 'usermod', 'userdel', 'logger'] as const;
+export const MARIADB_PROGRAMS = ['mariadb', 'mariadb-dump'] as const;
+export const POSTGRES_PROGRAMS = ['psql', 'pg_dump', 'pg_dumpall'] as const;
+
+async function probeEngine(exec: Executor, programs: readonly string[], found: Record<string, boolean>, ping: string[]): Promise<EngineFact> {
+  const missing = programs.filter((p) => !found[p]);
+  if (missing.length) return { installed: false, running: false, detail: `${missing.join(', ')} not found` };
+  const r = await exec.run(ping, { okCodes: [0, 1, 2, 127] });
+  if (r.code !== 0) return { installed: true, running: false, detail: (r.stderr.trim().split('\n').pop() ?? '').trim() || `exit ${r.code}` };
+  return { installed: true, running: true };
+}
+
+export const MARIADB_PING = ['mariadb', '--batch', '--skip-column-names', '-e', 'SELECT 1'];
+export const POSTGRES_PING = ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-A', '-t', '-d', 'postgres', '-c', 'SELECT 1'];
+
+/** Read-only probes (runs in dry-run too). */
+export async function gatherFacts(exec: Executor, server: ServerSpec): Promise<ServerFacts> {
+  const user = backupUser(server);
+  const names = [...PROGRAMS, ...MARIADB_PROGRAMS, ...POSTGRES_PROGRAMS];
+  // independent probes, run at once over the one connection (each SSH exec costs a round trip)
+  const [pw, userGroups, groupFound, which, rr] = await Promise.all([
+    exec.run(['getent', 'passwd', user], { okCodes: [0, 2] }),
+    Promise.all((server.users ?? []).map((u) => exec.run(['id', '-gn', '--', u], { okCodes: [0, 1] }))),
+    Promise.all((server.groups ?? []).map((g) => exec.run(['getent', 'group', g], { okCodes: [0, 2] }))),
+    exec.run(['sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0', 'sh', ...names]),
+    exec.run(['grep', '-q', '--', "'-absolute'", RRSYNC_PATH], { okCodes: [0, 1, 2] }),
+  ]);
+  const users: Record<string, string | null> = {};
+  (server.users ?? []).forEach((u, i) => (users[u] = userGroups[i]!.code === 0 ? userGroups[i]!.stdout.trim() : null));
+  const groups: Record<string, boolean> = {};
+  (server.groups ?? []).forEach((g, i) => (groups[g] = groupFound[i]!.code === 0));
+  const have = new Set(which.stdout.split('\n').map((l) => l.trim()));
+  const programs: Record<string, boolean> = Object.fromEntries(names.map((n) => [n, have.has(n)]));
+  programs['rrsync'] = rr.code !== 2;
+  const [mariadb, postgres] = await Promise.all([
+    probeEngine(exec, MARIADB_PROGRAMS, programs, MARIADB_PING),
+    probeEngine(exec, POSTGRES_PROGRAMS, programs, POSTGRES_PING),
+  ]);
+  return { backupUser: pw.code === 0 ? parsePasswd(pw.stdout) : null, users, groups, programs, rrsyncAbsolute: rr.code === 0, mariadb, postgres };
+}
+
+/**
+ * Everything that stops provisioning before a change is made, one line each, naming the
+ * server and what to do. `index` is the server's position in the inventory (for field paths).
+ */
+export function factProblems(server: ServerSpec, index: number, facts: ServerFacts, mode: 'install' | 'uninstall'): string[] {
+  const s = server.name;
+  const at = `servers[${index}]`;
+  const out: string[] = [];
+  const user = backupUser(server);
+  const existing = facts.backupUser;
+  if (existing && existing.gecos !== BACKUP_USER_COMMENT)
+    out.push(
+      `${s}: a user "${user}" already exists and was not created by pullvault (comment "${existing.gecos}"); set ${at}.backupUser to another name, or remove that user`,
+    );
+  if (mode === 'uninstall') return out;
+  for (const [u, g] of Object.entries(facts.users))
+    if (g === null) out.push(`${s}: ${at}.users names "${u}", but there is no such user on ${s}; create it there or remove it from the inventory`);
+  for (const [g, ok] of Object.entries(facts.groups))
+    if (!ok) out.push(`${s}: ${at}.groups names "${g}", but there is no such group on ${s}; create it there or remove it from the inventory`);
+  const missing = PROGRAMS.filter((p) => !facts.programs[p]);
+  if (missing.length) out.push(`${s}: ${missing.join(', ')} not found; install them (apt-get install rsync python3 passwd util-linux bsdutils)`);
+  if (!facts.programs['rrsync']) out.push(`${s}: ${RRSYNC_PATH} not found; install rsync (Debian ships rrsync with it)`);
+  else if (!facts.rrsyncAbsolute) out.push(`${s}: ${RRSYNC_PATH} has no -absolute option (older rsync); install a newer rsync package`);
+  const engines = [
+    ['mariadb', 'MariaDB', facts.mariadb, 'mariadb-server'] as const,
+    ['postgres', 'PostgreSQL', facts.postgres, 'postgresql'] as const,
+  ];
+  for (const [key, label, f, pkg] of engines) {
+    if (server.databases?.[key] === undefined) continue;
+    if (!f.installed) out.push(`${s}: ${at}.databases.${key} is set, but ${label} is not installed (${f.detail}); install ${pkg} or remove databases.${key}`);
+    else if (!f.running) out.push(`${s}: ${label} does not answer (${f.detail}); start it, or remove ${at}.databases.${key}`);
+  }
+  return out;
+}
+
+/** Secondary groups the backup user must have: the inventory's groups + the users' private groups. */
+export function wantedGroups(server: ServerSpec, facts: ServerFacts): string[] {
+  const set = new Set<string>(server.groups ?? []);
+  for (const u of server.users ?? []) {
+    const g = facts.users[u];
+    if (g) set.add(g);
+  }
+  return [...set].sort();
+}

@@ -1,0 +1,118 @@
+// provision-server, the plan: (server, Pi, its public key, templates, facts) → steps. Pure;
+// the steps' check/apply run later against an Executor.
+import type { PiSpec, ServerSpec } from '../inventory/schema.ts';
+import { backupUser, DISPATCH_PATH } from '../inventory/defaults.ts';
+import { absentFileStep, fileStep } from '../engine/files.ts';
+import type { Step } from '../engine/types.ts';
+import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';
+import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './server-render.ts';
+import {
+  absentDirStep,
+  absentMariadbAccountStep,
+  absentPgRoleStep,
+  absentUserStep,
+  backupUserStep,
+  dirStep,
+  groupsStep,
+  mariadbAccountStep,
+  mariadbLoginCheckStep,
+  pgLoginCheckStep,
+  pgRoleStep,
+  type ServerCtx,
+} from './server-steps.ts';
+
+export interface ServerPlanInput {
+  server: ServerSpec;
+  /** position in inventory.servers, for field paths in messages */
+  index: number;
+  pi: PiSpec;
+  /** the Pi's public key file text (required to install; unused to uninstall) */
+  piPublicKey?: string;
+  templates: ServerTemplates;
+  facts: ServerFacts;
+  mode: 'install' | 'uninstall';
+}
+
+export interface ServerPlan {
+  /** non-empty: do nothing, print these (one line each) */
+  problems: string[];
+  steps: Step<ServerCtx>[];
+  /** where things go, for messages and tests */
+  paths: { home: string; sshDir: string; authorizedKeys: string; dispatcher: string };
+}
+
+export function serverPaths(server: ServerSpec) {
+  const home = `/home/${backupUser(server)}`;
+  return { home, sshDir: `${home}/.ssh`, authorizedKeys: `${home}/.ssh/authorized_keys`, dispatcher: DISPATCH_PATH };
+}
+
+const exec = (ctx: ServerCtx) => ctx.exec;
+
+export function planServer(input: ServerPlanInput): ServerPlan {
+  const { server, index, facts, mode } = input;
+  const paths = serverPaths(server);
+  const user = backupUser(server);
+  const s = server.name;
+  const problems = [...factProblems(server, index, facts, mode)];
+  if (mode === 'uninstall') {
+    if (problems.length) return { problems, steps: [], paths };
+    const steps: Step<ServerCtx>[] = [
+      absentFileStep(`${s}: ${paths.authorizedKeys}`, exec, paths.authorizedKeys),
+      absentDirStep(`${s}: ${paths.sshDir}`, paths.sshDir, { after: [`${s}: ${paths.authorizedKeys}`] }),
+      absentFileStep(`${s}: ${paths.dispatcher}`, exec, paths.dispatcher),
+    ];
+    // whatever the inventory says now: an account made by an earlier run must go too
+    if (facts.mariadb.running) steps.push(absentMariadbAccountStep(`${s}: mariadb account ${user}`, user));
+    if (facts.postgres.running) steps.push(absentPgRoleStep(`${s}: postgres role ${user}`, user));
+    steps.push(
+      absentDirStep(`${s}: ${paths.home}`, paths.home, { after: [`${s}: ${paths.sshDir}`] }),
+      absentUserStep(`${s}: backup user ${user}`, user, { after: steps.map((x) => x.id) }),
+    );
+    return { problems, steps, paths };
+  }
+
+  problems.push(...rootProblems(server, index));
+  if (!input.piPublicKey) problems.push(`${s}: no public key for the Pi; run make provision-pi first, or pass --pi-public-key FILE`);
+  let dispatcher = '';
+  let authorizedKeys = '';
+  try {
+    dispatcher = renderDispatcher(input.templates, server);
+    if (input.piPublicKey) authorizedKeys = renderAuthorizedKeys(input.templates, input.pi, input.piPublicKey);
+  } catch (e) {
+    problems.push(`${s}: ${(e as Error).message}`);
+  }
+  if (problems.length) return { problems, steps: [], paths };
+
+  const userId = `${s}: backup user ${user}`;
+  const steps: Step<ServerCtx>[] = [
+    backupUserStep(userId, user, paths.home),
+    dirStep(`${s}: ${paths.home}`, paths.home, { mode: '755', owner: 'root', group: 'root' }, { after: [userId] }),
+    groupsStep(`${s}: groups of ${user}`, user, wantedGroups(server, facts), { after: [userId] }),
+    fileStep(`${s}: ${paths.dispatcher}`, exec, {
+      path: paths.dispatcher,
+      content: dispatcher,
+      mode: '755',
+      owner: 'root',
+      group: 'root',
+      validate: (tmp) => ['sh', '-n', tmp],
+    }),
+    dirStep(`${s}: ${paths.sshDir}`, paths.sshDir, { mode: '755', owner: 'root', group: 'root' }, { after: [`${s}: ${paths.home}`] }),
+    fileStep(
+      `${s}: ${paths.authorizedKeys}`,
+      exec,
+      { path: paths.authorizedKeys, content: authorizedKeys, mode: '644', owner: 'root', group: 'root' },
+      // the key goes in only once the dispatcher it is forced into is in place
+      { after: [`${s}: ${paths.sshDir}`, `${s}: ${paths.dispatcher}`] },
+    ),
+  ];
+  const mdb = server.databases?.mariadb;
+  if (mdb !== undefined) {
+    const id = `${s}: mariadb account ${user}`;
+    steps.push(mariadbAccountStep(id, user, mdb, { after: [userId] }), mariadbLoginCheckStep(`${s}: mariadb login as ${user}`, user, { after: [id] }));
+  }
+  if (server.databases?.postgres !== undefined) {
+    const id = `${s}: postgres role ${user}`;
+    steps.push(pgRoleStep(id, user, { after: [userId] }), pgLoginCheckStep(`${s}: postgres login as ${user}`, user, { after: [id] }));
+  }
+  return { problems, steps, paths };
+}

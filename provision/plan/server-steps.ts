@@ -1,0 +1,292 @@
+// provision-server: the step kinds (check reads, apply changes), over any Executor. Every
+// command is an argv; SQL goes in on stdin. Built by server-plan.ts.
+import type { Executor } from '../exec/types.ts';
+import type { Change, Step } from '../engine/types.ts';
+import { BACKUP_USER_COMMENT, parsePasswd } from './server-facts.ts';
+import {
+  describeMariadb,
+  describePgRole,
+  mariadbAccountSql,
+  mariadbDropSql,
+  mariadbExistsSql,
+  mariadbGrantsQuery,
+  parsePgRole,
+  parseShowGrants,
+  pgDropSql,
+  pgRoleEqual,
+  pgRoleExistsSql,
+  pgRoleQuery,
+  pgRoleSql,
+  wantedMariadbAccount,
+  WANTED_PG_ROLE,
+  type MariadbAccount,
+} from './server-sql.ts';
+
+export interface ServerCtx {
+  exec: Executor;
+}
+
+export const BACKUP_SHELL = '/bin/sh';
+
+type Opts = { after?: string[] };
+
+// ---- the backup user ----
+
+export interface UserState {
+  exists: boolean;
+  shell: string;
+  home: string;
+  gecos: string;
+  locked: boolean;
+}
+
+async function readUser(exec: Executor, name: string): Promise<UserState | null> {
+  // one round trip: the passwd line, a separator, the shadow line
+  const r = await exec.run(['sh', '-c', 'getent passwd "$1" || exit 3; echo ---; getent shadow "$1"; exit 0', 'sh', name], { okCodes: [0, 3] });
+  if (r.code === 3) return null;
+  const [pwLine, shLine = ''] = r.stdout.split('---\n');
+  const e = parsePasswd(pwLine!)!;
+  const hash = shLine.split(':')[1] ?? '';
+  // no usable password: '*' or a '!'-locked hash (an empty field would let anyone in)
+  const locked = hash.startsWith('*') || hash.startsWith('!');
+  return { exists: true, shell: e.shell, home: e.home, gecos: e.gecos, locked };
+}
+
+const describeUser = (u: UserState | null) => (u ? `shell ${u.shell}\nhome ${u.home}\ncomment ${u.gecos}\npassword ${u.locked ? 'locked' : 'USABLE'}\n` : '');
+
+export function backupUserStep(id: string, name: string, home: string): Step<ServerCtx> {
+  const want: UserState = { exists: true, shell: BACKUP_SHELL, home, gecos: BACKUP_USER_COMMENT, locked: true };
+  return {
+    id,
+    async check({ exec }) {
+      const cur = await readUser(exec, name);
+      if (cur && cur.gecos !== BACKUP_USER_COMMENT)
+        throw new Error(`${exec.where}: user "${name}" exists and was not created by pullvault; refusing to take it over`);
+      if (cur && describeUser(cur) === describeUser(want)) return null;
+      return {
+        action: cur ? 'update' : 'create',
+        summary: cur ? `user ${name}` : `system user ${name}, shell ${BACKUP_SHELL}, home ${home}, password locked`,
+        before: describeUser(cur),
+        after: describeUser(want),
+      };
+    },
+    async apply({ exec }, change) {
+      if (change.action === 'create')
+        await exec.run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', home, '--shell', BACKUP_SHELL, '--comment', BACKUP_USER_COMMENT, '--', name]);
+      else await exec.run(['usermod', '--shell', BACKUP_SHELL, '--home', home, '--', name]);
+      // '*': no password can match; unlike a '!'-locked hash, sshd with UsePAM=no still admits the key
+      await exec.run(['usermod', '--password', '*', '--', name]);
+    },
+  };
+}
+
+export function absentUserStep(id: string, name: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = await readUser(exec, name);
+      if (!cur) return null;
+      if (cur.gecos !== BACKUP_USER_COMMENT) throw new Error(`${exec.where}: user "${name}" was not created by pullvault; leaving it alone`);
+      return { action: 'delete', summary: `user ${name} (and its private group)`, before: describeUser(cur), after: '' };
+    },
+    async apply({ exec }) {
+      await exec.run(['userdel', '--', name]);
+    },
+  };
+}
+
+// ---- secondary groups ----
+
+async function secondaryGroups(exec: Executor, name: string): Promise<string[] | null> {
+  const r = await exec.run(['sh', '-c', 'id -gn -- "$1" && id -nG -- "$1"', 'sh', name], { okCodes: [0, 1] });
+  if (r.code !== 0) return null;
+  const [primary, all = ''] = r.stdout.split('\n');
+  return all.trim().split(/\s+/).filter((g) => g && g !== primary).sort();
+}
+
+export function groupsStep(id: string, name: string, groups: string[], opts: Opts = {}): Step<ServerCtx> {
+  const want = [...groups].sort();
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = (await secondaryGroups(exec, name)) ?? [];
+      if (cur.join(',') === want.join(',')) return null;
+      const add = want.filter((g) => !cur.includes(g));
+      const drop = cur.filter((g) => !want.includes(g));
+      const summary = [add.length ? `add ${add.join(', ')}` : '', drop.length ? `remove ${drop.join(', ')}` : ''].filter(Boolean).join('; ');
+      return { action: 'update', summary, before: cur.map((g) => `${g}\n`).join(''), after: want.map((g) => `${g}\n`).join('') };
+    },
+    async apply({ exec }) {
+      await exec.run(['usermod', '--groups', want.join(','), '--', name]);
+    },
+  };
+}
+
+// ---- directories ----
+
+export function dirStep(id: string, path: string, want: { mode: string; owner: string; group: string }, opts: Opts = {}): Step<ServerCtx> {
+  const describe = (s: string) => `${path} ${s}\n`;
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const st = await exec.run(['stat', '-c', '%a %U %G %F', '--', path], { okCodes: [0, 1] });
+      const wantText = `${want.mode} ${want.owner} ${want.group} directory`;
+      if (st.code !== 0) return { action: 'create', summary: `${path} (${want.owner}:${want.group} ${want.mode})`, before: '', after: describe(wantText) };
+      const cur = st.stdout.trim();
+      if (cur === wantText) return null;
+      if (!cur.endsWith(' directory')) throw new Error(`${exec.where}: ${path} exists but is not a directory; move it away first`);
+      return { action: 'update', summary: path, before: describe(cur), after: describe(wantText) };
+    },
+    async apply({ exec }) {
+      await exec.run(['install', '-d', '-o', want.owner, '-g', want.group, '-m', want.mode, '--', path]);
+      await exec.run(['chown', `${want.owner}:${want.group}`, '--', path]);
+      await exec.run(['chmod', want.mode, '--', path]);
+    },
+  };
+}
+
+/** Removes a directory only when it is empty (what we created, and nothing someone added since). */
+export function absentDirStep(id: string, path: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const st = await exec.run(['test', '-d', path], { okCodes: [0, 1] });
+      return st.code === 0 ? { action: 'delete', summary: path } : null;
+    },
+    async apply({ exec }) {
+      const r = await exec.run(['rmdir', '--', path], { okCodes: [0, 1] });
+      if (r.code !== 0) throw new Error(`${exec.where}: ${path} is not empty (files added by someone else?); look inside and remove it by hand`);
+    },
+  };
+}
+
+// ---- MariaDB ----
+
+async function mariadbSql(exec: Executor, sql: string): Promise<string> {
+  // SQL on stdin, never on the command line
+  return (await exec.run(['mariadb', '--batch', '--skip-column-names'], { input: sql })).stdout;
+}
+
+async function readMariadbAccount(exec: Executor, user: string): Promise<MariadbAccount | null> {
+  // one round trip: SHOW GRANTS only when the account exists (it errors otherwise)
+  const r = await exec.run(
+    ['sh', '-c', 'n=$(mariadb --batch --skip-column-names -e "$1") || exit 1; [ "$n" = 0 ] && exit 3; exec mariadb --batch --skip-column-names -e "$2"', 'sh', mariadbExistsSql(user), mariadbGrantsQuery(user)],
+    { okCodes: [0, 3] },
+  );
+  return r.code === 3 ? null : parseShowGrants(r.stdout);
+}
+
+export function mariadbAccountStep(id: string, user: string, sel: 'all' | string[], opts: Opts = {}): Step<ServerCtx> {
+  const want = wantedMariadbAccount(sel);
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = await readMariadbAccount(exec, user);
+      if (describeMariadb(cur) === describeMariadb(want)) return null;
+      return {
+        action: cur ? 'update' : 'create',
+        summary: `'${user}'@'localhost' IDENTIFIED VIA unix_socket`,
+        before: describeMariadb(cur),
+        after: describeMariadb(want),
+      };
+    },
+    async apply({ exec }) {
+      await mariadbSql(exec, mariadbAccountSql(user, sel));
+    },
+  };
+}
+
+export function absentMariadbAccountStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = await readMariadbAccount(exec, user);
+      return cur ? { action: 'delete', summary: `'${user}'@'localhost'`, before: describeMariadb(cur), after: '' } : null;
+    },
+    async apply({ exec }) {
+      await mariadbSql(exec, mariadbDropSql(user));
+    },
+  };
+}
+
+/** Check-only: the backup user really gets in over the socket (fails the run with a hint if not). */
+export function mariadbLoginCheckStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const r = await exec.run(
+        ['sh', '-c', 'n=$(mariadb --batch --skip-column-names -e "$1") || exit 1; [ "$n" = 0 ] && exit 3; exec runuser -u "$2" -- mariadb --batch --skip-column-names -e "SELECT 1"', 'sh', mariadbExistsSql(user), user],
+        { okCodes: [0, 1, 2, 3] },
+      );
+      if (r.code === 3) return null; // dry run before the account exists
+      if (r.code !== 0)
+        throw new Error(`${exec.where}: ${user} cannot log in to MariaDB via unix_socket (${r.stderr.trim().split('\n').pop()}); is the unix_socket plugin enabled?`);
+      return null;
+    },
+    async apply() {},
+  };
+}
+
+// ---- PostgreSQL ----
+
+async function psql(exec: Executor, sql: string): Promise<string> {
+  return (await exec.run(['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], { input: sql })).stdout;
+}
+
+export function pgRoleStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
+      if (pgRoleEqual(cur, WANTED_PG_ROLE)) return null;
+      return { action: cur ? 'update' : 'create', summary: `role ${user} (LOGIN, pg_read_all_data, peer auth)`, before: describePgRole(cur), after: describePgRole(WANTED_PG_ROLE) };
+    },
+    async apply({ exec }) {
+      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
+      await psql(exec, pgRoleSql(user, cur));
+    },
+  };
+}
+
+export function absentPgRoleStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
+      return cur ? { action: 'delete', summary: `role ${user}`, before: describePgRole(cur), after: '' } : null;
+    },
+    async apply({ exec }) {
+      await psql(exec, pgDropSql(user));
+    },
+  };
+}
+
+export function pgLoginCheckStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
+  return {
+    id,
+    ...opts,
+    async check({ exec }) {
+      const psqlAsPostgres = 'runuser -u postgres -- psql -X -w -q -A -t -d postgres -c "$1"';
+      const r = await exec.run(
+        ['sh', '-c', `n=$(${psqlAsPostgres}) || exit 1; [ -z "$n" ] && exit 3; exec runuser -u "$2" -- psql -X -w -A -t -d postgres -c "SELECT 1"`, 'sh', pgRoleExistsSql(user), user],
+        { okCodes: [0, 1, 2, 3] },
+      );
+      if (r.code === 3) return null; // dry run before the role exists
+      if (r.code !== 0)
+        throw new Error(`${exec.where}: ${user} cannot log in to PostgreSQL by peer auth (${r.stderr.trim().split('\n').pop()}); add "local all ${user} peer" to pg_hba.conf`);
+      return null;
+    },
+    async apply() {},
+  };
+}
+
+export type { Change };
