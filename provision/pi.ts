@@ -3,10 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { loadInventory, InventoryError, resolveInventoryPath } from './inventory/validate.ts';
-import type { Inventory } from './inventory/schema.ts';
+import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { buildImage, hostArch, loadTemplates, sha256File } from './image/build.ts';
-import { planSteps, luksPlan, RUNTIME_SKIPPED } from './image/plan.ts';
+import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
 import { CommandError } from './image/run.ts';
 
@@ -58,7 +57,7 @@ export function parseArgs(argv: string[]): Args {
 
 class UsageError extends Error {}
 
-type RuntimeInstaller = (rootDir: string, inv: Inventory) => Promise<void>;
+type RuntimeInstaller = (rootDir: string, inv: LoadedInventory, opts: { stateDir?: string }) => Promise<{ failed?: number; skipped?: number } | void>;
 
 /** provision/runtime-install.ts is another engineer's module; use it only if it exists and exports installRuntimeInto. */
 export async function findRuntimeInstaller(): Promise<RuntimeInstaller | undefined> {
@@ -95,7 +94,8 @@ export async function main(argv: string[]): Promise<number> {
     return r;
   };
   try {
-    const { inventory, dir } = await loadInventory(path.resolve(args.inventory));
+    const loaded = await loadInventory(path.resolve(args.inventory));
+    const { inventory, dir } = loaded;
     const pi = inventory.pi;
     const stateDir = path.resolve(args.state ?? path.join(dir, 'state'));
     const baseImage = resolveInventoryPath(dir, pi.baseImage.path);
@@ -138,13 +138,17 @@ export async function main(argv: string[]): Promise<number> {
         secrets,
         templates: loadTemplates(),
         log,
-        installRuntime,
+        installRuntime: installRuntime
+          ? async (rootDir) => {
+              const summary = await installRuntime(rootDir, loaded, { stateDir });
+              if (summary && (summary.failed || summary.skipped)) throw new Error(`installRuntimeInto: ${summary.failed} step(s) failed, ${summary.skipped} skipped`);
+            }
+          : undefined,
         s3Credentials: existsSync(awsCreds) ? readFileSync(awsCreds, 'utf8') : undefined,
         keepWork: args.keepWork,
       },
       phase,
     );
-    if (!installRuntime) void RUNTIME_SKIPPED;
     log(`built ${res.sdcard} and ${res.usbkey}`);
     log(`the Pi's SSH public key (for provision-server): ${secrets.sshPubFile}`);
     if (secrets.created) {

@@ -111,7 +111,7 @@ export interface BuildContext {
   templates: Templates;
   log: Log;
   /** optional `installRuntimeInto(rootDir, inventory)` from provision/runtime-install.ts */
-  installRuntime?: (rootDir: string, inv: Inventory) => Promise<void>;
+  installRuntime?: (rootDir: string) => Promise<void>;
   s3Credentials?: string;
   keepWork?: boolean;
 }
@@ -246,7 +246,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     });
 
     // ------------------------------------------------------------ runtime
-    if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root, inv));
+    if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root));
     else ctx.log(RUNTIME_SKIPPED);
 
     // ------------------------------------------------------------ initramfs

@@ -22,8 +22,9 @@ export const PI_PATHS = {
   cryptsetupKeysDir: '/etc/cryptsetup-keys.d',
   sshDir: '/etc/pullvault/ssh',
   sshKey: '/etc/pullvault/ssh/id_ed25519',
-  knownHosts: '/etc/pullvault/ssh/known_hosts',
-  s3Credentials: '/etc/pullvault/s3-writer-credentials.json',
+  // same paths as install-runtime's plan (provision/plan/install-plan.ts INSTALL_PATHS)
+  knownHosts: '/etc/pullvault/known_hosts',
+  s3Credentials: '/etc/pullvault/aws-credentials.json',
 } as const;
 
 export const ROOT_MAPPER = 'cryptroot';
@@ -31,6 +32,7 @@ export const ROOT_MAPPER = 'cryptroot';
 export const USB_KEY_FILE = 'pullvault-root.key';
 /** LUKS2 header room taken from the end of the ext4 image by `reencrypt --encrypt --reduce-device-size` */
 export const LUKS_HEADER_MIB = 32;
+// (Debian 12 / Pi OS bookworm: systemd's crypttab generator is in the systemd package itself)
 export const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
 
 export type Templates = Record<string, string>;
