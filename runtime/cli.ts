@@ -7,8 +7,9 @@ import { runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight } from './preflight.ts';
 import { prune } from './prune.ts';
+import { offsitePhase, restoreMain, verifyMain } from './offsite/commands.ts';
 import { children } from './pull/proc.ts';
-import { listSnapshots } from './pull/snapshot.ts';
+import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { readStatus } from './state.ts';
 import { formatAge, formatBytes, renderStatus } from './status.ts';
 
@@ -22,10 +23,12 @@ commands:
   run      pull every server into a new snapshot, then apply local retention
            --server NAME   only this server (repeatable)
            --no-prune      skip local retention
+           --no-offsite    skip the offsite phase
            --progress / --quiet   force progress output on / off (default: on when stderr is a terminal)
   status   last run per server: age, size, partial and failed flags   (--json: the status file)
   list     local snapshots per server   [--server NAME] [--json]
   prune    apply local retention now   (--dry-run: list what would be deleted, delete nothing)
+  restore, verify   offsite archives (see pullvault restore --help)
 
 options:
   --config FILE   default ${DEFAULT_CONFIG_PATH}
@@ -85,6 +88,9 @@ function stopChildrenOnSignals(): () => void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // offsite commands parse their own arguments (and run on the admin machine, without a config)
+  if (argv[0] === 'restore') return restoreMain(argv.slice(1));
+  if (argv[0] === 'verify') return verifyMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -97,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         'no-prune': { type: 'boolean' },
+        'no-offsite': { type: 'boolean' },
         server: { type: 'string', multiple: true },
         progress: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
@@ -138,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
             onProgress: (chunk) => process.stderr.write(chunk),
             only: o.server,
             noPrune: o['no-prune'],
-            offsite: offsite?.offsitePhase,
+            offsite: o['no-offsite'] ? undefined : offsite?.offsitePhase,
           });
           return r.exitCode;
         } finally {
@@ -183,9 +190,6 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.OK;
       }
       default: {
-        const offsite = await loadOffsite();
-        if (offsite && cmd === 'restore') return offsite.restoreMain(argv.filter((a) => a !== 'restore'));
-        if (offsite && cmd === 'verify') return offsite.verifyMain(argv.filter((a) => a !== 'verify'));
         err(`pullvault: unknown command ${JSON.stringify(cmd)}\n(see pullvault --help)`);
         return EXIT.USAGE;
       }
@@ -200,12 +204,25 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 interface OffsiteModule {
-  offsitePhase(config: RuntimeConfig, results: unknown[], opts: { log: (s: string) => void }): Promise<unknown>;
+  offsitePhase(config: RuntimeConfig, results: PullResult[], opts: { log: (s: string) => void }): Promise<unknown>;
   restoreMain(argv: string[]): Promise<number>;
   verifyMain(argv: string[]): Promise<number>;
 }
 
-/** The offsite module (runtime/offsite/commands.ts), wired statically once it exists. */
+/** The offsite module (runtime/offsite/commands.ts): archives after the pull; restore, verify. */
 async function loadOffsite(): Promise<OffsiteModule | undefined> {
-  return undefined;
+  return {
+    offsitePhase: async (config, results, opts) => {
+      const r = await offsitePhase(
+        config,
+        results.filter((x) => x.snapshot).map((x) => ({ server: x.server, snapshotDir: x.snapshot!.dir, id: x.snapshot!.id, ok: x.ok })),
+        { log: opts.log },
+      );
+      const failed = r.filter((x) => x.error);
+      if (failed.length) throw new Error(failed.map((x) => `${x.server}: ${x.error}`).join('; '));
+      return r;
+    },
+    restoreMain,
+    verifyMain,
+  };
 }

@@ -21,7 +21,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
   let specs: ServerSpec[];
   const ids: string[] = [];
 
-  const runArgv = (cfg = CONFIG, ...extra: string[]) => ['setsid', '--wait', `${REPO}/node_modules/.bin/tsx`, `${REPO}/runtime/main.ts`, 'run', '--config', cfg, '--no-prune', ...extra];
+  const runArgv = (cfg = CONFIG, ...extra: string[]) => ['setsid', '--wait', `${REPO}/node_modules/.bin/tsx`, `${REPO}/runtime/main.ts`, 'run', '--config', cfg, '--no-prune', '--no-offsite', ...extra];
   const pv = async (...args: string[]) => pi.exec([`${REPO}/node_modules/.bin/tsx`, `${REPO}/runtime/main.ts`, ...args], { okCodes: [0, 1, 2, 3, 4, 75] });
   const run = async (cfg = CONFIG) => {
     const r = await pi.exec(runArgv(cfg, ...(process.env.PV_DEBUG ? ['--progress'] : [])), { okCodes: [0, 1, 2, 3, 4, 75] });
@@ -153,7 +153,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
   });
 
   it('SIGKILL in the middle of a pull: previous snapshot intact, the next run completes and cleans up', async () => {
-    await alpha.exec(['bash', '-c', 'mkdir -p /srv/data/bulk && for i in 1 2 3 4 5 6; do head -c 100000000 /dev/urandom > /srv/data/bulk/f$i; done']);
+    await alpha.exec(['bash', '-c', 'mkdir -p /srv/data/bulk && for i in 1 2 3 4; do head -c 100000000 /dev/urandom > /srv/data/bulk/f$i; done']);
     const prev = ids[ids.length - 1];
     const before = await listTree(pi, `${SNAP}/alpha/${prev}`);
     await nextSecond();
