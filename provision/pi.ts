@@ -1,10 +1,10 @@
 // `make provision-pi`: Raspberry Pi OS Lite image → encrypted SD-card image + USB key image.
 // Composes: read inventory → check base image → plan (pure, image/plan.ts) → build (image/build.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
-import { buildImage, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { buildImage, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
 import { CommandError } from './image/run.ts';
@@ -128,6 +128,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (process.getuid?.() !== 0) throw new Error('provision-pi must run as root (chroot, file ownership in the image)');
 
+    const l = luksPlan(pi);
+    await phase(`preflight: ${l.cipher} usable offline on this machine`, async () => {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      await checkCipherUsable(l.cipher, l.keySizeBits, stateDir);
+    });
     const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: args.rotate, baseSha256: pi.baseImage.sha256 });
     log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
     const res = await buildImage(

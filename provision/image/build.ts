@@ -103,6 +103,28 @@ function writeRootFile(root: string, rel: string, content: string | Buffer, mode
   chmodSync(full, mode);
 }
 
+/**
+ * Can this machine's cryptsetup encrypt with the cipher offline (no device-mapper)? Userspace
+ * reencryption uses OpenSSL or the kernel's AF_ALG; Adiantum needs AF_ALG + the adiantum module,
+ * which some kernels lack. Tried on a tiny file so the long build never fails at its end.
+ */
+export async function checkCipherUsable(cipher: string, keySizeBits: number, dir: string): Promise<void> {
+  const f = path.join(dir, `.cipher-probe-${process.pid}`);
+  const k = `${f}.key`;
+  try {
+    writeFileSync(k, 'probe', { mode: 0o600 });
+    closeSync(openSync(f, 'w', 0o600));
+    await run(['truncate', '-s', '40M', f]);
+    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--cipher', cipher, '--key-size', String(keySizeBits), '--reduce-device-size', '32M', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', k, f]);
+  } catch (e) {
+    const hint = /adiantum|xchacha/.test(cipher) ? ' (the kernel needs AF_ALG skcipher + adiantum: modprobe algif_skcipher adiantum; or build on a stock Debian/Ubuntu kernel)' : '';
+    throw new Error(`this machine cannot encrypt with ${cipher} in userspace without device-mapper${hint}\n${(e as Error).message}`);
+  } finally {
+    rmSync(f, { force: true });
+    rmSync(k, { force: true });
+  }
+}
+
 export interface BuildContext {
   inventory: Inventory;
   baseImage: string;
@@ -281,7 +303,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     await phase('boot: cmdline.txt, config.txt, kernels + initramfs onto the FAT (mtools)', async () => {
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
-      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait');
+      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
       writeFileSync(cmdlineFile, render(ctx.templates, 'cmdline.txt', { cmdline }));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));

@@ -107,8 +107,10 @@ export function listModeExtras(arch: 'arm64' | 'amd64'): string[] {
 const DROP_CMDLINE = [/^root=/, /^rootfstype=/, /^init=/, /^splash$/, /^plymouth\./, /^cryptdevice=/, /^resize$/];
 
 /** cmdline.txt: one line, root on the mapper, no splash, no first-boot resize init=. */
-export function transformCmdline(text: string): string {
+export function transformCmdline(text: string, opts: { dropbear?: boolean } = {}): string {
   const args = text.replace(/\s+/g, ' ').trim().split(' ').filter((a) => a && !DROP_CMDLINE.some((re) => re.test(a)));
+  // dropbear-initramfs needs the initramfs to bring the network up (DHCP) for cryptroot-unlock
+  if (opts.dropbear && !args.some((a) => a.startsWith('ip='))) args.push('ip=dhcp');
   const at = args.findIndex((a) => a.startsWith('console=tty') && !a.startsWith('console=ttyS') && !a.startsWith('console=ttyAMA')) + 1;
   const out = [...args];
   out.splice(at > 0 ? at : out.length, 0, `root=/dev/mapper/${ROOT_MAPPER}`, 'rootfstype=ext4');
