@@ -122,7 +122,9 @@ async function readAdminKey(server: ServerSpec, dir: string): Promise<Buffer> {
     return key;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code)
-      throw new Error(`${server.name}: cannot read the admin key ${file} (${(e as NodeJS.ErrnoException).code}); set servers[].ssh.adminKeyFile`);
+      throw new Error(
+        `${server.name}: cannot read the admin key ${file} (${(e as NodeJS.ErrnoException).code}); set servers[].ssh.adminKeyFile${process.env.SSH_AUTH_SOCK && !server.ssh.adminKeyFile ? ' (keys held only by ssh-agent are not used yet)' : ''}`,
+      );
     throw e;
   }
 }

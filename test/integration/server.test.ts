@@ -218,13 +218,13 @@ cp /root/.ssh/authorized_keys /home/deploy/.ssh/; chown deploy:deploy /home/depl
     const noSuchFile = async (p: string) => expect((await web.exec(['test', '-e', p], { okCodes: [0, 1] })).code, `${p} must not exist`).toBe(1);
 
     await expectRefused('a shell (no command)', [dest()], by126);
-    await expectRefused('a shell with a pty', ['-tt', dest()], (r) => {
-      expect(r.stdout + r.stderr).toMatch(/PTY allocation request failed/);
-      expect(r.stdout + r.stderr).toMatch(/pullvault-dispatch: refused/);
-    });
+    // restrict = no-pty: the server refuses the pty, and a client that insists (-tt) gives up
+    await expectRefused('a shell with a pty', ['-tt', dest()], (r) => expect(r.stderr).toMatch(/PTY allocation request failed/));
+    await expectRefused('a command with a pty', ['-tt', dest(), 'mysql-list'], (r) => expect(r.stderr).toMatch(/PTY allocation request failed/));
     await expectRefused('sh -c id', [dest(), 'sh -c id'], by126);
     await expectRefused('cat /etc/shadow', [dest(), 'cat /etc/shadow'], by126);
-    await expectRefused('sftp subsystem', ['-s', dest(), 'sftp'], by126);
+    // sshd does not pass a subsystem's stderr on; the exit code still says refused
+    await expectRefused('sftp subsystem', ['-s', dest(), 'sftp'], (r) => expect(r.code).toBe(DISPATCH_REFUSED_EXIT));
     await expectRefused('scp source mode', [dest(), 'scp -f /etc/passwd'], by126);
     await expectRefused('-L forwarding', ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', '127.0.0.1:2999:127.0.0.1:22', dest()]);
     await expectRefused('-R forwarding', ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', '127.0.0.1:2999:127.0.0.1:22', dest()]);
