@@ -52,6 +52,9 @@ if (major < ${NODE_TARGET_MAJOR}) {
   process.exit(2);
 }
 globalThis.__PULLVAULT_BUILD__ = { version: VERSION, build: BUILD };
+// The Pi runs its distribution's Node (18 on bookworm): without this, the AWS SDK writes a notice
+// about its future Node requirement into every cron run's log.
+if (process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED === undefined) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 await import(${JSON.stringify(entry.startsWith('/') ? entry : './' + entry)});
 `;
 }

@@ -22,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
     const { values } = parseCommandArgs(argv, { help: commonOptions.help, target: { type: 'string', default: 's3' }, keep: { type: 'boolean', default: false } });
     if (values.help) return (console.log(HELP), 0);
     if (values.target !== 's3' && values.target !== 'dir') throw new UsageError(`--target: "${values.target}" is not s3 or dir`);
+    // the AWS SDK's notice about Node versions of 2027 is not news for someone watching a demo
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const t0 = Date.now();
     const log = (l: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${l}`);
     const report = await runDemo({ target: values.target, keep: values.keep, log });

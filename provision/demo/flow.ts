@@ -4,7 +4,7 @@
 // checked against the source as it was. `make demo` and test/e2e/demo.test.ts both call runDemo.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -444,7 +444,6 @@ async function restoreAndCompare(a: {
   const listing = await listServer(target, 'web1');
   const verifyProblems = await verifyObjects(target, listing, decryptor, () => {});
   await chmod(to, 0o700).catch(() => undefined);
-  void readFile;
   return {
     server: 'web1',
     snapshot: r.snapshot,

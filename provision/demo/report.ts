@@ -23,7 +23,11 @@ export function renderReport(r: DemoReport): string {
     }
     if (!c.uploads.length) L.push('  offsite: nothing uploaded');
     for (const u of c.uploads) L.push(`  offsite: ${u.server} ${u.kind} ${mib(u.bytes)} → ${u.key}`);
-    if (c.cronOutput) L.push(`  cron would mail: ${c.cronOutput.split('\n')[0]}`);
+    if (c.cronOutput) {
+      const lines = c.cronOutput.split('\n').filter((l) => l.trim());
+      L.push(`  cron would mail: ${lines[0]}`);
+      for (const l of lines.slice(Math.max(2, lines.length - 4))) L.push(`    | ${l.slice(0, 200)}`);
+    }
   }
   L.push('');
   L.push("A thief with the Pi's SSH key");
