@@ -162,7 +162,7 @@ describe('rendered root files (golden)', () => {
 
   it('the keyscript races the stick against askpass and never offers a failed stick twice', () => {
     const ks = text(PI_PATHS.keyscript);
-    expect(ks).toMatch(/"\$ASKPASS" "\$PROMPT" > "\$RUN\/pass" &/);
+    expect(ks).toMatch(/"\$ASKPASS" "\$PROMPT" < \/dev\/console > "\$RUN\/pass" &/);
     expect(ks).toContain('/dev/disk/by-label/$LABEL');
     expect(ks).toMatch(/grep -qx "\$sum" "\$RUN\/tried"/);
     expect(ks).not.toMatch(/\{\{|\}\}/);

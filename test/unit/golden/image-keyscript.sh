@@ -61,7 +61,9 @@ if [ "${CRYPTTAB_TRIED:-0}" -gt 0 ] && [ -s "$RUN/tried" ]; then
     msg "the key did not unlock ${CRYPTTAB_NAME:-root}; type the recovery passphrase or insert the right USB key"
 fi
 
-"$ASKPASS" "$PROMPT" > "$RUN/pass" &
+# stdin from the console: askpass must see a tty, else it reopens stdout onto /dev/console
+# (the passphrase would go to the screen, not to us)
+"$ASKPASS" "$PROMPT" < /dev/console > "$RUN/pass" &
 apid=$!
 
 while :; do
