@@ -11,6 +11,8 @@ import { offsitePhase, restoreMain, verifyMain } from './offsite/commands.ts';
 import { children } from './pull/proc.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { readStatus } from './state.ts';
+import { checkNativeTools } from './native-check.ts';
+import { mailOnFailure } from './notify-mail.ts';
 import { formatAge, formatBytes, renderStatus } from './status.ts';
 
 export const VERSION: string = pkg.version;
@@ -135,18 +137,31 @@ export async function main(argv: string[]): Promise<number> {
       case 'run': {
         const tty = process.stderr.isTTY === true;
         const verbose = o.quiet ? false : (o.progress ?? tty);
+        const tools = checkNativeTools();
+        if (!tools.ok) {
+          err(`pullvault: cannot run: ${tools.message}`);
+          await mailOnFailure(config, 'pullvault: cannot run', tools.message);
+          return EXIT.REFUSED;
+        }
         const offsite = await loadOffsite();
         const unhook = stopChildrenOnSignals();
+        // warnings are also kept for the failure mail (a mail failure never fails the run)
+        const warnings: string[] = [];
         try {
           const r = await runCycle(config, {
             log: verbose ? err : () => {},
-            warn: err,
+            warn: (line: string) => {
+              warnings.push(line);
+              err(line);
+            },
             progress: verbose && tty,
             onProgress: (chunk) => process.stderr.write(chunk),
             only: o.server,
             noPrune: o['no-prune'],
             offsite: o['no-offsite'] ? undefined : offsite?.offsitePhase,
           });
+          if (r.exitCode !== EXIT.OK && r.exitCode !== EXIT.LOCKED)
+            await mailOnFailure(config, `pullvault on ${config.inventory.pi.name}: run failed (exit ${r.exitCode})`, warnings.join('\n') || `exit code ${r.exitCode}`);
           return r.exitCode;
         } finally {
           unhook();
