@@ -66,17 +66,22 @@ export async function gatherFacts(exec: Executor, server: ServerSpec): Promise<S
   const user = backupUser(server);
   const names = [...PROGRAMS, ...MARIADB_PROGRAMS, ...POSTGRES_PROGRAMS];
   // independent probes, run at once over the one connection (each SSH exec costs a round trip)
+  // (at most 5 channels at once: sshd's MaxSessions defaults to 10)
+  const users_ = server.users ?? [];
+  const groups_ = server.groups ?? [];
   const [pw, userGroups, groupFound, which, rr] = await Promise.all([
     exec.run(['getent', 'passwd', user], { okCodes: [0, 2] }),
-    Promise.all((server.users ?? []).map((u) => exec.run(['id', '-gn', '--', u], { okCodes: [0, 1] }))),
-    Promise.all((server.groups ?? []).map((g) => exec.run(['getent', 'group', g], { okCodes: [0, 2] }))),
+    exec.run(['sh', '-c', 'for u in "$@"; do id -gn -- "$u" 2>/dev/null || echo -; done', 'sh', ...users_]),
+    exec.run(['sh', '-c', 'for g in "$@"; do if getent group "$g" >/dev/null; then echo y; else echo n; fi; done', 'sh', ...groups_]),
     exec.run(['sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0', 'sh', ...names]),
     exec.run(['grep', '-q', '--', "'-absolute'", RRSYNC_PATH], { okCodes: [0, 1, 2] }),
   ]);
+  const ug = userGroups.stdout.split('\n');
+  const gf = groupFound.stdout.split('\n');
   const users: Record<string, string | null> = {};
-  (server.users ?? []).forEach((u, i) => (users[u] = userGroups[i]!.code === 0 ? userGroups[i]!.stdout.trim() : null));
+  users_.forEach((u, i) => (users[u] = ug[i] && ug[i] !== '-' ? ug[i]! : null));
   const groups: Record<string, boolean> = {};
-  (server.groups ?? []).forEach((g, i) => (groups[g] = groupFound[i]!.code === 0));
+  groups_.forEach((g, i) => (groups[g] = gf[i] === 'y'));
   const have = new Set(which.stdout.split('\n').map((l) => l.trim()));
   const programs: Record<string, boolean> = Object.fromEntries(names.map((n) => [n, have.has(n)]));
   programs['rrsync'] = rr.code !== 2;

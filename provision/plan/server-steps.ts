@@ -91,7 +91,10 @@ export function absentUserStep(id: string, name: string, opts: Opts = {}): Step<
       return { action: 'delete', summary: `user ${name} (and its private group)`, before: describeUser(cur), after: '' };
     },
     async apply({ exec }) {
-      await exec.run(['userdel', '--', name]);
+      const r = await exec.run(['userdel', '--', name], { okCodes: [0, 8] });
+      // 8: a process still runs as the user (a pull in progress); its key is already gone
+      if (r.code === 8)
+        throw new Error(`${exec.where}: ${name} still has a running process (${r.stderr.trim()}); let the running backup finish (or end it), then run --uninstall again`);
     },
   };
 }
