@@ -150,7 +150,7 @@ export function transformFstab(text: string, pi: PiSpec, templates: Templates): 
     rootMapper: ROOT_MAPPER,
     dataMapper: dataMapperName(pi),
     dataMountpoint: pi.dataDisk.mountpoint,
-    dataMountOptions: 'defaults,noatime,nofail,x-systemd.device-timeout=30s',
+    dataMountOptions: 'defaults,noatime,nofail,x-systemd.device-timeout=90s',
   });
 }
 
@@ -198,7 +198,7 @@ export function crypttabVars(pi: PiSpec, rootUuid: string) {
     dataMapper,
     dataDevice: pi.dataDisk.device,
     dataKeyPath: `${PI_PATHS.cryptsetupKeysDir}/${dataMapper}.key`,
-    dataOptions: 'luks,nofail,x-systemd.device-timeout=30s',
+    dataOptions: 'luks,nofail,x-systemd.device-timeout=90s',
   };
 }
 
