@@ -2,13 +2,17 @@
 // peak RSS as the archive grows, restore RSS, incremental size after a 1% change, and for
 // context restic and duplicity on the same data to a local target.
 //
-//   npx tsx bench/offsite.ts [--sizes 256,1024] [--work /var/tmp/pv-bench] [--no-baselines]
+//   npx tsx bench/offsite.ts [--sizes 256,1024] [--rounds 3] [--work /var/tmp/pv-bench] [--no-baselines] [--no-restore]
+//
+// --no-baselines skips restic/duplicity (not the tar|zstd|gpg pipeline); rounds alternate the
+// pipeline and pullvault on the same snapshot and report the median.
 //
 // Each measured pullvault step runs in its own Node process (peak RSS = that process's
 // maxRSS; tar, zstd and gpg are separate processes in both pipelines).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadRecipient, loadPrivateKey } from '../runtime/archive/pgp.ts';
 import { sendArchive } from '../runtime/offsite/phase.ts';
@@ -120,6 +124,8 @@ async function main(): Promise<void> {
   const sizes = arg('sizes', '256,1024').split(',').map(Number);
   const work = resolve(arg('work', '/var/tmp/pv-bench'));
   const baselines = !process.argv.includes('--no-baselines');
+  const restores = !process.argv.includes('--no-restore');
+  const rounds = Number(arg('rounds', '1'));
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   const owner = genKey(work, 'owner');
@@ -127,6 +133,8 @@ async function main(): Promise<void> {
   execFileSync('gpg', ['--homedir', owner.homedir, '--batch', '--import', escrow.publicFile], { stdio: 'ignore' });
   const report: string[] = [];
   const say = (s: string) => (console.log(s), report.push(s));
+  const ver = (argv: string[]) => execFileSync(argv[0], argv.slice(1)).toString().split('\n')[0].trim();
+  say(`${new Date().toISOString()} · ${cpus().length}× ${cpus()[0]?.model ?? '?'} · ${Math.round(totalmem() / 2 ** 30)} GiB · node ${process.version} · ${ver(['gpg', '--version'])} · ${ver(['zstd', '--version'])} · load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (const size of sizes) {
     const src = join(work, `src-${size}`);
     const data = join(work, `data-${size}`);
@@ -137,17 +145,30 @@ async function main(): Promise<void> {
 
     const store = join(work, `store-${size}`);
     const common = { ownerPub: owner.publicFile, ownerFpr: owner.fingerprint, escrowPub: escrow.publicFile, escrowFpr: escrow.fingerprint, store };
-    const base = await pipelineBaseline(snap0, join(work, `baseline-${size}.gpg`), owner.homedir, [owner.fingerprint, escrow.fingerprint]);
-    const baseBytes = statSync(join(work, `baseline-${size}.gpg`)).size;
-    const full = await runChild('send', { ...common, snapDir: snap0, id: '20240101T000000Z' });
-    const rec = full.record as UploadRecord;
-    say(`archive+encrypt+upload (dir): pullvault ${full.seconds.toFixed(1)} s (${mb(input / full.seconds)}/s), tar|zstd|gpg ${base.toFixed(1)} s (${mb(input / base)}/s) → ratio ${(base / full.seconds).toFixed(2)} of the pipeline's throughput`);
-    say(`  bytes: pullvault ${mb(rec.bytes)} (+ manifest ${rec.manifestBytes} B), pipeline ${mb(baseBytes)}`);
-    const s = full.samplesMB;
-    say(`  pullvault peak RSS ${full.peakMB.toFixed(0)} MB; RSS at 25/50/75/100% of the run: ${[0.25, 0.5, 0.75, 1].map((q) => s[Math.min(s.length - 1, Math.floor(q * (s.length - 1)))]).join('/')} MB`);
-    rmSync(join(work, `baseline-${size}.gpg`), { force: true });
+    // rounds alternate baseline and pullvault; the last round's store is kept for the restores
+    const rows: { base: number; pv: number; peak: number; load: string; samples: number[]; rec: UploadRecord; baseBytes: number }[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      rmSync(store, { recursive: true, force: true });
+      const load = loadavg().map((x) => x.toFixed(1)).join(' ');
+      const base = await pipelineBaseline(snap0, join(work, `baseline-${size}.gpg`), owner.homedir, [owner.fingerprint, escrow.fingerprint]);
+      const baseBytes = statSync(join(work, `baseline-${size}.gpg`)).size;
+      rmSync(join(work, `baseline-${size}.gpg`), { force: true });
+      const full = await runChild('send', { ...common, snapDir: snap0, id: '20240101T000000Z' });
+      const row = { base, pv: full.seconds, peak: full.peakMB, load, samples: full.samplesMB, rec: full.record as UploadRecord, baseBytes };
+      rows.push(row);
+      say(`  round ${round}/${rounds} (load ${load}): pullvault ${row.pv.toFixed(1)} s, tar|zstd|gpg ${base.toFixed(1)} s → ratio ${(base / row.pv).toFixed(2)}; peak RSS ${row.peak.toFixed(0)} MB`);
+    }
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
+    const pv = med(rows.map((r) => r.pv));
+    const base = med(rows.map((r) => r.base));
+    const ratios = rows.map((r) => r.base / r.pv);
+    const rec = rows[rows.length - 1].rec;
+    say(`archive+encrypt+upload (dir), median of ${rounds}: pullvault ${pv.toFixed(1)} s (${mb(input / pv)}/s), tar|zstd|gpg ${base.toFixed(1)} s (${mb(input / base)}/s) → ratio ${(base / pv).toFixed(2)} of the pipeline's throughput (per-round ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}, median ${med(ratios).toFixed(2)})`);
+    say(`  bytes: pullvault ${mb(rec.bytes)} (+ manifest ${rec.manifestBytes} B), pipeline ${mb(rows[rows.length - 1].baseBytes)}`);
+    const s = rows[rows.length - 1].samples;
+    say(`  pullvault peak RSS ${Math.max(...rows.map((r) => r.peak)).toFixed(0)} MB (max over rounds); RSS at 25/50/75/100% of the last run: ${[0.25, 0.5, 0.75, 1].map((q) => s[Math.min(s.length - 1, Math.floor(q * (s.length - 1)))]).join('/')} MB`);
 
-    for (const mode of ['key', 'gpg'] as const) {
+    for (const mode of restores ? (['key', 'gpg'] as const) : []) {
       const to = join(work, `restore-${size}-${mode}`);
       const r = await runChild('restore', { store, to, tmp: work, ...(mode === 'key' ? { key: owner.secretFile } : { homedir: owner.homedir }) });
       say(`restore (${mode === 'key' ? 'openpgp.js streaming' : 'gpg'}): ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMB.toFixed(0)} MB, ${r.problems} problems`);

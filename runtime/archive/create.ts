@@ -1,7 +1,10 @@
 // tar → zstd → (caller: OpenPGP → target), streaming: GNU tar reads the path list on stdin and
-// writes the archive to a pipe, zstd compresses pipe to pipe. Nothing is buffered whole and no
+// writes the archive into an OS pipe straight to zstd (the bytes never pass through Node), zstd
+// compresses pipe to pipe. The members pullvault writes itself go first, as a zstd frame of their
+// own (zstd -d outputs concatenated frames as one stream). Nothing is buffered whole and no
 // plaintext touches the disk.
-import { createReadStream } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { DELETED_MEMBER, INFO_MEMBER, tarCreateArgv, ustarMember } from './tar-format.ts';
 import { start, type Proc } from './proc.ts';
@@ -27,26 +30,35 @@ export interface Stream {
 
 const RECORD = 10240;
 
+const join0 = (paths: Buffer[]): Buffer => Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])]));
+
+const zstdArgv = (level: number) => ['zstd', '-q', '-c', `-${level}`, '-T0', '--no-progress'];
+
+/** One zstd frame of a small in-memory buffer. */
+function zstdFrame(data: Buffer, level: number): Buffer {
+  const [cmd, ...args] = zstdArgv(level);
+  const r = spawnSync(cmd, args, { input: data, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`zstd exited ${r.status ?? r.signal}: ${r.stderr.toString('utf8').trim().slice(-500)}`);
+  return r.stdout;
+}
+
 /**
- * A child's stdout with a consumer attached now: Node resumes (and so drops the data of) an
- * exited child's stdout that has no listener yet, and encryption may start reading later.
+ * The compressed `head` frame, then what `zstd` writes, with a consumer attached to zstd's stdout
+ * now: Node resumes (and so drops the data of) an exited child's stdout that has no listener
+ * yet, and encryption may start reading later.
  */
-function held(out: Readable): Readable {
+function withHead(head: Buffer, zstd: Proc): Readable {
   const p = new PassThrough({ highWaterMark: 1 << 20 });
+  p.write(head);
+  const out = zstd.child.stdout!;
   out.on('error', (e) => p.destroy(e));
   return out.pipe(p);
 }
 
-const join0 = (paths: Buffer[]): Buffer => Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])]));
-
-function zstdProc(level: number): Proc {
-  return start(['zstd', '-q', '-c', `-${level}`, '-T0', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
 /** The compressed archive (tar.zst) of `include`, with the deletion list and info as first members. */
 export function tarZstStream(a: ArchiveInput): Stream {
-  const tar = start(tarCreateArgv(), { cwd: a.snapshotDir, stdio: ['pipe', 'pipe', 'pipe'] });
-  const zstd = zstdProc(a.zstdLevel ?? 3);
+  const level = a.zstdLevel ?? 3;
   const deleted = ustarMember(DELETED_MEMBER, join0(a.deletions), a.mtime);
   // GNU tar writes whole 10240-byte records and a reader stops at the end-of-archive blocks:
   // the members written here fill whole records too (JSON padded with spaces), so a reader
@@ -56,8 +68,12 @@ export function tarZstStream(a: ArchiveInput): Stream {
   const pad = (RECORD - (used % RECORD)) % RECORD;
   const head = Buffer.concat([deleted, ustarMember(INFO_MEMBER, Buffer.from(json + ' '.repeat(pad + (Math.ceil(Buffer.byteLength(json) / 512) * 512 - Buffer.byteLength(json)))), a.mtime)]);
   if (head.length % RECORD !== 0) throw new Error('archive head not record-aligned');
-  zstd.child.stdin!.write(head);
-  tar.child.stdout!.pipe(zstd.child.stdin!);
+  const headFrame = zstdFrame(head, level);
+  const tar = start(tarCreateArgv(), { cwd: a.snapshotDir, stdio: ['pipe', 'pipe', 'pipe'] });
+  // tar's stdout becomes zstd's stdin; the parent closes its own end at once, so nothing in
+  // Node can read (steal) from that pipe, and zstd sees EOF when tar exits
+  const zstd = start(zstdArgv(level), { stdio: [tar.child.stdout!, 'pipe', 'pipe'] });
+  tar.child.stdout!.destroy();
   const feeding = (async () => {
     const stdin = tar.child.stdin!;
     let batch: Buffer[] = [];
@@ -78,7 +94,7 @@ export function tarZstStream(a: ArchiveInput): Stream {
   const done = Promise.all([tar.done, zstd.done, feeding]).then(() => undefined);
   done.catch(() => {});
   return {
-    stream: held(zstd.child.stdout!),
+    stream: withHead(headFrame, zstd),
     done,
     kill() {
       tar.child.kill('SIGKILL');
@@ -87,16 +103,17 @@ export function tarZstStream(a: ArchiveInput): Stream {
   };
 }
 
-/** A file's bytes (manifest.jsonl) after a header line, zstd-compressed. */
+/** A file's bytes (manifest.jsonl) after a header line, zstd-compressed: the header line as one frame, then zstd reading the file itself. */
 export function jsonlZstStream(header: Record<string, unknown>, file: string): Stream {
-  const zstd = zstdProc(3);
-  const src = new PassThrough();
-  src.write(JSON.stringify(header) + '\n');
-  const body = createReadStream(file);
-  body.pipe(src);
-  body.on('error', (e) => src.destroy(e));
-  src.pipe(zstd.child.stdin!);
-  const done = Promise.all([zstd.done, new Promise<void>((r, j) => (body.on('end', () => r()), body.on('error', j)))]).then(() => undefined);
+  const headFrame = zstdFrame(Buffer.from(JSON.stringify(header) + '\n'), 3);
+  const fd = openSync(file, 'r');
+  let zstd: Proc;
+  try {
+    zstd = start(zstdArgv(3), { stdio: [fd, 'pipe', 'pipe'] });
+  } finally {
+    closeSync(fd);
+  }
+  const done = zstd.done.then(() => undefined);
   done.catch(() => {});
-  return { stream: held(zstd.child.stdout!), done, kill: () => zstd.child.kill('SIGKILL') };
+  return { stream: withHead(headFrame, zstd), done, kill: () => zstd.child.kill('SIGKILL') };
 }

@@ -48,10 +48,15 @@ export async function encryptStreamFast(input: Readable, recipients: Recipient[]
   const pkesk = Buffer.from(
     (await openpgp.encryptSessionKey({ data: sessionKey, algorithm: 'aes256', encryptionKeys: recipients.map((r) => r.key), format: 'binary' })) as Uint8Array,
   );
-  return Readable.from(seipd(pkesk, sessionKey, input), { objectMode: false, highWaterMark: 1 << 20 });
+  return sealStream(input, pkesk, sessionKey);
 }
 
-const CHUNK = 1 << 16; // partial body length 2^16 (first partial must be ≥ 512)
+// Both packets (literal inside, SEIPD outside) use partial body lengths of 2^20: the plaintext
+// is gathered into one reused 1 MiB buffer (one SHA-1 and one AES call per MiB), and the output
+// comes out in 1 MiB chunks (header byte + body), ready for large writes.
+const POW = 20;
+const CHUNK = 1 << POW;
+const PARTIAL = 224 + POW; // partial body length header for 2^POW bytes
 
 function normalLength(n: number): Buffer {
   if (n < 192) return Buffer.from([n]);
@@ -62,54 +67,124 @@ function normalLength(n: number): Buffer {
   return b;
 }
 
-/** A new-format packet with partial body lengths around a byte stream. */
-async function* packet(tag: number, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  yield Buffer.from([0xc0 | tag]);
-  let pending: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    pending.push(c);
-    size += c.length;
-    if (size >= CHUNK) {
-      let all = Buffer.concat(pending);
-      while (all.length >= CHUNK) {
-        // keep at least one byte back: the last piece must use a normal length
-        if (all.length === CHUNK) break;
-        yield Buffer.concat([Buffer.from([224 + 16]), all.subarray(0, CHUNK)]);
-        all = all.subarray(CHUNK);
+/**
+ * The SEIPDv1 writer, synchronous: `write` plaintext, `end` once; `emit` receives the output
+ * (after the PKESKs, which the caller writes first).
+ *
+ *   SEIPD (tag 18) = 0xd2, partial-length framing of: 0x01 ‖ CFB(prefix ‖ P ‖ 0xd3 0x14 ‖ SHA-1)
+ *   P = literal packet (tag 11): 0xcb, partial-length framing of: 0x62 0 0 0 0 0 ‖ data
+ * The SHA-1 (MDC) covers prefix ‖ P ‖ 0xd3 0x14. A partial length is only written once more
+ * bytes are known to follow, so the last piece of both packets has a normal length (≥ 1 byte).
+ */
+export class Seipd {
+  private readonly cipher;
+  private readonly mdc = createHash('sha1');
+  /** the literal packet's pending piece: [PARTIAL header slot][up to CHUNK body bytes] */
+  private readonly lit = Buffer.allocUnsafe(1 + CHUNK);
+  private fill = 0;
+  /** SEIPD body bytes (fresh cipher output, never reused) not yet framed */
+  private pending: Buffer[] = [];
+  private pendingSize = 0;
+
+  constructor(
+    key: Buffer,
+    private readonly emit: (b: Buffer) => void,
+  ) {
+    this.cipher = createCipheriv('aes-256-cfb', key, Buffer.alloc(16, 0));
+    this.emit(Buffer.from([0xc0 | 18]));
+    this.body(Buffer.from([1]));
+    const prefix = randomBytes(16);
+    this.inner(Buffer.concat([prefix, prefix.subarray(14, 16), Buffer.from([0xc0 | 11])]));
+    this.lit[0] = PARTIAL;
+    this.lit.set([0x62, 0, 0, 0, 0, 0], 1); // binary, no file name, date 0
+    this.fill = 6;
+  }
+
+  /** plaintext to hash and encrypt */
+  private inner(b: Buffer): void {
+    this.mdc.update(b);
+    this.body(this.cipher.update(b));
+  }
+
+  /** SEIPD body bytes: framed into 1 + CHUNK byte outputs, one byte always kept back */
+  private body(b: Buffer): void {
+    this.pending.push(b);
+    this.pendingSize += b.length;
+    while (this.pendingSize > CHUNK) {
+      const out = Buffer.allocUnsafe(1 + CHUNK);
+      out[0] = PARTIAL;
+      let o = 1;
+      while (o < out.length) {
+        const p = this.pending[0];
+        const n = Math.min(p.length, out.length - o);
+        p.copy(out, o, 0, n);
+        o += n;
+        if (n === p.length) this.pending.shift();
+        else this.pending[0] = p.subarray(n);
       }
-      pending = [all];
-      size = all.length;
+      this.pendingSize -= CHUNK;
+      this.emit(out);
     }
   }
-  const rest = Buffer.concat(pending);
-  yield Buffer.concat([normalLength(rest.length), rest]);
-}
 
-async function* literal(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  yield Buffer.from([0x62, 0, 0, 0, 0, 0]); // binary, no file name, date 0
-  for await (const c of input) yield Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
-}
-
-async function* seipdBody(key: Buffer, plain: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const cipher = createCipheriv('aes-256-cfb', key, Buffer.alloc(16, 0));
-  const mdc = createHash('sha1');
-  const prefix = randomBytes(16);
-  const head = Buffer.concat([prefix, prefix.subarray(14, 16)]);
-  mdc.update(head);
-  yield Buffer.concat([Buffer.from([1]), cipher.update(head)]);
-  for await (const c of plain) {
-    mdc.update(c);
-    yield cipher.update(c);
+  write(c: Uint8Array): void {
+    let off = 0;
+    while (off < c.length) {
+      if (this.fill === CHUNK) {
+        // a full literal piece and more data: it gets a partial length
+        this.inner(this.lit);
+        this.fill = 0;
+      }
+      const n = Math.min(CHUNK - this.fill, c.length - off);
+      this.lit.set(c.subarray(off, off + n), 1 + this.fill);
+      this.fill += n;
+      off += n;
+    }
   }
-  const tag = Buffer.from([0xd3, 0x14]);
-  mdc.update(tag);
-  yield Buffer.concat([cipher.update(Buffer.concat([tag, mdc.digest()])), cipher.final()]);
+
+  end(): void {
+    this.inner(Buffer.concat([normalLength(this.fill), this.lit.subarray(1, 1 + this.fill), Buffer.from([0xd3, 0x14])]));
+    this.body(this.cipher.update(this.mdc.digest()));
+    this.body(this.cipher.final());
+    const rest = Buffer.concat(this.pending);
+    this.pending = [];
+    this.emit(Buffer.concat([normalLength(rest.length), rest]));
+  }
 }
 
-async function* seipd(pkesk: Buffer, key: Buffer, input: Readable): AsyncGenerator<Buffer> {
-  yield pkesk;
-  yield* packet(18, seipdBody(key, packet(11, literal(input))));
+/** The OpenPGP message (PKESKs then SEIPD) of `input`, as a stream with backpressure. */
+export function sealStream(input: Readable, pkesk: Buffer, key: Buffer): Readable {
+  const out = new Readable({
+    highWaterMark: 2 * CHUNK,
+    read() {
+      if (input.isPaused()) input.resume();
+    },
+    destroy(err, cb) {
+      input.destroy();
+      cb(err);
+    },
+  });
+  out.push(pkesk);
+  const s = new Seipd(key, (b) => {
+    if (!out.push(b)) input.pause();
+  });
+  input.on('data', (c: Buffer) => {
+    try {
+      s.write(c);
+    } catch (e) {
+      out.destroy(e as Error);
+    }
+  });
+  input.once('end', () => {
+    try {
+      s.end();
+      out.push(null);
+    } catch (e) {
+      out.destroy(e as Error);
+    }
+  });
+  input.once('error', (e) => out.destroy(e));
+  return out;
 }
 
 export class NotRecipientError extends Error {}

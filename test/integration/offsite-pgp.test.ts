@@ -41,6 +41,36 @@ describe('offsite: OpenPGP interop with GnuPG', () => {
     });
   }
 
+  it('native bulk: sizes around the 1 MiB partial-length boundaries of both packets, input in odd pieces', async () => {
+    const M = 1 << 20;
+    // literal packet: 6 header bytes + data fill a 1 MiB piece at n = k·M − 6; the SEIPD body
+    // (version, prefix, literal tag, pieces, MDC) crosses k·M around n = k·M − 52 − (k − 1)
+    const sizes = [M - 54, M - 53, M - 52, M - 51, M - 7, M - 6, M - 5, M, M + 1, 2 * M - 54, 2 * M - 53, 2 * M - 52, 2 * M - 7, 2 * M - 6, 2 * M - 5, 3 * M + 12345];
+    const key = await loadPrivateKey(readFileSync(b.secretFile, 'utf8'), async () => 'pw');
+    const pieces = [1, 65536, 7, 300_001, 1 << 20, 3];
+    for (const n of sizes) {
+      const data = randomBytes(n);
+      const parts: Buffer[] = [];
+      for (let o = 0, i = 0; o < n; i++) {
+        const len = Math.min(pieces[i % pieces.length], n - o);
+        parts.push(data.subarray(o, o + len));
+        o += len;
+      }
+      const out = await encryptStreamFast(Readable.from(parts), rs);
+      const chunks: Buffer[] = [];
+      await new Promise((res, rej) => out.on('data', (c: Buffer) => chunks.push(c)).once('end', res).once('error', rej));
+      expect(Math.max(...chunks.map((c) => c.length))).toBeLessThanOrEqual(M + 5); // a partial piece (1 + M) or the last piece (≤ 5-byte length + M)
+      const ct = Buffer.concat(chunks);
+      const f = join(work, 'ct.gpg');
+      writeFileSync(f, ct);
+      const pt = execFileSync('gpg', ['--homedir', a.homedir, '--batch', '--status-fd', '2', '--decrypt', f], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 26 });
+      expect(pt.equals(data), `gpg, size ${n}`).toBe(true);
+      const p2 = join(work, 'pt');
+      await decryptToFile(Readable.from([ct]), p2, { kind: 'key', privateKey: key }, 'x');
+      expect(readFileSync(p2).equals(data), `openpgp.js, size ${n}`).toBe(true);
+    }
+  }, 120_000);
+
   it('a flipped byte fails the integrity check and leaves no output file', async () => {
     const ct = await buffer(await encryptStreamFast(Readable.from([randomBytes(200_000)]), rs));
     ct[ct.length - 100] ^= 1;
