@@ -12,7 +12,7 @@ PKGS=(
   # the local AWS endpoint (moto) runs in a venv
   python3-venv python3-pip
   # the Pi image: userspace LUKS, filesystems without mounting, qemu boot tests
-  cryptsetup-bin e2fsprogs dosfstools mtools fdisk mmdebstrap cpio qemu-system-x86 qemu-utils qemu-user-static
+  cryptsetup-bin e2fsprogs dosfstools mtools fdisk mmdebstrap cpio attr bc qemu-system-x86 qemu-utils qemu-user-static
   # baselines for benchmarks
   restic duplicity
   # Node for the runtime, when the machine has none
