@@ -4,8 +4,9 @@
 import { entryPath, type ManifestEntry } from '../manifest-format.ts';
 
 export interface FileIdentity {
-  dev: bigint;
-  ino: bigint;
+  /** numbers when exact (< 2^53), else BigInt: the same id always has the same representation */
+  dev: number | bigint;
+  ino: number | bigint;
   size: number;
   /** whole seconds */
   mtime: number;

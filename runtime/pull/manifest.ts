@@ -1,17 +1,24 @@
-// Walk a snapshot tree (arbitrary bytes in names: Buffers throughout) and write its manifest.
+// Walk a snapshot tree (arbitrary bytes in names) and write its manifest.
 // Hashes of files hard-linked from the previous snapshot are reused (hash-reuse.ts); files
 // hard-linked to each other inside the snapshot are hashed once and carry `hl`.
+//
+// Cost model (what this file is shaped by): one lstat per entry of the new tree; one lstat of the
+// previous snapshot's path only for a file that can still be the very same inode (more than one
+// link, and size and mtime equal to the previous manifest's); the previous manifest is read as a
+// stream merged with the sorted walk (both are in path-byte order), never held whole; files that
+// must be hashed are hashed by a few worker threads (in this thread when there is little to hash);
+// the manifest is written as it is produced. Paths are kept as latin1 strings (one char per byte:
+// lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, writeSync, type BigIntStats } from 'node:fs';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { pathFields, type ManifestEntry } from '../manifest-format.ts';
-import { pathKey, reusableHash, type FileIdentity } from './hash-reuse.ts';
+import { reusableHash, type FileIdentity } from './hash-reuse.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
 export const INFO_FILE = 'snapshot.json';
 const TOP_LEVEL_SKIP = new Set([MANIFEST_FILE, INFO_FILE]);
-const SLASH = Buffer.from('/');
-const SMALL = 4 << 20;
 
 export interface ManifestStats {
   files: number;
@@ -20,139 +27,382 @@ export interface ManifestStats {
   hashedBytes: number;
 }
 
-interface Rec {
-  rel: Buffer;
-  st: BigIntStats;
+const T_DIR = 0;
+const T_LINK = 1;
+const T_FILE = 2;
+
+/** One entry of the walk: what the manifest needs, nothing more (no Stats objects kept). */
+export interface WalkRec {
+  /** path relative to the root, latin1 (one char per raw byte) */
+  rel: string;
+  type: typeof T_DIR | typeof T_LINK | typeof T_FILE;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** whole seconds (truncated like the BigInt division rsync's and tar's whole seconds match) */
+  mtime: number;
+  dev: Id;
+  ino: Id;
+  nlink: number;
 }
 
-const join = (a: Buffer, b: Buffer) => Buffer.concat([a, SLASH, b]);
-const identity = (st: BigIntStats): FileIdentity => ({ dev: st.dev, ino: st.ino, size: Number(st.size), mtime: Number(st.mtimeNs / 1_000_000_000n) });
+const bytesOf = (latin1: string) => Buffer.from(latin1, 'latin1');
+const ASCII = /^[\x20-\x7e]*$/;
 
-/** Every entry under root (not root itself), sorted by path bytes. */
-export function walk(root: string): Rec[] {
-  const out: Rec[] = [];
-  const rootB = Buffer.from(root);
-  const stack: Buffer[] = [Buffer.alloc(0)];
+/** A number when exact (< 2^53), else the BigInt: equal ids always have the same representation. */
+type Id = number | bigint;
+const idOf = (n: number, big: () => bigint): Id => (Number.isSafeInteger(n) ? n : big());
+
+/**
+ * lstat as plain numbers (no BigInt, no Date: the walk's main cost per entry), exact anyway:
+ * whole-second mtime from mtimeMs unless it sits on a whole second (then the ns value decides:
+ * nsec 0, or within 0.2 µs of the next second) or before 1970; ids past 2^53 as BigInt.
+ */
+function lstatRec(abs: Buffer, rel: string): WalkRec | undefined {
+  const st = lstatSync(abs);
+  const type = st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_LINK : st.isFile() ? T_FILE : -1;
+  if (type < 0) return undefined; // sockets, fifos, devices: the manifest format has no type for them (restore skips them)
+  const ms = st.mtimeMs;
+  let mtime = Math.floor(ms / 1000);
+  let r = ms - mtime * 1000;
+  if (r < 0) mtime--, (r += 1000);
+  else if (r >= 1000) mtime++, (r -= 1000);
+  let big: BigIntStats | undefined;
+  const bigSt = () => (big ??= lstatSync(abs, { bigint: true }));
+  if (!(ms > 0) || r === 0) mtime = Number(bigSt().mtimeNs / 1_000_000_000n);
+  return {
+    rel,
+    type: type as WalkRec['type'],
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: type === T_FILE ? st.size : 0,
+    mtime,
+    dev: idOf(st.dev, () => bigSt().dev),
+    ino: idOf(st.ino, () => bigSt().ino),
+    nlink: st.nlink,
+  };
+}
+
+/** Every file, directory and symlink under root (not root itself), sorted by path bytes. Other types are skipped. */
+export function walk(root: string): WalkRec[] {
+  const out: WalkRec[] = [];
+  const rootL = Buffer.from(root).toString('latin1');
+  const stack: string[] = [''];
   while (stack.length) {
     const rel = stack.pop()!;
-    const abs = rel.length ? join(rootB, rel) : rootB;
-    for (const d of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
-      const name = d.name as unknown as Buffer;
-      if (!rel.length && TOP_LEVEL_SKIP.has(name.toString('latin1'))) continue;
-      const childRel = rel.length ? join(rel, name) : name;
-      const st = lstatSync(join(rootB, childRel), { bigint: true });
-      out.push({ rel: childRel, st });
-      if (st.isDirectory()) stack.push(childRel);
+    const abs = rel ? `${rootL}/${rel}` : rootL;
+    for (const d of readdirSync(bytesOf(abs), { withFileTypes: true, encoding: 'buffer' })) {
+      const name = (d.name as unknown as Buffer).toString('latin1');
+      if (!rel && TOP_LEVEL_SKIP.has(name)) continue;
+      const childRel = rel ? `${rel}/${name}` : name;
+      const rec = lstatRec(bytesOf(`${rootL}/${childRel}`), childRel);
+      if (!rec) continue;
+      out.push(rec);
+      if (rec.type === T_DIR) stack.push(childRel);
     }
   }
-  return out.sort((a, b) => Buffer.compare(a.rel, b.rel));
+  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 }
 
-async function sha256File(path: Buffer, size: number): Promise<string> {
-  if (size <= SMALL) return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** Lines of a file, read in chunks (a missing file has none). */
+function* lines(path: string): Generator<string> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let rest = Buffer.alloc(0);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const chunk = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const last = chunk.lastIndexOf(10);
+      if (last < 0) {
+        rest = Buffer.from(chunk);
+        continue;
+      }
+      for (const l of chunk.toString('utf8', 0, last).split('\n')) if (l) yield l;
+      rest = Buffer.from(chunk.subarray(last + 1));
+    }
+    if (rest.length) yield rest.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** latin1 key (raw path bytes) of a manifest entry. */
+function keyOf(e: ManifestEntry): string {
+  if (e.p !== undefined) return ASCII.test(e.p) ? e.p : Buffer.from(e.p, 'utf8').toString('latin1');
+  return Buffer.from(e.pb ?? '', 'base64').toString('latin1');
+}
+
+/**
+ * The previous manifest as a cursor: `get(key)` for keys asked in ascending order. The manifest
+ * is sorted by path bytes; if it is not (damaged), lookups miss and files are hashed: never a wrong hit.
+ */
+class PrevCursor {
+  private it: Generator<string>;
+  private cur: ManifestEntry | undefined;
+  private curKey = '';
+  constructor(path: string | undefined) {
+    this.it = path ? lines(path) : (function* () {})();
+    this.advance();
+  }
+  private advance(): void {
+    const n = this.it.next();
+    if (n.done) {
+      this.cur = undefined;
+      return;
+    }
+    this.cur = JSON.parse(n.value) as ManifestEntry;
+    this.curKey = keyOf(this.cur);
+  }
+  get(key: string): ManifestEntry | undefined {
+    while (this.cur && this.curKey < key) this.advance();
+    return this.cur && this.curKey === key ? this.cur : undefined;
+  }
+  close(): void {
+    this.it.return(undefined);
+  }
+}
+
+// --- hashing ---------------------------------------------------------------------------------
+
+const CHUNK = 1 << 20;
+
+/** sha256 hex of a file, synchronously (also the worker's algorithm, see WORKER_SOURCE). */
+export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): string {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
   return h.digest('hex');
 }
 
-/** Read a manifest into a map by raw path (latin1 key). Missing file → empty map. */
-export async function readManifest(path: string): Promise<Map<string, ManifestEntry>> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  const m = new Map<string, ManifestEntry>();
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const e = JSON.parse(line) as ManifestEntry;
-    m.set(pathKey(e), e);
+// A plain CommonJS script (eval'ed), so it survives bundling into the single-file runtime.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+const buf = Buffer.allocUnsafe(${CHUNK});
+parentPort.on('message', (job) => {
+  const out = [];
+  try {
+    for (const p of job.paths) {
+      const h = createHash('sha256');
+      const fd = openSync(Buffer.from(p, 'latin1'), 'r');
+      try {
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, null);
+          if (n === 0) break;
+          h.update(n === buf.length ? buf : buf.subarray(0, n));
+        }
+      } finally {
+        closeSync(fd);
+      }
+      out.push(h.digest('hex'));
+    }
+    parentPort.postMessage({ id: job.id, hashes: out });
+  } catch (e) {
+    parentPort.postMessage({ id: job.id, error: String(e && e.message || e) });
   }
-  return m;
+});
+`;
+
+/** Below this much work, starting threads costs more than it saves. */
+const POOL_MIN_BYTES = 64 << 20;
+const POOL_MIN_FILES = 4000;
+/** one message to a worker: up to this many files or bytes */
+const BATCH_FILES = 256;
+const BATCH_BYTES = 8 << 20;
+
+export function hashThreads(): number {
+  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(4, n));
 }
+
+/**
+ * sha256 of each absolute path (latin1), in order. Large jobs go to `threads` worker threads
+ * (each reads with its own 1 MiB buffer); small ones are done here.
+ */
+export async function hashFiles(paths: string[], sizes: number[], opts: { threads?: number; poolMinBytes?: number } = {}): Promise<string[]> {
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const threads = opts.threads ?? hashThreads();
+  const out: string[] = new Array(paths.length);
+  if (threads <= 1 || (total < (opts.poolMinBytes ?? POOL_MIN_BYTES) && paths.length < POOL_MIN_FILES)) {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let i = 0; i < paths.length; i++) out[i] = sha256FileSync(bytesOf(paths[i]), buf);
+    return out;
+  }
+  // batches: consecutive indices, bounded by count and bytes; big files first so no thread ends last with one
+  const batches: { start: number; end: number; bytes: number }[] = [];
+  for (let i = 0; i < paths.length; ) {
+    let j = i;
+    let b = 0;
+    while (j < paths.length && j - i < BATCH_FILES && (j === i || b + sizes[j] <= BATCH_BYTES)) b += sizes[j++];
+    batches.push({ start: i, end: j, bytes: b });
+    i = j;
+  }
+  batches.sort((a, b) => b.bytes - a.bytes);
+  const workers = Array.from({ length: Math.min(threads, batches.length) }, () => new Worker(WORKER_SOURCE, { eval: true }));
+  try {
+    let next = 0;
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            const send = () => {
+              if (next >= batches.length) return resolve();
+              const id = next++;
+              const b = batches[id];
+              w.postMessage({ id, paths: paths.slice(b.start, b.end) });
+            };
+            w.on('message', (m: { id: number; hashes?: string[]; error?: string }) => {
+              if (m.error !== undefined) return reject(new Error(`hashing: ${m.error}`));
+              const b = batches[m.id];
+              for (let k = 0; k < m.hashes!.length; k++) out[b.start + k] = m.hashes![k];
+              send();
+            });
+            w.on('error', reject);
+            w.on('exit', (code) => code !== 0 && reject(new Error(`hashing thread exited ${code}`)));
+            send();
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return out;
+}
+
+// --- the manifest ----------------------------------------------------------------------------
 
 export interface BuildManifestOptions {
   /** the previous complete snapshot's directory, for hash reuse */
   prevDir?: string;
   onProgress?: (done: number, total: number) => void;
+  /** hashing threads (default: CPUs, at most 4; 1 = this thread only) */
+  threads?: number;
+}
+
+const jsonPath = (latin1: string): string => {
+  if (ASCII.test(latin1) && !latin1.includes('"') && !latin1.includes('\\')) return `"p":"${latin1}"`;
+  const f = pathFields(bytesOf(latin1));
+  return f.p !== undefined ? `"p":${JSON.stringify(f.p)}` : `"pb":"${f.pb}"`;
+};
+const hlValue = (latin1: string): string => {
+  const f = pathFields(bytesOf(latin1));
+  return JSON.stringify(f.p ?? f.pb);
+};
+
+/**
+ * One manifest line, byte for byte what JSON.stringify gives for the ManifestEntry (fields in
+ * the historical order: p|pb, m, mode, u, g, t, s, then h and hl, or l|lb), built without the object.
+ */
+function entryLine(r: WalkRec, h: string | undefined, hlOf: string | undefined, link: Buffer | undefined): string {
+  const head = `{${jsonPath(r.rel)},"m":${r.mtime},"mode":${r.mode},"u":${r.uid},"g":${r.gid}`;
+  if (r.type === T_DIR) return `${head},"t":"d","s":0}`;
+  if (r.type === T_LINK) {
+    const f = pathFields(link!);
+    return `${head},"t":"l","s":0,${f.p !== undefined ? `"l":${JSON.stringify(f.p)}` : `"lb":"${f.pb}"`}}`;
+  }
+  return `${head},"t":"f","s":${r.size}${h !== undefined ? `,"h":"${h}"` : ''}${hlOf !== undefined ? `,"hl":${hlValue(hlOf)}` : ''}}`;
 }
 
 /** Build the manifest of the snapshot at `dir` and write `dir/manifest.jsonl` (fsynced). */
-export async function buildManifest(dir: string, opts: BuildManifestOptions = {}): Promise<{ entries: ManifestEntry[]; stats: ManifestStats }> {
+export async function buildManifest(dir: string, opts: BuildManifestOptions = {}): Promise<{ stats: ManifestStats }> {
   const recs = walk(dir);
-  const prev = opts.prevDir ? await readManifest(`${opts.prevDir}/${MANIFEST_FILE}`) : new Map<string, ManifestEntry>();
-  const prevRoot = opts.prevDir ? Buffer.from(opts.prevDir) : undefined;
-  const dirB = Buffer.from(dir);
+  const dirL = Buffer.from(dir).toString('latin1');
+  const prevL = opts.prevDir ? Buffer.from(opts.prevDir).toString('latin1') : undefined;
   const stats: ManifestStats = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0 };
-  // inode → first entry of a hard-link group inside this snapshot
-  const firstOfInode = new Map<string, ManifestEntry>();
-  const entries: ManifestEntry[] = [];
-  let i = 0;
-  for (const { rel, st } of recs) {
-    const base = {
-      ...pathFields(rel),
-      m: Number(st.mtimeNs / 1_000_000_000n),
-      mode: Number(st.mode & 0o7777n),
-      u: Number(st.uid),
-      g: Number(st.gid),
-    };
-    let e: ManifestEntry;
-    if (st.isDirectory()) e = { ...base, t: 'd', s: 0 };
-    else if (st.isSymbolicLink()) {
-      const target = readlinkSync(join(dirB, rel), { encoding: 'buffer' });
-      const f = pathFields(target);
-      e = { ...base, t: 'l', s: 0, ...(f.p !== undefined ? { l: f.p } : { lb: f.pb }) };
-    } else if (st.isFile()) {
-      const size = Number(st.size);
-      stats.files++;
-      stats.bytes += size;
-      e = { ...base, t: 'f', s: size };
-      const inodeKey = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1n ? firstOfInode.get(inodeKey) : undefined;
-      if (first) {
-        e.h = first.h;
-        e.hl = first.p ?? first.pb;
-      } else {
-        let h: string | undefined;
-        const key = rel.toString('latin1');
-        const prevEntry = prev.get(key);
-        if (prevEntry && prevRoot) {
-          let prevStat: FileIdentity | undefined;
-          try {
-            prevStat = identity(lstatSync(join(prevRoot, rel), { bigint: true }));
-          } catch {
-            /* gone from the previous snapshot */
-          }
-          h = reusableHash(identity(st), prevStat, prevEntry);
-        }
-        if (!h) {
-          h = await sha256File(join(dirB, rel), size);
-          stats.hashedFiles++;
-          stats.hashedBytes += size;
-        }
-        e.h = h;
-        if (st.nlink > 1n) firstOfInode.set(inodeKey, e);
-      }
-    } else {
-      continue; // sockets, fifos, devices: the manifest format has no type for them (restore skips them)
-    }
-    entries.push(e);
-    if (opts.onProgress && ++i % 2000 === 0) opts.onProgress(i, recs.length);
-  }
-  await writeJsonLines(`${dir}/${MANIFEST_FILE}`, entries);
-  return { entries, stats };
-}
 
-async function writeJsonLines(path: string, entries: ManifestEntry[]): Promise<void> {
-  const fh = await open(path, 'w', 0o644);
+  // 1. decide, in path order: reuse the previous hash, follow a hard-link group, or hash
+  const hashes: (string | undefined)[] = new Array(recs.length);
+  /** index of the first entry of a hard-link group, for the others of it */
+  const groupOf = new Int32Array(recs.length).fill(-1);
+  const firstOfInode = new Map<Id | string, number>();
+  const toHash: number[] = [];
+  const prev = new PrevCursor(prevL !== undefined ? `${opts.prevDir}/${MANIFEST_FILE}` : undefined);
   try {
-    let chunk: string[] = [];
-    for (const e of entries) {
-      chunk.push(JSON.stringify(e));
-      if (chunk.length === 4096) {
-        await fh.write(chunk.join('\n') + '\n');
-        chunk = [];
+    for (let i = 0; i < recs.length; i++) {
+      const r = recs[i];
+      if (r.type !== T_FILE) continue;
+      stats.files++;
+      stats.bytes += r.size;
+      if (r.nlink > 1) {
+        const key = r.dev === recs[0].dev ? r.ino : `${r.dev}:${r.ino}`;
+        const first = firstOfInode.get(key);
+        if (first !== undefined) {
+          groupOf[i] = first;
+          continue;
+        }
+        firstOfInode.set(key, i);
       }
+      const pe = prevL !== undefined ? prev.get(r.rel) : undefined;
+      // only a file with another link can be the previous snapshot's inode; the lstat is for those
+      if (pe && r.nlink > 1 && pe.t === 'f' && pe.h && pe.s === r.size && pe.m === r.mtime) {
+        let ps: FileIdentity | undefined;
+        try {
+          ps = lstatRec(bytesOf(`${prevL}/${r.rel}`), r.rel);
+        } catch {
+          /* gone from the previous snapshot */
+        }
+        hashes[i] = reusableHash({ dev: r.dev, ino: r.ino, size: r.size, mtime: r.mtime }, ps, pe);
+      }
+      if (hashes[i] === undefined) toHash.push(i);
     }
-    if (chunk.length) await fh.write(chunk.join('\n') + '\n');
-    await fh.sync();
   } finally {
-    await fh.close();
+    prev.close();
   }
+
+  // 2. hash what must be hashed
+  const got = await hashFiles(toHash.map((i) => `${dirL}/${recs[i].rel}`), toHash.map((i) => recs[i].size), { threads: opts.threads });
+  for (let k = 0; k < toHash.length; k++) {
+    hashes[toHash[k]] = got[k];
+    stats.hashedFiles++;
+    stats.hashedBytes += recs[toHash[k]].size;
+  }
+
+  // 3. write, in path order, a batch at a time
+  const fd = openSync(`${dir}/${MANIFEST_FILE}`, 'w', 0o644);
+  try {
+    let batch: string[] = [];
+    const flush = () => {
+      if (!batch.length) return;
+      const b = Buffer.from(batch.join('\n') + '\n', 'utf8');
+      for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+      batch = [];
+    };
+    for (let i = 0; i < recs.length; i++) {
+      const r = recs[i];
+      const g = r.type === T_FILE ? groupOf[i] : -1;
+      batch.push(
+        entryLine(
+          r,
+          r.type === T_FILE ? hashes[g >= 0 ? g : i] : undefined,
+          g >= 0 ? recs[g].rel : undefined,
+          r.type === T_LINK ? readlinkSync(bytesOf(`${dirL}/${r.rel}`), { encoding: 'buffer' }) : undefined,
+        ),
+      );
+      if (batch.length === 4096) flush();
+      if (opts.onProgress && (i + 1) % 2000 === 0) opts.onProgress(i + 1, recs.length);
+    }
+    flush();
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { stats };
 }
