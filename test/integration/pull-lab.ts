@@ -1,8 +1,11 @@
 // Lab fixtures for the pull-cycle tests: a "pi" host running the runtime, servers reachable
 // over the lab network with a restricted key and a dispatcher, a tmpfs "backup disk".
+import { readFile } from 'node:fs/promises';
+import { Redactor, TextReporter } from '../../provision/engine/index.ts';
 import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
+import { connectAdmin, provisionServer } from '../../provision/server.ts';
 import type { RuntimeConfig } from '../../runtime/config.ts';
-import { createDumpUser, type LabHost } from '../lab/index.ts';
+import type { LabHost } from '../lab/index.ts';
 
 export const REPO = '/work/main';
 export const DATA_DIR = '/srv/backup';
@@ -10,35 +13,22 @@ export const CONFIG = '/etc/pullvault/config.json';
 export const PROM_DIR = '/var/lib/node_exporter';
 
 /**
- * Stand-in for provision-server's dispatcher (same protocol: rrsync -ro for `rsync --server
- * --sender`, the named verbs, exit 126 for anything else), used until provisionServer() lands.
+ * `provision-server` for real on a lab server: the backup user and its groups, the rendered
+ * dispatcher (rrsync -ro per configured root, the dump verbs), the Pi's key restricted to it and
+ * to the Pi's address, and MariaDB/PostgreSQL read-only accounts for the engines `spec` names.
+ * Connects as root with the lab's admin key over the host's socket, as the operator would.
  */
-export const DISPATCH = `#!/bin/bash
-set -f
-cmd="$SSH_ORIGINAL_COMMAND"
-name_ok() { [[ "$1" =~ ^[A-Za-z0-9_]+$ ]] || { echo "refused" >&2; exit 126; }; }
-case "$cmd" in
-  "rsync --server --sender "*) exec /usr/bin/rrsync -ro / ;;
-  mysql-list) exec mariadb -N -B -e 'SHOW DATABASES' | grep -Ev '^(information_schema|performance_schema|sys|mysql)$' ;;
-  "mysql-dump "*) db="\${cmd#mysql-dump }"; name_ok "$db"; exec mysqldump --single-transaction --routines --events --triggers --databases "$db" ;;
-  pg-list) exec psql -X -A -t -d postgres -c "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres'" ;;
-  "pg-dump "*) db="\${cmd#pg-dump }"; name_ok "$db"; exec pg_dump -Fc -d "$db" ;;
-  pg-globals) exec pg_dumpall --globals-only --no-role-passwords ;;
-  *) echo "refused: $cmd" >&2; exit 126 ;;
-esac
-`;
-
-/** Backup user, dispatcher and the Pi's key pinned to it (from= the Pi's address). */
-export async function provisionLabServer(server: LabHost, piPub: string, piAddress: string, dbs: boolean): Promise<void> {
-  if (dbs) await createDumpUser(server, 'pullvault');
-  else await server.exec(['sh', '-c', 'id -u pullvault >/dev/null 2>&1 || useradd -m -s /bin/sh pullvault']);
-  await server.writeFile('/usr/local/sbin/pullvault-dispatch', DISPATCH, { mode: 0o755 });
-  await server.writeFile(
-    '/etc/ssh/pullvault_authorized_keys',
-    `restrict,from="${piAddress}",command="/usr/local/sbin/pullvault-dispatch" ${piPub}\n`,
-    { mode: 0o644 },
-  );
-  await server.exec(['sh', '-c', 'mkdir -p /home/pullvault/.ssh && cp /etc/ssh/pullvault_authorized_keys /home/pullvault/.ssh/authorized_keys && chown -R root:root /home/pullvault/.ssh && chmod 755 /home/pullvault/.ssh']);
+export async function provisionLabServer(server: LabHost, spec: ServerSpec, piPub: string, piAddress: string): Promise<void> {
+  const base = labConfig([spec]).inventory;
+  const inventory: Inventory = { ...base, pi: { ...base.pi, sourceAddress: piAddress } };
+  let out = '';
+  const exec = await connectAdmin(spec, { adminKey: await readFile(server.adminKeyFile), sock: () => server.sock() });
+  try {
+    const r = await provisionServer(inventory, spec, { executor: exec, piPublicKey: piPub, reporter: new TextReporter(new Redactor(), (t) => (out += t)) });
+    if (r.problems.length || !r.summary || r.summary.failed) throw new Error(`provision-server ${spec.name} failed:\n${[...r.problems, out].join('\n')}`);
+  } finally {
+    await exec.close();
+  }
 }
 
 export function serverSpec(host: LabHost, paths: ServerSpec['paths'], databases?: ServerSpec['databases']): ServerSpec {

@@ -50,14 +50,15 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     await pi.exec(['sh', '-c', `mkdir -p /etc/pullvault ${DATA_DIR} ${PROM_DIR} /srv/plain && ssh-keygen -q -t ed25519 -N '' -C pi -f /etc/pullvault/id_ed25519 && mount -t tmpfs -o size=2g,mode=0755 backupdisk ${DATA_DIR}`]);
     const piPub = (await pi.readFile('/etc/pullvault/id_ed25519.pub')).toString().trim().split(' ').slice(0, 2).join(' ');
     await seedDatabases(alpha);
-    await Promise.all([provisionLabServer(alpha, piPub, pi.address!, true), provisionLabServer(beta, piPub, pi.address!, false)]);
-    await alpha.exec(['bash', '-c', SEED_TREE, 'seed', '/srv/data']);
-    await beta.exec(['bash', '-c', 'mkdir -p /srv/www/site && echo "<h1>hi</h1>" > /srv/www/site/index.html && head -c 50000 /dev/urandom > /srv/www/blob']);
-    await pi.writeFile('/etc/pullvault/known_hosts', [alpha, beta].map((h) => `${h.address} ${h.hostKey}\n`).join(''));
     specs = [
       serverSpec(alpha, [{ path: '/srv/data', exclude: ['*.tmp'] }], { mariadb: 'all', postgres: ['shop'] }),
       serverSpec(beta, [{ path: '/srv/www' }]),
     ];
+    // the real provision-server: backup user, dispatcher (rrsync -ro per root), restricted key, DB accounts
+    await Promise.all([provisionLabServer(alpha, specs[0], piPub, pi.address!), provisionLabServer(beta, specs[1], piPub, pi.address!)]);
+    await alpha.exec(['bash', '-c', SEED_TREE, 'seed', '/srv/data']);
+    await beta.exec(['bash', '-c', 'mkdir -p /srv/www/site && echo "<h1>hi</h1>" > /srv/www/site/index.html && head -c 50000 /dev/urandom > /srv/www/blob']);
+    await pi.writeFile('/etc/pullvault/known_hosts', [alpha, beta].map((h) => `${h.address} ${h.hostKey}\n`).join(''));
     config = labConfig(specs);
     await pi.writeFile(CONFIG, JSON.stringify(config, null, 2), { mode: 0o600 });
   });
