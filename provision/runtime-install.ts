@@ -104,7 +104,7 @@ export interface SshInstallResult {
   warnings: string[];
 }
 
-async function adminKey(loaded: LoadedInventory): Promise<Buffer> {
+async function adminKey(loaded: LoadedInventory): Promise<Buffer | undefined> {
   const ssh = loaded.inventory.pi.ssh!;
   if (ssh.adminKeyFile) {
     const file = resolveInventoryPath(loaded.dir, ssh.adminKeyFile);
@@ -118,6 +118,7 @@ async function adminKey(loaded: LoadedInventory): Promise<Buffer> {
     const f = path.join(homedir(), '.ssh', n);
     if (existsSync(f)) return readFile(f);
   }
+  if (process.env.SSH_AUTH_SOCK) return undefined; // the admin's key is in ssh-agent
   throw new Error('pi.ssh.adminKeyFile is not set and there is no ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa); set pi.ssh.adminKeyFile in the inventory');
 }
 

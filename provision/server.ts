@@ -98,7 +98,7 @@ export function oneLineConnectError(where: string, e: Error): string {
   return msg.split('\n').join(' ');
 }
 
-async function connectSsh(server: ServerSpec, key: string | Buffer, sock?: () => Promise<Duplex>): Promise<Executor> {
+async function connectSsh(server: ServerSpec, key: string | Buffer | undefined, sock?: () => Promise<Duplex>): Promise<Executor> {
   return SshExecutor.connect(
     {
       name: server.name,
@@ -113,7 +113,7 @@ async function connectSsh(server: ServerSpec, key: string | Buffer, sock?: () =>
   );
 }
 
-async function readAdminKey(server: ServerSpec, dir: string): Promise<Buffer> {
+async function readAdminKey(server: ServerSpec, dir: string): Promise<Buffer | undefined> {
   const file = server.ssh.adminKeyFile ? resolveInventoryPath(dir, server.ssh.adminKeyFile) : path.join(os.homedir(), '.ssh', 'id_ed25519');
   try {
     const key = await readFile(file);
@@ -121,9 +121,11 @@ async function readAdminKey(server: ServerSpec, dir: string): Promise<Buffer> {
       throw new Error(`${server.name}: the admin key ${file} is passphrase-protected; use an unencrypted key for provisioning (servers[].ssh.adminKeyFile)`);
     return key;
   } catch (e) {
+    // no key file named and none at the default place: an ssh-agent holds the admin's key
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !server.ssh.adminKeyFile && process.env.SSH_AUTH_SOCK) return undefined;
     if ((e as NodeJS.ErrnoException).code)
       throw new Error(
-        `${server.name}: cannot read the admin key ${file} (${(e as NodeJS.ErrnoException).code}); set servers[].ssh.adminKeyFile${process.env.SSH_AUTH_SOCK && !server.ssh.adminKeyFile ? ' (keys held only by ssh-agent are not used yet)' : ''}`,
+        `${server.name}: cannot read the admin key ${file} (${(e as NodeJS.ErrnoException).code}); set servers[].ssh.adminKeyFile${!server.ssh.adminKeyFile ? ', or start ssh-agent with the admin key' : ''}`,
       );
     throw e;
   }

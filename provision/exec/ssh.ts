@@ -14,7 +14,8 @@ export interface SshTarget {
   username: string;
   /** 'ssh-ed25519 AAAA…' as pinned in the inventory */
   hostKey: string;
-  privateKey: Buffer | string;
+  /** the admin's private key; when absent, keys held by ssh-agent ($SSH_AUTH_SOCK) are used */
+  privateKey?: Buffer | string;
   /** a pre-connected stream (lab hosts: nsenter … socat), instead of host:port */
   sock?: Duplex;
   /** the address to connect from (tests of from= restrictions) */
@@ -57,6 +58,8 @@ export class SshExecutor implements Executor {
 
   /** Connects, verifies the pinned host key, and finds out whether commands need sudo. */
   static async connect(target: SshTarget, opts: { requireRoot?: boolean } = {}): Promise<SshExecutor> {
+    if (!target.privateKey && !process.env.SSH_AUTH_SOCK)
+      throw new Error(`${target.name} (${target.host}): no private key given and no ssh-agent running (SSH_AUTH_SOCK); name a key file in the inventory`);
     const client = new Client();
     const pinnedBlob = Buffer.from(target.hostKey.trim().split(/\s+/)[1] ?? '', 'base64');
     let presented: Buffer | undefined;
@@ -65,6 +68,7 @@ export class SshExecutor implements Executor {
       port: target.port,
       username: target.username,
       privateKey: target.privateKey,
+      agent: target.privateKey ? undefined : process.env.SSH_AUTH_SOCK,
       sock: target.sock as ConnectConfig['sock'],
       localAddress: target.localAddress,
       readyTimeout: target.readyTimeoutMs ?? 15000,
