@@ -7,7 +7,6 @@ import { runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight } from './preflight.ts';
 import { prune } from './prune.ts';
-import { offsitePhase, restoreMain, verifyMain } from './offsite/commands.ts';
 import { children } from './pull/proc.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { readStatus } from './state.ts';
@@ -91,8 +90,9 @@ function stopChildrenOnSignals(): () => void {
 
 export async function main(argv: string[]): Promise<number> {
   // offsite commands parse their own arguments (and run on the admin machine, without a config)
-  if (argv[0] === 'restore') return restoreMain(argv.slice(1));
-  if (argv[0] === 'verify') return verifyMain(argv.slice(1));
+  // the offsite code (AWS SDK, OpenPGP) is loaded only when needed: a pull stays small
+  if (argv[0] === 'restore') return (await import('./offsite/commands.ts')).restoreMain(argv.slice(1));
+  if (argv[0] === 'verify') return (await import('./offsite/commands.ts')).verifyMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -143,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
           await mailOnFailure(config, 'pullvault: cannot run', tools.message);
           return EXIT.REFUSED;
         }
-        const offsite = await loadOffsite();
+        const offsite = o['no-offsite'] ? undefined : await loadOffsite();
         const unhook = stopChildrenOnSignals();
         // warnings are also kept for the failure mail (a mail failure never fails the run)
         const warnings: string[] = [];
@@ -226,6 +226,7 @@ interface OffsiteModule {
 
 /** The offsite module (runtime/offsite/commands.ts): archives after the pull; restore, verify. */
 async function loadOffsite(): Promise<OffsiteModule | undefined> {
+  const { offsitePhase, restoreMain, verifyMain } = await import('./offsite/commands.ts');
   return {
     offsitePhase: async (config, results, opts) => {
       const r = await offsitePhase(
