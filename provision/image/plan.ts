@@ -150,7 +150,9 @@ export function transformFstab(text: string, pi: PiSpec, templates: Templates): 
     rootMapper: ROOT_MAPPER,
     dataMapper: dataMapperName(pi),
     dataMountpoint: pi.dataDisk.mountpoint,
-    dataMountOptions: 'defaults,noatime,nofail,x-systemd.device-timeout=90s',
+    // the mapping only appears after the backing disk (DATA_DISK_TIMEOUT) AND its unlock: wait longer,
+    // else a disk found late is unlocked but never mounted (nofail: this never delays the boot)
+    dataMountOptions: `defaults,noatime,nofail,x-systemd.device-timeout=${DATA_MAPPING_TIMEOUT}`,
   });
 }
 
@@ -185,6 +187,15 @@ export function knownHostsLines(inv: Inventory): string[] {
   });
 }
 
+/**
+ * How long systemd waits for the data disk (crypttab) and for its unlocked mapping (fstab). Both are
+ * nofail, so a long wait never delays the boot; it only decides whether a slow disk (USB spin-up,
+ * hub enumeration, a busy udev) still gets unlocked and mounted. The mapping waits for the disk plus
+ * the argon2 unlock, so its timeout must be the longer one.
+ */
+export const DATA_DISK_TIMEOUT = '180s';
+export const DATA_MAPPING_TIMEOUT = '300s';
+
 export function crypttabVars(pi: PiSpec, rootUuid: string) {
   const dataMapper = dataMapperName(pi);
   return {
@@ -198,7 +209,7 @@ export function crypttabVars(pi: PiSpec, rootUuid: string) {
     dataMapper,
     dataDevice: pi.dataDisk.device,
     dataKeyPath: `${PI_PATHS.cryptsetupKeysDir}/${dataMapper}.key`,
-    dataOptions: 'luks,nofail,x-systemd.device-timeout=90s',
+    dataOptions: `luks,nofail,x-systemd.device-timeout=${DATA_DISK_TIMEOUT}`,
   };
 }
 

@@ -93,14 +93,19 @@ sleep 10
   'usr/local/sbin/pilab-report': {
     mode: 0o755,
     text: `#!/bin/sh
-# TEST FIXTURE: after a full systemd boot, report what is mounted and unlocked, then power off
-sleep 2
+# TEST FIXTURE: after a full systemd boot, report what is mounted and unlocked, then power off.
+# The data disk is nofail: nothing orders multi-user.target after it, so wait until systemd has no
+# boot job left (its unlock + mount have succeeded or failed) before looking.
+state=$(timeout 900 systemctl is-system-running --wait 2>&1)
 {
   echo "PILAB-FULLINIT-BEGIN"
+  echo "SYSTEM $state"
   awk '{print "MOUNT " $1 " " $2 " " $3}' /proc/mounts
   ls /dev/mapper | sed 's/^/MAPPER /'
   for f in /var/lib/pullvault/root-grown; do [ -e $f ] && echo "GROWN $f"; done
   df -k / | awk 'NR==2{print "ROOTSIZE_KB " $2}'
+  # written by the test into the data disk's ext4 before it was encrypted
+  for f in /srv/pullvault/pilab-data-marker; do [ -r $f ] && echo "DATAMARKER $(cat $f)"; done
   systemctl --failed --no-legend --plain | sed 's/^/FAILED /'
   echo "PILAB-FULLINIT-END"
 } > /dev/ttyS0 2>&1
@@ -111,11 +116,11 @@ systemctl poweroff
     mode: 0o644,
     text: `[Unit]
 Description=TEST FIXTURE: report mounts on the serial console and power off
-After=local-fs.target multi-user.target pullvault-grow-root.service
-Wants=local-fs.target
+After=multi-user.target
 
 [Service]
-Type=oneshot
+# exec, not oneshot: the script waits for the boot to finish, which must not include its own job
+Type=exec
 ExecStart=/usr/local/sbin/pilab-report
 
 [Install]
@@ -130,7 +135,7 @@ function cacheDir(): string {
 
 export function labBaseKey(arch: 'amd64'): string {
   const h = createHash('sha256');
-  h.update(`v3 ${arch} ${BOOT_START_MIB} ${BOOT_MIB} ${LAB_DISK_ID}\n`);
+  h.update(`v4 ${arch} ${BOOT_START_MIB} ${BOOT_MIB} ${LAB_DISK_ID}\n`);
   h.update(LAB_PACKAGES.join(',') + '\n');
   for (const [p, f] of Object.entries(FILES).sort()) h.update(`${p} ${f.mode}\n${f.text}\n`);
   return h.digest('hex').slice(0, 16);

@@ -7,6 +7,7 @@
 // Needs root, mmdebstrap + network to the Debian mirror (first run only), qemu-system-x86,
 // qemu-utils, cryptsetup-bin, e2fsprogs, dosfstools, mtools, fdisk, attr, zstd, cpio.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,6 +55,19 @@ async function partitionFile(image: string, index: number, out: string): Promise
 describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   let base: { path: string; sha256: string };
   const timings: Record<string, number> = {};
+  // One image for the whole file, built by the first test that needs it (so `-t <boot test>` works too)
+  let building: Promise<number> | undefined;
+  const built = async (): Promise<void> => {
+    building ??= (async () => {
+      const t = Date.now();
+      console.log('image suite: provision-pi build …');
+      const rc = await main(['--inventory', invFile, '--state', stateDir]);
+      timings.build = (Date.now() - t) / 1000;
+      console.log(`image suite: build rc ${rc} in ${timings.build.toFixed(0)} s`);
+      return rc;
+    })();
+    expect(await building, 'provision-pi build').toBe(0);
+  };
 
   beforeAll(async () => {
     mkdirSync(WORK, { recursive: true, mode: 0o700 });
@@ -106,9 +120,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   });
 
   it('builds sdcard.img and usbkey.img (state 0700, secrets 0600)', async () => {
-    const t = Date.now();
-    expect(await main(['--inventory', invFile, '--state', stateDir])).toBe(0);
-    timings.build = (Date.now() - t) / 1000;
+    await built();
     for (const f of ['sdcard.img', 'usbkey.img', 'usbkey.key', 'recovery-passphrase.txt', 'data-disk.key', 'pi_ssh_key', 'identity.json'])
       expect((statSync(path.join(piState, f)).mode & 0o777).toString(8), f).toBe('600');
     expect((statSync(stateDir).mode & 0o777).toString(8)).toBe('700');
@@ -118,6 +130,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   }, 900_000);
 
   it('static: cmdline.txt, config.txt, initramfs contents', async () => {
+    await built();
     const d = mkdtempSync(path.join(dir, 'static-'));
     const f = await bootFilesFromImage(path.join(piState, 'sdcard.img'), d);
     const lines = f.cmdline.split('\n').filter((l) => l !== '');
@@ -139,6 +152,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   });
 
   it('static: LUKS header has the model cipher, argon2id with the set memory, two keyslots, the state UUID', async () => {
+    await built();
     const p2 = path.join(dir, 'p2.luks');
     await partitionFile(path.join(piState, 'sdcard.img'), 1, p2);
     const dump = (await run(['cryptsetup', 'luksDump', p2])).stdout;
@@ -155,7 +169,8 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     expect(slots.match(/Time cost:\s+4/g)).toHaveLength(2);
   });
 
-  it('static: no plaintext key material in the SD image (keyfile, passphrase, data key, SSH key)', () => {
+  it('static: no plaintext key material in the SD image (keyfile, passphrase, data key, SSH key)', async () => {
+    await built();
     const img = readFileSync(path.join(piState, 'sdcard.img'));
     const key = readFileSync(path.join(piState, 'usbkey.key'));
     const needles: [string, Buffer][] = [
@@ -170,6 +185,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   });
 
   it('boot with the USB key: unlocked by the keyfile, root mounted from /dev/mapper/cryptroot', async () => {
+    await built();
     const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), stick: path.join(piState, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-stick.log'), memMiB: 768 });
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
@@ -184,6 +200,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   }, BOOT_MS + 90_000);
 
   it('boot without the USB key: root never mounted; the recovery passphrase typed on the console unlocks', async () => {
+    await built();
     const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-nostick.log'), memMiB: 768 });
     try {
       await b.expect(PROMPT, BOOT_MS, /Kernel panic|Dropping to a shell/);
@@ -201,6 +218,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   }, BOOT_MS + 200_000);
 
   it('boot with a stick holding the wrong key: refused, never mounted, then the passphrase still unlocks', async () => {
+    await built();
     const wrong = path.join(dir, 'wrongstick.img');
     const wrongKey = path.join(dir, 'wrong.key');
     writeFileSync(wrongKey, Buffer.from(execFileSync('head', ['-c', '64', '/dev/urandom'])));
@@ -227,10 +245,15 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
   }, BOOT_MS + 200_000);
 
   it('full systemd boot: data disk unlocked by its key on the root and mounted; root grown to fill the card', async () => {
-    // the data disk: ext4 encrypted in userspace with the key provision-pi put on the root
+    await built();
+    // the data disk: ext4 holding a marker, encrypted in userspace with the key provision-pi put on the root
     const data = path.join(dir, 'data.img');
+    const seed = mkdtempSync(path.join(dir, 'data-seed-'));
+    const token = randomBytes(16).toString('hex');
+    writeFileSync(path.join(seed, 'pilab-data-marker'), token + '\n');
     await run(['truncate', '-s', '96M', data]);
-    await run(['mkfs.ext4', '-q', '-L', 'pvdata', data, '64M']);
+    await run(['mkfs.ext4', '-q', '-L', 'pvdata', '-d', seed, data, '64M']);
+    rmSync(seed, { recursive: true, force: true });
     await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--reduce-device-size', '32M', '--pbkdf', 'argon2id', '--pbkdf-memory', '65536', '--pbkdf-force-iterations', '4', '--key-file', path.join(piState, 'data-disk.key'), data]);
     const sdBytes = statSync(path.join(piState, 'sdcard.img')).size;
     const b = await boot({
@@ -238,6 +261,8 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       stick: path.join(piState, 'usbkey.img'),
       disks: [{ file: data, serial: 'pvdata' }],
       sdSizeMiB: Math.ceil(sdBytes / 1048576) + 512,
+      // unit status lines on the console: the log then shows which job waited for what
+      extraCmdline: 'systemd.show_status=1',
       log: path.join(logs, 'boot-full.log'),
       memMiB: 1024,
     });
@@ -245,9 +270,13 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
       const m = await b.expect(/PILAB-FULLINIT-BEGIN([\s\S]*?)PILAB-FULLINIT-END/, 600_000, /Kernel panic/);
       const report = m[1];
+      // the report waited for every boot job to end (not timed out while still "starting")
+      expect(report).toMatch(/^SYSTEM (running|degraded)$/m);
       expect(report).toMatch(/^MOUNT \/dev\/mapper\/cryptroot \/ ext4/m);
       expect(report).toMatch(/^MOUNT \/dev\/mapper\/pullvault-data \/srv\/pullvault ext4/m);
       expect(report).toMatch(/^MAPPER pullvault-data/m);
+      // read from the mounted data disk: unlocked with the key from the encrypted root, right contents
+      expect(report).toMatch(new RegExp(`^DATAMARKER ${token}$`, 'm'));
       expect(report).toMatch(/^GROWN /m);
       const kb = Number(/^ROOTSIZE_KB (\d+)/m.exec(report)?.[1]);
       // built with ~1 GiB ext4; after growing into +512 MiB it must be clearly larger

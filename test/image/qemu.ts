@@ -19,6 +19,12 @@ export interface BootOptions {
   /** appended to the image's cmdline (e.g. init=/usr/sbin/marker-init) */
   extraCmdline?: string;
   memMiB?: number;
+  /**
+   * vCPUs. Default 1 (or $PULLVAULT_QEMU_SMP): under TCG on a loaded host a second vCPU buys little, and
+   * its host thread being descheduled stalls the other one in IPIs/TLB shootdowns/stop_machine (module
+   * loading) — the "soft lockup" in udev workers that made device units time out.
+   */
+  smp?: number;
   log: string;
   arch?: 'amd64';
 }
@@ -71,10 +77,18 @@ export class Boot {
   attach(output: NodeJS.ReadableStream, input: NodeJS.WritableStream): void {
     this.input = input;
     input.on('error', () => {});
+    let lineStart = true;
     output.on('data', (b: Buffer) => {
       const s = b.toString('latin1');
       this.out += s;
-      appendFileSync(this.logFile, s);
+      // the log gets host-side elapsed seconds at each line start (this.out stays the raw console)
+      let t = '';
+      for (const part of s.split(/(?<=\n)/)) {
+        if (lineStart) t += `[+${this.seconds.toFixed(1).padStart(6)}s] `;
+        t += part;
+        lineStart = part.endsWith('\n');
+      }
+      appendFileSync(this.logFile, t);
     });
   }
 
@@ -87,7 +101,10 @@ export class Boot {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const m = ok.exec(this.out);
-      if (m) return m;
+      if (m) {
+        console.log(`  ${path.basename(this.logFile)}: +${this.seconds.toFixed(0)} s ${ok.source.slice(0, 60)}`);
+        return m;
+      }
       if (fail?.test(this.out)) throw new Error(`boot: saw ${fail} while waiting for ${ok} (log ${this.logFile})`);
       if (this.exited) throw new Error(`boot: qemu exited (${this.exitCode}) before ${ok} (log ${this.logFile})`);
       if (Date.now() > end) throw new Error(`boot: no ${ok} after ${timeoutMs / 1000} s (log ${this.logFile})`);
@@ -132,7 +149,7 @@ export async function boot(o: BootOptions): Promise<Boot> {
   sd = overlay;
   sdFormat = 'qcow2';
   const q = [
-    'qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max', '-smp', '2', '-m', String(o.memMiB ?? 1024),
+    'qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max', '-smp', String(o.smp ?? (Number(process.env.PULLVAULT_QEMU_SMP) || 1)), '-m', String(o.memMiB ?? 1024),
     '-kernel', files.kernel, '-initrd', files.initrd, '-append', cmdline,
     '-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd',
     '-device', 'qemu-xhci,id=xhci',
@@ -144,6 +161,7 @@ export async function boot(o: BootOptions): Promise<Boot> {
   mkdirSync(path.dirname(o.log), { recursive: true });
   writeFileSync(o.log, `# ${q.join(' ')}\n`);
   // serial on qemu's stdin/stdout: we read the console and type into it
+  console.log(`  ${path.basename(o.log)}: qemu started`);
   const child = spawn(q[0], q.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const b = new Boot(child, tmp, o.log);
   child.stderr?.on('data', (x: Buffer) => appendFileSync(o.log, `\n# qemu stderr: ${x.toString()}`));
