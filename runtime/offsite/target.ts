@@ -63,6 +63,7 @@ function tap(onProgress?: (n: number) => void): Transform & { bytes: () => numbe
 }
 
 const WRITE_BATCH = 1 << 20;
+const SYNC_EVERY = 32 << 20;
 
 /** writev until every byte is written (a regular file may take fewer bytes than asked). */
 async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
@@ -97,11 +98,26 @@ export class DirTarget implements Target {
       // rather than async iteration, which joins buffered chunks into a new buffer); one fsync
       let batch: Buffer[] = [];
       let size = 0;
+      // the disk writes overlap with compression and encryption: an fdatasync (in the
+      // background, writes go on) every SYNC_EVERY bytes, so the fsync at the end that makes
+      // the object durable before link() only waits for the last few MiB
+      let unsynced = 0;
+      let syncing: Promise<void> | undefined;
+      let syncError: unknown;
       const flush = async () => {
         const bufs = batch;
+        const n = size;
         batch = [];
         size = 0;
         await writeAll(fh, bufs);
+        unsynced += n;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          unsynced = 0;
+          syncing = fh.datasync().then(
+            () => void (syncing = undefined),
+            (e) => void ((syncError ??= e), (syncing = undefined)),
+          );
+        }
       };
       await new Promise<void>((resolve, reject) => {
         let failed = false;
@@ -131,6 +147,8 @@ export class DirTarget implements Target {
         });
       });
       if (batch.length) await flush();
+      await syncing;
+      if (syncError) throw syncError;
       await fh.sync();
       await fh.close();
       try {
