@@ -20,9 +20,12 @@ export interface BootOptions {
   extraCmdline?: string;
   memMiB?: number;
   /**
-   * vCPUs. Default 1 (or $PULLVAULT_QEMU_SMP): under TCG on a loaded host a second vCPU buys little, and
-   * its host thread being descheduled stalls the other one in IPIs/TLB shootdowns/stop_machine (module
-   * loading) — the "soft lockup" in udev workers that made device units time out.
+   * vCPUs, default 1 (or $PULLVAULT_QEMU_SMP). Measured under TCG on this loaded 2-core host (load ~6),
+   * full systemd boot: with 2 vCPUs a udev worker sat in a "soft lockup" for 108 s while the data disk
+   * was being unlocked (cryptsetup waits for udev), so the unlock took 148 s — inside the device
+   * timeout window, which is what failed before; with 1 vCPU the stall (22 s lockup, ~2 min) hit
+   * systemd's generator phase instead, before any device job starts, and the disk was unlocked and
+   * mounted ~14 s after udev saw it. Same total time; the initramfs boots take the same time either way.
    */
   smp?: number;
   log: string;
