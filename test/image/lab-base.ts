@@ -183,7 +183,9 @@ export async function labBaseImage(arch: 'amd64' = 'amd64', log: (s: string) => 
     log(`lab-base: mmdebstrap ${arch} (${LAB_PACKAGES.length} packages) from ${mirror}`);
     const others = LAB_PACKAGES.filter((p) => !p.startsWith('linux-image'));
     const kernels = LAB_PACKAGES.filter((p) => p.startsWith('linux-image'));
+    // in a private mount namespace: mmdebstrap's /dev, /proc mounts in the chroot never show on the machine
     await run([
+      'unshare', '--mount', '--propagation', 'private', '--',
       'mmdebstrap', '--variant=minbase', `--architectures=${arch}`, '--components=main',
       `--include=${others.join(',')}`,
       '--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/doc/*', '--dpkgopt=path-exclude=/usr/share/locale/*',

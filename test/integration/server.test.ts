@@ -230,20 +230,22 @@ cp /root/.ssh/authorized_keys /home/deploy/.ssh/; chown deploy:deploy /home/depl
     await expectRefused('-W stdio forwarding', ['-W', '127.0.0.1:22', dest()]);
     // -L and -D listen on the Pi; the server must refuse the channel each asks for once used.
     // (the ssh in the background must not hold exec()'s pipes, and must be gone afterwards)
-    const throughForward = async (flag: string, socatAddress: string) => {
+    // wait until ssh listens on the forwarded port (a loaded machine may take seconds), then probe
+    const waitListen = (port: number) => `for i in $(seq 200); do socat -u /dev/null TCP:127.0.0.1:${port} 2>/dev/null && break; sleep 0.1; done`;
+    const throughForward = async (flag: string, port: number, socatAddress: string) => {
       const r = await pi.exec(['sh', '-c', `${sshBase().join(' ')} -N ${flag} ${dest()} </dev/null >/dev/null 2>&1 & p=$!
-sleep 1; sleep 3 | timeout 8 socat -T3 - ${socatAddress}; echo "rc=$?"; kill $p; wait $p`], { okCodes: [...Array(256).keys()] });
+${waitListen(port)}; sleep 3 | timeout 8 socat -T3 - ${socatAddress}; echo "rc=$?"; kill $p; wait $p`], { okCodes: [...Array(256).keys()] });
       expect(r.stdout).toMatch(/rc=/);
       expect(r.stdout).not.toMatch(/SSH-2\.0/);
     };
-    await throughForward('-L 127.0.0.1:2999:127.0.0.1:22', 'TCP:127.0.0.1:2999');
+    await throughForward('-L 127.0.0.1:2999:127.0.0.1:22', 2999, 'TCP:127.0.0.1:2999');
     // control: the same probe through root's unrestricted key does see web's sshd banner
     await pi.writeFile('/root/.ssh/admin_key', await readFile(web.adminKeyFile), { mode: 0o600 });
     const control = await pi.exec(['sh', '-c', `${sshBase('/root/.ssh/admin_key').join(' ')} -N -L 127.0.0.1:2998:127.0.0.1:22 root@${web.address} </dev/null >/dev/null 2>&1 & p=$!
-sleep 1; sleep 3 | timeout 8 socat -T3 - TCP:127.0.0.1:2998; kill $p; wait $p`], { okCodes: [...Array(256).keys()] });
+${waitListen(2998)}; sleep 3 | timeout 8 socat -T3 - TCP:127.0.0.1:2998; kill $p; wait $p`], { okCodes: [...Array(256).keys()] });
     expect(control.stdout).toMatch(/SSH-2\.0/);
     refused.push('-L local forwarding');
-    await throughForward('-D 127.0.0.1:1080', 'SOCKS4A:127.0.0.1:127.0.0.1:22,socksport=1080');
+    await throughForward('-D 127.0.0.1:1080', 1080, 'SOCKS4A:127.0.0.1:127.0.0.1:22,socksport=1080');
     refused.push('-D dynamic forwarding');
     await expectRefused('mysql-dump with ;', [dest(), 'mysql-dump shop;id'], by126);
     await expectRefused('mysql-dump with $()', [dest(), 'mysql-dump $(id)'], by126);
