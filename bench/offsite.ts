@@ -149,10 +149,15 @@ async function main(): Promise<void> {
     const rows: { base: number; pv: number; peak: number; load: string; samples: number[]; rec: UploadRecord; baseBytes: number }[] = [];
     for (let round = 1; round <= rounds; round++) {
       rmSync(store, { recursive: true, force: true });
+      // each timed step starts with no dirty pages: the background writeback of the previous
+      // step's 0.6–2.6 GB output must not land inside the next step's time (the pipeline does
+      // not fsync; pullvault does, before link())
+      execFileSync('sync');
       const load = loadavg().map((x) => x.toFixed(1)).join(' ');
       const base = await pipelineBaseline(snap0, join(work, `baseline-${size}.gpg`), owner.homedir, [owner.fingerprint, escrow.fingerprint]);
       const baseBytes = statSync(join(work, `baseline-${size}.gpg`)).size;
       rmSync(join(work, `baseline-${size}.gpg`), { force: true });
+      execFileSync('sync');
       const full = await runChild('send', { ...common, snapDir: snap0, id: '20240101T000000Z' });
       const row = { base, pv: full.seconds, peak: full.peakMB, load, samples: full.samplesMB, rec: full.record as UploadRecord, baseBytes };
       rows.push(row);
