@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { buildRuntime } from '../provision/build-runtime.ts';
 import { endpointFor, rsyncArgv } from '../runtime/pull/commands.ts';
-import { startHost, startLabNetwork } from '../test/lab/index.ts';
+import { startHost, startLabNetwork } from '../provision/lab/index.ts';
 import { CONFIG, DATA_DIR, labConfig, provisionLabServer, REPO, serverSpec } from '../test/integration/pull-lab.ts';
 
 const { values: o } = parseArgs({

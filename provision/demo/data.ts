@@ -1,6 +1,6 @@
 // The demo's data: homes of several users, web files, databases — generated on the servers —,
 // a day's changes, and a listing (path, type, size, sha256) to compare a restore with.
-import type { LabHost } from '../../test/lab/index.ts';
+import type { LabHost } from '../lab/index.ts';
 
 export const WEB_USERS = ['alice', 'bob', 'carol'];
 

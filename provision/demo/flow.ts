@@ -15,8 +15,8 @@ import { loadInventory, type LoadedInventory } from '../inventory/validate.ts';
 import type { Inventory } from '../inventory/schema.ts';
 import { buildRuntime, type BuiltRuntime } from '../build-runtime.ts';
 import { INSTALL_PATHS, installRuntimeOverSsh } from '../runtime-install.ts';
-import { MARIADB_SEED, POSTGRES_SEED } from '../../test/lab/seed.ts';
-import { isRoot, type LabHost } from '../../test/lab/index.ts';
+import { MARIADB_SEED, POSTGRES_SEED } from '../lab/seed.ts';
+import { isRoot, type LabHost } from '../lab/index.ts';
 import { CHANGE_DB1, CHANGE_WEB1, LISTING, SEED_DB1, SEED_WEB1, listingOn, withoutExcluded } from './data.ts';
 import { startDemoLab, type DemoLab } from './lab.ts';
 import { runProbes, type Probe } from './probes.ts';
@@ -227,7 +227,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
       if (!mod) skipped.push('skipped: provision-aws (provision/aws/) not available');
       else {
         const { awsClients } = await import('../exec/aws.ts');
-        const { MOTO_CREDENTIALS } = await import('../../test/lab/moto.ts');
+        const { MOTO_CREDENTIALS } = await import('../lab/moto.ts');
         const clients = awsClients({ region: 'eu-central-1', endpoint: lab.motoAdminEndpoint, credentials: { ...MOTO_CREDENTIALS } });
         const once = async () => (await mod.provisionAws(loaded.inventory, { clients, reporter: quiet, redactor, stateDir: state, restoreUser: true })) as RunSummary;
         log('provision-aws against the local S3/IAM endpoint (bucket, write-once policy, lifecycle, writer and restore users) …');

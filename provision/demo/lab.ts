@@ -1,10 +1,10 @@
 // The demo's lab: two servers, the "pi", and (s3 target) an "aws" host running moto's server,
-// all in disposable namespaces (test/lab). The admin side reaches moto through a local TCP
+// all in disposable namespaces (provision/lab). The admin side reaches moto through a local TCP
 // forwarder over the host's stream, so nothing on this machine's network changes.
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
-import { startHost, startLabNetwork, type LabHost, type LabNetwork } from '../../test/lab/index.ts';
-import { ensureMotoVenv, REPO_ROOT } from '../../test/lab/moto.ts';
+import { startHost, startLabNetwork, type LabHost, type LabNetwork } from '../lab/index.ts';
+import { ensureMotoVenv, REPO_ROOT } from '../lab/moto.ts';
 
 export const MOTO_PORT = 5000;
 
@@ -23,7 +23,7 @@ export interface DemoLab {
   stop(): Promise<void>;
 }
 
-// moto_server with its unfaithful bucket-policy check on object requests switched off (as test/lab/moto.ts does)
+// moto_server with its unfaithful bucket-policy check on object requests switched off (as provision/lab/moto.ts does)
 const MOTO_PY = `
 import sys
 from moto.s3.models import FakeBucket

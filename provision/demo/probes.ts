@@ -1,7 +1,7 @@
 // What an attacker holding the Pi's SSH key gets from a server: live attempts from the pi host,
 // with the Pi's own key and pinned known_hosts. One allowed request first, so a refusal means
 // "refused", not "the key does not work at all".
-import type { LabHost } from '../../test/lab/index.ts';
+import type { LabHost } from '../lab/index.ts';
 
 export interface Probe {
   name: string;

@@ -52,7 +52,7 @@ export async function snapshotMachine(): Promise<MachineSnapshot> {
   for (const e of await readdir('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     const cmd = (await readFile(`/proc/${e}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
-    if (cmd.includes('pullvault-lab') || cmd.includes('test/lab/init.sh')) labProcesses.push(`${e}: ${cmd}`);
+    if (cmd.includes('pullvault-lab') || cmd.includes('lab/init.sh')) labProcesses.push(`${e}: ${cmd}`);
   }
   return { links, mounts, labProcesses };
 }
