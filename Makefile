@@ -3,7 +3,7 @@ INVENTORY ?= inventory.json
 ARGS ?=
 CLI = node_modules/.bin/tsx provision/cli.ts
 
-.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime demo test test-unit typecheck build bench venv
+.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime demo test test-unit typecheck build bench bench-pull bench-offsite venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -59,5 +59,10 @@ test: node_modules venv ## all tests (lab suites need root)
 test-unit: node_modules ## only the pure tests
 	@node_modules/.bin/vitest run test/unit
 
-bench: node_modules ## benchmarks against rsync / tar|zstd|gpg (root, lab)
-	@node_modules/.bin/tsx bench/run.ts $(ARGS)
+bench: bench-pull bench-offsite ## both benchmarks (root, lab); figures in bench/README.md, bench/OFFSITE.md
+
+bench-pull: node_modules ## pull vs bare rsync over the same SSH transport: make bench-pull ARGS="--size-mb 1024 --rounds 3"
+	@node_modules/.bin/tsx bench/pull.ts $(ARGS)
+
+bench-offsite: node_modules ## archive+encrypt+store vs tar|zstd|gpg, restore RSS, restic/duplicity for context
+	@node_modules/.bin/tsx bench/offsite.ts $(ARGS)
