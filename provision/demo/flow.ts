@@ -114,6 +114,8 @@ async function gpgKey(home: string, name: string, email: string): Promise<{ fing
   const gpg = (args: string[], input?: string) =>
     new Promise<string>((resolve, reject) => {
       const c = execFile('gpg', ['--homedir', home, '--batch', '--quiet', ...args], { encoding: 'utf8' }, (e, out, err) => (e ? reject(new Error(`gpg ${args[0]}: ${err || e.message}`)) : resolve(out)));
+      // gpg may exit before reading stdin (nothing to read): a broken pipe there is not an error
+      c.stdin?.on('error', () => undefined);
       c.stdin?.end(input ?? '');
     });
   await gpg(['--gen-key'], spec);
