@@ -133,7 +133,7 @@ async function readAdminKey(server: ServerSpec, dir: string): Promise<Buffer | u
 
 /** An OpenSSH-format private key whose cipher is not "none". */
 function isEncryptedOpenSsh(key: Buffer): boolean {
-  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]+?)-----END/.exec(key.toString('utf8'));
+  const m = /-----BEGIN OPENSSH [A-Z ]*KEY-----([\s\S]+?)-----END/.exec(key.toString('utf8'));
   if (!m) return false;
   const raw = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
   // "openssh-key-v1\0" then string ciphername

@@ -31,7 +31,7 @@ export const VENV = join(REPO_ROOT, '.venv');
 export const MOTO_SERVER = join(VENV, 'bin', 'moto_server');
 
 /** Any credentials work against moto when IAM is not enforced (the default). Account 123456789012. */
-export const MOTO_CREDENTIALS = { accessKeyId: 'AKIAMOTOTESTADMIN000', secretAccessKey: 'moto-test-admin-secret-not-real' } as const;
+export const MOTO_CREDENTIALS = { accessKeyId: 'MOTOTESTADMINKEYID00', secretAccessKey: 'moto-test-admin-secret-not-real' } as const;
 export const MOTO_ACCOUNT_ID = '123456789012';
 
 export interface Moto {

@@ -24,7 +24,7 @@ describeLab('install-runtime on a lab "pi"', () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'pv-install-it-'));
     state = path.join(tmp, 'state');
     mkdirSync(path.join(state, 'aws'), { recursive: true });
-    writeFileSync(path.join(state, 'aws', 'writer-credentials.json'), JSON.stringify({ accessKeyId: 'AKIALABWRITER0000001', secretAccessKey: SECRET }));
+    writeFileSync(path.join(state, 'aws', 'writer-credentials.json'), JSON.stringify({ accessKeyId: 'LABWRITERKEYID000001', secretAccessKey: SECRET }));
     [pi, bundle] = await Promise.all([startHost({ name: 'pi' }), buildRuntime({ outFile: path.join(tmp, 'pullvault.mjs') })]);
     const base = await loadInventory(path.resolve('inventory.json'));
     const inventory = structuredClone(base.inventory);

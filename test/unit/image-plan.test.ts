@@ -20,7 +20,7 @@ const pi = (over: Partial<PiSpec> = {}): PiSpec => ({ ...inventory().pi, ...over
 const UUID = '0b7f6a3e-2c1d-4e5f-8a9b-0c1d2e3f4a5b';
 const facts = {
   rootUuid: UUID,
-  sshPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET\n-----END OPENSSH PRIVATE KEY-----\n',
+  sshPrivateKey: '-----BEGIN TEST SSH KEY-----\nSECRET\n-----END TEST SSH KEY-----\n',
   sshPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake pullvault@pi01\n',
   dataDiskKey: Buffer.alloc(64, 7),
   modulesMode: 'list' as const,
