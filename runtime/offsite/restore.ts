@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { entryPath, type ManifestEntry } from '../manifest-format.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
@@ -16,7 +16,7 @@ import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../archive/proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
-import type { Target } from './target.ts';
+import { hashTap, type Target } from './target.ts';
 
 export interface RestoreOptions {
   target: Target;
@@ -80,25 +80,10 @@ async function isEmptyDir(dir: string): Promise<boolean> {
   }
 }
 
-function hashing(): Transform & { digest: () => string; bytes: () => number } {
-  const h = createHash('sha256');
-  let n = 0;
-  const t = new Transform({
-    transform(c: Buffer, _e, cb) {
-      h.update(c);
-      n += c.length;
-      cb(null, c);
-    },
-  }) as Transform & { digest: () => string; bytes: () => number };
-  t.digest = () => h.digest('hex');
-  t.bytes = () => n;
-  return t;
-}
-
 /** Downloads and decrypts one object into `out`; returns the ciphertext's sha256 and size. */
 async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
   const body = await target.get(key);
-  const h = hashing();
+  const h = hashTap();
   body.on('error', (e) => h.destroy(e));
   await decryptToFile(body.pipe(h), out, d, key);
   return { sha256: h.digest(), bytes: h.bytes() };

@@ -44,8 +44,8 @@ export class MissingObjectError extends Error {
   }
 }
 
-/** Counts and hashes what passes through. */
-function tap(onProgress?: (n: number) => void): Transform & { bytes: () => number; digest: () => string } {
+/** Counts and hashes (sha256) what passes through: the stored bytes on upload, the fetched bytes on restore. */
+export function hashTap(onProgress?: (n: number) => void): Transform & { bytes: () => number; digest: () => string } {
   const h = createHash('sha256');
   let n = 0;
   const t = new Transform({
@@ -222,7 +222,7 @@ export class S3Target implements Target {
 
   async put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult> {
     checkKey(key);
-    const t = tap(onProgress);
+    const t = hashTap(onProgress);
     body.on('error', (e) => t.destroy(e));
     body.pipe(t);
     const up = new Upload({

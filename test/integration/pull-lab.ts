@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { Redactor, TextReporter } from '../../provision/engine/index.ts';
 import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
+import { labInventory } from '../fixtures/lab-inventory.ts';
 import { connectAdmin, provisionServer } from '../../provision/server.ts';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import type { LabHost } from '../lab/index.ts';
@@ -36,21 +37,7 @@ export function serverSpec(host: LabHost, paths: ServerSpec['paths'], databases?
 }
 
 export function labConfig(servers: ServerSpec[], over: Partial<RuntimeConfig> = {}): RuntimeConfig {
-  const inventory: Inventory = {
-    pi: {
-      name: 'pi', model: 'pi5', baseImage: { path: 'x.img', sha256: '0'.repeat(64) }, usbKey: { label: 'PVKEY' },
-      dataDisk: { device: '/dev/sda1', mountpoint: DATA_DIR, minFreeMiB: 16 }, sourceAddress: '10.0.0.1',
-    },
-    servers,
-    offsite: { type: 'dir', path: '/srv/offsite' },
-    recipients: [
-      { name: 'owner', publicKeyFile: 'owner.asc', fingerprint: 'A'.repeat(40) },
-      { name: 'escrow', publicKeyFile: 'escrow.asc', fingerprint: 'B'.repeat(40) },
-    ],
-    schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 7 } },
-    retention: { hourly: 24, daily: 7, weekly: 4, monthly: 6 },
-    notifications: { prometheusTextfileDir: PROM_DIR },
-  };
+  const inventory = labInventory({ servers, sourceAddress: '10.0.0.1', mountpoint: DATA_DIR, minFreeMiB: 16, notifications: { prometheusTextfileDir: PROM_DIR } });
   return {
     version: 1,
     inventory,

@@ -9,6 +9,7 @@ import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/
 import { SshExecutor } from '../../provision/exec/ssh.ts';
 import type { Executor } from '../../provision/exec/types.ts';
 import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
+import { labInventory } from '../fixtures/lab-inventory.ts';
 import { connectAdmin, provisionServer, type ProvisionServerOptions } from '../../provision/server.ts';
 import { DISPATCH_REFUSED_EXIT } from '../../provision/plan/dispatch-protocol.ts';
 
@@ -98,20 +99,7 @@ cp /root/.ssh/authorized_keys /home/deploy/.ssh/; chown deploy:deploy /home/depl
       paths: [{ path: '/home/alice' }, { path: '/home/bob' }, { path: '/var/www', exclude: ['*.tmp'] }],
       databases: { mariadb: 'all', postgres: 'all' },
     };
-    inventory = {
-      pi: {
-        name: 'pi', model: 'pi5', baseImage: { path: 'x.img', sha256: '0'.repeat(64) }, usbKey: { label: 'PVKEY' },
-        dataDisk: { device: '/dev/sda1', mountpoint: '/srv/backup' }, sourceAddress: pi.address!,
-      },
-      servers: [server],
-      offsite: { type: 'dir', path: '/srv/offsite' },
-      recipients: [
-        { name: 'owner', publicKeyFile: 'owner.asc', fingerprint: 'A'.repeat(40) },
-        { name: 'escrow', publicKeyFile: 'escrow.asc', fingerprint: 'B'.repeat(40) },
-      ],
-      schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 7 } },
-      retention: { hourly: 24, daily: 7, weekly: 4, monthly: 6 },
-    };
+    inventory = labInventory({ servers: [server], sourceAddress: pi.address!, mountpoint: '/srv/backup' });
     exec = await connectAdmin(server, { adminKey: await readFile(web.adminKeyFile), sock: () => web.sock() });
     hostBefore = await hostState();
   });
