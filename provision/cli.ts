@@ -27,16 +27,7 @@ async function main(): Promise<number> {
     console.error(`unknown command "${cmd}"\n\n${usage()}`);
     return 2;
   }
-  let mod: { main: (argv: string[], cmd: string) => Promise<number> };
-  try {
-    mod = await import(entry.module);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(entry.module.slice(2))) {
-      console.error(`${cmd}: not available in this version yet`);
-      return 1;
-    }
-    throw e;
-  }
+  const mod: { main: (argv: string[], cmd: string) => Promise<number> } = await import(entry.module);
   return mod.main(rest, cmd);
 }
 
