@@ -51,7 +51,7 @@ export interface SnapshotInfo {
   partial: boolean;
   unreadable: string[];
   dumps: { engine: 'mariadb' | 'postgres'; name: string; file: string; bytes: number }[];
-  stats: { files: number; bytes: number; hashedFiles: number; hashedBytes: number; seconds: number };
+  stats: { files: number; bytes: number; hashedFiles: number; hashedBytes: number; prehashedFiles?: number; seconds: number };
   /** what went wrong while making a kept-but-partial snapshot (e.g. a failed dump); absent when none */
   errors?: string[];
 }

@@ -52,6 +52,12 @@ export interface RsyncJob {
   /** the same root in the previous snapshot, when there is one */
   linkDest?: string;
   progress?: boolean;
+  /**
+   * print "<bytes> <name>" on stdout for each item written (for the pre-hasher; not with progress).
+   * %b (bytes transferred) makes rsync log an item once its transfer is done; without a
+   * transfer statistic in the format it logs before the transfer.
+   */
+  listNames?: boolean;
 }
 
 /** Local path for a root: "<snapshot>/files/<root without leading />". */
@@ -65,7 +71,7 @@ export function rsyncArgv(config: RuntimeConfig, ep: Endpoint, job: RsyncJob): s
   return [
     'rsync',
     '-aHAX', '--numeric-ids', '--delete', '--delete-excluded',
-    ...(job.progress ? ['--info=progress2', '--no-inc-recursive'] : []),
+    ...(job.progress ? ['--info=progress2', '--no-inc-recursive'] : job.listNames ? ['--out-format=%b %n'] : []),
     ...job.exclude.map((x) => `--exclude=${x}`),
     ...(job.linkDest ? [`--link-dest=${job.linkDest}`] : []),
     '-e', ['ssh', ...sshOptions(config, ep)].map(rsyncShellWord).join(' '),

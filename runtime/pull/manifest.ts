@@ -11,9 +11,8 @@
 // lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, writeSync, type BigIntStats } from 'node:fs';
-import os from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { pathFields, type ManifestEntry } from '../manifest-format.ts';
+import { HASH_CHUNK, HashPool, hashThreads } from './hash-pool.ts';
 import { reusableHash, type FileIdentity } from './hash-reuse.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
@@ -25,6 +24,8 @@ export interface ManifestStats {
   bytes: number;
   hashedFiles: number;
   hashedBytes: number;
+  /** of hashedFiles, how many were hashed while rsync still ran (pre-hasher) */
+  prehashedFiles: number;
 }
 
 const T_DIR = 0;
@@ -45,6 +46,9 @@ export interface WalkRec {
   dev: Id;
   ino: Id;
   nlink: number;
+  /** as lstat gives it (ms, fractional): with dev, ino, size and mtimeMs, a pre-hash's proof of identity */
+  ctimeMs: number;
+  mtimeMs: number;
 }
 
 const bytesOf = (latin1: string) => Buffer.from(latin1, 'latin1');
@@ -82,6 +86,8 @@ function lstatRec(abs: Buffer, rel: string): WalkRec | undefined {
     dev: idOf(st.dev, () => bigSt().dev),
     ino: idOf(st.ino, () => bigSt().ino),
     nlink: st.nlink,
+    ctimeMs: st.ctimeMs,
+    mtimeMs: ms,
   };
 }
 
@@ -173,7 +179,7 @@ class PrevCursor {
 
 // --- hashing ---------------------------------------------------------------------------------
 
-const CHUNK = 1 << 20;
+const CHUNK = HASH_CHUNK;
 
 /** sha256 hex of a file, synchronously (also the worker's algorithm, see WORKER_SOURCE). */
 export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): string {
@@ -191,47 +197,12 @@ export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.alloc
   return h.digest('hex');
 }
 
-// A plain CommonJS script (eval'ed), so it survives bundling into the single-file runtime.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync } = require('node:fs');
-const buf = Buffer.allocUnsafe(${CHUNK});
-parentPort.on('message', (job) => {
-  const out = [];
-  try {
-    for (const p of job.paths) {
-      const h = createHash('sha256');
-      const fd = openSync(Buffer.from(p, 'latin1'), 'r');
-      try {
-        for (;;) {
-          const n = readSync(fd, buf, 0, buf.length, null);
-          if (n === 0) break;
-          h.update(n === buf.length ? buf : buf.subarray(0, n));
-        }
-      } finally {
-        closeSync(fd);
-      }
-      out.push(h.digest('hex'));
-    }
-    parentPort.postMessage({ id: job.id, hashes: out });
-  } catch (e) {
-    parentPort.postMessage({ id: job.id, error: String(e && e.message || e) });
-  }
-});
-`;
-
 /** Below this much work, starting threads costs more than it saves. */
 const POOL_MIN_BYTES = 64 << 20;
 const POOL_MIN_FILES = 4000;
 /** one message to a worker: up to this many files or bytes */
 const BATCH_FILES = 256;
 const BATCH_BYTES = 8 << 20;
-
-export function hashThreads(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.max(1, Math.min(4, n));
-}
 
 /**
  * sha256 of each absolute path (latin1), in order. Large jobs go to `threads` worker threads
@@ -256,33 +227,16 @@ export async function hashFiles(paths: string[], sizes: number[], opts: { thread
     i = j;
   }
   batches.sort((a, b) => b.bytes - a.bytes);
-  const workers = Array.from({ length: Math.min(threads, batches.length) }, () => new Worker(WORKER_SOURCE, { eval: true }));
+  const pool = new HashPool(Math.min(threads, batches.length));
   try {
-    let next = 0;
     await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve, reject) => {
-            const send = () => {
-              if (next >= batches.length) return resolve();
-              const id = next++;
-              const b = batches[id];
-              w.postMessage({ id, paths: paths.slice(b.start, b.end) });
-            };
-            w.on('message', (m: { id: number; hashes?: string[]; error?: string }) => {
-              if (m.error !== undefined) return reject(new Error(`hashing: ${m.error}`));
-              const b = batches[m.id];
-              for (let k = 0; k < m.hashes!.length; k++) out[b.start + k] = m.hashes![k];
-              send();
-            });
-            w.on('error', reject);
-            w.on('exit', (code) => code !== 0 && reject(new Error(`hashing thread exited ${code}`)));
-            send();
-          }),
-      ),
+      batches.map(async (b) => {
+        const got = await pool.submit(paths.slice(b.start, b.end), true);
+        for (let k = 0; k < got.length; k++) out[b.start + k] = got[k]!.sha;
+      }),
     );
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
   }
   return out;
 }
@@ -295,6 +249,11 @@ export interface BuildManifestOptions {
   onProgress?: (done: number, total: number) => void;
   /** hashing threads (default: CPUs, at most 4; 1 = this thread only) */
   threads?: number;
+  /**
+   * A hash computed earlier in this run (the pre-hasher, while rsync ran) for exactly this
+   * inode in exactly this state (dev, ino, size, mtime and ctime as lstat gives them now).
+   */
+  known?: (id: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }) => string | undefined;
 }
 
 const jsonPath = (latin1: string): string => {
@@ -326,7 +285,7 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
   const recs = walk(dir);
   const dirL = Buffer.from(dir).toString('latin1');
   const prevL = opts.prevDir ? Buffer.from(opts.prevDir).toString('latin1') : undefined;
-  const stats: ManifestStats = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0 };
+  const stats: ManifestStats = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, prehashedFiles: 0 };
 
   // 1. decide, in path order: reuse the previous hash, follow a hard-link group, or hash
   const hashes: (string | undefined)[] = new Array(recs.length);
@@ -360,6 +319,14 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
           /* gone from the previous snapshot */
         }
         hashes[i] = reusableHash({ dev: r.dev, ino: r.ino, size: r.size, mtime: r.mtime }, ps, pe);
+      }
+      if (hashes[i] === undefined && opts.known && typeof r.dev === 'number' && typeof r.ino === 'number') {
+        hashes[i] = opts.known({ dev: r.dev, ino: r.ino, size: r.size, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs });
+        if (hashes[i] !== undefined) {
+          stats.hashedFiles++;
+          stats.hashedBytes += r.size;
+          stats.prehashedFiles++;
+        }
       }
       if (hashes[i] === undefined) toHash.push(i);
     }

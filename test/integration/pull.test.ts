@@ -97,6 +97,8 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(i).toMatchObject({ server: 'alpha', id, partial: false, unreadable: [] });
     expect(i.dumps.map((d) => d.file).sort()).toEqual(['dumps/mariadb/shop.sql.zst', 'dumps/postgres/globals.sql.zst', 'dumps/postgres/shop.pgdump']);
     expect(i.stats.hashedFiles).toBe(i.stats.files - 1); // the hard link is hashed once
+    // every file rsync wrote was hashed while rsync ran (the dumps come after it)
+    expect(i.stats.prehashedFiles).toBe(i.stats.hashedFiles - i.dumps.length);
     // status for machines
     const prom = (await pi.readFile(`${PROM_DIR}/pullvault.prom`)).toString();
     expect(prom).toMatch(/^pullvault_server_up\{server="alpha"\} 1$/m);
@@ -129,6 +131,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
       expect(b).toEqual(a);
       const i = await info(server, id);
       expect(i.stats.hashedFiles).toBe(i.dumps.length); // only the new dumps
+      expect(i.stats.prehashedFiles).toBe(0); // rsync wrote nothing
     }
     // (directories made by the runtime itself, like files/srv, are new each time)
     const d = diffManifests(await manifest('alpha', ids[0]), await manifest('alpha', id), { ignoreDirMtime: true });
@@ -150,6 +153,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     });
     const i = await info('alpha', id);
     expect(i.stats.hashedFiles).toBe(2 + i.dumps.length);
+    expect(i.stats.prehashedFiles).toBe(2);
     expect(await listTree(pi, `${SNAP}/alpha/${id}/files/srv/data`)).toEqual(await listTree(alpha, '/srv/data', ['skip.tmp']));
   });
 

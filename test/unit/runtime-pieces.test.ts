@@ -133,6 +133,13 @@ describe('argv builders', () => {
     expect(a).toContain('--link-dest=/s/prev/files/srv/www');
     expect(a[a.indexOf('-e') + 1]).toContain("-i '/etc/pullvault/id ed25519'");
     expect(a.slice(-2)).toEqual(['pv@10.0.0.5:/srv/www/', '/s/x.partial/files/srv/www/']);
+    expect(a.some((x) => x.startsWith('--out-format'))).toBe(false);
+    // names for the pre-hasher: logged after each transfer (%b), never mixed into a progress display
+    const job = { root: '/srv/www', exclude: [], dest: '/s/x' };
+    expect(rsyncArgv(config, ep, { ...job, listNames: true })).toContain('--out-format=%b %n');
+    const p = rsyncArgv(config, ep, { ...job, listNames: true, progress: true });
+    expect(p).toContain('--info=progress2');
+    expect(p.some((x) => x.startsWith('--out-format'))).toBe(false);
     expect(rsyncShellWord("it's")).toBe(`'it'"'"'s'`);
     expect(filesDirFor('/s/x', '/')).toBe('/s/x/files');
     expect(filesDirFor('/s/x', '/srv/www/')).toBe('/s/x/files/srv/www');
