@@ -16,16 +16,18 @@ import { startHost, startLabNetwork } from '../provision/lab/index.ts';
 import { CONFIG, DATA_DIR, labConfig, provisionLabServer, REPO, serverSpec } from '../test/integration/pull-lab.ts';
 
 const { values: o } = parseArgs({
-  options: { 'size-mb': { type: 'string', default: '2048' }, files: { type: 'string', default: '50000' }, rounds: { type: 'string', default: '3' } },
+  options: { 'size-mb': { type: 'string', default: '2048' }, files: { type: 'string', default: '50000' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' } },
 });
 const sizeMb = Number(o['size-mb']);
 const files = Number(o.files);
 const rounds = Number(o.rounds);
+/** --only initial,no-change: run just those kinds (the initial pull always runs once, to have something to compare with) */
+const kinds = new Set((o.only ?? 'initial,no-change,1%-changed').split(','));
 
 const net = await startLabNetwork({ subnet: '10.219.0.0/24' });
 const [pi, srv] = await Promise.all([startHost({ name: 'pi', network: net }), startHost({ name: 'srv', network: net })]);
 try {
-  const tmpfsMb = Math.ceil(sizeMb * 2.6) + 512;
+  const tmpfsMb = Math.ceil(sizeMb * 3.6) + 512;
   await pi.exec(['sh', '-c', `mkdir -p /etc/pullvault ${DATA_DIR} && ssh-keygen -q -t ed25519 -N '' -f /etc/pullvault/id_ed25519 && mount -t tmpfs -o size=${tmpfsMb}m disk ${DATA_DIR}`]);
   const piPub = (await pi.readFile('/etc/pullvault/id_ed25519.pub')).toString().trim().split(' ').slice(0, 2).join(' ');
   await pi.writeFile('/etc/pullvault/known_hosts', `${srv.address} ${srv.hostKey}\n`);
@@ -54,21 +56,35 @@ try {
   };
   const load = async () => (await pi.exec(['cat', '/proc/loadavg'])).stdout.split(' ')[0];
   const ep = endpointFor(config, spec);
+  // Two baselines. "same depth": rsync into a tree laid out like the runtime's own
+  // (<disk>/X/snapshots/<server>/<n>/files/<root>), --link-dest to the previous one. This is the
+  // ratio the targets are about: what the runtime adds to the rsync it runs. "shallow":
+  // <disk>/b/<n>, as a hand-written script might. They differ because rsync 3.5.0 (the
+  // CVE-2026-53795 fix) resolves an absolute --link-dest one component at a time from "/", twice
+  // per file: each directory level of the link-dest path costs every file a few syscalls.
   let bareN = 0;
-  const bare = (fresh: boolean) => {
-    bareN++;
-    return timed(rsyncArgv(config, ep, { root: '/srv/bench', exclude: [], dest: `${DATA_DIR}/bare/${bareN}`, linkDest: fresh ? undefined : `${DATA_DIR}/bare/${bareN - 1}` }));
+  const bareDir = { deep: (n: number) => `${DATA_DIR}/bare/snapshots/srv/${n}/files/srv/bench`, shallow: (n: number) => `${DATA_DIR}/b/${n}` };
+  const bare = async (fresh: boolean) => {
+    const n = ++bareN;
+    await pi.exec(['mkdir', '-p', bareDir.deep(n), bareDir.shallow(n)]);
+    const job = (dir: (n: number) => string) => rsyncArgv(config, ep, { root: '/srv/bench', exclude: [], dest: dir(n), linkDest: fresh ? undefined : dir(n - 1) });
+    const deep = await timed(job(bareDir.deep));
+    const shallow = await timed(job(bareDir.shallow));
+    return { deep, shallow };
   };
-  const runtime = () => timed(['node', '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
+  // as cron runs it (no terminal): --progress forces the log lines the phase times come from;
+  // rsync's own progress display stays off without a terminal, as under cron
+  // PV_CPU_PROF=DIR: a V8 CPU profile of every runtime run, copied out to DIR (for `--cpu-prof` analysis)
+  const prof = process.env.PV_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/pv-prof'] : [];
+  const runtime = () => timed(['node', ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
 
-  interface Row { run: string; runtime: number; rsync: number; ratio: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; load: string }
+  interface Row { run: string; runtime: number; rsync: number; ratio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; load: string }
   const rows: Row[] = [];
   const one = async (name: string, fresh: boolean) => {
-    if (fresh) await pi.exec(['sh', '-c', `rm -rf ${DATA_DIR}/bare ${DATA_DIR}/pullvault`]);
-    await pi.exec(['mkdir', '-p', `${DATA_DIR}/bare`]);
+    if (fresh) await pi.exec(['sh', '-c', `rm -rf ${DATA_DIR}/bare ${DATA_DIR}/b ${DATA_DIR}/pullvault`]);
     const l = await load();
     // alternate the order, so neither always runs on a warmer (or busier) machine
-    let b: Awaited<ReturnType<typeof timed>>, r: Awaited<ReturnType<typeof timed>>;
+    let b: Awaited<ReturnType<typeof bare>>, r: Awaited<ReturnType<typeof timed>>;
     if (rows.length % 2 === 0) {
       b = await bare(fresh);
       r = await runtime();
@@ -77,28 +93,35 @@ try {
       b = await bare(fresh);
     }
     if (r.code !== 0) throw new Error(`runtime exit ${r.code}: ${r.stderr}`);
-    rows.push({ run: name, runtime: r.seconds, rsync: b.seconds, ratio: Math.round((r.seconds / b.seconds) * 100) / 100, cpu: r.cpu, rsyncCpu: b.cpu, rssMiB: r.rssMiB, rsyncRssMiB: b.rssMiB, rsyncS: r.rsyncS, manifestS: r.manifestS, load: l });
+    const ratio = (x: number, y: number) => Math.round((x / y) * 100) / 100;
+    const prehashed = Number(/\((\d+) while rsync ran\)/.exec(r.stderr)?.[1] ?? NaN);
+    rows.push({ run: name, runtime: r.seconds, rsync: b.deep.seconds, ratio: ratio(r.seconds, b.deep.seconds), rsyncShallow: b.shallow.seconds, ratioShallow: ratio(r.seconds, b.shallow.seconds), cpu: r.cpu, rsyncCpu: b.deep.cpu, rssMiB: r.rssMiB, rsyncRssMiB: Math.max(b.deep.rssMiB, b.shallow.rssMiB), rsyncS: r.rsyncS, manifestS: r.manifestS, prehashed, load: l });
     console.log(JSON.stringify(rows[rows.length - 1]));
-    // the previous bare copy is no longer needed (keeps the tmpfs small)
-    if (bareN > 1) await pi.exec(['rm', '-rf', `${DATA_DIR}/bare/${bareN - 1}`]);
+    // the previous bare copies are no longer needed (keeps the tmpfs small)
+    if (bareN > 1) await pi.exec(['rm', '-rf', bareDir.deep(bareN - 1), bareDir.shallow(bareN - 1)]);
     await new Promise((res) => setTimeout(res, 1100)); // next snapshot id
   };
-  for (let i = 0; i < rounds; i++) await one('initial', true);
-  for (let i = 0; i < rounds; i++) await one('no-change', false);
-  for (let i = 0; i < rounds; i++) {
+  for (let i = 0; i < (kinds.has('initial') ? rounds : 1); i++) await one('initial', true);
+  for (let i = 0; i < (kinds.has('no-change') ? rounds : 0); i++) await one('no-change', false);
+  for (let i = 0; i < (kinds.has('1%-changed') ? rounds : 0); i++) {
     process.stdout.write((await gen('--mutate', '1')).stdout);
     await one('1%-changed', false);
   }
+  if (process.env.PV_CPU_PROF) {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(process.env.PV_CPU_PROF, { recursive: true });
+    for (const f of (await pi.exec(['ls', '/tmp/pv-prof'])).stdout.split('\n').filter(Boolean)) writeFileSync(`${process.env.PV_CPU_PROF}/${f}`, await pi.readFile(`/tmp/pv-prof/${f}`));
+  }
   const st = JSON.parse((await pi.exec(['sh', '-c', `cat ${DATA_DIR}/pullvault/snapshots/srv/latest/snapshot.json`])).stdout);
   console.log(`\nlast snapshot: ${st.stats.files} files, ${(st.stats.bytes / 1048576).toFixed(0)} MiB, hashed ${st.stats.hashedFiles} files / ${(st.stats.hashedBytes / 1048576).toFixed(1)} MiB`);
-  console.log(`\n| run | rounds | runtime s | rsync s | ratio | CPU s runtime / rsync | runtime: rsync s / manifest s | runtime peak RSS MiB | rsync peak RSS MiB | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|`);
+  console.log(`\n| run | rounds | runtime s | rsync s (same depth) | ratio | rsync s (shallow) | ratio to shallow | CPU s runtime / rsync | runtime: rsync s / manifest s | files hashed while rsync ran | runtime peak RSS MiB | rsync peak RSS MiB | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|`);
   const med = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
   for (const kind of ['initial', 'no-change', '1%-changed']) {
     const rs = rows.filter((r) => r.run === kind);
-    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${rs.map((r) => r.load).join(' ')} |`);
+    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${rs.map((r) => r.load).join(' ')} |`);
   }
   console.log('\n(ratio column: median of the per-round ratios)');
 } finally {
