@@ -25,7 +25,10 @@ list, delete, overwrite, retag or shorten retention — using the admin's AWS cr
 options:
   -i, --inventory FILE     the inventory (default inventory.json, or $INVENTORY)
   -n, --dry-run            show the plan and policy diffs (normalized JSON); change nothing
-      --rotate-key         new access key for the Pi; the old one is deleted after the new one is saved
+      --rotate-key         new access key for the Pi, saved to state; the old one stays active (the
+                           Pi still uses it) until --retire-old-keys
+      --retire-old-keys    delete the Pi user's keys other than the one in state: run it after
+                           \`make install-runtime\` has given the Pi the new key
       --restore-user       also a read-only restore user (Get/List on the prefix) for the admin
                            machine → <state>/aws/restore-credentials.json (never put it on the Pi)
       --print-policies DIR write the identity policies, bucket policy and lifecycle configuration
@@ -40,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseCommandArgs(argv, {
       ...commonOptions,
       'rotate-key': { type: 'boolean', default: false },
+      'retire-old-keys': { type: 'boolean', default: false },
       'restore-user': { type: 'boolean', default: false },
       'print-policies': { type: 'string' },
       state: { type: 'string' },
@@ -60,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
         redactor,
         stateDir: stateDir(values.state),
         rotateKey: values['rotate-key'],
+        retireOldKeys: values['retire-old-keys'],
         restoreUser: values['restore-user'],
         printPoliciesDir: values['print-policies'],
       });

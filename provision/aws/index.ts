@@ -23,6 +23,8 @@ export interface ProvisionAwsOptions {
   redactor: Redactor;
   stateDir: string;
   rotateKey?: boolean;
+  /** delete the writer's keys other than the saved one (after the Pi got the new one) */
+  retireOldKeys?: boolean;
   /** write the documents into this directory and change nothing */
   printPoliciesDir?: string;
   /** also create the read-only restore user (also when offsite.restoreUser is set) */
@@ -55,6 +57,7 @@ function makeCtx(inv: Inventory, o: ProvisionAwsOptions, accountId: string): Aws
     restoreUser: o.restoreUser || target.restoreUser ? restoreUserName(target, inv.pi.name) : undefined,
     stateDir: o.stateDir,
     rotateKey: o.rotateKey ?? false,
+    retireOldKeys: o.retireOldKeys ?? false,
     redactor: o.redactor,
     reporter: o.reporter,
     usersExisting: new Set(),

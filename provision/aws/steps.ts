@@ -64,6 +64,8 @@ export interface AwsCtx {
   restoreUser?: string;
   stateDir: string;
   rotateKey: boolean;
+  /** delete the writer's keys other than the one in state (the Pi has the new one) */
+  retireOldKeys: boolean;
   redactor: Redactor;
   reporter: Reporter;
   /** facts learnt by earlier checks (so a dry run on a new account plans everything) */
@@ -512,8 +514,16 @@ interface KeyPlan {
   rewriteFile: boolean;
 }
 
-export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
+/**
+ * The user's access key, saved in state. For the writer (the key the Pi holds) no key is deleted
+ * unless asked (`retire`): a rotation or a lost state file makes a new key next to the old one,
+ * which stays active until `make install-runtime` has given the Pi the new one — deleting it at
+ * once would stop every upload until then. The restore key lives only on the admin machine, so
+ * its old keys go at once.
+ */
+export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
   const id = `iam: ${role} access key`;
+  const retireNow = role !== 'writer' || opts.retire;
   return {
     id,
     after: [`iam: ${role} user`],
@@ -532,22 +542,42 @@ export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotat
       const others = ids.filter((k) => !(savedLive && k === saved!.accessKeyId));
       const plans = ((ctx as { keyPlans?: Map<string, KeyPlan> }).keyPlans ??= new Map());
       const where = `state/aws/${role}-credentials.json`;
+      const kept = (ks: string[]) =>
+        `${user} still has ${ks.length === 1 ? 'key' : 'keys'} ${ks.join(', ')} besides the one in ${where}; the Pi may still use ${ks.length === 1 ? 'it' : 'them'}. ` +
+        'Once `make install-runtime` has given the Pi the new key, run `make provision-aws ARGS=--retire-old-keys`';
       if (savedLive && !opts.rotate) {
         const want = credentialsFor(ctx, user, saved!);
         const rewriteFile = !sameMetadata(saved!, want);
-        if (!others.length && !rewriteFile) return null;
-        plans.set(id, { create: false, deleteFirst: [], deleteAfter: others, rewriteFile });
+        const deleteAfter = retireNow ? others : [];
+        if (others.length && !retireNow) ctx.reporter.line(`note: ${kept(others)}`);
+        if (!deleteAfter.length && !rewriteFile) return null;
+        plans.set(id, { create: false, deleteFirst: [], deleteAfter, rewriteFile });
         return {
           action: 'update',
-          summary: [others.length ? `delete unused key(s) ${others.join(', ')}` : '', rewriteFile ? `rewrite ${where}` : ''].filter(Boolean).join('; '),
+          summary: [deleteAfter.length ? `delete old key(s) ${deleteAfter.join(', ')}` : '', rewriteFile ? `rewrite ${where}` : ''].filter(Boolean).join('; '),
         };
       }
-      // a new key: make room first (IAM allows two), delete the old ones only after the new one is saved
+      // a new key. IAM allows two per user: with two already, one must go first — never silently
+      // the one the Pi may be using
+      if (ids.length >= 2 && !retireNow) {
+        throw new Error(
+          `${user} already has two access keys (${ids.join(', ')}) and IAM allows no third. ` +
+            (savedLive
+              ? `${saved!.accessKeyId} is the one in ${where}; once the Pi has it (\`make install-runtime\`), run with --retire-old-keys first`
+              : `Neither is the one in ${where}; run with --retire-old-keys to delete them and make a new one (the Pi stops uploading until \`make install-runtime\`)`),
+        );
+      }
       const deleteFirst = ids.length >= 2 ? others.slice(0, ids.length - 1) : [];
-      const deleteAfter = ids.filter((k) => !deleteFirst.includes(k));
+      const deleteAfter = retireNow ? ids.filter((k) => !deleteFirst.includes(k)) : [];
+      const keptOld = ids.filter((k) => !deleteFirst.includes(k) && !deleteAfter.includes(k));
       plans.set(id, { create: true, deleteFirst, deleteAfter, rewriteFile: true });
-      const why = opts.rotate && savedLive ? `rotate: new key, then delete ${saved!.accessKeyId}` : saved ? `the key in ${where} is not active on ${user}: new key` : `new key into ${where}`;
-      return { action: savedLive ? 'update' : 'create', summary: why + (deleteFirst.length ? ` (first delete unused ${deleteFirst.join(', ')})` : '') };
+      const why = opts.rotate && savedLive ? `rotate: new key into ${where}` : saved ? `the key in ${where} is not active on ${user}: new key` : `new key into ${where}`;
+      const tail = [
+        deleteFirst.length ? `first delete ${deleteFirst.join(', ')}` : '',
+        deleteAfter.length ? `then delete ${deleteAfter.join(', ')}` : '',
+        keptOld.length ? `keep ${keptOld.join(', ')} active until --retire-old-keys (the Pi may still use it)` : '',
+      ].filter(Boolean);
+      return { action: savedLive ? 'update' : 'create', summary: [why, ...tail].join('; ') };
     },
     async apply(ctx) {
       const plan = ctx.keyPlans!.get(id)!;
@@ -570,21 +600,21 @@ export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotat
 
 // ---------------------------------------------------------------- the plan
 
-export function awsSteps(ctx: Pick<AwsCtx, 'target' | 'writerUser' | 'restoreUser' | 'rotateKey'>): Step<AwsCtx>[] {
+export function awsSteps(ctx: Pick<AwsCtx, 'target' | 'writerUser' | 'restoreUser' | 'rotateKey' | 'retireOldKeys'>): Step<AwsCtx>[] {
   const steps: Step<AwsCtx>[] = [bucketStep(), publicAccessStep(), ownershipStep(), encryptionStep(), versioningStep()];
   if (ctx.target.objectLock) steps.push(objectLockStep());
   steps.push(
     lifecycleStep(),
     userStep('writer', ctx.writerUser),
     userPolicyStep('writer', ctx.writerUser, WRITER_POLICY_NAME, (c) => writerIdentityPolicy(policyParams(c))),
-    accessKeyStep('writer', ctx.writerUser, { rotate: ctx.rotateKey }) as Step<AwsCtx>,
+    accessKeyStep('writer', ctx.writerUser, { rotate: ctx.rotateKey, retire: ctx.retireOldKeys }) as Step<AwsCtx>,
     bucketPolicyStep(),
   );
   if (ctx.restoreUser) {
     steps.push(
       userStep('restore', ctx.restoreUser),
       userPolicyStep('restore', ctx.restoreUser, RESTORE_POLICY_NAME, (c) => restoreIdentityPolicy(policyParams(c))),
-      accessKeyStep('restore', ctx.restoreUser, { rotate: false }) as Step<AwsCtx>,
+      accessKeyStep('restore', ctx.restoreUser, { rotate: false, retire: true }) as Step<AwsCtx>,
     );
   }
   return steps;

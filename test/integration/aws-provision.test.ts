@@ -42,7 +42,7 @@ function inventoryWith(patch: Partial<S3TargetSpec>): Inventory {
 const inv = inventoryWith({ bucket: 'pv-int-main' });
 const target = inv.offsite as S3TargetSpec;
 
-async function run(i: Inventory, opts: { dryRun?: boolean; rotateKey?: boolean; restoreUser?: boolean; printPoliciesDir?: string } = {}) {
+async function run(i: Inventory, opts: { dryRun?: boolean; rotateKey?: boolean; retireOldKeys?: boolean; restoreUser?: boolean; printPoliciesDir?: string } = {}) {
   const redactor = new Redactor();
   let out = '';
   const reporter = new TextReporter(redactor, (t) => (out += t));
@@ -166,28 +166,49 @@ describe('provision-aws against moto', () => {
     expect([...(await got.Body!.transformToByteArray())]).toEqual([1, 1, 1, 1]);
   });
 
-  it('--rotate-key creates a new key, saves it, then deletes the old one', async () => {
+  it('--rotate-key saves a new key and keeps the old one active until --retire-old-keys', async () => {
     await run(inv);
     const old = readCredentials(credentialsFile(state, 'writer'))!;
+    const keysOf = async () => (await admin.iam.send(new ListAccessKeysCommand({ UserName: old.userName }))).AccessKeyMetadata!.map((k) => k.AccessKeyId).sort();
     const r = await run(inv, { rotateKey: true });
     expect(r.summary.changed).toBe(1);
+    expect(r.out).toContain(`keep ${old.accessKeyId} active until --retire-old-keys`);
     const now = readCredentials(credentialsFile(state, 'writer'))!;
     expect(now.accessKeyId).not.toBe(old.accessKeyId);
-    const keys = (await admin.iam.send(new ListAccessKeysCommand({ UserName: now.userName }))).AccessKeyMetadata!;
-    expect(keys.map((k) => k.AccessKeyId)).toEqual([now.accessKeyId]);
+    // the Pi still holds the old key: it must keep working until install-runtime
+    expect(await keysOf()).toEqual([old.accessKeyId, now.accessKeyId].sort());
     expect(r.out).not.toContain(now.secretAccessKey);
     expect(r.out).not.toContain(old.secretAccessKey);
+    // a plain run deletes nothing, says why, and reports no change
+    const again = await run(inv);
+    expect(again.summary.changed).toBe(0);
+    expect(again.out).toContain(`still has key ${old.accessKeyId}`);
+    expect(again.out).toContain('--retire-old-keys');
+    expect(await keysOf()).toEqual([old.accessKeyId, now.accessKeyId].sort());
+    // rotating again now would need a third key: refused, nothing deleted
+    const third = await run(inv, { rotateKey: true });
+    expect(third.summary.failed).toBe(1);
+    expect(third.out).toMatch(/already has two access keys .*IAM allows no third/);
+    expect(await keysOf()).toEqual([old.accessKeyId, now.accessKeyId].sort());
+    expect(readCredentials(credentialsFile(state, 'writer'))!.accessKeyId).toBe(now.accessKeyId);
+    // after install-runtime: retire
+    const retire = await run(inv, { retireOldKeys: true });
+    expect(retire.summary.changed).toBe(1);
+    expect(await keysOf()).toEqual([now.accessKeyId]);
     expect((await run(inv)).summary.changed).toBe(0);
   });
 
-  it('a lost state file gets a new key; a stray extra key is removed', async () => {
+  it('a lost state file gets a new key next to the old one; --retire-old-keys removes the old one', async () => {
     await run(inv);
+    const old = readCredentials(credentialsFile(state, 'writer'))!;
     rmSync(credentialsFile(state, 'writer'));
     const r = await run(inv);
     expect(r.summary.changed).toBe(1);
     const now = readCredentials(credentialsFile(state, 'writer'))!;
-    const keys = (await admin.iam.send(new ListAccessKeysCommand({ UserName: now.userName }))).AccessKeyMetadata!;
-    expect(keys.map((k) => k.AccessKeyId)).toEqual([now.accessKeyId]);
+    const keysOf = async () => (await admin.iam.send(new ListAccessKeysCommand({ UserName: now.userName }))).AccessKeyMetadata!.map((k) => k.AccessKeyId).sort();
+    expect(await keysOf()).toEqual([old.accessKeyId, now.accessKeyId].sort());
+    expect((await run(inv, { retireOldKeys: true })).summary.changed).toBe(1);
+    expect(await keysOf()).toEqual([now.accessKeyId]);
   });
 
   it('--restore-user adds a read-only user whose credentials go to restore-credentials.json', async () => {
