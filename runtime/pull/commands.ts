@@ -53,9 +53,9 @@ export interface RsyncJob {
   linkDest?: string;
   progress?: boolean;
   /**
-   * print "<bytes> <name>" on stdout for each item written (for the pre-hasher; not with progress).
-   * %b (bytes transferred) makes rsync log an item once its transfer is done; without a
-   * transfer statistic in the format it logs before the transfer.
+   * print "<bytes> <itemize> <name>" on stdout for each item written (for the pre-hasher; not with
+   * progress). %b (bytes transferred) makes rsync log an item once its transfer is done; without a
+   * transfer statistic in the format it logs before the transfer. %i's second letter is the type.
    */
   listNames?: boolean;
 }
@@ -71,7 +71,7 @@ export function rsyncArgv(config: RuntimeConfig, ep: Endpoint, job: RsyncJob): s
   return [
     'rsync',
     '-aHAX', '--numeric-ids', '--delete', '--delete-excluded',
-    ...(job.progress ? ['--info=progress2', '--no-inc-recursive'] : job.listNames ? ['--out-format=%b %n'] : []),
+    ...(job.progress ? ['--info=progress2', '--no-inc-recursive'] : job.listNames ? ['--out-format=%b %i %n'] : []),
     ...job.exclude.map((x) => `--exclude=${x}`),
     ...(job.linkDest ? [`--link-dest=${job.linkDest}`] : []),
     '-e', ['ssh', ...sshOptions(config, ep)].map(rsyncShellWord).join(' '),

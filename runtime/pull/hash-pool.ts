@@ -18,26 +18,23 @@ export interface HashedFile {
 }
 
 // A plain CommonJS script (eval'ed), so it survives bundling into the single-file runtime.
-// "strict" jobs (the manifest) fail on any error; "hint" jobs (the pre-hasher) skip a path that
-// is not a regular file, vanished, or changed while it was read (fstat before and after).
-// Files are opened O_NOFOLLOW|O_NONBLOCK|O_NOCTTY and only after lstat said "regular file", so a
-// name that turns out to be a FIFO, device or symlink is never read through.
+// "strict" jobs (the manifest: paths its walk found to be regular files) fail on any error and
+// read to EOF. "hint" jobs (the pre-hasher: names rsync itemized as regular files) skip a path
+// that vanished, is not a regular file after all, or changed while it was read (fstat before and
+// after must agree), and read exactly the size fstat gave (a later change shows in the second fstat).
+// Files are opened O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, so a symlink is never followed and a FIFO or
+// device that took a file's place would not block or become a terminal; it is never read.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 // Linux nice values are per thread: this lowers only this hashing thread
 if (workerData && workerData.nice) try { require('node:os').setPriority(workerData.nice); } catch {}
 const { createHash } = require('node:crypto');
-const { openSync, readSync, closeSync, fstatSync, lstatSync, constants: C } = require('node:fs');
+const { openSync, readSync, closeSync, fstatSync, constants: C } = require('node:fs');
 const buf = Buffer.allocUnsafe(${HASH_CHUNK});
 const FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_NOCTTY;
 const same = (a, b) => a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 function one(p, strict) {
-  const path = Buffer.from(p, 'latin1');
-  if (!strict) {
-    const l = lstatSync(path, { throwIfNoEntry: false });
-    if (!l || !l.isFile()) return null;
-  }
-  const fd = openSync(path, FLAGS);
+  const fd = openSync(Buffer.from(p, 'latin1'), FLAGS);
   try {
     const before = fstatSync(fd);
     if (!before.isFile()) {
@@ -46,7 +43,7 @@ function one(p, strict) {
     }
     const h = createHash('sha256');
     let n, total = 0;
-    while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) {
+    while ((strict || total < before.size) && (n = readSync(fd, buf, 0, strict ? buf.length : Math.min(buf.length, before.size - total), null)) > 0) {
       h.update(n === buf.length ? buf : buf.subarray(0, n));
       total += n;
     }

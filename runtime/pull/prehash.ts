@@ -1,6 +1,7 @@
 // Hash new files while rsync is still pulling, so the manifest has little left to hash.
-// rsync runs with --out-format='%b %n' and prints each item once its transfer is done (the %b
-// makes it log after the transfer, not before); those names are hints only. A hint is hashed (lstat: regular file → open O_NOFOLLOW → fstat → read →
+// rsync runs with --out-format='%b %i %n' and prints each item once its transfer is done (the %b
+// makes it log after the transfer, not before); the names of regular files (%i's type letter f)
+// are hints only. A hint is hashed (open O_NOFOLLOW|O_NONBLOCK → fstat: regular file → read →
 // fstat), and the hash is kept for that inode in that state: dev, ino, size, mtime and ctime.
 // The manifest uses it only when its own lstat of the path finds the very same inode in the very
 // same state; anything else (a wrong or garbled name, a file replaced or touched since, a link
@@ -61,15 +62,16 @@ export class PreHasher {
     this.pool = new HashPool(threads, whileRunning, NICE);
   }
 
-  /** A stream of rsync's `--out-format='%b %n'` output for a transfer into `destDir`. */
+  /** A stream of rsync's `--out-format='%b %i %n'` output for a transfer into `destDir`. */
   feed(destDir: string): { write(chunk: Buffer): void; end(): void } {
     const lines = new RsyncNameLines();
     const base = Buffer.from(destDir.replace(/\/+$/, '')).toString('latin1');
     const take = (ls: string[]) => {
       for (const l of ls) {
-        const m = /^\d+ (.*)$/s.exec(l);
-        if (!m) continue;
-        const name = unescapeRsyncName(m[1]);
+        // "<bytes> <itemize> <name>": YXcstpoguax, X the type (f file, d dir, L link, D device, S special)
+        const m = /^\d+ [^ ]([^ ])[^ ]* (.*)$/s.exec(l);
+        if (!m || m[1] !== 'f') continue;
+        const name = unescapeRsyncName(m[2]);
         if (hashableName(name)) this.add(`${base}/${name}`);
       }
     };

@@ -136,7 +136,7 @@ describe('argv builders', () => {
     expect(a.some((x) => x.startsWith('--out-format'))).toBe(false);
     // names for the pre-hasher: logged after each transfer (%b), never mixed into a progress display
     const job = { root: '/srv/www', exclude: [], dest: '/s/x' };
-    expect(rsyncArgv(config, ep, { ...job, listNames: true })).toContain('--out-format=%b %n');
+    expect(rsyncArgv(config, ep, { ...job, listNames: true })).toContain('--out-format=%b %i %n');
     const p = rsyncArgv(config, ep, { ...job, listNames: true, progress: true });
     expect(p).toContain('--info=progress2');
     expect(p.some((x) => x.startsWith('--out-format'))).toBe(false);

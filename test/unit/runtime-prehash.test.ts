@@ -1,4 +1,4 @@
-// The pre-hasher on real rsync output: names rsync prints (--out-format='%b %n', with its \#ooo
+// The pre-hasher on real rsync output: names rsync prints (--out-format='%b %i %n', with its \#ooo
 // escapes) are hashed while "rsync runs"; the manifest takes a pre-hash only for the very same
 // inode in the very same state. Adversarial: files changed after their pre-hash (same size, same
 // mtime), replaced, and hints that name FIFOs, symlinks, directories or paths outside the tree.
@@ -37,9 +37,9 @@ function makeSource(src: string): number {
   return files.length + 300;
 }
 
-/** rsync for real (locally), its --out-format='%b %n' stdout fed to the pre-hasher */
+/** rsync for real (locally), its --out-format='%b %i %n' stdout fed to the pre-hasher */
 async function rsyncWithPrehash(src: string, dest: string, pre: PreHasher): Promise<void> {
-  const r = spawnSync('rsync', ['-a', '--out-format=%b %n', `${src}/`, `${dest}/`], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
+  const r = spawnSync('rsync', ['-a', '--out-format=%b %i %n', `${src}/`, `${dest}/`], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
   expect(r.status, r.stderr.toString()).toBe(0);
   const feed = pre.feed(dest);
   // in odd-sized chunks, so names are split across writes
@@ -113,7 +113,7 @@ describe('pre-hashing', () => {
     }
   });
 
-  it('hints naming a FIFO, a symlink out of the tree, a directory, a missing file or ../ are never read through (no hang)', async () => {
+  it('hints naming a FIFO, a symlink out of the tree, a directory, a missing file or ../ are never read through (no hang); non-files are not queued', async () => {
     const d = `${tmp}/odd`;
     mkdirSync(`${d}/dir`, { recursive: true });
     execFileSync('mkfifo', [`${d}/fifo`]);
@@ -123,7 +123,12 @@ describe('pre-hashing', () => {
     const pre = new PreHasher(1);
     try {
       const feed = pre.feed(d);
-      feed.write(B('0 fifo\n0 link-out\n0 dir\n0 missing\n2 ../outside\nno number\n2 ok\n'));
+      // as if each had been itemized a regular file (a name whose file was replaced since): opened
+      // O_NOFOLLOW|O_NONBLOCK, found not to be a regular file, never read
+      const f = (n: string) => `0 >f+++++++++ ${n}\n`;
+      feed.write(B(f('fifo') + f('link-out') + f('dir') + f('missing') + f('../outside') + 'no number\n' + f('ok')));
+      // what rsync itemizes as a directory, symlink, device or special file is not even queued
+      feed.write(B('0 cd+++++++++ dir/\n0 cL+++++++++ link-out -> /x\n0 cD+++++++++ dev\n0 cS+++++++++ fifo\ncreated directory x\n'));
       feed.end();
       await pre.finish();
       expect(pre.stats.hinted).toBe(5); // ../outside is not even queued
