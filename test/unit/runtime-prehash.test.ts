@@ -37,15 +37,24 @@ function makeSource(src: string): number {
   return files.length + 300;
 }
 
-/** rsync for real (locally), its --out-format='%b %i %n' stdout fed to the pre-hasher */
-async function rsyncWithPrehash(src: string, dest: string, pre: PreHasher): Promise<void> {
+/**
+ * A source tree rsync'ed for real (locally) into <tmp>/<name>/files, its --out-format='%b %i %n'
+ * stdout fed to a pre-hasher in odd-sized chunks (names split across writes). The caller closes it.
+ */
+async function prehashedCopy(name: string): Promise<{ snap: string; dest: string; src: string; n: number; pre: PreHasher }> {
+  const src = `${tmp}/${name}-src`;
+  const n = makeSource(src);
+  const snap = `${tmp}/${name}`;
+  const dest = `${snap}/files`;
+  mkdirSync(dest, { recursive: true });
   const r = spawnSync('rsync', ['-a', '--out-format=%b %i %n', `${src}/`, `${dest}/`], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
   expect(r.status, r.stderr.toString()).toBe(0);
+  const pre = new PreHasher(2);
   const feed = pre.feed(dest);
-  // in odd-sized chunks, so names are split across writes
   for (let o = 0; o < r.stdout.length; o += 7) feed.write(r.stdout.subarray(o, o + 7));
   feed.end();
   await pre.finish();
+  return { snap, dest, src, n, pre };
 }
 
 describe('rsync name output', () => {
@@ -63,34 +72,24 @@ describe('rsync name output', () => {
 
 describe('pre-hashing', () => {
   it('every file rsync wrote is pre-hashed; the manifest is byte-identical to one hashed from scratch', async () => {
-    const src = `${tmp}/src1`;
-    const n = makeSource(src);
-    const dest = `${tmp}/snap1/files`;
-    mkdirSync(dest, { recursive: true });
-    const pre = new PreHasher(2);
+    const { snap, n, pre } = await prehashedCopy('snap1');
     try {
-      await rsyncWithPrehash(src, dest, pre);
       expect(pre.stats.hashed).toBe(n);
-      const r = await buildManifest(`${tmp}/snap1`, { known: pre.lookup, threads: 1 });
+      const r = await buildManifest(snap, { known: pre.lookup, threads: 1 });
       expect(r.stats.prehashedFiles).toBe(n);
       expect(r.stats.hashedFiles).toBe(n);
-      const withHints = readFileSync(`${tmp}/snap1/${MANIFEST_FILE}`);
-      const r2 = await buildManifest(`${tmp}/snap1`, { threads: 1 });
+      const withHints = readFileSync(`${snap}/${MANIFEST_FILE}`);
+      const r2 = await buildManifest(snap, { threads: 1 });
       expect(r2.stats.prehashedFiles).toBe(0);
-      expect(readFileSync(`${tmp}/snap1/${MANIFEST_FILE}`).equals(withHints)).toBe(true);
+      expect(readFileSync(`${snap}/${MANIFEST_FILE}`).equals(withHints)).toBe(true);
     } finally {
       await pre.close();
     }
   });
 
   it('a file changed after its pre-hash (same size, mtime put back) or replaced is hashed again, with its true content', async () => {
-    const src = `${tmp}/src2`;
-    const n = makeSource(src);
-    const dest = `${tmp}/snap2/files`;
-    mkdirSync(dest, { recursive: true });
-    const pre = new PreHasher(2);
+    const { snap, dest, n, pre } = await prehashedCopy('snap2');
     try {
-      await rsyncWithPrehash(src, dest, pre);
       // rewritten in place: same size, mtime put back to the nanosecond; only ctime tells
       const before = lstatSync(`${dest}/plain.txt`);
       const mtime = execFileSync('stat', ['-c', '%.9Y', `${dest}/plain.txt`]).toString().trim();
@@ -103,9 +102,9 @@ describe('pre-hashing', () => {
       writeFileSync(`${dest}/with space.tmp`, 'SPACE');
       execFileSync('touch', ['-m', '-d', `@${m2}`, `${dest}/with space.tmp`]);
       renameSync(`${dest}/with space.tmp`, `${dest}/with space`);
-      const r = await buildManifest(`${tmp}/snap2`, { known: pre.lookup, threads: 1 });
+      const r = await buildManifest(snap, { known: pre.lookup, threads: 1 });
       expect(r.stats.prehashedFiles).toBe(n - 2);
-      const lines = readFileSync(`${tmp}/snap2/${MANIFEST_FILE}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const lines = readFileSync(`${snap}/${MANIFEST_FILE}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
       expect(lines.find((e) => e.p === 'files/plain.txt').h).toBe(sha('PLAIN'));
       expect(lines.find((e) => e.p === 'files/with space').h).toBe(sha('SPACE'));
     } finally {
