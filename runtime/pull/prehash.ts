@@ -52,6 +52,7 @@ export class PreHasher {
   private batch: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private pending = new Set<Promise<void>>();
+  private closed = false;
   readonly stats: PreHashStats = { hinted: 0, hashed: 0 };
 
   /** `whileRunning` threads hash while rsync runs (at nice 19: rsync comes first); all `threads` at finish(). */
@@ -80,6 +81,7 @@ export class PreHasher {
 
   /** an absolute path (latin1) to hash */
   add(path: string): void {
+    if (this.closed) return;
     this.stats.hinted++;
     this.batch.push(path);
     if (this.batch.length >= BATCH) this.flush();
@@ -120,6 +122,7 @@ export class PreHasher {
   };
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.batch = [];

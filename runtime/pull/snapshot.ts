@@ -152,7 +152,7 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
 
     const tM = Date.now();
     await prehash?.finish();
-    if (prehash) log(`  pre-hash: ${prehash.stats.hashed} of ${prehash.stats.hinted} hashed; waited ${((Date.now() - tM) / 1000).toFixed(1)} s after rsync`);
+    if (prehash) log(`  pre-hash: ${prehash.stats.hashed} of ${prehash.stats.hinted} hashed; ${((Date.now() - tM) / 1000).toFixed(1)} s spent finishing them`);
     const { stats } = await buildManifest(partial, { prevDir: prev?.dir, known: prehash?.lookup });
     log(`  manifest: ${stats.files} files, ${stats.hashedFiles} hashed (${stats.prehashedFiles} while rsync ran), in ${((Date.now() - tM) / 1000).toFixed(1)} s`);
     const finishedAt = new Date();
