@@ -519,11 +519,11 @@ interface KeyPlan {
  * unless asked (`retire`): a rotation or a lost state file makes a new key next to the old one,
  * which stays active until `make install-runtime` has given the Pi the new one — deleting it at
  * once would stop every upload until then. The restore key lives only on the admin machine, so
- * its old keys go at once.
+ * its step is built with `retire: true`: its old keys go at once.
  */
 export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
   const id = `iam: ${role} access key`;
-  const retireNow = role !== 'writer' || opts.retire;
+  const retireNow = opts.retire;
   return {
     id,
     after: [`iam: ${role} user`],
