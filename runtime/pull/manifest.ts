@@ -179,10 +179,8 @@ class PrevCursor {
 
 // --- hashing ---------------------------------------------------------------------------------
 
-const CHUNK = HASH_CHUNK;
-
-/** sha256 hex of a file, synchronously (also the worker's algorithm, see WORKER_SOURCE). */
-export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): string {
+/** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts). */
+export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
@@ -213,7 +211,7 @@ export async function hashFiles(paths: string[], sizes: number[], opts: { thread
   const threads = opts.threads ?? hashThreads();
   const out: string[] = new Array(paths.length);
   if (threads <= 1 || (total < (opts.poolMinBytes ?? POOL_MIN_BYTES) && paths.length < POOL_MIN_FILES)) {
-    const buf = Buffer.allocUnsafe(CHUNK);
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
     for (let i = 0; i < paths.length; i++) out[i] = sha256FileSync(bytesOf(paths[i]), buf);
     return out;
   }

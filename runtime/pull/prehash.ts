@@ -40,6 +40,8 @@ const BATCH = 256;
 const FLUSH_MS = 100;
 /** the hashing threads yield to rsync, ssh and everything else while the pull runs */
 const NICE = 19;
+/** hashing threads busy while rsync runs (all of them at the end) */
+const WHILE_RUNNING = 1;
 
 export interface PreHashStats {
   hinted: number;
@@ -55,12 +57,9 @@ export class PreHasher {
   private closed = false;
   readonly stats: PreHashStats = { hinted: 0, hashed: 0 };
 
-  /** `whileRunning` threads hash while rsync runs (at nice 19: rsync comes first); all `threads` at finish(). */
-  constructor(
-    private readonly threads = hashThreads(),
-    whileRunning = 1,
-  ) {
-    this.pool = new HashPool(threads, whileRunning, NICE);
+  /** one thread hashes while rsync runs (at nice 19: rsync comes first); all `threads` at finish(). */
+  constructor(private readonly threads = hashThreads()) {
+    this.pool = new HashPool(threads, WHILE_RUNNING, NICE);
   }
 
   /** A stream of rsync's `--out-format='%b %i %n'` output for a transfer into `destDir`. */
@@ -80,7 +79,7 @@ export class PreHasher {
   }
 
   /** an absolute path (latin1) to hash */
-  add(path: string): void {
+  private add(path: string): void {
     if (this.closed) return;
     this.stats.hinted++;
     this.batch.push(path);
