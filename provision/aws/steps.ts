@@ -523,7 +523,6 @@ interface KeyPlan {
  */
 export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
   const id = `iam: ${role} access key`;
-  const retireNow = opts.retire;
   return {
     id,
     after: [`iam: ${role} user`],
@@ -548,8 +547,8 @@ export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotat
       if (savedLive && !opts.rotate) {
         const want = credentialsFor(ctx, user, saved!);
         const rewriteFile = !sameMetadata(saved!, want);
-        const deleteAfter = retireNow ? others : [];
-        if (others.length && !retireNow) ctx.reporter.line(`note: ${kept(others)}`);
+        const deleteAfter = opts.retire ? others : [];
+        if (others.length && !opts.retire) ctx.reporter.line(`note: ${kept(others)}`);
         if (!deleteAfter.length && !rewriteFile) return null;
         plans.set(id, { create: false, deleteFirst: [], deleteAfter, rewriteFile });
         return {
@@ -559,7 +558,7 @@ export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotat
       }
       // a new key. IAM allows two per user: with two already, one must go first — never silently
       // the one the Pi may be using
-      if (ids.length >= 2 && !retireNow) {
+      if (ids.length >= 2 && !opts.retire) {
         throw new Error(
           `${user} already has two access keys (${ids.join(', ')}) and IAM allows no third. ` +
             (savedLive
@@ -568,7 +567,7 @@ export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotat
         );
       }
       const deleteFirst = ids.length >= 2 ? others.slice(0, ids.length - 1) : [];
-      const deleteAfter = retireNow ? ids.filter((k) => !deleteFirst.includes(k)) : [];
+      const deleteAfter = opts.retire ? ids.filter((k) => !deleteFirst.includes(k)) : [];
       const keptOld = ids.filter((k) => !deleteFirst.includes(k) && !deleteAfter.includes(k));
       plans.set(id, { create: true, deleteFirst, deleteAfter, rewriteFile: true });
       const why = opts.rotate && savedLive ? `rotate: new key into ${where}` : saved ? `the key in ${where} is not active on ${user}: new key` : `new key into ${where}`;
