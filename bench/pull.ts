@@ -1,9 +1,10 @@
 // Benchmark: `pullvault run` against bare rsync over the same SSH transport, in lab hosts.
-//   sudo npx tsx bench/pull.ts [--size-mb 2048] [--files 50000] [--rounds 3]
+//   sudo npx tsx bench/pull.ts [--size-mb 2048] [--files 50000] [--rounds 3] [--only KINDS]
 // Runs: initial pull, no-change run, 1%-changed run, each `--rounds` times. Each: wall time of
-// the runtime (bundled exactly as `make build` does, run as `node pullvault.mjs run`) and of the
-// very same rsync command line (runtime/pull/commands.ts: same ssh options, same -aHAX
-// --numeric-ids --delete, --link-dest to its own previous copy), the ratio, peak RSS (GNU time
+// the runtime (bundled exactly as `make build` does, run as `node pullvault.mjs run`) and of
+// rsync as the runtime runs it minus the runtime's own additions (runtime/pull/commands.ts: same
+// ssh options, same -aHAX --numeric-ids --delete, --link-dest to its own previous copy; without
+// the --out-format name list the pre-hasher reads, whose cost counts against the runtime), the ratio, peak RSS (GNU time
 // %M: max RSS of the process or any of its children), CPU seconds (user+sys of the process and
 // its children: rsync, ssh — far less sensitive to a busy machine than wall time), the runtime's
 // phase times (its own log lines: rsync, manifest) and the load average. Within a round the two
@@ -22,7 +23,9 @@ const sizeMb = Number(o['size-mb']);
 const files = Number(o.files);
 const rounds = Number(o.rounds);
 /** --only initial,no-change: run just those kinds (the initial pull always runs once, to have something to compare with) */
-const kinds = new Set((o.only ?? 'initial,no-change,1%-changed').split(','));
+const KINDS = ['initial', 'no-change', '1%-changed'];
+const kinds = new Set((o.only ?? KINDS.join(',')).split(','));
+for (const k of kinds) if (!KINDS.includes(k)) throw new Error(`--only: unknown kind "${k}" (kinds: ${KINDS.join(', ')})`);
 
 const net = await startLabNetwork({ subnet: '10.219.0.0/24' });
 const [pi, srv] = await Promise.all([startHost({ name: 'pi', network: net }), startHost({ name: 'srv', network: net })]);
@@ -72,9 +75,9 @@ try {
     const shallow = await timed(job(bareDir.shallow));
     return { deep, shallow };
   };
-  // as cron runs it (no terminal): --progress forces the log lines the phase times come from;
-  // rsync's own progress display stays off without a terminal, as under cron
-  // PV_CPU_PROF=DIR: a V8 CPU profile of every runtime run, copied out to DIR (for `--cpu-prof` analysis)
+  // As cron runs it (no terminal): --progress only forces the log lines the phase times come
+  // from; rsync's own progress display stays off without a terminal, as under cron.
+  // PV_CPU_PROF=DIR: a V8 CPU profile of every runtime run, copied out to DIR.
   const prof = process.env.PV_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/pv-prof'] : [];
   const runtime = () => timed(['node', ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
 
@@ -119,7 +122,7 @@ try {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
-  for (const kind of ['initial', 'no-change', '1%-changed']) {
+  for (const kind of KINDS) {
     const rs = rows.filter((r) => r.run === kind);
     console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${rs.map((r) => r.load).join(' ')} |`);
   }
