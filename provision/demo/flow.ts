@@ -125,6 +125,14 @@ async function gpgKey(home: string, name: string, email: string): Promise<{ fing
   return { fingerprint, publicKey: await gpg(['--armor', '--export', email]) };
 }
 
+/** The owner's and escrow keys, one after the other: two gpg processes creating the same new keyring
+ * race (CI saw "keydb_search failed"; reproduced under CPU load as "invalid packet"). */
+async function demoKeys(home: string) {
+  const owner = await gpgKey(home, 'Demo Owner', 'owner@demo.invalid');
+  const escrow = await gpgKey(home, 'Demo Escrow', 'escrow@demo.invalid');
+  return { owner, escrow };
+}
+
 async function sh(host: LabHost, script: string, input?: string): Promise<string> {
   return (await host.exec(['bash', '-c', script], input === undefined ? {} : { input })).stdout;
 }
@@ -149,12 +157,12 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
 
   try {
     log('starting the lab (two servers, the pi' + (target === 's3' ? ', a local S3 endpoint' : '') + '), building the runtime, making the owner\'s and escrow OpenPGP keys …');
-    const [labStarted, bundle, owner, escrow] = await Promise.all([
+    const [labStarted, bundle, keys] = await Promise.all([
       startDemoLab({ s3: target === 's3', log }),
       buildRuntime({ outFile: path.join(workDir, 'pullvault.mjs') }),
-      gpgKey(gnupg, 'Demo Owner', 'owner@demo.invalid'),
-      gpgKey(gnupg, 'Demo Escrow', 'escrow@demo.invalid'),
+      demoKeys(gnupg),
     ]);
+    const { owner, escrow } = keys;
     lab = labStarted;
     const { web1, db1, pi } = lab;
     await writeFile(path.join(workDir, 'keys', 'owner.asc'), owner.publicKey);
