@@ -7,9 +7,11 @@
 // the --out-format name list the pre-hasher reads, whose cost counts against the runtime), the ratio, peak RSS (GNU time
 // %M: max RSS of the process or any of its children), CPU seconds (user+sys of the process and
 // its children: rsync, ssh — far less sensitive to a busy machine than wall time), the runtime's
-// phase times (its own log lines: rsync, manifest) and the load average. Within a round the two
+// phase times (its own log lines: rsync, manifest), the machine's busy cores and steal (/proc/stat)
+// and the load average. Within a round the two
 // alternate which goes first. Medians per kind at the end.
 // The offsite phase is not part of this benchmark (--no-offsite; see bench/offsite.ts).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { buildRuntime } from '../provision/build-runtime.ts';
 import { endpointFor, rsyncArgv } from '../runtime/pull/commands.ts';
@@ -47,12 +49,23 @@ try {
   await pi.writeFile('/opt/pullvault.mjs', built.content, { mode: 0o755 });
   console.log(`runtime bundle: ${(built.bytes / 1024).toFixed(0)} KiB (build ${built.buildHash})`);
 
+  // machine-wide CPU time (all cores, both ends of the transfer): whether the run had CPU to spare
+  // (and steal: time the hypervisor gave this VM's CPUs to someone else, a sign of a noisy round)
+  const cpuJiffies = () => {
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { busy: user! + nice! + system! + irq! + softirq!, steal: steal! };
+  };
   const timed = async (argv: string[]) => {
+    const cpu0 = cpuJiffies();
     const r = await pi.exec(['/usr/bin/time', '-f', 'TIME %e %M %U %S', ...argv], { okCodes: [0, 1, 4, 23, 24] });
     if (process.env.PV_VERBOSE) process.stdout.write(r.stderr);
     const m = /TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr)!;
     const phase = (re: RegExp) => Number(re.exec(r.stderr)?.[1] ?? NaN);
+    const cpu1 = cpuJiffies();
+    const perSecond = (j: number) => Math.round((j / 100 / Number(m[1])) * 100) / 100; // USER_HZ = 100
     return {
+      cores: perSecond(cpu1.busy - cpu0.busy),
+      steal: perSecond(cpu1.steal - cpu0.steal),
       seconds: Number(m[1]), rssMiB: Math.round(Number(m[2]) / 1024), cpu: Math.round((Number(m[3]) + Number(m[4])) * 100) / 100, code: r.code, stderr: r.stderr,
       rsyncS: phase(/rsync \S+: exit \d+ in ([\d.]+) s/), manifestS: phase(/manifest: .* in ([\d.]+) s/),
     };
@@ -81,7 +94,7 @@ try {
   const prof = process.env.PV_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/pv-prof'] : [];
   const runtime = () => timed(['node', ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
 
-  interface Row { run: string; runtime: number; rsync: number; ratio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; load: string }
+  interface Row { run: string; runtime: number; rsync: number; ratio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; cores: number; rsyncCores: number; steal: number; load: string }
   const rows: Row[] = [];
   const one = async (name: string, fresh: boolean) => {
     if (fresh) await pi.exec(['sh', '-c', `rm -rf ${DATA_DIR}/bare ${DATA_DIR}/b ${DATA_DIR}/pullvault`]);
@@ -98,7 +111,7 @@ try {
     if (r.code !== 0) throw new Error(`runtime exit ${r.code}: ${r.stderr}`);
     const ratio = (x: number, y: number) => Math.round((x / y) * 100) / 100;
     const prehashed = Number(/\((\d+) while rsync ran\)/.exec(r.stderr)?.[1] ?? NaN);
-    rows.push({ run: name, runtime: r.seconds, rsync: b.deep.seconds, ratio: ratio(r.seconds, b.deep.seconds), rsyncShallow: b.shallow.seconds, ratioShallow: ratio(r.seconds, b.shallow.seconds), cpu: r.cpu, rsyncCpu: b.deep.cpu, rssMiB: r.rssMiB, rsyncRssMiB: Math.max(b.deep.rssMiB, b.shallow.rssMiB), rsyncS: r.rsyncS, manifestS: r.manifestS, prehashed, load: l });
+    rows.push({ run: name, runtime: r.seconds, rsync: b.deep.seconds, ratio: ratio(r.seconds, b.deep.seconds), rsyncShallow: b.shallow.seconds, ratioShallow: ratio(r.seconds, b.shallow.seconds), cpu: r.cpu, rsyncCpu: b.deep.cpu, rssMiB: r.rssMiB, rsyncRssMiB: Math.max(b.deep.rssMiB, b.shallow.rssMiB), rsyncS: r.rsyncS, manifestS: r.manifestS, prehashed, cores: r.cores, rsyncCores: b.deep.cores, steal: Math.max(r.steal, b.deep.steal), load: l });
     console.log(JSON.stringify(rows[rows.length - 1]));
     // the previous bare copies are no longer needed (keeps the tmpfs small)
     if (bareN > 1) await pi.exec(['rm', '-rf', bareDir.deep(bareN - 1), bareDir.shallow(bareN - 1)]);
@@ -117,14 +130,14 @@ try {
   }
   const st = JSON.parse((await pi.exec(['sh', '-c', `cat ${DATA_DIR}/pullvault/snapshots/srv/latest/snapshot.json`])).stdout);
   console.log(`\nlast snapshot: ${st.stats.files} files, ${(st.stats.bytes / 1048576).toFixed(0)} MiB, hashed ${st.stats.hashedFiles} files / ${(st.stats.hashedBytes / 1048576).toFixed(1)} MiB`);
-  console.log(`\n| run | rounds | runtime s | rsync s (same depth) | ratio | rsync s (shallow) | ratio to shallow | CPU s runtime / rsync | runtime: rsync s / manifest s | files hashed while rsync ran | runtime peak RSS MiB | rsync peak RSS MiB | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|`);
+  console.log(`\n| run | rounds | runtime s | rsync s (same depth) | ratio | rsync s (shallow) | ratio to shallow | CPU s runtime / rsync | runtime: rsync s / manifest s | files hashed while rsync ran | runtime peak RSS MiB | rsync peak RSS MiB | cores busy runtime / rsync | steal (cores) | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`);
   const med = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
   for (const kind of KINDS) {
     const rs = rows.filter((r) => r.run === kind);
-    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${rs.map((r) => r.load).join(' ')} |`);
+    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${med(rs.map((r) => r.cores))} / ${med(rs.map((r) => r.rsyncCores))} | ${rs.map((r) => r.steal).join(' ')} | ${rs.map((r) => r.load).join(' ')} |`);
   }
   console.log('\n(ratio column: median of the per-round ratios)');
 } finally {

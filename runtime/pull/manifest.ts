@@ -204,7 +204,7 @@ const BATCH_BYTES = 8 << 20;
 
 /**
  * sha256 of each absolute path (latin1), in order. Large jobs go to `threads` worker threads
- * (each reads with its own 1 MiB buffer); small ones are done here.
+ * (each reads with its own HASH_CHUNK buffer); small ones are done here.
  */
 export async function hashFiles(paths: string[], sizes: number[], opts: { threads?: number; poolMinBytes?: number } = {}): Promise<string[]> {
   const total = sizes.reduce((a, b) => a + b, 0);

@@ -1,8 +1,9 @@
 // Hash new files while rsync is still pulling, so the manifest has little left to hash.
 // rsync runs with --out-format='%b %i %n' and prints each item once its transfer is done (the %b
 // makes it log after the transfer, not before); the names of regular files (%i's type letter f)
-// are hints only. A hint is hashed (open O_NOFOLLOW|O_NONBLOCK → fstat: regular file → read →
-// fstat), and the hash is kept for that inode in that state: dev, ino, size, mtime and ctime.
+// are hints only. A hint is hashed (open O_NOFOLLOW|O_NONBLOCK → fstat: regular file → read
+// exactly its size), and the hash is kept for that inode in the state fstat saw: dev, ino, size,
+// mtime and ctime.
 // The manifest uses it only when its own lstat of the path finds the very same inode in the very
 // same state; anything else (a wrong or garbled name, a file replaced or touched since, a link
 // added to it: all change ctime) is hashed again there. A wrong hint costs time, never a wrong hash.
