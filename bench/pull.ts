@@ -1,5 +1,5 @@
 // Benchmark: `pullvault run` against bare rsync over the same SSH transport, in lab hosts.
-//   sudo npx tsx bench/pull.ts [--size-mb 2048] [--files 50000] [--rounds 3] [--only KINDS]
+//   sudo npx tsx bench/pull.ts [--size-mb 2048] [--files 50000] [--rounds 3] [--only KINDS] [--link-mbit N]
 // Runs: initial pull, no-change run, 1%-changed run, each `--rounds` times. Each: wall time of
 // the runtime (bundled exactly as `make build` does, run as `node pullvault.mjs run`) and of
 // rsync as the runtime runs it minus the runtime's own additions (runtime/pull/commands.ts: same
@@ -19,11 +19,14 @@ import { startHost, startLabNetwork } from '../provision/lab/index.ts';
 import { CONFIG, DATA_DIR, labConfig, provisionLabServer, REPO, serverSpec } from '../test/integration/pull-lab.ts';
 
 const { values: o } = parseArgs({
-  options: { 'size-mb': { type: 'string', default: '2048' }, files: { type: 'string', default: '50000' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' } },
+  options: { 'size-mb': { type: 'string', default: '2048' }, files: { type: 'string', default: '50000' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' }, 'link-mbit': { type: 'string' } },
 });
 const sizeMb = Number(o['size-mb']);
 const files = Number(o.files);
 const rounds = Number(o.rounds);
+/** --link-mbit N: the server sends at most N Mbit/s (tc tbf on its side of the lab link), as an uplink would */
+const linkMbit = o['link-mbit'] === undefined ? undefined : Number(o['link-mbit']);
+if (linkMbit !== undefined && !(linkMbit > 0)) throw new Error(`--link-mbit: a rate in Mbit/s above 0, not "${o['link-mbit']}"`);
 /** --only initial,no-change: run just those kinds (the initial pull always runs once, to have something to compare with) */
 const KINDS = ['initial', 'no-change', '1%-changed'];
 const kinds = new Set((o.only ?? KINDS.join(',')).split(','));
@@ -44,6 +47,10 @@ try {
   process.stdout.write((await gen()).stdout);
   console.log(`(generated in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   await srv.exec(['chmod', '-R', 'a+rX', '/srv/bench']);
+  if (linkMbit !== undefined) {
+    await srv.exec(['tc', 'qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', `${linkMbit}mbit`, 'burst', '256kb', 'latency', '400ms']);
+    console.log(`link: the server sends at most ${linkMbit} Mbit/s`);
+  }
   await pi.writeFile(CONFIG, JSON.stringify(config));
   const built = await buildRuntime({ outFile: null });
   await pi.writeFile('/opt/pullvault.mjs', built.content, { mode: 0o755 });
