@@ -10,14 +10,18 @@ import { Worker } from 'node:worker_threads';
 // 610–660 ms with 256 KiB–1 MiB (AMD EPYC, 512 KiB L2 per core; a Pi 4's L2 is 1 MiB, shared).
 export const HASH_CHUNK = 128 << 10;
 
-/** What a worker learnt about one file: its hash and the identity of the inode it read. */
-export interface HashedFile {
-  sha: string;
+/** An inode in one state, as (l)stat gives it: a file changed or replaced since no longer matches. */
+export interface InodeState {
   dev: number;
   ino: number;
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+}
+
+/** What a worker learnt about one file: its hash and the identity of the inode it read. */
+export interface HashedFile extends InodeState {
+  sha: string;
 }
 
 // A plain CommonJS script (eval'ed), so it survives bundling into the single-file runtime.
@@ -69,9 +73,9 @@ parentPort.on('message', (job) => {
         out.push(r);
       }
     }
-    parentPort.postMessage({ id: job.id, results: out });
+    parentPort.postMessage({ results: out });
   } catch (e) {
-    parentPort.postMessage({ id: job.id, error: String((e && e.message) || e) });
+    parentPort.postMessage({ error: String((e && e.message) || e) });
   }
 });
 `;
@@ -85,7 +89,6 @@ export function hashThreads(): number {
 }
 
 interface Job {
-  id: number;
   paths: string[];
   strict: boolean;
   resolve: (r: (HashedFile | null)[]) => void;
@@ -98,7 +101,6 @@ export class HashPool {
   private idle: Worker[] = [];
   private queue: Job[] = [];
   private running = new Map<Worker, Job>();
-  private nextId = 0;
   private failed: Error | undefined;
 
   /** `nice`: the workers' nice value (Linux: per thread), so they use only CPU time rsync leaves over */
@@ -118,7 +120,7 @@ export class HashPool {
   submit(paths: string[], strict: boolean): Promise<(HashedFile | null)[]> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, paths, strict, resolve, reject });
+      this.queue.push({ paths, strict, resolve, reject });
       this.pump();
     });
   }
@@ -132,7 +134,7 @@ export class HashPool {
       }
       const job = this.queue.shift()!;
       this.running.set(w, job);
-      w.postMessage({ id: job.id, paths: job.paths, strict: job.strict });
+      w.postMessage({ paths: job.paths, strict: job.strict });
     }
   }
 
@@ -146,7 +148,7 @@ export class HashPool {
       job?.reject(e);
       for (const q of this.queue.splice(0)) q.reject(e);
     };
-    w.on('message', (m: { id: number; results?: Row[]; error?: string }) => {
+    w.on('message', (m: { results?: Row[]; error?: string }) => {
       const job = this.running.get(w)!;
       this.running.delete(w);
       this.idle.push(w);

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, writeSync, type BigIntStats } from 'node:fs';
 import { pathFields, type ManifestEntry } from '../manifest-format.ts';
-import { HASH_CHUNK, HashPool, hashThreads } from './hash-pool.ts';
+import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
 import { reusableHash, type FileIdentity } from './hash-reuse.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
@@ -251,7 +251,7 @@ export interface BuildManifestOptions {
    * A hash computed earlier in this run (the pre-hasher, while rsync ran) for exactly this
    * inode in exactly this state (dev, ino, size, mtime and ctime as lstat gives them now).
    */
-  known?: (id: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }) => string | undefined;
+  known?: (id: InodeState) => string | undefined;
 }
 
 const jsonPath = (latin1: string): string => {

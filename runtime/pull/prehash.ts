@@ -7,7 +7,7 @@
 // The manifest uses it only when its own lstat of the path finds the very same inode in the very
 // same state; anything else (a wrong or garbled name, a file replaced or touched since, a link
 // added to it: all change ctime) is hashed again there. A wrong hint costs time, never a wrong hash.
-import { HashPool, hashThreads, type HashedFile } from './hash-pool.ts';
+import { HashPool, hashThreads, type HashedFile, type InodeState } from './hash-pool.ts';
 
 /** rsync's escape for bytes it will not print: `\#ooo` (octal). A literal `\#` is itself escaped, so this is lossless. */
 export function unescapeRsyncName(s: string): string {
@@ -116,7 +116,7 @@ export class PreHasher {
   }
 
   /** The hash of this inode in this state, if it was hashed in exactly this state. */
-  lookup = (id: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string | undefined => {
+  lookup = (id: InodeState): string | undefined => {
     const c = this.cache.get(`${id.dev}:${id.ino}`);
     return c && c.size === id.size && c.mtimeMs === id.mtimeMs && c.ctimeMs === id.ctimeMs ? c.sha : undefined;
   };
