@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HASH_CHUNK } from '../../runtime/pull/hash-pool.ts';
 import { buildManifest, MANIFEST_FILE } from '../../runtime/pull/manifest.ts';
 import { hashableName, PreHasher, RsyncNameLines, unescapeRsyncName } from '../../runtime/pull/prehash.ts';
 
@@ -33,8 +34,10 @@ function makeSource(src: string): number {
   ];
   for (const [n, c] of files) writeFileSync(B(`${src}/${n}`), c);
   for (let i = 0; i < 300; i++) writeFileSync(`${src}/sub/f${i}`, Buffer.alloc(i * 97, i % 251));
+  // several HASH_CHUNKs and a ragged end: the hint reader's bounded loop
+  writeFileSync(`${src}/sub/big`, Buffer.from(Array.from({ length: 3 * HASH_CHUNK + 12345 }, (_, i) => (i * 31) & 0xff)));
   symlinkSync('plain.txt', `${src}/link`);
-  return files.length + 300;
+  return files.length + 301;
 }
 
 /**
