@@ -18,6 +18,7 @@ export const NATIVE_TOOLS: readonly NativeTool[] = [
   { name: 'ssh', pkg: 'openssh-client', why: 'connects to the servers' },
   { name: 'zstd', pkg: 'zstd', why: 'compresses offsite archives' },
   { name: 'tar', pkg: 'tar', why: 'packs offsite archives' },
+  { name: 'find', pkg: 'findutils', why: 'walks each new snapshot for its manifest' },
 ];
 
 export interface NativeCheckResult {
@@ -45,7 +46,7 @@ export function whichSync(name: string, envPath = process.env.PATH ?? '/usr/loca
 }
 
 /**
- * Checks that rsync, ssh, zstd and tar (or the given subset) are installed. Never throws; the
+ * Checks that rsync, ssh, zstd, tar and find (or the given subset) are installed. Never throws; the
  * caller prints `message` to stderr and exits (2) when `ok` is false.
  */
 export function checkNativeTools(tools: readonly NativeTool[] = NATIVE_TOOLS, envPath?: string): NativeCheckResult {

@@ -13,7 +13,7 @@ export interface FileIdentity {
 }
 
 /** The previous hash, when `cur` is provably the same file; undefined means "hash it". */
-export function reusableHash(cur: FileIdentity, prevStat: FileIdentity | undefined, prevEntry: ManifestEntry | undefined): string | undefined {
+export function reusableHash(cur: FileIdentity, prevStat: Pick<FileIdentity, 'dev' | 'ino'> | undefined, prevEntry: ManifestEntry | undefined): string | undefined {
   if (!prevStat || !prevEntry || prevEntry.t !== 'f' || !prevEntry.h) return undefined;
   if (prevStat.dev !== cur.dev || prevStat.ino !== cur.ino) return undefined;
   // same inode, so same content; size/mtime must agree with what the old manifest recorded

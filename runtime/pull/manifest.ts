@@ -10,10 +10,11 @@
 // the manifest is written as it is produced. Paths are kept as latin1 strings (one char per byte:
 // lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readlinkSync, readSync, writeSync } from 'node:fs';
 import { pathFields, type ManifestEntry } from '../manifest-format.ts';
 import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
-import { reusableHash, type FileIdentity } from './hash-reuse.ts';
+import { reusableHash } from './hash-reuse.ts';
+import { inodeOf, T_DIR, T_FILE, T_LINK, walk, type Id, type WalkRec } from './walk.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
 export const INFO_FILE = 'snapshot.json';
@@ -28,89 +29,8 @@ export interface ManifestStats {
   prehashedFiles: number;
 }
 
-const T_DIR = 0;
-const T_LINK = 1;
-const T_FILE = 2;
-
-/** One entry of the walk: what the manifest needs, nothing more (no Stats objects kept). */
-export interface WalkRec {
-  /** path relative to the root, latin1 (one char per raw byte) */
-  rel: string;
-  type: typeof T_DIR | typeof T_LINK | typeof T_FILE;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** whole seconds (truncated like the BigInt division rsync's and tar's whole seconds match) */
-  mtime: number;
-  dev: Id;
-  ino: Id;
-  nlink: number;
-  /** as lstat gives it (ms, fractional): with dev, ino, size and mtimeMs, a pre-hash's proof of identity */
-  ctimeMs: number;
-  mtimeMs: number;
-}
-
 const bytesOf = (latin1: string) => Buffer.from(latin1, 'latin1');
 const ASCII = /^[\x20-\x7e]*$/;
-
-/** A number when exact (< 2^53), else the BigInt: equal ids always have the same representation. */
-type Id = number | bigint;
-const idOf = (n: number, big: () => bigint): Id => (Number.isSafeInteger(n) ? n : big());
-
-/**
- * lstat as plain numbers (no BigInt, no Date: the walk's main cost per entry), exact anyway:
- * whole-second mtime from mtimeMs unless it sits on a whole second (then the ns value decides:
- * nsec 0, or within 0.2 µs of the next second) or before 1970; ids past 2^53 as BigInt.
- */
-function lstatRec(abs: Buffer, rel: string): WalkRec | undefined {
-  const st = lstatSync(abs);
-  const type = st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_LINK : st.isFile() ? T_FILE : -1;
-  if (type < 0) return undefined; // sockets, fifos, devices: the manifest format has no type for them (restore skips them)
-  const ms = st.mtimeMs;
-  let mtime = Math.floor(ms / 1000);
-  let r = ms - mtime * 1000;
-  if (r < 0) mtime--, (r += 1000);
-  else if (r >= 1000) mtime++, (r -= 1000);
-  let big: BigIntStats | undefined;
-  const bigSt = () => (big ??= lstatSync(abs, { bigint: true }));
-  if (!(ms > 0) || r === 0) mtime = Number(bigSt().mtimeNs / 1_000_000_000n);
-  return {
-    rel,
-    type: type as WalkRec['type'],
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    size: type === T_FILE ? st.size : 0,
-    mtime,
-    dev: idOf(st.dev, () => bigSt().dev),
-    ino: idOf(st.ino, () => bigSt().ino),
-    nlink: st.nlink,
-    ctimeMs: st.ctimeMs,
-    mtimeMs: ms,
-  };
-}
-
-/** Every file, directory and symlink under root (not root itself), sorted by path bytes. Other types are skipped. */
-export function walk(root: string): WalkRec[] {
-  const out: WalkRec[] = [];
-  const rootL = Buffer.from(root).toString('latin1');
-  const stack: string[] = [''];
-  while (stack.length) {
-    const rel = stack.pop()!;
-    const abs = rel ? `${rootL}/${rel}` : rootL;
-    for (const d of readdirSync(bytesOf(abs), { withFileTypes: true, encoding: 'buffer' })) {
-      const name = (d.name as unknown as Buffer).toString('latin1');
-      if (!rel && TOP_LEVEL_SKIP.has(name)) continue;
-      const childRel = rel ? `${rel}/${name}` : name;
-      const rec = lstatRec(bytesOf(`${rootL}/${childRel}`), childRel);
-      if (!rec) continue;
-      out.push(rec);
-      if (rec.type === T_DIR) stack.push(childRel);
-    }
-  }
-  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
-}
 
 /** Lines of a file, read in chunks (a missing file has none). */
 function* lines(path: string): Generator<string> {
@@ -252,6 +172,8 @@ export interface BuildManifestOptions {
    * inode in exactly this state (dev, ino, size, mtime and ctime as lstat gives them now).
    */
   known?: (id: InodeState) => string | undefined;
+  /** `known` is complete once this settles: the walk runs meanwhile */
+  knownReady?: Promise<unknown>;
 }
 
 const jsonPath = (latin1: string): string => {
@@ -280,7 +202,7 @@ function entryLine(r: WalkRec, h: string | undefined, hlOf: string | undefined, 
 
 /** Build the manifest of the snapshot at `dir` and write `dir/manifest.jsonl` (fsynced). */
 export async function buildManifest(dir: string, opts: BuildManifestOptions = {}): Promise<{ stats: ManifestStats }> {
-  const recs = walk(dir);
+  const [recs] = await Promise.all([walk(dir, TOP_LEVEL_SKIP), opts.knownReady]);
   const dirL = Buffer.from(dir).toString('latin1');
   const prevL = opts.prevDir ? Buffer.from(opts.prevDir).toString('latin1') : undefined;
   const stats: ManifestStats = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, prehashedFiles: 0 };
@@ -310,9 +232,9 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
       const pe = prevL !== undefined ? prev.get(r.rel) : undefined;
       // only a file with another link can be the previous snapshot's inode; the lstat is for those
       if (pe && r.nlink > 1 && pe.t === 'f' && pe.h && pe.s === r.size && pe.m === r.mtime) {
-        let ps: FileIdentity | undefined;
+        let ps: { dev: Id; ino: Id } | undefined;
         try {
-          ps = lstatRec(bytesOf(`${prevL}/${r.rel}`), r.rel);
+          ps = inodeOf(bytesOf(`${prevL}/${r.rel}`));
         } catch {
           /* gone from the previous snapshot */
         }

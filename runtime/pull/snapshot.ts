@@ -151,9 +151,9 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
     if (errors.length) partialFlag = true;
 
     const tM = Date.now();
-    await prehash?.finish();
-    if (prehash) log(`  pre-hash: ${prehash.stats.hashed} of ${prehash.stats.hinted} hashed; ${((Date.now() - tM) / 1000).toFixed(1)} s spent finishing them`);
-    const { stats } = await buildManifest(partial, { prevDir: prev?.dir, known: prehash?.lookup });
+    // the pre-hasher finishes its queue while the manifest walks the tree
+    const knownReady = prehash?.finish().then(() => log(`  pre-hash: ${prehash.stats.hashed} of ${prehash.stats.hinted} hashed; ${((Date.now() - tM) / 1000).toFixed(1)} s to finish them`));
+    const { stats } = await buildManifest(partial, { prevDir: prev?.dir, known: prehash?.lookup, knownReady });
     log(`  manifest: ${stats.files} files, ${stats.hashedFiles} hashed (${stats.prehashedFiles} while rsync ran), in ${((Date.now() - tM) / 1000).toFixed(1)} s`);
     const finishedAt = new Date();
     const info: SnapshotInfo = {

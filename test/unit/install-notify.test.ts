@@ -79,6 +79,7 @@ describe('checkNativeTools', () => {
     mkdirSync(bin);
     symlinkSync('/usr/bin/tar', path.join(bin, 'tar'));
     symlinkSync('/usr/bin/ssh', path.join(bin, 'ssh'));
+    symlinkSync('/usr/bin/find', path.join(bin, 'find'));
     const r = checkNativeTools(NATIVE_TOOLS, bin);
     expect(r.ok).toBe(false);
     expect(r.missing.map((t) => t.name)).toEqual(['rsync', 'zstd']);

@@ -3,11 +3,12 @@
 // the same inode, hard-link groups, and the hashing threads agreeing with a plain sha256.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entryPath, type ManifestEntry } from '../../runtime/manifest-format.ts';
-import { buildManifest, hashFiles, MANIFEST_FILE, walk } from '../../runtime/pull/manifest.ts';
+import { buildManifest, hashFiles, MANIFEST_FILE } from '../../runtime/pull/manifest.ts';
+import { T_DIR, T_FILE, T_LINK, walk } from '../../runtime/pull/walk.ts';
 
 const B = (s: string) => Buffer.from(s, 'latin1');
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -53,12 +54,34 @@ describe('manifest', () => {
     await buildManifest(s1, { threads: 1 });
   });
 
-  it('walks in path-byte order (a < a-c < a/b) and skips its own files', () => {
-    const rels = walk(s1).map((r) => B(r.rel));
+  it('walks in path-byte order (a < a-c < a/b) and skips its own files', async () => {
+    const rels = (await walk(s1, new Set([MANIFEST_FILE]))).map((r) => B(r.rel));
     expect(rels).toEqual([...rels].sort(Buffer.compare));
     const names = rels.map((b) => b.toString('latin1'));
     expect(names.indexOf('files/srv/a-c')).toBeLessThan(names.indexOf('files/srv/a/b'));
     expect(names).not.toContain(MANIFEST_FILE);
+  });
+
+  it("the walk's fields (from find) are what Node's lstat gives, to the last bit of the ms times", async () => {
+    const s0 = `${tmp}/s0`;
+    makeSnapshot(s0);
+    chmodSync(`${s0}/files/srv/a/b/x`, 0o4751);
+    chmodSync(`${s0}/files/srv/a-c`, 0o3775);
+    const recs = await walk(s0);
+    expect(recs.length).toBeGreaterThan(10);
+    for (const r of recs) {
+      const st = lstatSync(B(`${s0}/${r.rel}`));
+      const type = st.isDirectory() ? T_DIR : st.isSymbolicLink() ? T_LINK : T_FILE;
+      expect({ rel: r.rel, type: r.type, mode: r.mode, uid: r.uid, gid: r.gid, size: r.size, dev: r.dev, ino: r.ino, nlink: r.nlink, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs }).toEqual({
+        rel: r.rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === T_FILE ? st.size : 0, dev: st.dev, ino: st.ino, nlink: st.nlink, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs,
+      });
+    }
+    expect(recs.find((r) => r.rel === 'files/srv/a/b/x')!.mode).toBe(0o4751);
+    expect(recs.find((r) => r.rel === 'files/srv/a-c')!.mode).toBe(0o3775);
+  });
+
+  it('a walk that cannot finish fails with find\'s reason, not a short list', async () => {
+    await expect(walk(`${tmp}/no-such-dir`)).rejects.toThrow(/find .*no-such-dir.*No such file/);
   });
 
   it('every line is exactly JSON.stringify of its entry; fields and hashes right', () => {
