@@ -101,7 +101,18 @@ try {
     };
     const deep = await run(bareDir.deep);
     const shallow = await run(bareDir.shallow);
-    return { deep, shallow };
+    // An initial pull's floor for any tool that records the sha256 of what it pulled: the same
+    // rsync, then every file hashed by openssl (C, the CPU's SHA instructions, 2 processes) with
+    // nothing else (no walk of its own, no start-up, no manifest written).
+    const floor = fresh ? await floorRun(n) : undefined;
+    return { deep, shallow, floor };
+  };
+  const floorRun = async (n: number) => {
+    await emptyDisk();
+    const dest = bareDir.deep(n);
+    await pi.exec(['mkdir', '-p', dest]);
+    const hashAll = 'd=$1; shift; "$@" && find "$d" -type f -print0 | xargs -0 -P2 -n 1000 openssl dgst -sha256 > /dev/null';
+    return timed(['sh', '-c', hashAll, 'sh', dest, ...bareJob(bareDir.deep, n, true)]);
   };
   // As cron runs it (no terminal): --progress only forces the log lines the phase times come
   // from; rsync's own progress display stays off without a terminal, as under cron.
@@ -109,7 +120,7 @@ try {
   const prof = process.env.PV_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/pv-prof'] : [];
   const runtime = () => timed(['node', ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
 
-  interface Row { run: string; runtime: number; rsync: number; ratio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; cores: number; rsyncCores: number; steal: number; load: string }
+  interface Row { run: string; runtime: number; rsync: number; ratio: number; floor: number; floorRatio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; cores: number; rsyncCores: number; steal: number; load: string }
   const rows: Row[] = [];
   const one = async (name: string, fresh: boolean) => {
     const l = await load();
@@ -127,7 +138,7 @@ try {
     if (r.code !== 0) throw new Error(`runtime exit ${r.code}: ${r.stderr}`);
     const ratio = (x: number, y: number) => Math.round((x / y) * 100) / 100;
     const prehashed = Number(/\((\d+) while rsync ran\)/.exec(r.stderr)?.[1] ?? NaN);
-    rows.push({ run: name, runtime: r.seconds, rsync: b.deep.seconds, ratio: ratio(r.seconds, b.deep.seconds), rsyncShallow: b.shallow.seconds, ratioShallow: ratio(r.seconds, b.shallow.seconds), cpu: r.cpu, rsyncCpu: b.deep.cpu, rssMiB: r.rssMiB, rsyncRssMiB: Math.max(b.deep.rssMiB, b.shallow.rssMiB), rsyncS: r.rsyncS, manifestS: r.manifestS, prehashed, cores: r.cores, rsyncCores: b.deep.cores, steal: Math.max(r.steal, b.deep.steal), load: l });
+    rows.push({ run: name, runtime: r.seconds, rsync: b.deep.seconds, ratio: ratio(r.seconds, b.deep.seconds), floor: b.floor?.seconds ?? NaN, floorRatio: b.floor ? ratio(b.floor.seconds, b.deep.seconds) : NaN, rsyncShallow: b.shallow.seconds, ratioShallow: ratio(r.seconds, b.shallow.seconds), cpu: r.cpu, rsyncCpu: b.deep.cpu, rssMiB: r.rssMiB, rsyncRssMiB: Math.max(b.deep.rssMiB, b.shallow.rssMiB), rsyncS: r.rsyncS, manifestS: r.manifestS, prehashed, cores: r.cores, rsyncCores: b.deep.cores, steal: Math.max(r.steal, b.deep.steal), load: l });
     console.log(JSON.stringify(rows[rows.length - 1]));
     // the previous bare copies are no longer needed (keeps the tmpfs small)
     if (bareN > 1) await pi.exec(['rm', '-rf', bareDir.deep(bareN - 1), bareDir.shallow(bareN - 1)]);
@@ -158,14 +169,14 @@ try {
   }
   const st = JSON.parse((await pi.exec(['sh', '-c', `cat ${DATA_DIR}/pullvault/snapshots/srv/latest/snapshot.json`])).stdout);
   console.log(`\nlast snapshot: ${st.stats.files} files, ${(st.stats.bytes / 1048576).toFixed(0)} MiB, hashed ${st.stats.hashedFiles} files / ${(st.stats.hashedBytes / 1048576).toFixed(1)} MiB`);
-  console.log(`\n| run | rounds | runtime s | rsync s (same depth) | ratio | rsync s (shallow) | ratio to shallow | CPU s runtime / rsync | runtime: rsync s / manifest s | files hashed while rsync ran | runtime peak RSS MiB | rsync peak RSS MiB | cores busy runtime / rsync | steal (cores) | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`);
+  console.log(`\n| run | rounds | runtime s | rsync s (same depth) | ratio | floor: rsync + sha256 s | floor ratio | rsync s (shallow) | ratio to shallow | CPU s runtime / rsync | runtime: rsync s / manifest s | files hashed while rsync ran | runtime peak RSS MiB | rsync peak RSS MiB | cores busy runtime / rsync | steal (cores) | load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`);
   const med = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
   };
   for (const kind of KINDS) {
     const rs = rows.filter((r) => r.run === kind);
-    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${med(rs.map((r) => r.cores))} / ${med(rs.map((r) => r.rsyncCores))} | ${rs.map((r) => r.steal).join(' ')} | ${rs.map((r) => r.load).join(' ')} |`);
+    console.log(`| ${kind} | ${rs.length} | ${med(rs.map((r) => r.runtime))} | ${med(rs.map((r) => r.rsync))} | ${med(rs.map((r) => r.ratio))} | ${kind === 'initial' ? `${med(rs.map((r) => r.floor))} | ${med(rs.map((r) => r.floorRatio))}` : '– | –'} | ${med(rs.map((r) => r.rsyncShallow))} | ${med(rs.map((r) => r.ratioShallow))} | ${med(rs.map((r) => r.cpu))} / ${med(rs.map((r) => r.rsyncCpu))} | ${med(rs.map((r) => r.rsyncS))} / ${med(rs.map((r) => r.manifestS))} | ${med(rs.map((r) => r.prehashed))} | ${med(rs.map((r) => r.rssMiB))} | ${med(rs.map((r) => r.rsyncRssMiB))} | ${med(rs.map((r) => r.cores))} / ${med(rs.map((r) => r.rsyncCores))} | ${rs.map((r) => r.steal).join(' ')} | ${rs.map((r) => r.load).join(' ')} |`);
   }
   console.log('\n(ratio column: median of the per-round ratios)');
 } finally {
