@@ -1,8 +1,9 @@
-// Walk a snapshot tree (arbitrary bytes in names) and write its manifest.
+// Walk a snapshot tree (arbitrary bytes in names; walk.ts) and write its manifest.
 // Hashes of files hard-linked from the previous snapshot are reused (hash-reuse.ts); files
 // hard-linked to each other inside the snapshot are hashed once and carry `hl`.
 //
-// Cost model (what this file is shaped by): one lstat per entry of the new tree; one lstat of the
+// Cost model (what this file is shaped by): one stat per entry of the new tree (by GNU find, in
+// C, relative to each directory: walk.ts); one lstat of the
 // previous snapshot's path only for a file that can still be the very same inode (more than one
 // link, and size and mtime equal to the previous manifest's); the previous manifest is read as a
 // stream merged with the sorted walk (both are in path-byte order), never held whole; files that
