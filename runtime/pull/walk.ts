@@ -1,8 +1,9 @@
 // The snapshot's tree as the manifest needs it: every file, directory and symlink with its lstat
 // fields. GNU find does the walking and the stat calls (fts: each directory opened once, entries
 // stat'ed relative to it, not resolved from "/" level by level as a path given to lstat is) and
-// prints fixed fields that are parsed here: on 50 000 files in a 12-level tree, 0.2 s and 0.2 CPU-s,
-// against 0.8 s and 0.96 CPU-s for readdir + lstat from JavaScript.
+// prints fixed fields that are parsed here while it runs. 51 058 entries in a 12-level tree
+// (tmpfs, 2 vCPU): find alone 0.2 s and 0.2 CPU-s; with the parsing 0.34–0.49 s, plus 0.24–0.46
+// CPU-s in Node, against 0.46–0.80 s and 0.50–0.96 CPU-s for readdir + lstat from JavaScript.
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { finished, start } from './proc.ts';
 
@@ -59,8 +60,8 @@ function timeOf(s: string): [number, number] {
   return dot < 0 ? [Number(s), 0] : [Number(s.slice(0, dot)), Number(s.slice(dot + 1, dot + 10).padEnd(9, '0'))];
 }
 
-/** One record of find's output: rel (latin1) and its fields. Exported for tests. */
-export function parseFindRecord(rel: string, fields: string): WalkRec | undefined {
+/** One record of find's output: rel (latin1) and its fields. */
+function parseFindRecord(rel: string, fields: string): WalkRec | undefined {
   const f = fields.split(' ');
   const type = TYPES[f[0]!];
   if (f.length !== 10) throw new Error(`find: unexpected output for ${JSON.stringify(rel)}: ${JSON.stringify(fields)}`);
@@ -86,23 +87,40 @@ export function parseFindRecord(rel: string, fields: string): WalkRec | undefine
 /**
  * Every file, directory and symlink under `root` (absolute; not root itself), sorted by path
  * bytes, minus the top-level names in `skipTop`. Other types are skipped. Symlinks are not
- * followed. Any error (an unreadable directory, find missing) throws.
+ * followed. Any error (an unreadable directory, find missing) throws. find's output is parsed as
+ * it comes (never held whole: about 100 bytes an entry).
  */
 export async function walk(root: string, skipTop: ReadonlySet<string> = new Set()): Promise<WalkRec[]> {
   if (!root.startsWith('/')) throw new Error(`walk: not an absolute path: ${root}`);
-  const r = await finished(start(['find', root, '-mindepth', '1', '-printf', FIND_FIELDS]), { collectStdout: true });
-  if (r.code !== 0) throw new Error(`find ${root}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
+  const child = start(['find', root, '-mindepth', '1', '-printf', FIND_FIELDS]);
   const out: WalkRec[] = [];
-  const buf = r.stdout;
-  for (let i = 0; i < buf.length; ) {
-    const a = buf.indexOf(0, i);
-    const b = a < 0 ? -1 : buf.indexOf(0, a + 1);
-    if (b < 0) throw new Error(`find ${root}: output cut short`);
-    const rel = buf.toString('latin1', i, a);
-    i = b + 1;
-    if (!rel.includes('/') && skipTop.has(rel)) continue;
-    const rec = parseFindRecord(rel, buf.toString('latin1', a + 1, b));
-    if (rec) out.push(rec);
-  }
+  let rest = Buffer.alloc(0);
+  let bad: Error | undefined;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (bad) return;
+    const buf = rest.length ? Buffer.concat([rest, chunk]) : chunk;
+    let i = 0;
+    try {
+      for (;;) {
+        const a = buf.indexOf(0, i);
+        const b = a < 0 ? -1 : buf.indexOf(0, a + 1);
+        if (b < 0) break;
+        const rel = buf.toString('latin1', i, a);
+        const fields = buf.toString('latin1', a + 1, b);
+        i = b + 1;
+        if (!rel.includes('/') && skipTop.has(rel)) continue;
+        const rec = parseFindRecord(rel, fields);
+        if (rec) out.push(rec);
+      }
+    } catch (e) {
+      bad = e as Error;
+      child.kill();
+    }
+    rest = Buffer.from(buf.subarray(i));
+  });
+  const r = await finished(child);
+  if (bad) throw bad;
+  if (r.code !== 0) throw new Error(`find ${root}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
+  if (rest.length) throw new Error(`find ${root}: output cut short`);
   return out.sort((x, y) => (x.rel < y.rel ? -1 : x.rel > y.rel ? 1 : 0));
 }
