@@ -80,6 +80,24 @@ describe('manifest', () => {
     expect(recs.find((r) => r.rel === 'files/srv/a-c')!.mode).toBe(0o3775);
   });
 
+  it('a tree whose listing spans many of find\'s output chunks: every entry once, none garbled at a chunk boundary', async () => {
+    const d = `${tmp}/walk-chunks`;
+    const names: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      mkdirSync(`${d}/dir-${i}`, { recursive: true });
+      names.push(`dir-${i}`);
+      for (let j = 0; j < 60; j++) {
+        // long names with spaces and a byte that is not UTF-8: about 250 KiB of find output in all
+        const n = `dir-${i}/file ${j} ${'x'.repeat(40 + ((i * 7 + j) % 50))}\xff`;
+        writeFileSync(B(`${d}/${n}`), String(j));
+        names.push(n);
+      }
+    }
+    const recs = await walk(d);
+    expect(recs.map((r) => r.rel)).toEqual([...names].sort());
+    expect(recs.filter((r) => r.type === T_FILE).every((r) => r.size === r.rel.split(' ')[1]!.length)).toBe(true);
+  });
+
   it('a walk that cannot finish fails with find\'s reason, not a short list', async () => {
     await expect(walk(`${tmp}/no-such-dir`)).rejects.toThrow(/find .*no-such-dir.*No such file/);
   });
