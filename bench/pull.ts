@@ -9,7 +9,9 @@
 // its children: rsync, ssh — far less sensitive to a busy machine than wall time), the runtime's
 // phase times (its own log lines: rsync, manifest), the machine's busy cores and steal (/proc/stat)
 // and the load average. Within a round the two alternate which goes first, and every initial run
-// (bare or runtime) starts on an empty disk. Medians per kind at the end.
+// (bare or runtime) starts on an empty disk. Initial rounds also time a floor: the same rsync, then
+// openssl sha256 of every file on both cores (what any tool that records sha256 pays at least).
+// Medians per kind at the end.
 // The offsite phase is not part of this benchmark (--no-offsite; see bench/offsite.ts).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';

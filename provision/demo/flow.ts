@@ -157,12 +157,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
 
   try {
     log('starting the lab (two servers, the pi' + (target === 's3' ? ', a local S3 endpoint' : '') + '), building the runtime, making the owner\'s and escrow OpenPGP keys …');
-    const [labStarted, bundle, keys] = await Promise.all([
+    const [labStarted, bundle, { owner, escrow }] = await Promise.all([
       startDemoLab({ s3: target === 's3', log }),
       buildRuntime({ outFile: path.join(workDir, 'pullvault.mjs') }),
       demoKeys(gnupg),
     ]);
-    const { owner, escrow } = keys;
     lab = labStarted;
     const { web1, db1, pi } = lab;
     await writeFile(path.join(workDir, 'keys', 'owner.asc'), owner.publicKey);

@@ -29,7 +29,7 @@ export interface HashedFile extends InodeState {
 // read to EOF. "hint" jobs (the pre-hasher: names rsync itemized as regular files) skip a path
 // that vanished or is not a regular file after all, read exactly the size fstat gave, and return
 // the identity fstat saw before reading. No second fstat: a change while (or after) it was read
-// moves ctime on (and size or mtime), so the manifest's own lstat no longer matches that identity
+// moves ctime on (and size or mtime), so the manifest's own walk (a later stat) no longer matches that identity
 // and hashes the file again; a second fstat would catch nothing more (it cost about 0.2 s CPU per
 // 50 000 files: the profile gave 0.44 s for both).
 // Files are opened O_NOFOLLOW|O_NONBLOCK|O_NOCTTY, so a symlink is never followed and a FIFO or

@@ -170,7 +170,7 @@ export interface BuildManifestOptions {
   threads?: number;
   /**
    * A hash computed earlier in this run (the pre-hasher, while rsync ran) for exactly this
-   * inode in exactly this state (dev, ino, size, mtime and ctime as lstat gives them now).
+   * inode in exactly this state (dev, ino, size, mtime and ctime as the walk's stat gives them now).
    */
   known?: (id: InodeState) => string | undefined;
   /** `known` is complete once this settles: the walk runs meanwhile */

@@ -4,9 +4,10 @@
 // are hints only. A hint is hashed (open O_NOFOLLOW|O_NONBLOCK → fstat: regular file → read
 // exactly its size), and the hash is kept for that inode in the state fstat saw: dev, ino, size,
 // mtime and ctime.
-// The manifest uses it only when its own lstat of the path finds the very same inode in the very
-// same state; anything else (a wrong or garbled name, a file replaced or touched since, a link
-// added to it: all change ctime) is hashed again there. A wrong hint costs time, never a wrong hash.
+// The manifest uses it only when its own walk (walk.ts: find's stat of the path) finds the very
+// same inode in the very same state; anything else (a wrong or garbled name, a file replaced or
+// touched since, a link added to it: all change ctime) is hashed again there. A wrong hint costs
+// time, never a wrong hash.
 import { HashPool, hashThreads, type HashedFile, type InodeState } from './hash-pool.ts';
 
 /** rsync's escape for bytes it will not print: `\#ooo` (octal). A literal `\#` is itself escaped, so this is lossless. */

@@ -120,7 +120,7 @@ export async function walk(root: string, skipTop: ReadonlySet<string> = new Set(
   });
   const r = await finished(child);
   if (bad) throw bad;
-  if (r.code !== 0) throw new Error(`find ${root}: ${r.stderr.trim().split('\n')[0] || `exit ${r.code}`}`);
-  if (rest.length) throw new Error(`find ${root}: output cut short`);
+  if (r.code !== 0) throw new Error(`walking ${root}: ${r.stderr.trim().split('\n')[0] || `find exited ${r.code}`}`);
+  if (rest.length) throw new Error(`walking ${root}: find's output was cut short`);
   return out.sort((x, y) => (x.rel < y.rel ? -1 : x.rel > y.rel ? 1 : 0));
 }
