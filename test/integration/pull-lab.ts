@@ -1,6 +1,7 @@
 // Lab fixtures for the pull-cycle tests: a "pi" host running the runtime, servers reachable
 // over the lab network with a restricted key and a dispatcher, a tmpfs "backup disk".
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { Redactor, TextReporter } from '../../provision/engine/index.ts';
 import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
 import { labInventory } from '../fixtures/lab-inventory.ts';
@@ -8,7 +9,8 @@ import { connectAdmin, provisionServer } from '../../provision/server.ts';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import type { LabHost } from '../lab/index.ts';
 
-export const REPO = '/work/main';
+/** This clone (lab hosts see the machine's tree under the same path), never a fixed checkout. */
+export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const DATA_DIR = '/srv/backup';
 export const CONFIG = '/etc/pullvault/config.json';
 export const PROM_DIR = '/var/lib/node_exporter';

@@ -67,7 +67,7 @@ describeLab('lab hosts', () => {
       expect(existsSync(marker)).toBe(false);
       expect((await host.exec(['hostname'])).stdout.trim()).toBe('iso');
       // the machine's node and the repo (with node_modules) are usable inside
-      const node = await host.exec(['node', '-e', 'console.log(require("/work/main/node_modules/ssh2/package.json").name)']);
+      const node = await host.exec(['node', '-e', `console.log(require(${JSON.stringify(join(REPO, 'node_modules/ssh2/package.json'))}).name)`]);
       expect(node.stdout.trim()).toBe('ssh2');
       expect(await accountHashes()).toEqual(before);
       expect(await run(['id', user], { okCodes: [1] })).toMatchObject({ code: 1 });
