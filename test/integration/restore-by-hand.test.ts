@@ -1,0 +1,253 @@
+// docs/restore-by-hand.md and the README's "Restore with standard tools only", run as written: the
+// ```sh NAME blocks are taken from the Markdown (not retyped) and run with bash against a dir
+// store built by the runtime's own offsite phase. The store holds odd names (newline, bytes that
+// are not UTF-8, spaces, a leading dash), type changes (file→dir, dir→symlink, file→hard link),
+// deletions, two chains, uploads that reached the store but are missing from the Pi's records
+// (one of them the newest point), and an archive whose manifest object never arrived.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeConfig } from '../../runtime/config.ts';
+import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
+import { offsitePhase } from '../../runtime/offsite/commands.ts';
+import { uploadsFile } from '../../runtime/offsite/uploads.ts';
+import { buildManifest } from '../../runtime/pull/manifest.ts';
+import { genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const root = process.getuid?.() === 0;
+
+/** The ```sh NAME block of a Markdown file (exactly one). */
+function block(file: string, name: string): string {
+  const md = readFileSync(join(REPO, file), 'utf8');
+  const found = [...md.matchAll(/^```sh (\S+)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === name);
+  if (found.length !== 1) throw new Error(`${file}: ${found.length} \`\`\`sh ${name} blocks, want 1`);
+  return found[0][2];
+}
+
+// The server's tree at each snapshot, as shell steps run in it (bash: $'…' for odd bytes).
+const STEPS: { id: string; sh: string; record?: 'drop' | 'orphan' }[] = [
+  {
+    id: '20240101T020000Z',
+    sh: `mkdir -p home/alice/olddir usr/bin srv/www tmp
+      printf 'first notes\\n' > home/alice/notes.txt; head -c 300000 /dev/urandom > home/alice/big.bin
+      printf 'secret\\n' > home/alice/secret; chmod 600 home/alice/secret
+      printf 'a\\n' > home/alice/olddir/a; printf 'b\\n' > home/alice/olddir/b
+      printf '#!/bin/sh\\n' > usr/bin/tool; chown 0:0 usr/bin usr/bin/tool; chmod 4755 usr/bin/tool
+      chown 0:0 tmp; chmod 1777 tmp; chown -R 33:33 srv/www; chmod 2775 srv/www
+      printf '<h1>hi</h1>\\n' > srv/www/index.html; chown 33:33 srv/www/index.html
+      printf 'file, then a directory\\n' > home/alice/typechange
+      mkdir -p home/alice/dir2link/sub; printf 'x\\n' > home/alice/dir2link/sub/x
+      printf 'alone, then a hard link\\n' > home/alice/solo
+      ln -s notes.txt home/alice/link; chown -R 1000:1000 home/alice; chown -h 1000:1000 home/alice/link`,
+  },
+  {
+    id: '20240102T020000Z',
+    sh: `printf 'first notes\\nsecond line\\n' >> home/alice/notes.txt
+      printf 'newline\\n' > home/alice/$'new\\nline'; printf 'latin-1\\n' > home/alice/$'caf\\xe9.txt'
+      printf 'spaces\\n' > 'home/alice/ with spaces and * ? [ ] \\\\ '; printf 'dash\\n' > home/alice/-leading-dash
+      mkdir home/alice/$'odd\\ndir\\xff'; printf 'in an odd dir\\n' > home/alice/$'odd\\ndir\\xff'/$'f\\xfe'
+      ln -s $'./\\xff\\xfe' home/alice/odd-link; chown -R 1001:1001 home/alice/$'odd\\ndir\\xff'`,
+  },
+  {
+    // reaches the store, but the Pi's record of it is lost: the next incremental is built on the one before
+    id: '20240103T020000Z',
+    record: 'drop',
+    sh: `rm home/alice/typechange; mkdir home/alice/typechange; printf 'now a directory\\n' > home/alice/typechange/inside
+      rm -r home/alice/dir2link; ln -s ../../srv/www home/alice/dir2link
+      rm home/alice/solo; ln home/alice/notes.txt home/alice/solo
+      rm -r home/alice/olddir home/alice/$'new\\nline'; chmod 640 home/alice/secret`,
+  },
+  {
+    id: '20240104T020000Z',
+    sh: `rm -r home/alice/$'odd\\ndir\\xff'; rm home/alice/$'caf\\xe9.txt'; mkdir home/alice/$'caf\\xe9.txt'
+      printf 'a file in what was a file\\n' > home/alice/$'caf\\xe9.txt'/inside; printf 'v4\\n' > home/alice/-leading-dash`,
+  },
+  { id: '20240105T020000Z', sh: `mkdir -p home/bob; printf 'bob\\n' > home/bob/new.txt; chown -R 1002:1002 home/bob; rm home/alice/link; ln -s big.bin home/alice/link` },
+  // a month later: a new chain
+  { id: '20240210T020000Z', sh: `printf 'february\\n' > home/alice/notes.txt; rm home/alice/solo` },
+  { id: '20240211T020000Z', record: 'drop', sh: `printf 'newest\\n' > home/bob/$'newest\\n'; rm -r home/alice/typechange; printf 'a file again\\n' > home/alice/typechange` },
+  // the archive was stored, its manifest object never was (an upload that did not finish)
+  { id: '20240212T020000Z', record: 'orphan', sh: `printf 'never complete\\n' > home/bob/orphan` },
+];
+const ID = STEPS.map((s) => s.id);
+
+let work: string;
+let src: string;
+let store: string;
+let data: string;
+let owner: TestKey;
+let escrow: TestKey;
+const snaps: string[] = [];
+/** archive key per snapshot, as the offsite phase stored it */
+const keys: string[] = [];
+const homedirs: string[] = [];
+
+function run(script: string, args: string[], env: Record<string, string> = {}, cwd?: string) {
+  const r = spawnSync('bash', [script, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  return { code: r.status, err: r.stderr.toString(), out: r.stdout.toString() };
+}
+
+/** restore-by-hand.sh (§5) into a new directory; returns the directory and the script's result. */
+function restoreByHand(name: string, until?: string, env: Record<string, string> = { GNUPGHOME: owner.homedir }) {
+  const to = join(work, name);
+  return { to, ...run(join(work, 'restore-by-hand.sh'), [store, 'web1', to, ...(until ? [until] : [])], env) };
+}
+
+const check = (dir: string) => run(join(work, 'check-restore.sh'), [dir]);
+
+describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'pv-by-hand-'));
+    src = join(work, 'server');
+    store = join(work, 'store');
+    data = join(work, 'data');
+    mkdirSync(src);
+    owner = genKey(work, 'owner');
+    escrow = genKey(work, 'escrow', 'escrow pass phrase');
+    homedirs.push(owner.homedir, escrow.homedir);
+    writeFileSync(join(work, 'restore-by-hand.sh'), block('docs/restore-by-hand.md', 'restore-by-hand.sh'));
+    writeFileSync(join(work, 'check-restore.sh'), block('docs/restore-by-hand.md', 'check-restore.sh'));
+    const config = {
+      version: 1,
+      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
+      inventory: {
+        offsite: { type: 'dir', path: store },
+        recipients: [
+          { name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint },
+          { name: 'escrow', publicKeyFile: escrow.publicFile, fingerprint: escrow.fingerprint },
+        ],
+        schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
+      },
+    } as unknown as RuntimeConfig;
+    const records = uploadsFile(data);
+    for (const [i, step] of STEPS.entries()) {
+      execFileSync('bash', ['-euc', step.sh], { cwd: src });
+      const dir = makeSnapshot(data, 'web1', step.id, src);
+      mkdirSync(join(dir, 'dumps/mariadb'), { recursive: true });
+      writeFileSync(join(dir, 'dumps/mariadb/app.sql.zst'), `dump of ${step.id}\n`);
+      await buildManifest(dir, { threads: 1 }); // the runtime's own manifest (it lists files/ and dumps/ themselves too)
+      snaps[i] = dir;
+      const lines: string[] = [];
+      const now = new Date(dateOfSnapshotId(step.id).getTime() + 60_000);
+      const [r] = await offsitePhase(config, [{ server: 'web1', snapshotDir: dir, id: step.id, ok: true }], { log: (l) => lines.push(l), now });
+      expect(r.key, lines.join('\n')).toBeDefined();
+      keys[i] = r.key!;
+      if (step.record) {
+        const kept = readFileSync(records, 'utf8').split('\n').filter((l) => l && !l.includes(`"key":"${r.key}"`));
+        writeFileSync(records, kept.map((l) => `${l}\n`).join(''));
+      }
+      if (step.record === 'orphan') rmSync(join(store, r.key!.replace(/^incr\//, 'manifest/').replace(/\.tar\.zst\.gpg$/, '.jsonl.zst.gpg')));
+    }
+  }, 300_000);
+  afterAll(() => {
+    for (const h of homedirs) spawnSync('gpgconf', ['--homedir', h, '--kill', 'all']);
+    if (work && !process.env.PV_KEEP) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the store holds the branches the scenario needs (built by the offsite phase, not by hand)', () => {
+    const base = (k: string) => /\.from-(\d{8}T\d{6}Z)\./.exec(k)?.[1] ?? null;
+    expect(keys.map((k) => k.split('/')[0])).toEqual(['full', 'incr', 'incr', 'incr', 'incr', 'full', 'incr', 'incr']);
+    // S2 unrecorded: S3 was built on S1 as well; S6 unrecorded: the orphan S7 on S5
+    expect(keys.map(base)).toEqual([null, ID[0], ID[1], ID[1], ID[3], null, ID[5], ID[5]]);
+    const recorded = readFileSync(uploadsFile(data), 'utf8');
+    for (const i of [2, 6, 7]) expect(recorded).not.toContain(keys[i]);
+  });
+
+  it('restores the newest point (an unrecorded upload) and every older one exactly, by the manifests in the store', () => {
+    // [until, the point it must restore, archives applied]
+    const cases: [string | undefined, number, number][] = [
+      [undefined, 6, 2], // not S7: its manifest object is missing
+      [ID[5], 5, 1],
+      ['20240201T000000Z', 4, 4], // chain A, through S3 (built on S1), not through S2
+      [ID[3], 3, 3],
+      [ID[2], 2, 3], // the unrecorded S2 is found and used
+      [ID[1], 1, 2],
+      [ID[0], 0, 1],
+    ];
+    for (const [until, want, archives] of cases) {
+      const r = restoreByHand(`r-${until ?? 'newest'}`, until);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toContain(`restored web1 as of ${ID[want]} (chain `);
+      expect(r.err).toContain(`, ${archives} archives)`);
+      expect(treeSignature(r.to)).toEqual(treeSignature(snaps[want]));
+      expect(existsSync(join(r.to, '.pullvault'))).toBe(false);
+      const c = check(r.to);
+      expect(c.code, c.err).toBe(0);
+      expect(c.err).toMatch(/^\d+ entries match the manifest$/m);
+    }
+  });
+
+  it('a passphrase-protected escrow key works without a terminal only with the passphrase given (loopback)', () => {
+    const keys = join(work, 'escrow-keys');
+    mkdirSync(keys, { mode: 0o700 });
+    homedirs.push(keys);
+    execFileSync('gpg', ['--batch', '--import', escrow.secretFile], { env: { ...process.env, GNUPGHOME: keys }, stdio: 'ignore' });
+    const denied = restoreByHand('escrow-denied', ID[1], { GNUPGHOME: keys });
+    expect(denied.code).not.toBe(0);
+    expect(denied.err).toMatch(/Inappropriate ioctl for device|No secret key/);
+    const pass = join(work, 'escrow-pass');
+    writeFileSync(pass, `${escrow.passphrase}\n`, { mode: 0o600 });
+    const r = restoreByHand('escrow', ID[1], { GNUPGHOME: keys, PASSPHRASE_FILE: pass });
+    expect(r.code, r.err).toBe(0);
+    expect(treeSignature(r.to)).toEqual(treeSignature(snaps[1]));
+  });
+
+  it('applying one archive by hand (§4 and the README) along a chain gives the identical tree', () => {
+    for (const [file, name] of [['docs/restore-by-hand.md', 'apply-archive'], ['README.md', 'apply-archive']] as const) {
+      const script = join(work, `${name}-${file.replace(/\W/g, '_')}.sh`);
+      writeFileSync(script, block(file, name));
+      const R = join(work, `one-by-one-${file.replace(/\W/g, '_')}`);
+      mkdirSync(R);
+      for (const i of [0, 1, 3, 4]) {
+        const r = run(script, [], { GNUPGHOME: owner.homedir, A: join(store, keys[i]), R }, work);
+        expect(r.code, `${file} ${keys[i]}: ${r.err}`).toBe(0);
+      }
+      expect(treeSignature(R)).toEqual(treeSignature(snaps[4]));
+    }
+  });
+
+  it('the check fails on a tree that differs, for names with newlines and names that are not UTF-8 too', () => {
+    const good = join(work, 'r-newest');
+    expect(check(good).code).toBe(0);
+    const mutations: [string, string][] = [
+      // same size and mtime: only the sha256 can tell
+      ['content of a file named with a newline', `f=files/home/bob/$'newest\\n' t=$(stat -c %Y "$f"); printf 'Newest\\n' > "$f"; touch -d @$t "$f"`],
+      ['content of a file in a non-UTF-8 directory', `f=files/home/alice/$'caf\\xe9.txt'/inside t=$(stat -c %Y "$f"); printf 'A file in what was a file\\n' > "$f"; touch -d @$t "$f"`],
+      ['an extra file', `printf x > files/home/alice/$'extra\\xff'`],
+      ['a missing symlink', `rm files/home/alice/odd-link`],
+      ['a mode', `chmod 644 files/home/alice/secret`],
+      ['an owner', `chown 0 files/home/bob/new.txt`],
+      ['an mtime', `touch -d @1000000000 files/home/alice/notes.txt`],
+      ['a type', `rm files/home/alice/link && printf 'big.bin' > files/home/alice/link && touch -r files/home/alice/big.bin files/home/alice/link`],
+    ];
+    for (const [what, sh] of mutations) {
+      const copy = join(work, 'mutated');
+      rmSync(copy, { recursive: true, force: true });
+      execFileSync('cp', ['-a', '--', `${good}/.`, copy]);
+      expect(check(copy).code, 'the copy itself matches').toBe(0);
+      execFileSync('bash', ['-euc', sh], { cwd: copy });
+      const c = check(copy);
+      expect(c.code, what).toBe(1);
+      expect(c.err, what).toMatch(what.startsWith('content') ? /^sha256 differ/m : /^entries differ/m);
+      if (what.startsWith('content')) expect(c.err, what).not.toMatch(/^entries differ/m);
+    }
+  });
+
+  it('refuses an archive that is not the one its manifest object describes, and a non-empty target', () => {
+    const swapped = join(work, 'store-swapped');
+    cpSync(store, swapped, { recursive: true });
+    // a valid archive (it decrypts) put in another one's place
+    cpSync(join(store, keys[3]), join(swapped, keys[1]));
+    const r = run(join(work, 'restore-by-hand.sh'), [swapped, 'web1', join(work, 'r-swapped'), ID[4]], { GNUPGHOME: owner.homedir });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${keys[1]}: sha256 `);
+    expect(r.err).toContain('its manifest object says');
+    const busy = restoreByHand('r-newest');
+    expect(busy.code).toBe(1);
+    expect(busy.err).toMatch(/is not empty/);
+  });
+});
