@@ -1,7 +1,6 @@
 // Full + three incrementals through the real pipeline (GNU tar, zstd, openpgp.js) into a dir
-// target, then: pullvault restore of every point in time, the documented gpg/zstd/tar-only
-// procedure, each recipient alone, a non-recipient key, partial restore, --force, verify.
-import { execFileSync } from 'node:child_process';
+// target, then: pullvault restore of every point in time, each recipient alone, a non-recipient
+// key, partial restore, --force, verify. The gpg/zstd/tar-only procedure: restore-by-hand.test.ts.
 import { chmodSync, chownSync, cpSync, existsSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -204,18 +203,6 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
     // hard-link identity is part of the signature; check it once explicitly too
     const sig = treeSignature(join(work, 'restore-3', 'files')).join('\n');
     expect(sig).toMatch(/link#\d+\/2/);
-  });
-
-  it('the documented gpg + zstd + tar procedure gives the identical tree', () => {
-    const md = readFileSync(join(__dirname, '../../docs/restore-by-hand.md'), 'utf8');
-    const script = /```sh restore-by-hand\.sh\n([\s\S]*?)```/.exec(md)![1];
-    writeFileSync(join(work, 'by-hand.sh'), script, { mode: 0o755 });
-    const chain = readdirSync(join(store, 'full', 'web1'))[0];
-    for (const i of [1, 3]) {
-      const to = join(work, `by-hand-${i}`);
-      execFileSync('bash', [join(work, 'by-hand.sh'), store, 'web1', chain, to, IDS[i]], { env: { ...process.env, GNUPGHOME: owner.homedir }, stdio: ['ignore', 'pipe', 'pipe'] });
-      expect(treeSignature(join(to, 'files'))).toEqual(treeSignature(join(snapDirs[i], 'files')));
-    }
   });
 
   it('each recipient alone decrypts; a key that is not a recipient gets a clear error', async () => {
