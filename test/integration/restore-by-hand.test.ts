@@ -237,6 +237,17 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     }
   });
 
+  it('takes the newest point it can still rebuild when an archive is gone (expired)', () => {
+    const expired = join(work, 'store-expired');
+    cpSync(store, expired, { recursive: true });
+    rmSync(join(expired, keys[3])); // S3: S4 is built on it; the branch through S2 is still whole
+    const to = join(work, 'r-expired');
+    const r = run(join(work, 'restore-by-hand.sh'), [expired, 'web1', to, '20240201T000000Z'], { GNUPGHOME: owner.homedir });
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain(`restored web1 as of ${ID[2]} (chain `);
+    expect(treeSignature(to)).toEqual(treeSignature(snaps[2]));
+  });
+
   it('refuses an archive that is not the one its manifest object describes, and a non-empty target', () => {
     const swapped = join(work, 'store-swapped');
     cpSync(store, swapped, { recursive: true });
