@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
 
 export interface TestKey {
@@ -30,6 +31,19 @@ export function genKey(dir: string, name: string, passphrase = ''): TestKey {
   const secretFile = join(dir, `${name}.secret.asc`);
   writeFileSync(secretFile, gpg(['--armor', '--export-secret-keys', fingerprint]), { mode: 0o600 });
   return { name, homedir, fingerprint, publicFile, secretFile, passphrase };
+}
+
+/** The runtime config of a Pi whose offsite target is the folder `store`, encrypting to `recipients` (daily incrementals, a full every 30 days). */
+export function dirTargetConfig(dataDir: string, store: string, keysDir: string, recipients: TestKey[]): RuntimeConfig {
+  return {
+    version: 1,
+    paths: { dataDir, recipientKeysDir: keysDir, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
+    inventory: {
+      offsite: { type: 'dir', path: store },
+      recipients: recipients.map((k) => ({ name: k.name, publicKeyFile: k.publicFile, fingerprint: k.fingerprint })),
+      schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
+    },
+  } as unknown as RuntimeConfig;
 }
 
 function walk(root: string, rel: Buffer, out: Buffer[]): void {

@@ -13,7 +13,7 @@ import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/com
 import { restore } from '../../runtime/offsite/restore.ts';
 import { DirTarget } from '../../runtime/offsite/target.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z'];
@@ -90,18 +90,7 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
     owner = genKey(work, 'owner');
     escrow = genKey(work, 'escrow', 'escrow pass phrase');
     stranger = genKey(work, 'stranger');
-    config = {
-      version: 1,
-      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
-      inventory: {
-        offsite: { type: 'dir', path: store },
-        recipients: [
-          { name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint },
-          { name: 'escrow', publicKeyFile: escrow.publicFile, fingerprint: escrow.fingerprint },
-        ],
-        schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
-      },
-    } as unknown as RuntimeConfig;
+    config = dirTargetConfig(data, store, work, [owner, escrow]);
 
     // S0: the full
     dir('home/alice');

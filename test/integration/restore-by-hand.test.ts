@@ -10,12 +10,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase } from '../../runtime/offsite/commands.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
-import { genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const root = process.getuid?.() === 0;
@@ -111,18 +110,7 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     homedirs.push(owner.homedir, escrow.homedir);
     writeFileSync(join(work, 'restore-by-hand.sh'), block('docs/restore-by-hand.md', 'restore-by-hand.sh'));
     writeFileSync(join(work, 'check-restore.sh'), block('docs/restore-by-hand.md', 'check-restore.sh'));
-    const config = {
-      version: 1,
-      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
-      inventory: {
-        offsite: { type: 'dir', path: store },
-        recipients: [
-          { name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint },
-          { name: 'escrow', publicKeyFile: escrow.publicFile, fingerprint: escrow.fingerprint },
-        ],
-        schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
-      },
-    } as unknown as RuntimeConfig;
+    const config = dirTargetConfig(data, store, work, [owner, escrow]);
     const records = uploadsFile(data);
     for (const [i, step] of STEPS.entries()) {
       execFileSync('bash', ['-euc', step.sh], { cwd: src });
