@@ -170,16 +170,16 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
   });
 
   it('a passphrase-protected escrow key works without a terminal only with the passphrase given (loopback)', () => {
-    const keys = join(work, 'escrow-keys');
-    mkdirSync(keys, { mode: 0o700 });
-    homedirs.push(keys);
-    execFileSync('gpg', ['--batch', '--import', escrow.secretFile], { env: { ...process.env, GNUPGHOME: keys }, stdio: 'ignore' });
-    const denied = restoreByHand('escrow-denied', ID[1], { GNUPGHOME: keys });
+    const keyring = join(work, 'escrow-keys');
+    mkdirSync(keyring, { mode: 0o700 });
+    homedirs.push(keyring);
+    execFileSync('gpg', ['--batch', '--import', escrow.secretFile], { env: { ...process.env, GNUPGHOME: keyring }, stdio: 'ignore' });
+    const denied = restoreByHand('escrow-denied', ID[1], { GNUPGHOME: keyring });
     expect(denied.code).not.toBe(0);
     expect(denied.err).toMatch(/Inappropriate ioctl for device|No secret key/);
     const pass = join(work, 'escrow-pass');
     writeFileSync(pass, `${escrow.passphrase}\n`, { mode: 0o600 });
-    const r = restoreByHand('escrow', ID[1], { GNUPGHOME: keys, PASSPHRASE_FILE: pass });
+    const r = restoreByHand('escrow', ID[1], { GNUPGHOME: keyring, PASSPHRASE_FILE: pass });
     expect(r.code, r.err).toBe(0);
     expect(treeSignature(r.to)).toEqual(treeSignature(snaps[1]));
   });
