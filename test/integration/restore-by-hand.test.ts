@@ -5,13 +5,14 @@
 // deletions, two chains, uploads that reached the store but are missing from the Pi's records
 // (one of them the newest point), and an archive whose manifest object never arrived.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase } from '../../runtime/offsite/commands.ts';
+import { manifestObjectKey, parseObjectKey } from '../../runtime/offsite/naming.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
 import { dirTargetConfig, genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
@@ -112,6 +113,12 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     writeFileSync(join(work, 'check-restore.sh'), block('docs/restore-by-hand.md', 'check-restore.sh'));
     const config = dirTargetConfig(data, store, work, [owner, escrow]);
     const records = uploadsFile(data);
+    const held = join(work, 'held');
+    let hidden: string[] = [];
+    const putBack = () => {
+      for (const k of hidden) renameSync(join(held, k), join(store, k));
+      hidden = [];
+    };
     for (const [i, step] of STEPS.entries()) {
       execFileSync('bash', ['-euc', step.sh], { cwd: src });
       const dir = makeSnapshot(data, 'web1', step.id, src);
@@ -124,12 +131,23 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
       const [r] = await offsitePhase(config, [{ server: 'web1', snapshotDir: dir, id: step.id, ok: true }], { log: (l) => lines.push(l), now });
       expect(r.key, lines.join('\n')).toBeDefined();
       keys[i] = r.key!;
+      putBack();
+      const objects = [r.key!, manifestObjectKey('', parseObjectKey('', r.key!)!)];
       if (step.record) {
         const kept = readFileSync(records, 'utf8').split('\n').filter((l) => l && !l.includes(`"key":"${r.key}"`));
         writeFileSync(records, kept.map((l) => `${l}\n`).join(''));
       }
-      if (step.record === 'orphan') rmSync(join(store, r.key!.replace(/^incr\//, 'manifest/').replace(/\.tar\.zst\.gpg$/, '.jsonl.zst.gpg')));
+      if (step.record === 'drop') {
+        // out of sight while the next one uploads: the branch forms even if the Pi looked at the store
+        hidden = objects;
+        for (const k of hidden) {
+          mkdirSync(dirname(join(held, k)), { recursive: true });
+          renameSync(join(store, k), join(held, k));
+        }
+      }
+      if (step.record === 'orphan') rmSync(join(store, objects[1]));
     }
+    putBack();
   }, 300_000);
   afterAll(() => {
     for (const h of homedirs) spawnSync('gpgconf', ['--homedir', h, '--kill', 'all']);
