@@ -8,7 +8,7 @@ import { readFile, realpath, statfs } from 'node:fs/promises';
 import { dataMapperName } from '../provision/inventory/defaults.ts';
 import type { RuntimeConfig } from './config.ts';
 import type { PullNeed } from './pull-needs.ts';
-import type { RoomStep } from './prune.ts';
+import type { RoomResult } from './prune.ts';
 import { formatBytes } from './status.ts';
 import { mountAt, parseMountinfo, type MountEntry } from './mountinfo.ts';
 
@@ -116,7 +116,7 @@ export function requiredSpace(last: PullNeed | undefined, willLink: boolean, flo
   const floorWhy = `pi.dataDisk.minFreeMiB ${floorMiB}`;
   if (!last) return { bytes: floor, why: `${floorWhy}; no earlier pull measured` };
   if (willLink && !last.linked) return { bytes: floor, why: `${floorWhy}; the last pull measured was a first full copy` };
-  const wrote = `the last pull ${last.lowerBound ? 'ran out of space after writing' : 'wrote'} ${formatBytes(last.bytes)}`;
+  const wrote = last.lowerBound ? `the last pull ran out of ${formatBytes(last.bytes)} free` : `the last pull wrote ${formatBytes(last.bytes)}`;
   const grown = Math.ceil(last.bytes * PULL_SPACE_MARGIN);
   if (grown <= floor) return { bytes: floor, why: `${floorWhy}; ${wrote}` };
   return { bytes: grown, why: `${wrote}, × ${PULL_SPACE_MARGIN} for growth` };
@@ -127,23 +127,27 @@ export function spaceRefusal(o: {
   server: string;
   dataDir: string;
   required: SpaceRequirement;
-  freeBytes: number;
-  pruned: RoomStep[];
+  room: RoomResult;
+  /** what the retention rules allowed deleting */
+  candidates: string[];
   /** --no-prune: nothing was deleted */
   pruneSkipped: boolean;
   /** snapshots still there, oldest first */
   kept: string[];
 }): string {
-  const won = o.pruned.reduce((n, p) => n + p.wonBytes, 0);
+  const { room } = o;
+  const won = room.pruned.reduce((n, p) => n + p.wonBytes, 0);
   const what = o.pruneSkipped
     ? 'nothing pruned (--no-prune)'
-    : o.pruned.length
-      ? `pruned ${o.pruned.map((p) => p.name).join(', ')} by the retention rules (won ${formatBytes(won)})`
-      : 'the retention rules allow pruning nothing more';
+    : room.pruned.length
+      ? `pruned ${room.pruned.map((p) => p.name).join(', ')} by the retention rules (won ${formatBytes(won)})`
+      : o.candidates.length
+        ? `deleting what the retention rules allow (${o.candidates.join(', ')}) would win only ${formatBytes(room.wouldWinBytes ?? 0)}, so nothing was deleted`
+        : 'the retention rules allow pruning nothing';
   const kept = o.kept.length ? `; kept ${o.kept.length} snapshot(s), newest ${o.kept[o.kept.length - 1]}` : '';
   return (
     `not enough space on ${o.dataDir} to pull ${o.server}: ${formatBytes(o.required.bytes)} required (${o.required.why}), ` +
-    `${formatBytes(o.freeBytes)} free; ${what}${kept}. Not pulled: make room on the disk, keep fewer snapshots (retention) or use a bigger disk`
+    `${formatBytes(room.freeBytes)} free; ${what}${kept}. Not pulled: make room on the disk, keep fewer snapshots (retention) or use a bigger disk`
   );
 }
 

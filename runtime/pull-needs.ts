@@ -22,7 +22,7 @@ export interface PullNeed {
   snapshot?: string;
   /** the pull had a previous snapshot to hard-link against (a first copy costs far more than later ones) */
   linked: boolean;
-  /** the pull ran out of space: it needed more than this */
+  /** the pull ran out of space: it needed more than `bytes`, the free space it started with */
   lowerBound?: boolean;
 }
 

@@ -11,9 +11,9 @@ import type { ServerSpec } from '../provision/inventory/schema.ts';
 import type { RuntimeConfig } from './config.ts';
 import { vaultLayout } from './manifest-format.ts';
 import { freeBytes, requiredSpace, spaceRefusal } from './preflight.ts';
-import { deleteSnapshotDir, makeRoom, removeUnfinishedDeletes, type RoomCandidate, type RoomResult } from './prune.ts';
+import { deleteSnapshotDir, freedByDeleting, makeRoom, removeUnfinishedDeletes, type RoomCandidate, type RoomResult } from './prune.ts';
 import { listSnapshots, previousSnapshot, pullServer, type PullOptions, type PullResult } from './pull/snapshot.ts';
-import { readPullNeeds, recordPullNeed } from './pull-needs.ts';
+import { readPullNeeds, recordPullNeed, type PullNeed } from './pull-needs.ts';
 import { planRoomFor } from './retention.ts';
 import { formatBytes } from './status.ts';
 
@@ -39,41 +39,47 @@ export async function pullWithRoom(config: RuntimeConfig, server: ServerSpec, op
   if (free < required.bytes) {
     say(`${formatBytes(free)} free, ${formatBytes(required.bytes)} required (${required.why})${opts.noPrune ? '' : ': pruning by the retention rules'}`);
     let room: RoomResult = { ok: false, freeBytes: free, pruned: [] };
+    let candidates: RoomCandidate[] = [];
     if (!opts.noPrune) {
       await removeUnfinishedDeletes(serverDir, say);
       const snaps = await listSnapshots(dataDir, server.name);
       const partials = (await readdir(serverDir).catch(() => [] as string[])).filter((n) => n.endsWith('.partial')).sort();
       // an interrupted copy only saves transfer time; any snapshot is worth more
-      const candidates: RoomCandidate[] = [
+      candidates = [
         ...partials.map((name) => ({ name, reason: 'an interrupted pull' })),
         ...planRoomFor(snaps.map((s) => ({ id: s.id, partial: s.info ? s.info.partial : true })), config.inventory.retention, opts.id, opts.now).map((d) => ({ name: d.id, reason: d.reason })),
       ];
+      const candidateDir = (c: RoomCandidate) => `${serverDir}/${c.name}`;
       room = await makeRoom(
         candidates,
         required.bytes,
         {
           free: () => freeBytes(dataDir),
-          remove: (c) => (c.name.endsWith('.partial') ? rm(`${serverDir}/${c.name}`, { recursive: true, force: true }) : deleteSnapshotDir(L.snapshotDir(server.name, c.name))),
+          freedBy: (cs) => freedByDeleting(cs.map(candidateDir)),
+          remove: (c) => (c.name.endsWith('.partial') ? rm(candidateDir(c), { recursive: true, force: true }) : deleteSnapshotDir(candidateDir(c))),
         },
         (p) => say(`pruned ${p.name} (${p.reason}): won ${formatBytes(p.wonBytes)}, ${formatBytes(p.freeBytes)} free of ${formatBytes(required.bytes)} required`),
       );
     }
     if (!room.ok) {
       const kept = (await listSnapshots(dataDir, server.name)).map((s) => s.id);
-      return { server: server.name, ok: false, error: spaceRefusal({ server: server.name, dataDir, required, freeBytes: room.freeBytes, pruned: room.pruned, pruneSkipped: opts.noPrune === true, kept }) };
+      return { server: server.name, ok: false, error: spaceRefusal({ server: server.name, dataDir, required, room, candidates: candidates.map((c) => c.name), pruneSkipped: opts.noPrune === true, kept }) };
     }
   }
 
   const before = await freeBytes(dataDir);
   const r = await pullServer(config, server, opts);
-  const wrote = Math.max(0, before - (await freeBytes(dataDir)));
   const linked = prev !== undefined;
   const at = new Date().toISOString();
-  if (!r.snapshot && isNoSpace(r.error)) {
+  let need: PullNeed | undefined;
+  if (r.snapshot) need = { bytes: Math.max(0, before - (await freeBytes(dataDir))), at, snapshot: r.snapshot.id, linked };
+  else if (isNoSpace(r.error)) {
+    // rsync drops the file it was writing, so the drop afterwards says little: the pull needed
+    // more than all that was free when it started
+    need = { bytes: before, at, linked, lowerBound: true };
     await rm(L.partialDir(server.name, opts.id), { recursive: true, force: true });
-    r.error += ` — out of space after writing ${formatBytes(wrote)}; the partial copy was removed, ${prev ? `snapshot ${prev.id} is intact` : 'no earlier snapshot'}; the next run makes room for more`;
+    r.error += ` — out of space: needed more than the ${formatBytes(before)} free; the partial copy was removed, ${prev ? `snapshot ${prev.id} is intact` : 'no earlier snapshot'}; the next run makes room for more`;
   }
-  const need = r.snapshot ? { bytes: wrote, at, snapshot: r.snapshot.id, linked } : isNoSpace(r.error) ? { bytes: wrote, at, linked, lowerBound: true } : undefined;
   if (need) await recordPullNeed(dataDir, server.name, need).catch((e) => opts.warn(`${server.name}: warning: recording the pull's size: ${(e as Error).message}`));
   return r;
 }

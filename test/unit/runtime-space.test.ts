@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { snapshotIdFor } from '../../runtime/manifest-format.ts';
 import { requiredSpace, spaceRefusal, PULL_SPACE_MARGIN } from '../../runtime/preflight.ts';
-import { makeRoom, type RoomCandidate } from '../../runtime/prune.ts';
+import { FreedTally, makeRoom, type RoomCandidate } from '../../runtime/prune.ts';
 import { planRoomFor, type SnapshotRef } from '../../runtime/retention.ts';
 import { isNoSpace } from '../../runtime/space.ts';
 
@@ -70,7 +70,32 @@ describe('requiredSpace: max(last pull x margin, floor)', () => {
   it('a pull that ran out of space asks for more than it got', () => {
     const r = requiredSpace(need(40, { lowerBound: true }), true, 16);
     expect(r.bytes).toBeGreaterThan(40 * MiB);
-    expect(r.why).toMatch(/ran out of space after writing 40.0 MiB/);
+    expect(r.why).toBe(`the last pull ran out of 40.0 MiB free, × ${PULL_SPACE_MARGIN} for growth`);
+  });
+});
+
+describe('FreedTally: what deleting snapshots in order frees, hard links counted', () => {
+  it('a file frees its blocks only when its last link goes; directories and single-link files always', () => {
+    const t = new FreedTally();
+    // oldest: its own dir, a file only it holds, a file shared with the next one (2 links), one shared with the newest (2 links)
+    t.entry('d', '10', 2, 4096);
+    t.entry('f', '11', 1, 100);
+    t.entry('f', '12', 2, 1000);
+    t.entry('f', '13', 2, 7000);
+    t.endCandidate();
+    // next: its dir and its link to 12
+    t.entry('d', '20', 2, 4096);
+    t.entry('f', '12', 2, 1000);
+    t.endCandidate();
+    // 13's other link is in a snapshot that stays: never freed
+    expect(t.freed).toEqual([4196, 4196 + 4096 + 1000]);
+  });
+  it('a file hard-linked inside one snapshot (rsync -H) is freed with it', () => {
+    const t = new FreedTally();
+    t.entry('f', '5', 2, 512);
+    t.entry('f', '5', 2, 512);
+    t.endCandidate();
+    expect(t.freed).toEqual([512]);
   });
 });
 
@@ -82,6 +107,10 @@ describe('makeRoom: delete in order until the pull fits, measuring each', () => 
     return {
       removed,
       free: async () => free,
+      freedBy: async (cs: RoomCandidate[]) => {
+        let n = 0;
+        return cs.map((c) => (n += (unique[c.name] ?? 0) * MiB));
+      },
       remove: async (c: RoomCandidate) => {
         removed.push(c.name);
         free += (unique[c.name] ?? 0) * MiB;
@@ -108,22 +137,30 @@ describe('makeRoom: delete in order until the pull fits, measuring each', () => 
     expect(r.freeBytes).toBe(35 * MiB);
   });
 
-  it('not enough even after every candidate: not ok, with what was pruned', async () => {
+  it('when even all of them cannot make room, deletes none (no snapshot lost for a pull that will not happen)', async () => {
     const d = disk(10, { a: 5, b: 5 });
     const r = await makeRoom(cands('a', 'b'), 30 * MiB, d, () => {});
+    expect(r).toEqual({ ok: false, freeBytes: 10 * MiB, pruned: [], wouldWinBytes: 10 * MiB });
+    expect(d.removed).toEqual([]);
+  });
+
+  it('an estimate that was too high: keeps deleting the candidates, then says not ok', async () => {
+    const d = { ...disk(10, { a: 1, b: 1 }), freedBy: async () => [10 * MiB, 25 * MiB] };
+    const r = await makeRoom(cands('a', 'b'), 30 * MiB, d, () => {});
     expect(r.ok).toBe(false);
-    expect(r.freeBytes).toBe(20 * MiB);
     expect(r.pruned.map((p) => p.name)).toEqual(['a', 'b']);
+    expect(r.freeBytes).toBe(12 * MiB);
   });
 });
 
 describe('the refusal names required, free and what was pruned', () => {
   const required = { bytes: 125 * MiB, why: 'the last pull wrote 100.0 MiB, × 1.25 for growth' };
+  const base = { server: 'alpha', dataDir: '/srv/backup', required, pruneSkipped: false, kept: ['20240630T100000Z', '20240630T110000Z'] };
   it('after pruning', () => {
     const m = spaceRefusal({
-      server: 'alpha', dataDir: '/srv/backup', required, freeBytes: 90 * MiB, pruneSkipped: false,
-      pruned: [{ name: '20240630T080000Z', reason: 'no rule keeps it', wonBytes: 30 * MiB, freeBytes: 90 * MiB }],
-      kept: ['20240630T100000Z', '20240630T110000Z'],
+      ...base,
+      candidates: ['20240630T080000Z'],
+      room: { ok: false, freeBytes: 90 * MiB, pruned: [{ name: '20240630T080000Z', reason: 'no rule keeps it', wonBytes: 30 * MiB, freeBytes: 90 * MiB }] },
     });
     expect(m).toBe(
       'not enough space on /srv/backup to pull alpha: 125.0 MiB required (the last pull wrote 100.0 MiB, × 1.25 for growth), 90.0 MiB free; ' +
@@ -131,10 +168,14 @@ describe('the refusal names required, free and what was pruned', () => {
         'Not pulled: make room on the disk, keep fewer snapshots (retention) or use a bigger disk',
     );
   });
+  it('what pruning would have won, when it was not enough', () => {
+    const m = spaceRefusal({ ...base, candidates: ['20240630T090000Z'], room: { ok: false, freeBytes: 20 * MiB, pruned: [], wouldWinBytes: 8 * MiB } });
+    expect(m).toMatch(/125.0 MiB required .*, 20.0 MiB free; deleting what the retention rules allow \(20240630T090000Z\) would win only 8.0 MiB, so nothing was deleted; kept 2 snapshot/);
+  });
   it('nothing the rules allow, or --no-prune', () => {
-    const base = { server: 'alpha', dataDir: '/srv/backup', required, freeBytes: 1 * MiB, pruned: [], kept: ['20240630T110000Z'] };
-    expect(spaceRefusal({ ...base, pruneSkipped: false })).toMatch(/1.0 MiB free; the retention rules allow pruning nothing more; kept 1 snapshot/);
-    expect(spaceRefusal({ ...base, pruneSkipped: true })).toMatch(/nothing pruned \(--no-prune\)/);
+    const room = { ok: false, freeBytes: 1 * MiB, pruned: [] };
+    expect(spaceRefusal({ ...base, candidates: [], room })).toMatch(/1.0 MiB free; the retention rules allow pruning nothing; kept 2 snapshot/);
+    expect(spaceRefusal({ ...base, candidates: [], room, pruneSkipped: true })).toMatch(/nothing pruned \(--no-prune\)/);
   });
 });
 
