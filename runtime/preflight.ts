@@ -91,7 +91,7 @@ export async function gatherDiskFacts(dataDir: string): Promise<DiskFacts> {
 
 const MiB = 1048576;
 
-/** Bytes an unprivileged writer may still use on the filesystem holding dir (what rsync runs into). */
+/** Bytes an unprivileged writer may still use on dir's filesystem: root may use ext4's reserved blocks too, so this errs low. */
 export async function freeBytes(dir: string): Promise<number> {
   const s = await statfs(dir);
   return s.bavail * s.bsize;

@@ -5,10 +5,10 @@
 // That counts everything a pull costs — new and changed files, the new snapshot's directories
 // (never hard-linked), dumps, the manifest, filesystem metadata — and nothing it shares with the
 // previous snapshot through --link-dest. The alternative, the new snapshot's blocks not shared
-// with another snapshot, needs a walk over every inode after the pull and still misses
-// directories and metadata. The drop is exact while nothing else writes to the disk during a
-// pull, which holds: one server at a time, under the run's lock. A pull that resumes an
-// interrupted copy reads low once (part of it was written by the earlier run).
+// with another snapshot, costs a walk over every inode after each pull and misses filesystem
+// metadata. The drop is exact while nothing else writes to or frees space on the disk during a
+// pull, which holds (one server at a time, under the run's lock) but for one case that reads low
+// once: a pull that resumes an interrupted copy (part of it was written by the earlier run).
 import { readFile } from 'node:fs/promises';
 import { vaultLayout } from './manifest-format.ts';
 import { writeFileAtomic } from './state.ts';

@@ -28,6 +28,11 @@ export interface SpaceAwarePullOptions extends PullOptions {
 export const isNoSpace = (error: string | undefined): boolean => /No space left on device|ENOSPC/i.test(error ?? '');
 
 export async function pullWithRoom(config: RuntimeConfig, server: ServerSpec, opts: SpaceAwarePullOptions): Promise<PullResult> {
+  // like pullServer, never throws: one server's trouble is that server's failure, the run goes on
+  return pullWithRoomOrThrow(config, server, opts).catch((e) => ({ server: server.name, ok: false, error: `space check: ${(e as Error).message}` }));
+}
+
+async function pullWithRoomOrThrow(config: RuntimeConfig, server: ServerSpec, opts: SpaceAwarePullOptions): Promise<PullResult> {
   const { dataDir } = config.paths;
   const L = vaultLayout(dataDir);
   const serverDir = L.serverDir(server.name);
@@ -72,14 +77,15 @@ export async function pullWithRoom(config: RuntimeConfig, server: ServerSpec, op
   const linked = prev !== undefined;
   const at = new Date().toISOString();
   let need: PullNeed | undefined;
-  if (r.snapshot) need = { bytes: Math.max(0, before - (await freeBytes(dataDir))), at, snapshot: r.snapshot.id, linked };
-  else if (isNoSpace(r.error)) {
+  if (isNoSpace(r.error)) {
     // rsync drops the file it was writing, so the drop afterwards says little: the pull needed
-    // more than all that was free when it started
-    need = { bytes: before, at, linked, lowerBound: true };
-    await rm(L.partialDir(server.name, opts.id), { recursive: true, force: true });
-    r.error += ` — out of space: needed more than the ${formatBytes(before)} free; the partial copy was removed, ${prev ? `snapshot ${prev.id} is intact` : 'no earlier snapshot'}; the next run makes room for more`;
-  }
+    // more than all that was free when it started (a dump that ran out still leaves a snapshot, flagged partial)
+    need = { bytes: before, at, linked, lowerBound: true, ...(r.snapshot ? { snapshot: r.snapshot.id } : {}) };
+    if (!r.snapshot) {
+      await rm(L.partialDir(server.name, opts.id), { recursive: true, force: true });
+      r.error += ` — out of space: needed more than the ${formatBytes(before)} free; the partial copy was removed, ${prev ? `snapshot ${prev.id} is intact` : 'no earlier snapshot'}; the next run makes room for more`;
+    }
+  } else if (r.snapshot) need = { bytes: Math.max(0, before - (await freeBytes(dataDir))), at, snapshot: r.snapshot.id, linked };
   if (need) await recordPullNeed(dataDir, server.name, need).catch((e) => opts.warn(`${server.name}: warning: recording the pull's size: ${(e as Error).message}`));
   return r;
 }
