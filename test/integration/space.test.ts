@@ -59,7 +59,7 @@ describeLab('space-aware retention (lab: pi + server, a 45 MiB backup disk)', ()
     await net?.stop();
   });
 
-  it('ordinary growth: runs keep succeeding by pruning early what retention drops anyway, then one is refused with the numbers, the newest kept', async () => {
+  it('ordinary growth: runs keep succeeding by pruning early what retention drops anyway, then the server is refused with the numbers, the newest kept, the other servers pulled', async () => {
     const ok: string[] = [];
     const prunedRuns: { id: string; pruned: string[] }[] = [];
     let refusal: { stderr: string; before: string[] } | undefined;
@@ -106,12 +106,18 @@ describeLab('space-aware retention (lab: pi + server, a 45 MiB backup disk)', ()
     const record = (await needs()).servers.alpha;
     expect(record).toMatchObject({ snapshot: newest, linked: true });
     expect(record.bytes / MiB).toBeCloseTo(Number(wrote), 0);
+
+    // a server that does not fit is that server's failure: the next one in the run is still pulled
+    const both = await run('alpha', 'beta');
+    expect(both.code).toBe(1);
+    expect(both.stderr).toMatch(/alpha: FAILED: not enough space on \/srv\/backup to pull alpha: /);
+    expect(both.stderr).toMatch(/run finished with failures: alpha \(exit 1\)/);
+    expect(await snapshots('beta')).toEqual([await latest('beta')]);
+    expect(await snapshots('alpha')).toEqual(refusal!.before);
   });
 
   it('a pull that runs out of space anyway (a burst beyond the margin): no partial left, last snapshot intact, the next run asks for more', async () => {
-    const r1 = await run('beta');
-    expect(r1.code).toBe(0);
-    const first = await latest('beta');
+    const first = await latest('beta'); // pulled by the last run above, next to a refused alpha
     const free = await freeBytes();
     await beta.exec(['bash', '-c', `head -c ${Math.ceil(free / MiB) + 4}M /dev/urandom > /srv/www/burst.bin`]);
     const r2 = await run('beta');
