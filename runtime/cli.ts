@@ -5,7 +5,7 @@ import pkg from '../package.json' with { type: 'json' };
 import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
 import { runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
-import { preflight } from './preflight.ts';
+import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';
 import { prune } from './prune.ts';
 import { children } from './pull/proc.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
@@ -21,7 +21,9 @@ export const HELP = `pullvault ${VERSION} — pull backups from servers into sna
 usage: pullvault <command> [--config FILE] [options]
 
 commands:
-  run      pull every server into a new snapshot, then apply local retention
+  run      pull every server into a new snapshot, then apply local retention; before a server's
+           pull, when free space is below what its last pull wrote (x${PULL_SPACE_MARGIN}, at least
+           pi.dataDisk.minFreeMiB), first delete what retention would delete after it
            --server NAME   only this server (repeatable)
            --no-prune      skip local retention
            --no-offsite    skip the offsite phase
@@ -37,9 +39,10 @@ options:
 
 exit codes:
   0  ok
-  1  one or more servers failed (the others were snapshotted; status says which)
+  1  one or more servers failed or did not fit on the disk even after pruning by the retention rules
+     (the others were snapshotted; status says which)
   2  usage or config error
-  3  refused by pre-flight (backup disk not mounted/unlocked, or too little free space); nothing written
+  3  refused by pre-flight (backup disk not mounted/unlocked); nothing written
   4  all servers pulled, but a snapshot is flagged partial (files unreadable or vanished)
   75 another run holds the lock
 `;

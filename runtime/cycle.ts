@@ -1,4 +1,4 @@
-// One `pullvault run`: pre-flight → lock → pull every server → (offsite) → retention →
+// One `pullvault run`: pre-flight → lock → pull every server (making room first) → (offsite) → retention →
 // status.json, Prometheus textfile, healthcheck pings. Composes the pieces; decides little.
 import { mkdir } from 'node:fs/promises';
 import type { RuntimeConfig } from './config.ts';
@@ -8,7 +8,8 @@ import { snapshotIdFor, vaultLayout } from './manifest-format.ts';
 import { ping } from './notify.ts';
 import { preflight } from './preflight.ts';
 import { prune, type PruneReport } from './prune.ts';
-import { listSnapshots, pullServer, type PullResult } from './pull/snapshot.ts';
+import { listSnapshots, type PullResult } from './pull/snapshot.ts';
+import { pullWithRoom } from './space.ts';
 import { readStatus, writeFileAtomic } from './state.ts';
 import { emptyStatus, nextStatus, prometheusText, type StatusDoc } from './status.ts';
 
@@ -84,7 +85,7 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     const results: PullResult[] = [];
     for (const server of servers) {
       log(`${server.name}: pulling into ${id}`);
-      const r = await pullServer(config, server, { id, log, progress: opts.progress, onProgress: opts.onProgress });
+      const r = await pullWithRoom(config, server, { id, log, warn, now: now(), noPrune: opts.noPrune, progress: opts.progress, onProgress: opts.onProgress });
       results.push(r);
       const info = r.snapshot?.info;
       if (info) {

@@ -1,9 +1,15 @@
-// Pre-flight: is dataDir the configured, unlocked, mounted backup disk with room to spare?
-// Facts are gathered read-only (gatherDiskFacts); the verdict is pure (judgeDisk), so a refusal
-// happens before anything is written and the SD card is never filled.
+// Pre-flight: is dataDir the configured, unlocked, mounted backup disk, and is there room for
+// each server's pull? Facts are gathered read-only (gatherDiskFacts, freeBytes); the verdicts are
+// pure (judgeDisk, requiredSpace, spaceRefusal), so a refusal happens before anything is written
+// and the SD card is never filled. Free space is judged per server, before its pull, against what
+// its last pull wrote (runtime/space.ts): a run-wide floor alone passes while rsync then fails
+// with ENOSPC, and refusing the whole run on it would keep retention from ever making room.
 import { readFile, realpath, statfs } from 'node:fs/promises';
-import { dataMapperName, minFreeMiB } from '../provision/inventory/defaults.ts';
+import { dataMapperName } from '../provision/inventory/defaults.ts';
 import type { RuntimeConfig } from './config.ts';
+import type { PullNeed } from './pull-needs.ts';
+import type { RoomResult } from './prune.ts';
+import { formatBytes } from './status.ts';
 import { mountAt, parseMountinfo, type MountEntry } from './mountinfo.ts';
 
 export interface DiskFacts {
@@ -19,7 +25,6 @@ export interface DiskFacts {
 
 export interface DiskRules {
   mapperName: string;
-  minFreeMiB: number;
   allowUnmounted: boolean;
   allowUnencrypted: boolean;
 }
@@ -53,15 +58,12 @@ export function judgeDisk(f: DiskFacts, r: DiskRules): DiskVerdict {
     }
   }
   if (f.freeMiB === undefined) return { ok: false, reason: `cannot read free space of ${f.dataDir}` };
-  if (f.freeMiB < r.minFreeMiB)
-    return { ok: false, reason: `only ${f.freeMiB} MiB free on ${f.dataDir}; at least ${r.minFreeMiB} MiB required` };
   return { ok: true, freeMiB: f.freeMiB, notes };
 }
 
 export function diskRules(config: RuntimeConfig): DiskRules {
   return {
     mapperName: dataMapperName(config.inventory.pi),
-    minFreeMiB: minFreeMiB(config.inventory.pi),
     allowUnmounted: config.allowUnmountedDataDir === true,
     allowUnencrypted: config.allowUnencryptedDataDir === true,
   };
@@ -83,13 +85,70 @@ export async function gatherDiskFacts(dataDir: string): Promise<DiskFacts> {
       f.dm = { uuid, name: (await readText(`${sys}/name`)) ?? '?', suspended: (await readText(`${sys}/suspended`)) === '1' };
     }
   }
-  try {
-    const s = await statfs(f.realDir);
-    f.freeMiB = Math.floor((s.bavail * s.bsize) / 1048576);
-  } catch {
-    /* judged as unreadable */
-  }
+  f.freeMiB = await freeBytes(f.realDir).then((b) => Math.floor(b / MiB), () => undefined);
   return f;
+}
+
+const MiB = 1048576;
+
+/** Bytes an unprivileged writer may still use on dir's filesystem: root may use ext4's reserved blocks too, so this errs low. */
+export async function freeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+/** How much more than its last one a pull may write: ordinary growth between runs. */
+export const PULL_SPACE_MARGIN = 1.25;
+
+export interface SpaceRequirement {
+  bytes: number;
+  /** where the figure comes from, for the log and the refusal */
+  why: string;
+}
+
+/**
+ * Free space a server's next pull needs: max(last need × margin, the configured floor). A last
+ * need measured on a first copy (nothing to hard-link against) says nothing about a pull that
+ * links against a snapshot, so only the floor applies then.
+ */
+export function requiredSpace(last: PullNeed | undefined, willLink: boolean, floorMiB: number): SpaceRequirement {
+  const floor = floorMiB * MiB;
+  const floorWhy = `pi.dataDisk.minFreeMiB ${floorMiB}`;
+  if (!last) return { bytes: floor, why: `${floorWhy}; no earlier pull measured` };
+  if (willLink && !last.linked) return { bytes: floor, why: `${floorWhy}; the last pull measured was a first full copy` };
+  const wrote = last.lowerBound ? `the last pull ran out of ${formatBytes(last.bytes)} free` : `the last pull wrote ${formatBytes(last.bytes)}`;
+  const grown = Math.ceil(last.bytes * PULL_SPACE_MARGIN);
+  if (grown <= floor) return { bytes: floor, why: `${floorWhy}; ${wrote}` };
+  return { bytes: grown, why: `${wrote}, × ${PULL_SPACE_MARGIN} for growth` };
+}
+
+/** The message of a server refused for space: every number a user needs to act on it. */
+export function spaceRefusal(o: {
+  server: string;
+  dataDir: string;
+  required: SpaceRequirement;
+  room: RoomResult;
+  /** what the retention rules allowed deleting */
+  candidates: string[];
+  /** --no-prune: nothing was deleted */
+  pruneSkipped: boolean;
+  /** snapshots still there, oldest first */
+  kept: string[];
+}): string {
+  const { room } = o;
+  const won = room.pruned.reduce((n, p) => n + p.wonBytes, 0);
+  const what = o.pruneSkipped
+    ? 'nothing pruned (--no-prune)'
+    : room.pruned.length
+      ? `pruned ${room.pruned.map((p) => p.name).join(', ')} by the retention rules (won ${formatBytes(won)})`
+      : o.candidates.length
+        ? `deleting what the retention rules allow (${o.candidates.join(', ')}) would win only ${formatBytes(room.wouldWinBytes ?? 0)}, so nothing was deleted`
+        : 'the retention rules allow pruning nothing';
+  const kept = o.kept.length ? `; kept ${o.kept.length} snapshot(s), newest ${o.kept[o.kept.length - 1]}` : '';
+  return (
+    `not enough space on ${o.dataDir} to pull ${o.server}: ${formatBytes(o.required.bytes)} required (${o.required.why}), ` +
+    `${formatBytes(room.freeBytes)} free; ${what}${kept}. Not pulled: make room on the disk, keep fewer snapshots (retention) or use a bigger disk`
+  );
 }
 
 export async function preflight(config: RuntimeConfig): Promise<DiskVerdict> {

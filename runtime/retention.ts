@@ -54,22 +54,30 @@ export function periodOf(rule: Rule, d: Date): string {
   }
 }
 
+/** The newest complete and the newest snapshot not dated after now; `items` newest first. */
+function newestOf(items: (SnapshotRef & { date: Date })[], now: Date): { newestComplete?: string; newest?: string } {
+  const present = items.filter((s) => s.date.getTime() <= now.getTime());
+  return { newestComplete: present.find((s) => !s.partial)?.id, newest: present[0]?.id };
+}
+
+const newestFirst = (snapshots: SnapshotRef[]) =>
+  snapshots
+    .map((s) => ({ ...s, date: dateOfSnapshotId(s.id) }))
+    .sort((a, b) => b.date.getTime() - a.date.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+
 /**
  * Decide which snapshots of one server to keep. Input order does not matter; the result is
  * newest first. Ids that are not snapshot ids throw (the caller lists only real snapshots).
  */
 export function planRetention(snapshots: SnapshotRef[], retention: RetentionSpec, now: Date): RetentionDecision[] {
-  const items = snapshots
-    .map((s) => ({ ...s, date: dateOfSnapshotId(s.id) }))
-    .sort((a, b) => b.date.getTime() - a.date.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const items = newestFirst(snapshots);
   const why = new Map<string, string>();
 
   for (const s of items) if (s.date.getTime() > now.getTime()) why.set(s.id, 'in the future');
-  const newestComplete = items.find((s) => !s.partial && s.date.getTime() <= now.getTime());
-  if (newestComplete) why.set(newestComplete.id, 'newest complete');
+  const { newestComplete, newest } = newestOf(items, now);
+  if (newestComplete) why.set(newestComplete, 'newest complete');
   // `latest` points at the newest snapshot even when it is partial: never leave it dangling
-  const newest = items.find((s) => s.date.getTime() <= now.getTime());
-  if (newest && !why.has(newest.id)) why.set(newest.id, 'newest (partial)');
+  if (newest && !why.has(newest)) why.set(newest, 'newest (partial)');
 
   const present = items.filter((s) => s.date.getTime() <= now.getTime());
   const ruleKept = new Set<string>();
@@ -101,4 +109,22 @@ export function planRetention(snapshots: SnapshotRef[], retention: RetentionSpec
     const reason = why.get(s.id);
     return reason ? { id: s.id, keep: true, reason } : { id: s.id, keep: false, reason: 'no rule keeps it' };
   });
+}
+
+/**
+ * The snapshots that may go to make room for the pull about to make `newId`, in the order to
+ * delete them (oldest first): those the rules drop once `newId` exists, i.e. what retention
+ * after this pull deletes anyway, only sooner. Never the newest complete snapshot nor the newest
+ * one that exists now: the pull may still fail, and then they are what the server has. Nothing
+ * beyond the rules: the configured counts are the history the owner was promised, so a disk too
+ * small for them is refused with the numbers rather than thinned silently.
+ */
+export function planRoomFor(snapshots: SnapshotRef[], retention: RetentionSpec, newId: string, now: Date): RetentionDecision[] {
+  const existing = snapshots.filter((s) => s.id !== newId);
+  const { newestComplete, newest } = newestOf(newestFirst(existing), now);
+  const droppedNow = new Set(planRetention(existing, retention, now).filter((d) => !d.keep).map((d) => d.id));
+  return planRetention([...existing, { id: newId }], retention, now)
+    .filter((d) => !d.keep && d.id !== newestComplete && d.id !== newest)
+    .reverse()
+    .map((d) => ({ ...d, reason: droppedNow.has(d.id) ? d.reason : `${d.reason} once ${newId} exists` }));
 }

@@ -38,7 +38,7 @@ describe('mountinfo', () => {
 
 describe('pre-flight verdict', () => {
   const m = parseMountinfo(MOUNTINFO);
-  const rules: DiskRules = { mapperName: 'pullvault-data', minFreeMiB: 1024, allowUnmounted: false, allowUnencrypted: false };
+  const rules: DiskRules = { mapperName: 'pullvault-data', allowUnmounted: false, allowUnencrypted: false };
   const good: DiskFacts = {
     dataDir: '/srv/backup disk', realDir: '/srv/backup disk', mount: mountAt(m, '/srv/backup disk'), rootMount: mountAt(m, '/'),
     dm: { name: 'pullvault-data', uuid: 'CRYPT-LUKS2-abc-pullvault-data', suspended: false }, freeMiB: 5000,
@@ -55,7 +55,7 @@ describe('pre-flight verdict', () => {
     ['suspended', { dm: { ...good.dm!, suspended: true } }, /suspended/],
     ['other mapper', { dm: { ...good.dm!, name: 'other' } }, /not the configured \/dev\/mapper\/pullvault-data/],
     ['plain device', { dm: undefined }, /not the unlocked dm-crypt volume/],
-    ['low space', { freeMiB: 100 }, /only 100 MiB free.*at least 1024/],
+    ['free space unreadable', { freeMiB: undefined }, /cannot read free space/],
   ] as [string, Partial<DiskFacts>, RegExp][])('refuses: %s', (_, over, re) => {
     const v = judgeDisk({ ...good, ...over }, rules);
     expect(v.ok).toBe(false);
@@ -65,7 +65,10 @@ describe('pre-flight verdict', () => {
     expect(judgeDisk({ ...good, dm: undefined }, { ...rules, allowUnencrypted: true }).ok).toBe(true);
     expect(judgeDisk({ ...good, mount: undefined }, { ...rules, allowUnencrypted: true }).ok).toBe(false);
     expect(judgeDisk({ ...good, mount: undefined, dm: undefined }, { ...rules, allowUnmounted: true }).ok).toBe(true);
-    expect(judgeDisk({ ...good, freeMiB: 1 }, { ...rules, allowUnmounted: true }).ok).toBe(false);
+    expect(judgeDisk({ ...good, freeMiB: undefined }, { ...rules, allowUnmounted: true }).ok).toBe(false);
+  });
+  it('little free space is not a refusal of the whole run: each server is judged before its pull (space.ts)', () => {
+    expect(judgeDisk({ ...good, freeMiB: 1 }, rules)).toEqual({ ok: true, freeMiB: 1, notes: [] });
   });
 });
 
