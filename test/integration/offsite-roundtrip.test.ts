@@ -255,7 +255,7 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
   it('verify passes on the good store, and names a corrupted or missing object', async () => {
     const ok = await quietly(() => verifyMain(['--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
     expect(ok.value, ok.out + ok.err).toBe(0);
-    expect(ok.out).toMatch(/ok — 4 archive\(s\), restore drill of 20240104T020000Z/);
+    expect(ok.out).toMatch(/ok — 4 archive\(s\) in 1 chain\(s\), restore drill of 20240104T020000Z/);
 
     const recs = await readUploads(uploadsFile(data));
     const copy = join(work, 'store-copy');
