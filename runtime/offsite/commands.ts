@@ -163,8 +163,10 @@ export function verifyMain(argv: string[]): Promise<number> {
     const at = str(o, 'at') ? parseAt(str(o, 'at')!) : undefined;
     let plans: Plan[] = [];
     try {
-      plans = o.all === true ? leaves(listing.archives) : [planRestore(listing, at)];
+      const tips = leaves(listing.archives);
+      plans = o.all === true ? tips : [planRestore(listing, at)];
       if (plans.length === 0) throw new RestoreError('no complete archive (full + manifest) for this server in the store');
+      if (o.all !== true && tips.length > 1) warnings.push(`only the archives on the way to ${plans[0].snapshot} are downloaded; ${tips.length - 1} other chain(s) or branch(es) are not: --all checks every one`);
     } catch (e) {
       problems.push((e as Error).message);
     }

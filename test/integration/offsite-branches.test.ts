@@ -140,6 +140,7 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
     const one = await verify(store);
     expect(one.value, one.out + one.err).toBe(0);
     expect(one.out).toMatch(new RegExp(`ok — 5 archive\\(s\\) in 2 chain\\(s\\), restore drill of ${IDS[4]} matches`));
+    expect(one.out).toContain('2 other chain(s) or branch(es) are not: --all checks every one');
     const all = await verify(store, '--all');
     expect(all.value, all.out + all.err).toBe(0);
     expect(all.out).toContain(`restore drills of ${IDS[4]}, ${IDS[3]}, ${IDS[2]} match their manifests`);
