@@ -11,12 +11,12 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 // a chain A (S0 full, S1, S2 unrecorded, S3 from S1), then chain B (S4 full, 31 days on)
@@ -44,14 +44,6 @@ async function snapshotAndSend(i: number, onStored?: () => void) {
   return { r: r[0], lines };
 }
 
-function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
-  return f().finally(() => (o.mockRestore(), e.mockRestore())).then((value) => ({ value, out, err }));
-}
-
 const key = ['--gpg-homedir'];
 const restoreTo = (dir: string, to: string, ...more: string[]) => quietly(() => restoreMain(['--target', `dir:${dir}`, '--server', 'web1', '--to', to, ...key, owner.homedir, ...more]));
 const verify = (dir: string, ...more: string[]) => quietly(() => verifyMain(['--target', `dir:${dir}`, '--server', 'web1', ...key, owner.homedir, ...more]));
@@ -73,15 +65,7 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
     data = join(work, 'data');
     mkdirSync(src);
     owner = genKey(work, 'owner');
-    config = {
-      version: 1,
-      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
-      inventory: {
-        offsite: { type: 'dir', path: store },
-        recipients: [{ name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint }],
-        schedule: { pull: '0 2 * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
-      },
-    } as unknown as RuntimeConfig;
+    config = dirTargetConfig(work, data, store, owner);
   });
   afterAll(() => {
     if (work && !process.env.PV_KEEP) rmSync(work, { recursive: true, force: true });

@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { vi } from 'vitest';
+import type { RuntimeConfig } from '../../runtime/config.ts';
 import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
 
 export interface TestKey {
@@ -135,3 +137,25 @@ export function treeSignature(root: string): string[] {
 }
 
 export const b = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s) : s);
+
+/** Runs `f` with stdout and stderr captured (the CLI entry points write there). */
+export function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+  return f().finally(() => (o.mockRestore(), e.mockRestore())).then((value) => ({ value, out, err }));
+}
+
+/** A runtime config for the offsite phase alone: a dir target, one recipient, daily incrementals, a full every 30 days. */
+export function dirTargetConfig(work: string, data: string, store: string, owner: TestKey): RuntimeConfig {
+  return {
+    version: 1,
+    paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
+    inventory: {
+      offsite: { type: 'dir', path: store },
+      recipients: [{ name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint }],
+      schedule: { pull: '0 2 * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
+    },
+  } as unknown as RuntimeConfig;
+}

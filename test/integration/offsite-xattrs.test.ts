@@ -6,12 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase, restoreMain } from '../../runtime/offsite/commands.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240301T020000Z', '20240302T020000Z'];
@@ -47,15 +47,7 @@ describe.skipIf(!root)('offsite: extended attributes', () => {
     data = join(work, 'data');
     mkdirSync(join(src, 'docs'), { recursive: true });
     owner = genKey(work, 'owner');
-    config = {
-      version: 1,
-      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent' },
-      inventory: {
-        offsite: { type: 'dir', path: store },
-        recipients: [{ name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint }],
-        schedule: { pull: '0 2 * * *', offsite: { fullEveryDays: 30, incrementalEveryDays: 1 } },
-      },
-    } as unknown as RuntimeConfig;
+    config = dirTargetConfig(work, data, store, owner);
     writeFileSync(join(src, 'docs', 'a.txt'), 'first\n');
     writeFileSync(join(src, 'plain.txt'), 'no attributes\n');
     setx(join(src, 'docs', 'a.txt'), 'user.color', 'blue');
@@ -87,11 +79,8 @@ describe.skipIf(!root)('offsite: extended attributes', () => {
 
     for (const [i, id] of IDS.entries()) {
       const to = join(work, `restore-${i}`);
-      let out = '';
-      const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
-      const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((out += String(c)), true));
-      const code = await restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]).finally(() => (o.mockRestore(), e.mockRestore()));
-      expect(code, out).toBe(0);
+      const { value: code, out, err } = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
+      expect(code, out + err).toBe(0);
       const want = xattrsOf(join(snaps[i], 'files'));
       expect(want.length).toBe(i === 0 ? 4 : 5);
       expect(xattrsOf(join(to, 'files'))).toEqual(want);
