@@ -8,6 +8,7 @@
 //   unrecorded point restores too with --at;
 // - verify --all drills every chain and branch: one flipped byte in an older chain's full, or
 //   in the unrecorded branch, is found and named, where the default verify does not look.
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,5 +150,25 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
       // the rest is still checked: the newer chain's drill is not reported
       expect(all.out).not.toContain(`point ${IDS[4]}`);
     }
+  });
+
+  it('a manifest that describes its archive as another snapshot is refused, by restore and by verify --all', async () => {
+    const recs = await readUploads(uploadsFile(data));
+    const copy = join(work, 'store-forged');
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(store, copy, { recursive: true });
+    // S1's manifest object, rewritten (by anyone with the public key) to say the archive is of S2
+    const m = join(copy, recs[1].manifestKey);
+    const plain = execFileSync('bash', ['-o', 'pipefail', '-c', 'gpg --batch --quiet --decrypt "$1" | zstd -dq', 'x', m], { env: { ...process.env, GNUPGHOME: owner.homedir } }).toString();
+    const [head, ...rest] = plain.split('\n');
+    const forged = [JSON.stringify({ ...JSON.parse(head), snapshot: IDS[2] }), ...rest].join('\n');
+    const enc = execFileSync('bash', ['-o', 'pipefail', '-c', 'zstd -q -c | gpg --batch --quiet --trust-model always --encrypt -r "$1"', 'x', owner.fingerprint], { input: forged, env: { ...process.env, GNUPGHOME: owner.homedir } });
+    writeFileSync(m, enc);
+    const r = await restoreTo(copy, join(work, 'r-forged'), '--at', IDS[3]);
+    expect(r.value).toBe(1);
+    expect(r.err).toContain(`${recs[1].manifestKey}: its snapshot is "${IDS[2]}", the key names "${IDS[1]}"`);
+    const all = await verify(copy, '--all');
+    expect(all.value).toBe(1);
+    expect(all.out).toContain(`its snapshot is "${IDS[2]}"`);
   });
 });
