@@ -15,7 +15,9 @@ list, delete, overwrite, retag or shorten retention — using the admin's AWS cr
 
   bucket          created in offsite.region if missing; Block Public Access, BucketOwnerEnforced,
                   default encryption, versioning; Object Lock only when pullvault creates it
-  lifecycle       by prefix: full/, incr/, manifest/ expire after offsite.retentionDays;
+  lifecycle       by prefix: full/, manifest/ expire after offsite.retentionDays, incr/ after
+                  retentionDays.incremental + fullEveryDays + 1 (every restore point lasts
+                  retentionDays.incremental days though it needs its whole chain);
                   noncurrent versions expire, incomplete multipart uploads aborted after 7 days
   bucket policy   explicit Denies for the Pi's user (put without If-None-Match, every other
                   action, other prefixes) and for plain HTTP; other statements are kept

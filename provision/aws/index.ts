@@ -52,6 +52,7 @@ function makeCtx(inv: Inventory, o: ProvisionAwsOptions, accountId: string): Aws
     clients: o.clients,
     target,
     piName: inv.pi.name,
+    fullEveryDays: inv.schedule.offsite.fullEveryDays,
     accountId,
     writerUser: writerUserName(target, inv.pi.name),
     restoreUser: o.restoreUser || target.restoreUser ? restoreUserName(target, inv.pi.name) : undefined,
@@ -69,7 +70,7 @@ export async function provisionAws(inv: Inventory, o: ProvisionAwsOptions): Prom
   const { accountId } = await callerAccount(o.clients);
   const ctx = makeCtx(inv, o, accountId);
   if (o.printPoliciesDir) return { printed: await printPolicies(ctx, o.printPoliciesDir) };
-  for (const w of storageClassWarnings(target)) o.reporter.line(`warning: ${w}`);
+  for (const w of storageClassWarnings(target, inv.schedule.offsite.fullEveryDays)) o.reporter.line(`warning: ${w}`);
   return runSteps(awsSteps(ctx), ctx, { dryRun: o.dryRun, reporter: o.reporter });
 }
 
@@ -96,7 +97,7 @@ export async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]>
   const docs: Record<string, unknown> = {
     'writer-identity-policy.json': writerIdentityPolicy(params),
     'bucket-policy.json': mergeBucketPolicy(curPolicy, params),
-    'lifecycle-configuration.json': mergeLifecycle(curRules, ctx.target, ctx.piName),
+    'lifecycle-configuration.json': mergeLifecycle(curRules, ctx.target, ctx.piName, ctx.fullEveryDays),
     'restore-identity-policy.json': restoreIdentityPolicy(params),
   };
   mkdirSync(dir, { recursive: true });

@@ -58,6 +58,8 @@ export interface AwsCtx {
   clients: AwsClients;
   target: S3TargetSpec;
   piName: string;
+  /** schedule.offsite.fullEveryDays: how long a chain grows, which the lifecycle must cover */
+  fullEveryDays: number;
   accountId: string;
   writerUser: string;
   /** set when the restore user is wanted */
@@ -343,7 +345,7 @@ export function lifecycleStep(): Step<AwsCtx> {
     after: ['s3: bucket'],
     async check(ctx) {
       const cur = await currentRules(ctx);
-      const want = lifecycleRules(ctx.target, ctx.piName) as unknown as Record<string, unknown>[];
+      const want = lifecycleRules(ctx.target, ctx.piName, ctx.fullEveryDays) as unknown as Record<string, unknown>[];
       const before = ownedView(cur, ctx.piName);
       const after = ownedView(want, ctx.piName);
       if (before === after) return null;
@@ -356,7 +358,7 @@ export function lifecycleStep(): Step<AwsCtx> {
       };
     },
     async apply(ctx) {
-      const merged = mergeLifecycle(await currentRules(ctx), ctx.target, ctx.piName);
+      const merged = mergeLifecycle(await currentRules(ctx), ctx.target, ctx.piName, ctx.fullEveryDays);
       await call('s3:PutLifecycleConfiguration', bucketArn(ctx.target), () =>
         ctx.clients.s3.send(
           new PutBucketLifecycleConfigurationCommand({

@@ -8,6 +8,7 @@ import * as openpgp from 'openpgp';
 import { inventoryJsonSchema, type Inventory } from './schema.ts';
 import { formatSchemaErrors } from './schema-errors.ts';
 import { defaultCipher, backupUser } from './defaults.ts';
+import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../plan/aws-lifecycle.ts';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (a: Ajv2020) => void;
@@ -71,10 +72,20 @@ export function crossFieldProblems(inv: Inventory): string[] {
     problems.push(`schedule.offsite.incrementalEveryDays: must be less than fullEveryDays (${off.fullEveryDays})`);
   if (inv.offsite.type === 's3') {
     const rd = inv.offsite.retentionDays;
-    // A full must outlive every incremental that depends on it: the last incremental of a
-    // chain is made fullEveryDays after its full and must still be restorable when it expires.
-    if (rd.full < rd.incremental + off.fullEveryDays)
-      problems.push(`offsite.retentionDays.full: must be at least retentionDays.incremental + schedule.offsite.fullEveryDays (${rd.incremental + off.fullEveryDays}) so a full outlives its incrementals`);
+    // The guarantee: every restore point (a full or an incremental) stays restorable for at
+    // least retentionDays.incremental days after its upload. An incremental needs its chain's
+    // full and every incremental before it; the Pi starts a new full once the chain's full is
+    // fullEveryDays old (less an hour), so a chain spans at most maxChainDays = fullEveryDays +
+    // CHAIN_SLACK_DAYS when each upload finishes within a day (its last incremental's upload).
+    // Incremental objects are kept retentionDays.incremental + maxChainDays (aws-lifecycle.ts);
+    // fulls and manifests (full and incremental ones) must be kept at least as long. It holds
+    // while uploads succeed: a full that keeps failing means no new point at all (no incremental
+    // is sent on a chain past its span), never a point that expires early.
+    const keep = incrementalLifecycleDays(inv.offsite, off.fullEveryDays);
+    if (rd.full < keep)
+      problems.push(
+        `offsite.retentionDays.full: must be at least retentionDays.incremental + schedule.offsite.fullEveryDays + ${CHAIN_SLACK_DAYS} (${keep}): a full must outlive the incrementals built on it, which are kept ${keep} days`,
+      );
     if (rd.manifest !== undefined && rd.manifest < rd.full)
       problems.push(`offsite.retentionDays.manifest: must be at least retentionDays.full (${rd.full})`);
   }

@@ -1,6 +1,11 @@
 // The bucket's lifecycle rules for one Pi, by prefix (never by tag — the Pi cannot tag):
 // each kind of object expires after its retention, old versions and delete markers are cleaned
 // up, incomplete multipart uploads are aborted. Pure; rules of others are kept untouched.
+//
+// Lifecycle expires each object by its own age, but a restore point needs its chain's full and
+// every incremental before it. retentionDays.incremental is therefore how long every restore
+// point stays restorable, and incremental objects live that long plus the longest a chain can
+// span (see incrementalLifecycleDays).
 import type { S3TargetSpec } from '../inventory/schema.ts';
 import { manifestRetentionDays } from '../inventory/defaults.ts';
 import { chainPrefixes } from './s3-layout.ts';
@@ -9,6 +14,27 @@ import { chainPrefixes } from './s3-layout.ts';
 export const NONCURRENT_DAYS = 30;
 /** Incomplete multipart uploads (a Pi that died mid-upload) are aborted after this many days. */
 export const ABORT_MULTIPART_DAYS = 7;
+
+/**
+ * How much longer than fullEveryDays a chain can span, from its full's upload to the end of the
+ * upload of its last incremental: the Pi sends no incremental once the chain's full is
+ * fullEveryDays old less an hour (runtime/offsite/schedule.ts), and that last incremental's
+ * upload must finish within the rest of this day.
+ */
+export const CHAIN_SLACK_DAYS = 1;
+
+/** The longest a chain can span, in days: the age of its last incremental's base chain at upload. */
+export function maxChainDays(fullEveryDays: number): number {
+  return fullEveryDays + CHAIN_SLACK_DAYS;
+}
+
+/**
+ * Days an incremental object is kept: the first incremental of a chain must still exist when
+ * the chain's last point is retentionDays.incremental days old.
+ */
+export function incrementalLifecycleDays(t: S3TargetSpec, fullEveryDays: number): number {
+  return t.retentionDays.incremental + maxChainDays(fullEveryDays);
+}
 
 export interface LifecycleRule {
   ID: string;
@@ -28,7 +54,7 @@ export function ruleIdPrefix(piName: string): string {
   return `pullvault-${piName}-`;
 }
 
-export function lifecycleRules(t: S3TargetSpec, piName: string): LifecycleRule[] {
+export function lifecycleRules(t: S3TargetSpec, piName: string, fullEveryDays: number): LifecycleRule[] {
   const p = chainPrefixes(t.prefix);
   const id = ruleIdPrefix(piName);
   const expire = (kind: string, prefix: string, days: number): LifecycleRule => ({
@@ -39,7 +65,7 @@ export function lifecycleRules(t: S3TargetSpec, piName: string): LifecycleRule[]
   });
   return [
     expire('full', p.full, t.retentionDays.full),
-    expire('incr', p.incr, t.retentionDays.incremental),
+    expire('incr', p.incr, incrementalLifecycleDays(t, fullEveryDays)),
     expire('manifest', p.manifest, manifestRetentionDays(t)),
     {
       ID: `${id}cleanup`,
@@ -53,8 +79,8 @@ export function lifecycleRules(t: S3TargetSpec, piName: string): LifecycleRule[]
 }
 
 /** The configuration for a bucket used only by this Pi. */
-export function lifecycleConfiguration(t: S3TargetSpec, piName: string): LifecycleConfiguration {
-  return { Rules: lifecycleRules(t, piName) };
+export function lifecycleConfiguration(t: S3TargetSpec, piName: string, fullEveryDays: number): LifecycleConfiguration {
+  return { Rules: lifecycleRules(t, piName, fullEveryDays) };
 }
 
 /** Reduces a rule as the SDK returns it to the fields we manage, in one shape (Prefix → Filter.Prefix). */
@@ -73,10 +99,10 @@ export function canonicalRule(r: Record<string, unknown>): Record<string, unknow
 }
 
 /** Our rules replace those with our id prefix; everyone else's rules stay, in their order, first. */
-export function mergeLifecycle(current: Record<string, unknown>[], t: S3TargetSpec, piName: string): { Rules: Record<string, unknown>[] } {
+export function mergeLifecycle(current: Record<string, unknown>[], t: S3TargetSpec, piName: string, fullEveryDays: number): { Rules: Record<string, unknown>[] } {
   const mine = ruleIdPrefix(piName);
   const foreign = current.filter((r) => !String(r.ID ?? '').startsWith(mine));
-  return { Rules: [...foreign, ...lifecycleRules(t, piName)] as unknown as Record<string, unknown>[] };
+  return { Rules: [...foreign, ...lifecycleRules(t, piName, fullEveryDays)] as unknown as Record<string, unknown>[] };
 }
 
 /** Minimum storage duration (days) billed per class: expiring sooner still costs the full period. */
@@ -91,13 +117,17 @@ export const MIN_STORAGE_DAYS: Record<string, number> = {
 };
 
 /** Warnings about the storage class against the retention (objects are uploaded straight into it). */
-export function storageClassWarnings(t: S3TargetSpec): string[] {
+export function storageClassWarnings(t: S3TargetSpec, fullEveryDays: number): string[] {
   const cls = t.storageClass ?? 'STANDARD';
   const min = MIN_STORAGE_DAYS[cls] ?? 0;
   const out: string[] = [];
-  const r = { full: t.retentionDays.full, incremental: t.retentionDays.incremental, manifest: manifestRetentionDays(t) };
-  for (const [k, d] of Object.entries(r))
-    if (d < min) out.push(`offsite.retentionDays.${k} (${d}) is below ${cls}'s minimum storage duration (${min} days): those objects are billed for ${min} days anyway`);
+  const r: [string, number, string][] = [
+    ['full', t.retentionDays.full, `${t.retentionDays.full}`],
+    ['incremental', incrementalLifecycleDays(t, fullEveryDays), `${t.retentionDays.incremental}, kept ${incrementalLifecycleDays(t, fullEveryDays)} days`],
+    ['manifest', manifestRetentionDays(t), `${manifestRetentionDays(t)}`],
+  ];
+  for (const [k, d, shown] of r)
+    if (d < min) out.push(`offsite.retentionDays.${k} (${shown}) is below ${cls}'s minimum storage duration (${min} days): those objects are billed for ${min} days anyway`);
   if (cls === 'GLACIER' || cls === 'DEEP_ARCHIVE') out.push(`offsite.storageClass ${cls}: archives must be restored (hours) before a restore can read them`);
   return out;
 }

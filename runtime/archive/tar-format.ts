@@ -68,14 +68,16 @@ export function ustarMember(name: string, content: Buffer, mtime: number): Buffe
 /** GNU tar reading the NUL-separated list on stdin, relative to cwd = snapshot root; no end-of-archive trick needed. */
 export function tarCreateArgv(): string[] {
   return [
-    'tar', '--create', '--file=-', '--format=posix', '--numeric-owner', '--no-recursion',
+    // the extended attributes and POSIX ACLs rsync -X -A carried into the snapshot, as pax
+    // SCHILY.xattr.* and SCHILY.acl.* records (plain `tar -x --xattrs --acls` restores them)
+    'tar', '--create', '--file=-', '--format=posix', '--numeric-owner', '--no-recursion', '--xattrs', '--acls',
     '--null', '--verbatim-files-from', '--files-from=-',
     // pax headers that do not change from run to run (no atime/ctime, stable header names)
     '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime',
   ];
 }
 
-/** Extraction faithful to the archive: numeric owners, modes incl. setuid, into `dir`. */
+/** Extraction faithful to the archive: numeric owners, modes incl. setuid, extended attributes (user.*) and ACLs, into `dir`. */
 export function tarExtractArgv(dir: string, members: string[] = []): string[] {
-  return ['tar', '--extract', '--file=-', '--numeric-owner', '--same-owner', '--same-permissions', '--directory', dir, ...(members.length ? ['--', ...members] : [])];
+  return ['tar', '--extract', '--file=-', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--acls', '--directory', dir, ...(members.length ? ['--', ...members] : [])];
 }

@@ -70,6 +70,29 @@ export function reachable(archives: Step[]): { snapshot: string; chainId: string
   return out;
 }
 
+/**
+ * The points nothing else builds on, one per branch of each chain, newest first: restoring
+ * each of them applies every reachable archive of the store at least once. A branch is an
+ * upload that reached the store but was never recorded on the Pi: the Pi's next incremental
+ * builds on the last upload it did record, beside it.
+ */
+export function leaves(archives: Step[]): Plan[] {
+  const all = reachable(archives);
+  const inner = new Set(all.flatMap((r) => r.steps.slice(0, -1).map((s) => s.key)));
+  return all.filter((r) => !inner.has(r.steps[r.steps.length - 1].key)).sort((a, b) => (a.snapshot < b.snapshot ? 1 : a.snapshot > b.snapshot ? -1 : 0));
+}
+
+/** Log lines about the other branches of the chosen point's chain (which restore does not apply). */
+export function branchesOf(archives: Step[], plan: Plan): string[] {
+  const onPath = new Set(plan.steps.map((s) => s.key));
+  return leaves(archives)
+    .filter((l) => l.chainId === plan.chainId && !onPath.has(l.steps[l.steps.length - 1].key))
+    .map((l) => {
+      const fork = l.steps.findIndex((s) => !onPath.has(s.key));
+      return `note: chain ${plan.chainId} branches after ${l.steps[fork - 1].snapshot}: ${l.snapshot} is on another branch (an upload the Pi did not record); ${plan.snapshot} is ${plan.snapshot > l.snapshot ? 'newer' : 'the one asked for'}; --at ${l.snapshot} restores the other`;
+    });
+}
+
 /** Incrementals whose base cannot be reached in their chain (an earlier archive is gone). */
 export function unreachable(archives: Step[]): Step[] {
   const ok = new Set(reachable(archives).flatMap((r) => r.steps.map((s) => s.key)));

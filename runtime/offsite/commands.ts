@@ -6,23 +6,26 @@ import { join } from 'node:path';
 import type { RuntimeConfig } from '../config.ts';
 import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
 import { loadPrivateKey, type Decryptor } from '../archive/pgp.ts';
-import { parseAt, planRestore, unreachable } from './chain.ts';
+import { leaves, parseAt, planRestore, unreachable, type Plan } from './chain.ts';
 import { openTarget, parseTargetArg, readCredentials } from './open-target.ts';
-import { listServer, restore, RestoreError, verifyObjects } from './restore.ts';
+import { listServer, restore, restorePlan, RestoreError, verifyObjects } from './restore.ts';
 import type { Target } from './target.ts';
 
 export { offsitePhase } from './phase.ts';
 
 const USAGE = `usage: pullvault restore --server NAME --to DIR [--at TIME] [--path PATH] [--force] SOURCE KEY
-       pullvault verify  --server NAME [--at TIME] SOURCE KEY
+       pullvault verify  --server NAME [--at TIME | --all] SOURCE KEY
   SOURCE: --config FILE (inventory.json or the Pi's config.json) | --target dir:PATH | --target s3://BUCKET/PREFIX/ [--region R] [--endpoint URL]
           --credentials FILE  read-only S3 credentials as JSON {accessKeyId, secretAccessKey}
   KEY:    --gpg-homedir DIR (gpg and its agent decrypt; default: gpg's own home) | --key FILE (armored private key)
           --passphrase-file FILE  (otherwise asked on the terminal, or by gpg's pinentry)
-  TIME:   2024-05-01, 2024-05-01T12:00:00Z or a snapshot id 20240501T120000Z (default: the latest)`;
+  TIME:   2024-05-01, 2024-05-01T12:00:00Z or a snapshot id 20240501T120000Z (default: the latest)
+  verify: every manifest object, then a restore drill of the latest point (or --at); --all drills
+          the newest point of every chain and branch, so every archive in the store is decrypted,
+          checked against its manifest's checksum, and its chain's tree against the manifest`;
 
 type Opts = Record<string, string | true>;
-const FLAGS = new Set(['force', 'help']);
+const FLAGS = new Set(['force', 'help', 'all']);
 const VALUES = new Set(['config', 'target', 'region', 'endpoint', 'credentials', 'gpg-homedir', 'key', 'passphrase-file', 'server', 'at', 'to', 'path', 'tmpdir']);
 
 class UsageError extends Error {}
@@ -147,6 +150,7 @@ export function restoreMain(argv: string[]): Promise<number> {
 export function verifyMain(argv: string[]): Promise<number> {
   return main(argv, async (o) => {
     const server = need(o, 'server');
+    if (o.all === true && str(o, 'at')) throw new UsageError('--all drills every chain; leave out --at');
     const target = await targetFrom(o);
     const decryptor = await decryptorFrom(o);
     const problems: string[] = [];
@@ -156,27 +160,39 @@ export function verifyMain(argv: string[]): Promise<number> {
     for (const k of listing.orphans) warnings.push(`archive without a manifest (an upload that did not finish; never recorded): ${k}`);
     for (const s of unreachable(listing.archives)) problems.push(`broken chain: ${s.key} builds on ${s.base}, which is not in the store`);
     problems.push(...(await verifyObjects(target, listing, decryptor, log)));
-    let drilled = '';
+    const at = str(o, 'at') ? parseAt(str(o, 'at')!) : undefined;
+    let plans: Plan[] = [];
     try {
-      const at = str(o, 'at') ? parseAt(str(o, 'at')!) : undefined;
-      planRestore(listing, at);
+      const tips = leaves(listing.archives);
+      plans = o.all === true ? tips : [planRestore(listing, at)];
+      if (plans.length === 0) throw new RestoreError('no complete archive (full + manifest) for this server in the store');
+      if (o.all !== true && tips.length > 1) warnings.push(`only the archives on the way to ${plans[0].snapshot} are downloaded; ${tips.length - 1} other chain(s) or branch(es) are not: --all checks every one`);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    const drilled: string[] = [];
+    for (const plan of plans) {
       const dir = await mkdtemp(join(str(o, 'tmpdir') ?? tmpdir(), 'pullvault-verify-'));
       try {
-        const r = await restore({ target, server, to: join(dir, 'tree'), at, decryptor, log, tmpDir: dir });
-        drilled = r.snapshot;
-        problems.push(...r.problems.map((p) => `restored ${r.snapshot}: ${p}`));
+        const r = await restorePlan({ target, server, to: join(dir, 'tree'), decryptor, log, tmpDir: dir }, plan);
+        drilled.push(r.snapshot);
+        problems.push(...r.problems.map((p) => `restored ${r.snapshot} (chain ${plan.chainId}): ${p}`));
+      } catch (e) {
+        const m = (e as Error).message;
+        problems.push(`chain ${plan.chainId}, point ${plan.snapshot}: ${e instanceof RestoreError ? m : `restore drill failed: ${m}`}`);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-    } catch (e) {
-      problems.push(e instanceof RestoreError ? (e as Error).message : `restore drill failed: ${(e as Error).message}`);
     }
     for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
     if (problems.length) {
       process.stdout.write(`verify ${server} in ${target.label}: FAILED\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
       return 1;
     }
-    process.stdout.write(`verify ${server} in ${target.label}: ok — ${listing.archives.length} archive(s), restore drill of ${drilled} matches its manifest\n`);
+    const chains = new Set(listing.archives.map((a) => a.chainId)).size;
+    process.stdout.write(
+      `verify ${server} in ${target.label}: ok — ${listing.archives.length} archive(s) in ${chains} chain(s), restore drill${drilled.length > 1 ? 's' : ''} of ${drilled.join(', ')} ${drilled.length > 1 ? 'match their manifests (every archive decrypted and matched its checksum)' : 'matches its manifest'}\n`,
+    );
     return 0;
   });
 }

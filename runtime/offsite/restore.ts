@@ -15,7 +15,7 @@ import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../archive/proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
-import { planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
+import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
 import { hashTap, type Target } from './target.ts';
 
 export interface RestoreOptions {
@@ -78,6 +78,17 @@ async function isEmptyDir(dir: string): Promise<boolean> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
     throw e;
   }
+}
+
+/**
+ * The manifest object, not the key's name, says what an archive is: a manifest that describes
+ * another archive, kind, snapshot, base or chain is refused.
+ */
+function checkHeader(h: ManifestHeader, step: Step): void {
+  if (h.archive.key !== step.key) throw new RestoreError(`${step.manifestKey} describes ${h.archive.key}, not ${step.key}`);
+  const want = { kind: step.kind, server: step.server, snapshot: step.snapshot, base: step.base ?? null, chainId: step.chainId };
+  for (const [k, v] of Object.entries(want))
+    if (h[k as keyof ManifestHeader] !== v) throw new RestoreError(`${step.manifestKey}: its ${k} is ${JSON.stringify(h[k as keyof ManifestHeader])}, the key names ${JSON.stringify(v)}`);
 }
 
 /** Downloads and decrypts one object into `out`; returns the ciphertext's sha256 and size. */
@@ -151,8 +162,6 @@ async function extract(archive: string, to: string, part: Buffer | undefined, re
 }
 
 export async function restore(o: RestoreOptions): Promise<RestoreReport> {
-  const to = resolve(o.to);
-  const part = o.path ? normalizePart(o.path) : undefined;
   const listing = await listServer(o.target, o.server);
   let plan: Plan;
   try {
@@ -160,6 +169,14 @@ export async function restore(o: RestoreOptions): Promise<RestoreReport> {
   } catch (e) {
     throw new RestoreError(`${o.server} in ${o.target.label}: ${(e as Error).message}`);
   }
+  for (const b of branchesOf(listing.archives, plan)) o.log(b);
+  return restorePlan(o, plan);
+}
+
+/** Restores the point `plan` leads to (restore() picks it by --at; verify --all walks every one). */
+export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Promise<RestoreReport> {
+  const to = resolve(o.to);
+  const part = o.path ? normalizePart(o.path) : undefined;
   if (!o.force && !(await isEmptyDir(to))) throw new RestoreError(`${to} is not empty; restore into an empty directory, or pass --force to write over it`);
   await mkdir(to, { recursive: true, mode: 0o700 });
   o.log(`restore ${o.server} as of ${plan.snapshot} from ${o.target.label}: ${plan.steps.length} archive(s), chain ${plan.chainId}`);
@@ -179,11 +196,11 @@ export async function restore(o: RestoreOptions): Promise<RestoreReport> {
   }
 }
 
-async function applyStep(o: RestoreOptions, step: Step, i: number, n: number, work: string, to: string, part?: Buffer): Promise<void> {
+async function applyStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n: number, work: string, to: string, part?: Buffer): Promise<void> {
   const mfile = join(work, `manifest-${i}.jsonl.zst`);
   await fetchDecrypt(o.target, step.manifestKey, mfile, o.decryptor);
   const header = await readHeader(mfile);
-  if (header.archive.key !== step.key) throw new RestoreError(`${step.manifestKey} describes ${header.archive.key}, not ${step.key}`);
+  checkHeader(header, step);
   const afile = join(work, `archive-${i}.tar.zst`);
   const t0 = Date.now();
   o.log(`[${i + 1}/${n}] ${step.kind} ${step.snapshot}: downloading ${step.key} (${(step.size / 1e6).toFixed(1)} MB)`);

@@ -91,7 +91,7 @@ describe('provision-aws against moto', () => {
     const rules = (await admin.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: b }))).Rules!;
     expect(Object.fromEntries(rules.map((r) => [r.ID, [r.Filter?.Prefix, r.Expiration?.Days]]))).toMatchObject({
       'pullvault-pi01-full': ['pi01/full/', 120],
-      'pullvault-pi01-incr': ['pi01/incr/', 60],
+      'pullvault-pi01-incr': ['pi01/incr/', 91],
       'pullvault-pi01-manifest': ['pi01/manifest/', 120],
     });
     const policy = parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: b }))).Policy)!;

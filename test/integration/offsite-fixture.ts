@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { vi } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
 
@@ -149,3 +150,12 @@ export function treeSignature(root: string): string[] {
 }
 
 export const b = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s) : s);
+
+/** Runs `f` with stdout and stderr captured (the CLI entry points write there). */
+export function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+  return f().finally(() => (o.mockRestore(), e.mockRestore())).then((value) => ({ value, out, err }));
+}

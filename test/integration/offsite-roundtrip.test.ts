@@ -5,7 +5,7 @@ import { chmodSync, chownSync, cpSync, existsSync, linkSync, lutimesSync, mkdirS
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { loadPrivateKey } from '../../runtime/archive/pgp.ts';
@@ -13,7 +13,7 @@ import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/com
 import { restore } from '../../runtime/offsite/restore.ts';
 import { DirTarget } from '../../runtime/offsite/target.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { dirTargetConfig, genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z'];
@@ -63,21 +63,6 @@ async function snapshotAndSend(i: number) {
   const lines: string[] = [];
   const r = await offsitePhase(config, [{ server: 'web1', snapshotDir: snapDirs[i], id, ok: true }], { log: (l) => lines.push(l), now });
   return { r: r[0], lines };
-}
-
-function quietly<T>(f: () => Promise<T>): Promise<{ value: T; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c) => ((out += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
-  return f().then(
-    (value) => (o.mockRestore(), e.mockRestore(), { value, out, err }),
-    (x) => {
-      o.mockRestore();
-      e.mockRestore();
-      throw x;
-    },
-  );
 }
 
 describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
@@ -231,7 +216,7 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
   it('verify passes on the good store, and names a corrupted or missing object', async () => {
     const ok = await quietly(() => verifyMain(['--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
     expect(ok.value, ok.out + ok.err).toBe(0);
-    expect(ok.out).toMatch(/ok — 4 archive\(s\), restore drill of 20240104T020000Z/);
+    expect(ok.out).toMatch(/ok — 4 archive\(s\) in 1 chain\(s\), restore drill of 20240104T020000Z/);
 
     const recs = await readUploads(uploadsFile(data));
     const copy = join(work, 'store-copy');

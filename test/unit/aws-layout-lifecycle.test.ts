@@ -23,10 +23,11 @@ describe('s3 layout', () => {
 
 describe('lifecycle', () => {
   it('expires each kind by prefix after its retention, cleans up versions and multipart uploads', () => {
-    const { Rules } = lifecycleConfiguration(t, 'pi01');
+    const { Rules } = lifecycleConfiguration(t, 'pi01', 30);
     const by = Object.fromEntries(Rules.map((r) => [r.ID, r]));
     expect(by['pullvault-pi01-full']).toMatchObject({ Filter: { Prefix: 'pi01/full/' }, Expiration: { Days: 120 }, Status: 'Enabled' });
-    expect(by['pullvault-pi01-incr']).toMatchObject({ Filter: { Prefix: 'pi01/incr/' }, Expiration: { Days: 60 } });
+    // 60 days for every restore point + a chain's span (fullEveryDays 30 + 1)
+    expect(by['pullvault-pi01-incr']).toMatchObject({ Filter: { Prefix: 'pi01/incr/' }, Expiration: { Days: 91 } });
     expect(by['pullvault-pi01-manifest']).toMatchObject({ Filter: { Prefix: 'pi01/manifest/' }, Expiration: { Days: 120 } });
     expect(by['pullvault-pi01-cleanup']).toMatchObject({
       Filter: { Prefix: 'pi01/' },
@@ -38,22 +39,22 @@ describe('lifecycle', () => {
     expect(JSON.stringify(Rules)).not.toMatch(/Tag/);
   });
   it('a full outlives the incrementals of its chain', () => {
-    const { Rules } = lifecycleConfiguration(t, 'pi01');
+    const { Rules } = lifecycleConfiguration(t, 'pi01', 30);
     const days = (id: string) => Rules.find((r) => r.ID === id)!.Expiration!.Days!;
     expect(days('pullvault-pi01-full')).toBeGreaterThanOrEqual(days('pullvault-pi01-incr'));
   });
   it('keeps rules pullvault does not own, replaces its own', () => {
     const foreign = { ID: 'logs', Status: 'Enabled', Filter: { Prefix: 'logs/' }, Expiration: { Days: 3 } };
     const edited = { ID: 'pullvault-pi01-full', Status: 'Enabled', Filter: { Prefix: 'pi01/full/' }, Expiration: { Days: 1 } };
-    const merged = mergeLifecycle([foreign, edited], t, 'pi01');
+    const merged = mergeLifecycle([foreign, edited], t, 'pi01', 30);
     expect(merged.Rules[0]).toEqual(foreign);
-    expect(merged.Rules.filter((r) => r.ID === 'pullvault-pi01-full')).toEqual([lifecycleConfiguration(t, 'pi01').Rules[0]]);
+    expect(merged.Rules.filter((r) => r.ID === 'pullvault-pi01-full')).toEqual([lifecycleConfiguration(t, 'pi01', 30).Rules[0]]);
   });
   it('canonical form ignores the legacy Prefix shape and empty fields', () => {
     expect(canonicalRule({ ID: 'x', Status: 'Enabled', Prefix: 'a/', Expiration: { Days: 3 }, Transitions: [] })).toEqual({ ID: 'x', Status: 'Enabled', Filter: { Prefix: 'a/' }, Expiration: { Days: 3 } });
   });
   it('warns when retention is shorter than the storage class bills for', () => {
-    expect(storageClassWarnings(t)).toEqual([]);
-    expect(storageClassWarnings({ ...t, storageClass: 'DEEP_ARCHIVE' }).join('\n')).toMatch(/incremental \(60\) is below DEEP_ARCHIVE's minimum storage duration \(180 days\)/);
+    expect(storageClassWarnings(t, 30)).toEqual([]);
+    expect(storageClassWarnings({ ...t, storageClass: 'DEEP_ARCHIVE' }, 30).join('\n')).toMatch(/incremental \(60, kept 91 days\) is below DEEP_ARCHIVE's minimum storage duration \(180 days\)/);
   });
 });

@@ -57,7 +57,7 @@ const cases: [string, (inv: Json) => void, string][] = [
   ['bad offsite type', (i) => (i.offsite.type = 'ftp'), 'inventory.json: offsite.type: must be one of "s3", "dir"'],
   ['bad region', (i) => (i.offsite.region = 'Frankfurt'), 'inventory.json: offsite.region: must be an AWS region such as eu-central-1'],
   ['prefix without slash', (i) => (i.offsite.prefix = 'pi01'), 'inventory.json: offsite.prefix: must be a key prefix ending in /'],
-  ['full expires before its incrementals', (i) => (i.offsite.retentionDays.full = 60), 'inventory.json: offsite.retentionDays.full: must be at least retentionDays.incremental + schedule.offsite.fullEveryDays (90) so a full outlives its incrementals'],
+  ['full expires before its incrementals', (i) => (i.offsite.retentionDays.full = 90), 'inventory.json: offsite.retentionDays.full: must be at least retentionDays.incremental + schedule.offsite.fullEveryDays + 1 (91): a full must outlive the incrementals built on it, which are kept 91 days'],
   ['bad sha256', (i) => (i.pi.baseImage.sha256 = 'abc'), 'inventory.json: pi.baseImage.sha256: must be 64 lower-case hex digits'],
   ['bad healthcheck URL', (i) => (i.notifications.healthcheckUrl = 'not a url'), 'inventory.json: notifications.healthcheckUrl: must be a valid uri'],
   ['bad mail address', (i) => (i.notifications.mailTo = 'owner'), 'inventory.json: notifications.mailTo: must be a valid email'],

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ManifestEntry } from '../../runtime/manifest-format.ts';
 import { compareTreeOrder, ustarMember } from '../../runtime/archive/tar-format.ts';
-import { parseAt, planRestore, readListing, unreachable } from '../../runtime/offsite/chain.ts';
+import { branchesOf, leaves, parseAt, planRestore, readListing, unreachable } from '../../runtime/offsite/chain.ts';
 import { archiveKey, manifestObjectKey, parseObjectKey } from '../../runtime/offsite/naming.ts';
 import { decide } from '../../runtime/offsite/schedule.ts';
 import { selectFull, selectIncremental } from '../../runtime/offsite/select.ts';
@@ -88,6 +88,23 @@ describe('naming and chains', () => {
     expect(plan.steps.map((s) => s.snapshot)).toEqual(['20240101T000000Z', '20240102T000000Z', '20240104T000000Z']);
     expect(planRestore(listing, parseAt('2024-01-02T12:00:00Z')).snapshot).toBe('20240102T000000Z');
     expect(() => planRestore(listing, parseAt('2023-12-31'))).toThrow(/no snapshot at or before/);
+  });
+  it('an unrecorded upload is a branch: the newest point wins whatever the listing order; every branch tip is a leaf', () => {
+    const i1 = inc('20240102T000000Z', '20240101T000000Z', '01');
+    const unrecorded = inc('20240103T000000Z', '20240102T000000Z', 'ff'); // sorts after the newer one's tag
+    const i3 = inc('20240104T000000Z', '20240102T000000Z', '03');
+    for (const order of [[full, i1, unrecorded, i3], [i3, unrecorded, i1, full]]) {
+      const listing = readListing(objs(order), P, 'web1');
+      const plan = planRestore(listing);
+      expect(plan.steps.map((s) => s.snapshot)).toEqual(['20240101T000000Z', '20240102T000000Z', '20240104T000000Z']);
+      expect(leaves(listing.archives).map((l) => l.snapshot)).toEqual(['20240104T000000Z', '20240103T000000Z']);
+      expect(branchesOf(listing.archives, plan)).toEqual([expect.stringContaining('branches after 20240102T000000Z: 20240103T000000Z is on another branch')]);
+    }
+    const second = { ...full, chainId: '20240201T000000Z-bb', snapshot: '20240201T000000Z' };
+    expect(leaves(readListing(objs([full, i1, second]), P, 'web1').archives).map((l) => `${l.chainId}:${l.snapshot}`)).toEqual([
+      '20240201T000000Z-bb:20240201T000000Z',
+      '20240101T000000Z-aa:20240102T000000Z',
+    ]);
   });
   it('reports missing archives and broken chains', () => {
     const i1 = inc('20240102T000000Z', '20240101T000000Z', '01');
