@@ -42,7 +42,8 @@ const STEPS: { id: string; sh: string; record?: 'drop' | 'orphan' }[] = [
       printf 'file, then a directory\\n' > home/alice/typechange
       mkdir -p home/alice/dir2link/sub; printf 'x\\n' > home/alice/dir2link/sub/x
       printf 'alone, then a hard link\\n' > home/alice/solo
-      ln -s notes.txt home/alice/link; chown -R 1000:1000 home/alice; chown -h 1000:1000 home/alice/link`,
+      ln -s notes.txt home/alice/link; chown -R 1000:1000 home/alice; chown -h 1000:1000 home/alice/link
+      setfattr -n user.origin -v first home/alice/notes.txt`,
   },
   {
     id: '20240102T020000Z',
@@ -64,7 +65,8 @@ const STEPS: { id: string; sh: string; record?: 'drop' | 'orphan' }[] = [
   {
     id: '20240104T020000Z',
     sh: `rm -r home/alice/$'odd\\ndir\\xff'; rm home/alice/$'caf\\xe9.txt'; mkdir home/alice/$'caf\\xe9.txt'
-      printf 'a file in what was a file\\n' > home/alice/$'caf\\xe9.txt'/inside; printf 'v4\\n' > home/alice/-leading-dash`,
+      printf 'a file in what was a file\\n' > home/alice/$'caf\\xe9.txt'/inside; printf 'v4\\n' > home/alice/-leading-dash
+      setfattr -n user.tag -v v4 home/alice/-leading-dash`,
   },
   { id: '20240105T020000Z', sh: `mkdir -p home/bob; printf 'bob\\n' > home/bob/new.txt; chown -R 1002:1002 home/bob; rm home/alice/link; ln -s big.bin home/alice/link` },
   // a month later: a new chain
@@ -74,6 +76,12 @@ const STEPS: { id: string; sh: string; record?: 'drop' | 'orphan' }[] = [
   { id: '20240212T020000Z', record: 'orphan', sh: `printf 'never complete\\n' > home/bob/orphan` },
 ];
 const ID = STEPS.map((s) => s.id);
+
+/** user.* attributes under `dir` as getfattr prints them (hex, sorted): the ones the steps set must come back */
+function userXattrs(dir: string): string[] {
+  const out = execFileSync('getfattr', ['-R', '-h', '-d', '-e', 'hex', '-m', '^user\\.', '.'], { cwd: dir }).toString();
+  return out.split('\n\n').map((b) => b.trim()).filter(Boolean).sort();
+}
 
 let work: string;
 let src: string;
@@ -180,6 +188,7 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
       expect(r.err).toContain(`restored web1 as of ${ID[want]} (chain `);
       expect(r.err).toContain(`, ${archives} archives)`);
       expect(treeSignature(r.to)).toEqual(treeSignature(snaps[want]));
+      expect(userXattrs(r.to), 'extended attributes').toEqual(userXattrs(snaps[want]));
       expect(existsSync(join(r.to, '.pullvault'))).toBe(false);
       const c = check(r.to);
       expect(c.code, c.err).toBe(0);
