@@ -51,8 +51,14 @@ let owner: TestKey;
 let escrow: TestKey;
 let passphrase: string;
 let newest: string;
+let inv: string;
 let cli: { code: number | null; out: string; err: string };
 const homes: string[] = [];
+
+function recoveryKit(...args: string[]) {
+  const r = spawnSync(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'provision/cli.ts'), 'recovery-kit', ...args], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+  return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
+}
 
 function bash(script: string, args: string[], cwd: string, env: Record<string, string> = {}) {
   const file = join(cwd, '..', `${Math.random().toString(36).slice(2)}.sh`);
@@ -102,7 +108,7 @@ describe.skipIf(!tools)('the recovery kit, printed, scanned and used', () => {
     const inventory = JSON.parse(readFileSync(join(REPO, 'inventory.json'), 'utf8'));
     inventory.offsite = { type: 'dir', path: store };
     inventory.recipients = [owner, escrow].map((k) => ({ name: k.name, publicKeyFile: k.publicFile, fingerprint: k.fingerprint }));
-    const inv = join(work, 'inventory.json');
+    inv = join(work, 'inventory.json');
     writeFileSync(inv, JSON.stringify(inventory));
     passphrase = generatePassphrase();
     mkdirSync(join(state, 'pi01'), { recursive: true, mode: 0o700 });
@@ -111,8 +117,7 @@ describe.skipIf(!tools)('the recovery kit, printed, scanned and used', () => {
     mkdirSync(join(state, 'openpgp'), { mode: 0o700 });
     copyFileSync(owner.secretFile, join(state, 'openpgp', 'owner.secret.asc'));
 
-    const r = spawnSync(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'provision/cli.ts'), 'recovery-kit', '-i', inv, '--state', state, '--secret-key', escrow.secretFile], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
-    cli = { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
+    cli = recoveryKit('-i', inv, '--state', state, '--secret-key', escrow.secretFile);
     expect(cli.code, cli.err).toBe(0);
     html = readFileSync(join(state, 'recovery-kit', 'recovery-kit.html'), 'utf8');
     pages = rasterize(join(state, 'recovery-kit', 'recovery-kit.pdf'), join(work, 'scans'));
@@ -194,5 +199,36 @@ describe.skipIf(!tools)('the recovery kit, printed, scanned and used', () => {
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/of \d+ secret lines scanned: a QR code is missing/);
     expect(existsSync(join(at, `${keyIdOf(owner.fingerprint)}.secret.gpg`))).toBe(false);
+  }, 180_000);
+
+  it('--help explains it; --dry-run lists what would go in, prints no secret and writes nothing; bad keys are refused by name', () => {
+    const help = recoveryKit('--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('--secret-key FILE');
+    const other = join(work, 'dry-state');
+    mkdirSync(other, { mode: 0o700 });
+    const dry = recoveryKit('-i', inv, '--state', state, '--secret-key', escrow.secretFile, '--dry-run');
+    expect(dry.code, dry.err).toBe(0);
+    expect(dry.out).toContain(`escrow's secret key ${escrow.fingerprint} (passphrase-protected)`);
+    expect(dry.out).toContain(`owner's secret key ${owner.fingerprint} (NOT protected)`);
+    expect(dry.out + dry.err).not.toContain(passphrase);
+    expect(dry.out + dry.err).not.toMatch(/\d+: [0-9A-F]{2} [0-9A-F]{2} /);
+    const empty = recoveryKit('-i', inv, '--state', other, '--dry-run');
+    expect(empty.code, empty.err).toBe(0);
+    expect(empty.out).toContain("missing: owner's secret key (pass it with --secret-key FILE)");
+    expect(readdirSync(other)).toEqual([]);
+
+    const stranger = genKey(work, 'stranger');
+    homes.push(stranger.homedir);
+    const refused = recoveryKit('-i', inv, '--state', other, '--secret-key', stranger.secretFile);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`${stranger.secretFile}: key ${stranger.fingerprint} is not one of the inventory's recipients (owner ${owner.fingerprint}, escrow ${escrow.fingerprint})`);
+    const gone = recoveryKit('-i', inv, '--state', other, '--secret-key', join(work, 'no-such.asc'));
+    expect(gone.code).toBe(1);
+    expect(gone.err).toContain('no-such.asc: no such file');
+    const notKey = recoveryKit('-i', inv, '--state', other, '--secret-key', owner.publicFile);
+    expect(notKey.code).toBe(1);
+    expect(notKey.err).toContain(`${owner.publicFile}: not an OpenPGP secret key`);
+    expect(readdirSync(other)).toEqual([]);
   }, 180_000);
 });
