@@ -4,6 +4,7 @@
 // cannot drift apart.
 import { createHash } from 'node:crypto';
 import { marked } from 'marked';
+import { shellQuote } from '../exec/quote.ts';
 import { chainPrefixes } from '../plan/s3-layout.ts';
 import { groupFingerprint, keyIdOf, type KitInput, type KitKey } from './kit.ts';
 import { packLines, paperkeyDataLines, publicLines, qrSvg, secretLines, type QrPayload } from './qr.ts';
@@ -80,8 +81,8 @@ function credentialsSection(k: KitInput): string {
   const o = k.offsite;
   const region = o.type === 's3' ? o.region : '';
   const url = o.type === 's3' ? `s3://${o.bucket}/${o.prefix}` : '';
-  const endpoint = o.type === 's3' && o.endpoint ? ` --endpoint-url ${o.endpoint}` : '';
-  const cmds = [`export AWS_ACCESS_KEY_ID=${c.accessKeyId}`, `export AWS_SECRET_ACCESS_KEY=${c.secretAccessKey}`, `export AWS_DEFAULT_REGION=${region}`, `aws s3 cp --recursive${endpoint} ${url} ./pv/`].join('\n');
+  const endpoint = o.type === 's3' && o.endpoint ? ` --endpoint-url ${shellQuote(o.endpoint)}` : '';
+  const cmds = [`export AWS_ACCESS_KEY_ID=${shellQuote(c.accessKeyId)}`, `export AWS_SECRET_ACCESS_KEY=${shellQuote(c.secretAccessKey)}`, `export AWS_DEFAULT_REGION=${region}`, `aws s3 cp --recursive${endpoint} ${url} ./pv/`].join('\n');
   return secretSection(
     'credentials',
     'read-only credentials: they can read (not change) every backup',
@@ -97,7 +98,7 @@ function luksSection(k: KitInput): string {
   const howTo = [
     `sudo cryptsetup open ${dev} pv-root          # type the passphrase`,
     'sudo mkdir -p /mnt/pv-root && sudo mount -o ro /dev/mapper/pv-root /mnt/pv-root',
-    `sudo cryptsetup open --key-file /mnt/pv-root${pi.dataKeyPath} ${pi.dataDevice} pv-data`,
+    `sudo cryptsetup open --key-file ${shellQuote(`/mnt/pv-root${pi.dataKeyPath}`)} ${shellQuote(pi.dataDevice)} pv-data`,
     'sudo mkdir -p /mnt/pv-data && sudo mount -o ro /dev/mapper/pv-data /mnt/pv-data   # the local snapshots',
   ].join('\n');
   return secretSection(

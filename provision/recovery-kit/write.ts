@@ -35,7 +35,7 @@ export async function printToPdf(htmlFile: string, pdfFile: string): Promise<voi
     await run(
       [
         chromiumBinary(), '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        `--user-data-dir=${profile}`, '--no-pdf-header-footer', `--print-to-pdf=${tmp}`, pathToFileURL(htmlFile).href,
+        `--user-data-dir=${profile}`, '--no-pdf-header-footer', '--print-to-pdf-no-header', `--print-to-pdf=${tmp}`, pathToFileURL(htmlFile).href,
       ],
       { timeoutMs: 120_000 },
     );
