@@ -3,7 +3,7 @@ INVENTORY ?= inventory.json
 ARGS ?=
 CLI = node_modules/.bin/tsx provision/cli.ts
 
-.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime demo test test-unit typecheck build bench bench-pull bench-offsite venv
+.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime recovery-kit demo test test-unit typecheck build bench bench-pull bench-offsite venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -34,6 +34,9 @@ write-usbkey: node_modules ## write the USB key image: make write-usbkey DEVICE=
 
 install-runtime: node_modules ## install/update the runtime on the Pi over SSH
 	@$(CLI) install-runtime --inventory $(INVENTORY) $(ARGS)
+
+recovery-kit: node_modules ## the page to print: bucket, keys (paperkey + QR), LUKS passphrase, by-hand restore → state/recovery-kit/
+	@$(CLI) recovery-kit --inventory $(INVENTORY) $(ARGS)
 
 demo: ## the whole system on this machine in disposable lab hosts (root)
 	@bash scripts/install-deps.sh

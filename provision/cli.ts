@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { module: string; about: string }> = {
   'write-sd': { module: './write-device.ts', about: 'write the SD image to a card (DEVICE=…), with checks' },
   'write-usbkey': { module: './write-device.ts', about: 'write the USB key image to a stick (DEVICE=…), with checks' },
   'install-runtime': { module: './runtime-install.ts', about: 'install/update the runtime, config and cron on the Pi over SSH' },
+  'recovery-kit': { module: './recovery-kit.ts', about: 'the page to print for the day every copy of a key is gone (state/recovery-kit/)' },
   demo: { module: './demo.ts', about: 'the whole system on this machine, in disposable lab hosts' },
 };
 

@@ -19,6 +19,7 @@ import { MARIADB_SEED, POSTGRES_SEED } from '../lab/seed.ts';
 import { isRoot, type LabHost } from '../lab/index.ts';
 import { CHANGE_DB1, CHANGE_WEB1, LISTING, SEED_DB1, SEED_WEB1, listingOn, withoutExcluded } from './data.ts';
 import { startDemoLab, type DemoLab } from './lab.ts';
+import { generatedKeysDir } from '../recovery-kit/gather.ts';
 import { runProbes, type Probe } from './probes.ts';
 
 const pexec = promisify(execFile);
@@ -166,7 +167,13 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     const { web1, db1, pi } = lab;
     await writeFile(path.join(workDir, 'keys', 'owner.asc'), owner.publicKey);
     await writeFile(path.join(workDir, 'keys', 'escrow.asc'), escrow.publicKey);
-    // the escrow key's secret half would live offline; the demo drops it
+    // both secret halves where `make recovery-kit` finds the keys pullvault generated (the kit is how
+    // the escrow key goes offline); then the escrow key leaves the owner's keyring
+    await mkdir(generatedKeysDir(state), { recursive: true, mode: 0o700 });
+    for (const [name, k] of [['owner', owner], ['escrow', escrow]] as const) {
+      const { stdout } = await pexec('gpg', ['--homedir', gnupg, '--batch', '--armor', '--export-secret-keys', k.fingerprint]);
+      await writeFile(path.join(generatedKeysDir(state), `${name}.secret.asc`), stdout, { mode: 0o600 });
+    }
     await pexec('gpg', ['--homedir', gnupg, '--batch', '--yes', '--delete-secret-keys', escrow.fingerprint]);
 
     log('generating data: homes of alice, bob and carol, a web site and MariaDB "shop" on web1; app files and PostgreSQL "shop" on db1 …');

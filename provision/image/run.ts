@@ -17,6 +17,8 @@ export interface RunOptions {
   binary?: boolean;
   /** print the child's stderr live (long steps such as apt-get) */
   liveStderr?: boolean;
+  /** kill the child (SIGTERM) after this many milliseconds: a run that hangs fails instead */
+  timeoutMs?: number;
 }
 
 export interface RunResult {
@@ -54,6 +56,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: [opts.input !== undefined ? 'pipe' : 'ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
+      ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
     };
     const child = spawn(cmd, args, so);
     const out: Buffer[] = [];
