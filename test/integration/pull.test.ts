@@ -157,7 +157,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(await listTree(pi, `${SNAP}/alpha/${id}/files/srv/data`)).toEqual(await listTree(alpha, '/srv/data', ['skip.tmp']));
   });
 
-  it('SIGKILL in the middle of a pull: previous snapshot intact, the next run completes and cleans up', async () => {
+  it('SIGKILL in the middle of a pull: status says interrupted, previous snapshot intact, the next run completes', async () => {
     await alpha.exec(['bash', '-c', 'mkdir -p /srv/data/bulk && for i in 1 2 3 4; do head -c 100000000 /dev/urandom > /srv/data/bulk/f$i; done']);
     const prev = ids[ids.length - 1];
     const before = await listTree(pi, `${SNAP}/alpha/${prev}`);
@@ -172,6 +172,11 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     const lock = (await pi.readFile(`${DATA_DIR}/pullvault/state/lock`)).toString().split(' ')[0];
     await pi.exec(['bash', '-c', 'kill -KILL -- -$(ps -o pgid= -p "$1" | tr -d " ")', 'k', lock]);
     await exited;
+    const status = await pv('status', '--config', CONFIG);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(new RegExp(`^last run: INTERRUPTED: started \\S+ \\(\\S+ ago\\), pid ${lock}, never finished`, 'm'));
+    expect(JSON.parse((await pv('status', '--json', '--config', CONFIG)).stdout).lastRun).toMatchObject({ pid: Number(lock), state: 'interrupted' });
+    expect((await pi.readFile(`${PROM_DIR}/pullvault.prom`)).toString()).toMatch(/^pullvault_last_run_finished 0$/m);
     expect((await pi.exec(['bash', '-c', `ls -d ${SNAP}/alpha/*.partial | wc -l`])).stdout.trim()).toBe('1');
     expect(await latestId('alpha')).toBe(prev);
     expect(await listTree(pi, `${SNAP}/alpha/${prev}`)).toEqual(before);
@@ -213,6 +218,23 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(s.stderr).toMatch(/not the unlocked dm-crypt volume \/dev\/mapper\/pullvault-data/);
   });
 
+  it('too little free space: refused, and status and metrics say refused with the reason, never ok', async () => {
+    const full = labConfig(specs);
+    full.inventory.pi.dataDisk.minFreeMiB = 1 << 30;
+    await pi.writeFile('/etc/pullvault/full.json', JSON.stringify(full));
+    const r = await run('/etc/pullvault/full.json');
+    expect(r.code).toBe(3);
+    const status = await pv('status', '--config', '/etc/pullvault/full.json');
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^last run: \S+ \(\S+ ago\), exit 3, REFUSED: .*\b1073741824 MiB\b/m);
+    expect(status.stdout).not.toMatch(/exit 0|, ok$/m);
+    const prom = (await pi.readFile(`${PROM_DIR}/pullvault.prom`)).toString();
+    expect(prom).toMatch(/^pullvault_last_run_exit_code 3$/m);
+    expect(prom).toMatch(/^pullvault_last_run_outcome\{outcome="refused"\} 1$/m);
+    // the servers' last snapshots are still shown: a refusal loses nothing
+    expect(status.stdout).toMatch(/^alpha\s+ok\s+\d{8}T\d{6}Z/m);
+  });
+
   it('unreadable files: snapshot kept, flagged partial, paths listed (exit 4)', async () => {
     await beta.exec(['bash', '-c', 'echo secret > /srv/www/private.key && chmod 600 /srv/www/private.key']);
     await nextSecond();
@@ -236,7 +258,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     const id = await latestId('alpha');
     expect(id).not.toBe(ids[ids.length - 1]);
     const status = JSON.parse((await pv('status', '--json', '--config', CONFIG)).stdout);
-    expect(status.lastRun).toMatchObject({ exitCode: 1, failed: ['beta'] });
+    expect(status.lastRun).toMatchObject({ exitCode: 1, outcome: 'failed', state: 'failed', failed: ['beta'] });
     expect(status.servers.alpha).toMatchObject({ ok: true, lastSnapshot: id });
     expect(status.servers.beta.ok).toBe(false);
     const text = await pv('status', '--config', CONFIG);
