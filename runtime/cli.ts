@@ -7,7 +7,7 @@ import { lockFile, runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight } from './preflight.ts';
 import { prune } from './prune.ts';
-import { children } from './pull/proc.ts';
+import { stopChildren } from './children.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { readLockHolder } from './lock.ts';
 import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
@@ -80,7 +80,7 @@ const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`)
 function stopChildrenOnSignals(config: RuntimeConfig): () => void {
   const handler = (sig: NodeJS.Signals) => {
     err(`pullvault: ${sig}: stopping`);
-    for (const c of children) c.kill('SIGTERM');
+    stopChildren('SIGTERM');
     const code = sig === 'SIGINT' ? 130 : 143;
     markInterruptedSync(runRecordFile(config), process.pid, sig, code);
     // the lock holds our pid and start time: a later run sees it as stale once we are gone

@@ -157,7 +157,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(await listTree(pi, `${SNAP}/alpha/${id}/files/srv/data`)).toEqual(await listTree(alpha, '/srv/data', ['skip.tmp']));
   });
 
-  it('SIGKILL in the middle of a pull: status says interrupted, previous snapshot intact, the next run completes', async () => {
+  it('SIGKILL in the middle of a pull: no child survives, status says interrupted, previous snapshot intact, the next run completes', async () => {
     await alpha.exec(['bash', '-c', 'mkdir -p /srv/data/bulk && for i in 1 2 3 4; do head -c 100000000 /dev/urandom > /srv/data/bulk/f$i; done']);
     const prev = ids[ids.length - 1];
     const before = await listTree(pi, `${SNAP}/alpha/${prev}`);
@@ -170,8 +170,17 @@ describeLab('pullvault run (lab: pi + servers)', () => {
       return Number(r.stdout.trim()) > 30;
     }, 60_000, 20);
     const lock = (await pi.readFile(`${DATA_DIR}/pullvault/state/lock`)).toString().split(' ')[0];
-    await pi.exec(['bash', '-c', 'kill -KILL -- -$(ps -o pgid= -p "$1" | tr -d " ")', 'k', lock]);
+    // everything of this run is in the session setsid made for it: the runtime, its rsync and ssh
+    const session = (await pi.exec(['ps', '-o', 'sid=', '-p', lock])).stdout.trim();
+    const inSession = async () => (await pi.exec(['ps', '-e', '-o', 'pid=,sid=,args=']))
+      .stdout.split('\n').filter((l) => l.trim().split(/\s+/)[1] === session && !/^\s*\S+\s+\S+\s+(setsid|node\s\S+\/tsx)\b/.test(l));
+    expect((await inSession()).some((l) => /\brsync\b/.test(l))).toBe(true);
+    // SIGKILL to the runtime alone (not its process group): it cannot stop anything itself
+    await pi.exec(['kill', '-KILL', lock]);
     await exited;
+    // its children die with it (PR_SET_PDEATHSIG), not seconds later when a pipe breaks
+    await waitFor('no child of the killed run', async () => (await inSession()).length === 0, 2_000, 20)
+      .catch(async () => expect(await inSession()).toEqual([]));
     const status = await pv('status', '--config', CONFIG);
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(new RegExp(`^last run: INTERRUPTED: started \\S+ \\(\\S+ ago\\), pid ${lock}, never finished`, 'm'));
