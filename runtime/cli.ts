@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
-import { lockFile, runCycle, statusFile } from './cycle.ts';
+import { lockFile, recordRefusal, runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight } from './preflight.ts';
 import { prune } from './prune.ts';
@@ -146,6 +146,8 @@ export async function main(argv: string[]): Promise<number> {
         const tools = checkNativeTools();
         if (!tools.ok) {
           err(`pullvault: cannot run: ${tools.message}`);
+          const at = new Date();
+          await recordRefusal(config, at, at, `missing programs: ${tools.missing.map((t) => t.name).join(', ')}`, err);
           await mailOnFailure(config, 'pullvault: cannot run', tools.message);
           return EXIT.REFUSED;
         }

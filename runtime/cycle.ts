@@ -53,6 +53,15 @@ async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, war
   await writeProm(config, doc, run, warn);
 }
 
+/** A run refused before any work (pre-flight, missing tools) is recorded as refused, with its reason. */
+export async function recordRefusal(config: RuntimeConfig, startedAt: Date, finishedAt: Date, reason: string, warn: (s: string) => void): Promise<void> {
+  // A run that is still going keeps its record: this refusal did nothing to replace it.
+  const current = await readRunRecord(runRecordFile(config));
+  if (runState(current, await readLockHolder(lockFile(config))) === 'running') return;
+  const rec = finishedRecord(startedRecord(process.pid, await processStartTime(process.pid), startedAt), finishedAt, EXIT.REFUSED, { reason });
+  await record(config, await readStatus(statusFile(config)), rec, warn);
+}
+
 export function exitCodeFor(results: PullResult[]): number {
   if (results.some((r) => !r.ok)) return EXIT.SERVER_FAILED;
   if (results.some((r) => r.snapshot?.info.partial)) return EXIT.PARTIAL;
@@ -65,16 +74,10 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
   const hc = config.inventory.notifications?.healthcheckUrl;
   const { log, warn } = opts;
 
-  const pidStart = await processStartTime(process.pid);
   const verdict = await preflight(config);
   if (!verdict.ok) {
     warn(`pullvault: refusing to run: ${verdict.reason}`);
-    // A run that is still going keeps its record: this refusal did nothing to replace it.
-    const current = await readRunRecord(runRecordFile(config));
-    if (runState(current, await readLockHolder(lockFile(config))) !== 'running') {
-      const refused = finishedRecord(startedRecord(process.pid, pidStart, startedAt), now(), EXIT.REFUSED, { reason: verdict.reason });
-      await record(config, await readStatus(statusFile(config)), refused, warn);
-    }
+    await recordRefusal(config, startedAt, now(), verdict.reason, warn);
     await ping(hc, 'fail', `refused: ${verdict.reason}`, warn);
     return { exitCode: EXIT.REFUSED, results: [], pruned: [], refused: verdict.reason };
   }
@@ -89,7 +92,7 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     warn(`pullvault: another run is in progress (${lock.holder}); exiting`);
     return { exitCode: EXIT.LOCKED, results: [], pruned: [] };
   }
-  const started = startedRecord(process.pid, pidStart, startedAt);
+  const started = startedRecord(process.pid, await processStartTime(process.pid), startedAt);
   let finished = false;
   try {
     await record(config, await readStatus(statusFile(config)), started, warn);

@@ -244,6 +244,17 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(status.stdout).toMatch(/^alpha\s+ok\s+\d{8}T\d{6}Z/m);
   });
 
+  it('a program missing (setpriv): refused before any work, and status says so', async () => {
+    // a PATH with everything the runtime needs but setpriv
+    await pi.exec(['sh', '-c', 'mkdir -p /opt/nosetpriv && for t in node rsync ssh zstd tar find; do ln -sf "$(command -v $t)" /opt/nosetpriv/; done']);
+    const r = await pi.exec(['/usr/bin/env', 'PATH=/opt/nosetpriv', `${REPO}/node_modules/.bin/tsx`, `${REPO}/runtime/main.ts`, 'run', '--config', CONFIG, '--no-offsite'], { okCodes: [0, 1, 2, 3, 4] });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/setpriv not found in PATH .*package util-linux/);
+    const status = await pv('status', '--config', CONFIG);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^last run: \S+ \(\S+ ago\), exit 3, REFUSED: missing programs: setpriv$/m);
+  });
+
   it('unreadable files: snapshot kept, flagged partial, paths listed (exit 4)', async () => {
     await beta.exec(['bash', '-c', 'echo secret > /srv/www/private.key && chmod 600 /srv/www/private.key']);
     await nextSecond();
