@@ -3,12 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
-import { runCycle, statusFile } from './cycle.ts';
+import { lockFile, recordRefusal, runCycle, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';
 import { prune } from './prune.ts';
-import { children } from './pull/proc.ts';
+import { stopChildren } from './children.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
+import { readLockHolder } from './lock.ts';
+import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
 import { readStatus } from './state.ts';
 import { checkNativeTools } from './native-check.ts';
 import { mailOnFailure } from './notify-mail.ts';
@@ -28,7 +30,9 @@ commands:
            --no-prune      skip local retention
            --no-offsite    skip the offsite phase
            --progress / --quiet   force progress output on / off (default: on when stderr is a terminal)
-  status   last run per server: age, size, partial and failed flags   (--json: the status file)
+  status   the last run (ok, partial, failed, refused, interrupted, running) and per server:
+           age, size, partial and failed flags; exit 1 if the last run failed, was refused or
+           was interrupted   (--json: the run record and the status file)
   list     local snapshots per server   [--server NAME] [--json]
   prune    apply local retention now   (--dry-run: list what would be deleted, delete nothing)
   restore, verify   offsite archives (see pullvault restore --help)
@@ -76,12 +80,14 @@ class UsageError extends Error {}
 const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
 
-function stopChildrenOnSignals(): () => void {
+function stopChildrenOnSignals(config: RuntimeConfig): () => void {
   const handler = (sig: NodeJS.Signals) => {
     err(`pullvault: ${sig}: stopping`);
-    for (const c of children) c.kill('SIGTERM');
+    stopChildren('SIGTERM');
+    const code = sig === 'SIGINT' ? 130 : 143;
+    markInterruptedSync(runRecordFile(config), process.pid, sig, code);
     // the lock holds our pid and start time: a later run sees it as stale once we are gone
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    process.exit(code);
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
@@ -143,11 +149,13 @@ export async function main(argv: string[]): Promise<number> {
         const tools = checkNativeTools();
         if (!tools.ok) {
           err(`pullvault: cannot run: ${tools.message}`);
+          const at = new Date();
+          await recordRefusal(config, at, at, `missing programs: ${tools.missing.map((t) => t.name).join(', ')}`, err);
           await mailOnFailure(config, 'pullvault: cannot run', tools.message);
           return EXIT.REFUSED;
         }
         const offsite = o['no-offsite'] ? undefined : await loadOffsite();
-        const unhook = stopChildrenOnSignals();
+        const unhook = stopChildrenOnSignals(config);
         // warnings are also kept for the failure mail (a mail failure never fails the run)
         const warnings: string[] = [];
         try {
@@ -172,10 +180,11 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'status': {
         const doc = await readStatus(statusFile(config));
-        if (o.json) out(JSON.stringify(doc, null, 2));
-        else out(renderStatus(doc, names, new Date()));
-        const failed = doc.lastRun?.failed.length ?? 0;
-        return failed || doc.lastRun?.refused ? EXIT.SERVER_FAILED : EXIT.OK;
+        const record = await readRunRecord(runRecordFile(config));
+        const state = runState(record, await readLockHolder(lockFile(config)));
+        if (o.json) out(JSON.stringify({ ...doc, lastRun: record ? { ...record, state } : { state } }, null, 2));
+        else out(renderStatus(doc, names, new Date(), { record, state }));
+        return stateIsFailure(state) ? EXIT.SERVER_FAILED : EXIT.OK;
       }
       case 'list': {
         const now = Date.now();

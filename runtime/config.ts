@@ -13,6 +13,8 @@ export interface RuntimePaths {
   awsCredentialsFile?: string;
   /** armored public keys of the recipients, by recipient name */
   recipientKeysDir: string;
+  /** the record of the last run (on the root filesystem; default /var/lib/pullvault/last-run.json) */
+  runRecordFile?: string;
 }
 
 export interface RuntimeConfig {

@@ -3,15 +3,16 @@
 import { mkdir } from 'node:fs/promises';
 import type { RuntimeConfig } from './config.ts';
 import { EXIT } from './exit-codes.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock, processStartTime, readLockHolder } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from './manifest-format.ts';
 import { ping } from './notify.ts';
 import { preflight } from './preflight.ts';
 import { prune, type PruneReport } from './prune.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { pullWithRoom } from './space.ts';
+import { finishedRecord, readRunRecord, runRecordFile, runState, startedRecord, writeRunRecord, type RunRecord } from './run-record.ts';
 import { readStatus, writeFileAtomic } from './state.ts';
-import { emptyStatus, nextStatus, prometheusText, type StatusDoc } from './status.ts';
+import { nextStatus, prometheusText, type StatusDoc } from './status.ts';
 
 export interface CycleOptions {
   /** progress and info lines (terminal), or nothing (cron) */
@@ -41,10 +42,25 @@ export const statusFile = (config: RuntimeConfig) => `${vaultLayout(config.paths
 export const lockFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/lock`;
 export const PROM_FILE = 'pullvault.prom';
 
-async function writeProm(config: RuntimeConfig, doc: StatusDoc, warn: (s: string) => void): Promise<void> {
+async function writeProm(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {
   const dir = config.inventory.notifications?.prometheusTextfileDir;
   if (!dir) return;
-  await writeFileAtomic(`${dir}/${PROM_FILE}`, prometheusText(doc)).catch((e) => warn(`warning: prometheus textfile: ${(e as Error).message}`));
+  await writeFileAtomic(`${dir}/${PROM_FILE}`, prometheusText(doc, run)).catch((e) => warn(`warning: prometheus textfile: ${(e as Error).message}`));
+}
+
+/** The run record and the metrics derived from it; a failure to write is said, never fatal to the backup. */
+async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {
+  await writeRunRecord(runRecordFile(config), run).catch((e) => warn(`warning: run record ${runRecordFile(config)}: ${(e as Error).message}`));
+  await writeProm(config, doc, run, warn);
+}
+
+/** A run refused before any work (pre-flight, missing tools) is recorded as refused, with its reason. */
+export async function recordRefusal(config: RuntimeConfig, startedAt: Date, finishedAt: Date, reason: string, warn: (s: string) => void): Promise<void> {
+  // A run that is still going keeps its record: this refusal did nothing to replace it.
+  const current = await readRunRecord(runRecordFile(config));
+  if (runState(current, await readLockHolder(lockFile(config))) === 'running') return;
+  const rec = finishedRecord(startedRecord(process.pid, await processStartTime(process.pid), startedAt), finishedAt, EXIT.REFUSED, { reason });
+  await record(config, await readStatus(statusFile(config)), rec, warn);
 }
 
 export function exitCodeFor(results: PullResult[]): number {
@@ -62,8 +78,7 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
   const verdict = await preflight(config);
   if (!verdict.ok) {
     warn(`pullvault: refusing to run: ${verdict.reason}`);
-    const doc = nextStatus(emptyStatus(), { startedAt, finishedAt: now(), exitCode: EXIT.REFUSED, refused: verdict.reason }, []);
-    await writeProm(config, doc, warn);
+    await recordRefusal(config, startedAt, now(), verdict.reason, warn);
     await ping(hc, 'fail', `refused: ${verdict.reason}`, warn);
     return { exitCode: EXIT.REFUSED, results: [], pruned: [], refused: verdict.reason };
   }
@@ -78,7 +93,10 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     warn(`pullvault: another run is in progress (${lock.holder}); exiting`);
     return { exitCode: EXIT.LOCKED, results: [], pruned: [] };
   }
+  const started = startedRecord(process.pid, await processStartTime(process.pid), startedAt);
+  let finished = false;
   try {
+    await record(config, await readStatus(statusFile(config)), started, warn);
     await ping(hc, 'start', '', warn);
     const id = snapshotIdFor(startedAt);
     const servers = config.inventory.servers.filter((s) => !opts.only || opts.only.includes(s.name));
@@ -117,11 +135,12 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     const exitCode = exitCodeFor(results);
     const counts: Record<string, number> = {};
     for (const s of servers) counts[s.name] = (await listSnapshots(config.paths.dataDir, s.name)).length;
-    const doc = nextStatus(await readStatus(statusFile(config)), { startedAt, finishedAt: now(), exitCode }, results.filter((r) => r.server !== '(offsite)'), counts);
-    if (doc.lastRun) doc.lastRun.failed = results.filter((r) => !r.ok).map((r) => r.server);
+    const finishedAt = now();
+    const doc = nextStatus(await readStatus(statusFile(config)), { finishedAt }, results.filter((r) => r.server !== '(offsite)'), counts);
     await writeFileAtomic(statusFile(config), JSON.stringify(doc, null, 2) + '\n').catch((e) => warn(`warning: status file: ${(e as Error).message}`));
-    await writeProm(config, doc, warn);
     const failed = results.filter((r) => !r.ok);
+    await record(config, doc, finishedRecord(started, finishedAt, exitCode, { failed: failed.map((r) => r.server) }), warn);
+    finished = true;
     const summary = failed.length
       ? `failed: ${failed.map((r) => `${r.server}: ${r.error}`).join('\n')}`
       : `ok: ${results.map((r) => `${r.server} ${r.snapshot?.id}${r.snapshot?.info.partial ? ' (partial)' : ''}`).join(', ')}`;
@@ -129,6 +148,13 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     if (failed.length) warn(`pullvault: run finished with failures: ${failed.map((r) => r.server).join(', ')} (exit ${exitCode})`);
     else log(`pullvault: run finished, exit ${exitCode}`);
     return { exitCode, results, pruned, status: doc };
+  } catch (e) {
+    // an unexpected error: the run ends here, and its record says so
+    if (!finished) {
+      const rec = finishedRecord(started, now(), EXIT.INTERNAL, { outcome: 'failed', reason: `internal error: ${(e as Error).message}` });
+      await record(config, await readStatus(statusFile(config)), rec, warn);
+    }
+    throw e;
   } finally {
     await lock.lock.release();
   }

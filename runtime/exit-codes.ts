@@ -9,6 +9,8 @@ export const EXIT = {
   REFUSED: 3,
   /** every server pulled, but some snapshot is flagged partial (rsync 23/24: unreadable or vanished files) */
   PARTIAL: 4,
+  /** internal error (EX_SOFTWARE): a bug; the run record says so */
+  INTERNAL: 70,
   /** another run holds the lock (EX_TEMPFAIL) */
   LOCKED: 75,
 } as const;

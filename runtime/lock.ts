@@ -27,6 +27,21 @@ async function holderAlive(content: string): Promise<boolean> {
   return now !== undefined && now === start;
 }
 
+/** Who holds the lock file at `path` (pid, start time) and whether that process still lives. */
+export interface LockHolder {
+  pid: number;
+  start: string;
+  alive: boolean;
+}
+
+export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
+  const content = await readFile(path, 'utf8').catch(() => '');
+  const [pidS, start] = content.trim().split(' ');
+  const pid = Number(pidS);
+  if (!Number.isInteger(pid) || pid <= 0 || !start) return undefined;
+  return { pid, start, alive: await holderAlive(content) };
+}
+
 export async function acquireLock(path: string): Promise<LockResult> {
   const me = `${process.pid} ${await processStartTime(process.pid)}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {

@@ -19,6 +19,7 @@ export const NATIVE_TOOLS: readonly NativeTool[] = [
   { name: 'zstd', pkg: 'zstd', why: 'compresses offsite archives' },
   { name: 'tar', pkg: 'tar', why: 'packs offsite archives' },
   { name: 'find', pkg: 'findutils', why: 'walks each new snapshot for its manifest' },
+  { name: 'setpriv', pkg: 'util-linux', why: 'makes every child die with the runtime, even on SIGKILL' },
 ];
 
 export interface NativeCheckResult {
@@ -46,7 +47,7 @@ export function whichSync(name: string, envPath = process.env.PATH ?? '/usr/loca
 }
 
 /**
- * Checks that rsync, ssh, zstd, tar and find (or the given subset) are installed. Never throws; the
+ * Checks that rsync, ssh, zstd, tar, find and setpriv (or the given subset) are installed. Never throws; the
  * caller prints `message` to stderr and exits (2) when `ok` is false.
  */
 export function checkNativeTools(tools: readonly NativeTool[] = NATIVE_TOOLS, envPath?: string): NativeCheckResult {

@@ -1,6 +1,7 @@
 // Run status, decided and rendered purely: the status.json document, the text `pullvault
 // status` prints, and the Prometheus textfile (node_exporter textfile collector format).
 import type { PullResult } from './pull/snapshot.ts';
+import type { RunRecord, RunState } from './run-record.ts';
 
 export interface ServerStatus {
   lastRunAt: string;
@@ -19,9 +20,9 @@ export interface ServerStatus {
   snapshots?: number;
 }
 
+/** Per-server state, on the backup disk next to the snapshots it describes; the run itself is in the run record. */
 export interface StatusDoc {
   version: 1;
-  lastRun?: { startedAt: string; finishedAt: string; exitCode: number; failed: string[]; refused?: string };
   servers: Record<string, ServerStatus>;
 }
 
@@ -29,7 +30,7 @@ export const emptyStatus = (): StatusDoc => ({ version: 1, servers: {} });
 
 export function nextStatus(
   prev: StatusDoc,
-  run: { startedAt: Date; finishedAt: Date; exitCode: number; refused?: string },
+  run: { finishedAt: Date },
   results: PullResult[],
   snapshotCounts: Record<string, number> = {},
 ): StatusDoc {
@@ -59,17 +60,20 @@ export function nextStatus(
     if (snapshotCounts[r.server] !== undefined) s.snapshots = snapshotCounts[r.server];
     servers[r.server] = s;
   }
-  return {
-    version: 1,
-    lastRun: {
-      startedAt: run.startedAt.toISOString(),
-      finishedAt: run.finishedAt.toISOString(),
-      exitCode: run.exitCode,
-      failed: results.filter((r) => !r.ok).map((r) => r.server),
-      ...(run.refused ? { refused: run.refused } : {}),
-    },
-    servers,
-  };
+  return { version: 1, servers };
+}
+
+/** The first line of `pullvault status`: what the run record says, never more. */
+export function renderLastRun(rec: RunRecord | undefined, state: RunState, now: Date): string {
+  if (!rec || state === 'never') return 'last run: never';
+  const ago = (iso: string) => `${formatAge(now.getTime() - Date.parse(iso))} ago`;
+  if (state === 'running') return `last run: running since ${rec.startedAt} (${ago(rec.startedAt)}), pid ${rec.pid}`;
+  if (!rec.finishedAt) return `last run: INTERRUPTED: started ${rec.startedAt} (${ago(rec.startedAt)}), pid ${rec.pid}, never finished (killed or crashed)`;
+  const head = `last run: ${rec.finishedAt} (${ago(rec.finishedAt)}), exit ${rec.exitCode}`;
+  if (state === 'interrupted') return `${head}, INTERRUPTED${rec.reason ? ` by ${rec.reason}` : ''}`;
+  if (state === 'refused') return `${head}, REFUSED: ${rec.reason ?? 'pre-flight check failed'}`;
+  if (state === 'failed') return `${head}, failed: ${rec.failed?.join(', ') || rec.reason || 'see the log'}`;
+  return `${head}, ${state}`;
 }
 
 export function formatAge(ms: number): string {
@@ -92,14 +96,8 @@ export function formatBytes(n: number): string {
 }
 
 /** The table `pullvault status` prints. `names`: configured servers (shown even if never run). */
-export function renderStatus(doc: StatusDoc, names: string[], now: Date): string {
-  const lines: string[] = [];
-  const lr = doc.lastRun;
-  if (lr) {
-    const age = formatAge(now.getTime() - Date.parse(lr.finishedAt));
-    const what = lr.refused ? `refused: ${lr.refused}` : lr.failed.length ? `failed: ${lr.failed.join(', ')}` : 'ok';
-    lines.push(`last run: ${lr.finishedAt} (${age} ago), exit ${lr.exitCode}, ${what}`);
-  } else lines.push('last run: never');
+export function renderStatus(doc: StatusDoc, names: string[], now: Date, last: { record?: RunRecord; state: RunState }): string {
+  const lines = [renderLastRun(last.record, last.state, now)];
   const rows = [['SERVER', 'STATE', 'LAST SNAPSHOT', 'AGE', 'FILES', 'SIZE', 'FLAGS']];
   for (const name of names) {
     const s = doc.servers[name];
@@ -131,7 +129,7 @@ const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replac
 const ts = (iso?: string) => (iso ? Math.floor(Date.parse(iso) / 1000) : undefined);
 
 /** node_exporter textfile collector format. */
-export function prometheusText(doc: StatusDoc): string {
+export function prometheusText(doc: StatusDoc, run?: RunRecord): string {
   const out: string[] = [];
   const metric = (name: string, help: string, type: string, samples: [Record<string, string>, number | undefined][]) => {
     const present = samples.filter(([, v]) => v !== undefined);
@@ -142,12 +140,17 @@ export function prometheusText(doc: StatusDoc): string {
       out.push(`${name}${l ? `{${l}}` : ''} ${v}`);
     }
   };
-  const lr = doc.lastRun;
-  metric('pullvault_last_run_timestamp_seconds', 'When the last pullvault run finished.', 'gauge', [[{}, ts(lr?.finishedAt)]]);
-  metric('pullvault_last_run_exit_code', 'Exit code of the last pullvault run.', 'gauge', [[{}, lr?.exitCode]]);
+  // A run that started and never finished shows as finished 0 with no exit code: never as a success.
+  const done = run?.finishedAt ? run : undefined;
+  metric('pullvault_last_run_start_timestamp_seconds', 'When the last pullvault run started.', 'gauge', [[{}, ts(run?.startedAt)]]);
+  metric('pullvault_last_run_finished', '1 once the last run recorded its end; 0 while it runs or if it was killed.', 'gauge', [[{}, run ? (done ? 1 : 0) : undefined]]);
+  metric('pullvault_last_run_timestamp_seconds', 'When the last pullvault run finished.', 'gauge', [[{}, ts(done?.finishedAt)]]);
+  metric('pullvault_last_run_exit_code', 'Exit code of the last pullvault run.', 'gauge', [[{}, done?.exitCode]]);
   metric('pullvault_last_run_duration_seconds', 'Duration of the last run.', 'gauge', [
-    [{}, lr ? (Date.parse(lr.finishedAt) - Date.parse(lr.startedAt)) / 1000 : undefined],
+    [{}, done ? (Date.parse(done.finishedAt!) - Date.parse(done.startedAt)) / 1000 : undefined],
   ]);
+  metric('pullvault_last_run_outcome', 'Outcome of the last finished run (ok, partial, failed, refused, interrupted).', 'gauge',
+    done?.outcome ? [[{ outcome: done.outcome }, 1]] : []);
   const servers = Object.entries(doc.servers).sort(([a], [b]) => (a < b ? -1 : 1));
   const per = (f: (s: ServerStatus) => number | undefined) => servers.map(([n, s]) => [{ server: n }, f(s)] as [Record<string, string>, number | undefined]);
   metric('pullvault_server_up', '1 if the last pull of the server succeeded.', 'gauge', per((s) => (s.ok ? 1 : 0)));

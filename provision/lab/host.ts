@@ -14,6 +14,8 @@ import { newStateDir, runnerState } from './state.ts';
 import { waitExit, waitFor } from './wait.ts';
 
 const INIT = fileURLToPath(new URL('./init.sh', import.meta.url));
+/** The checkout this module runs from: hosts see it at the same path (init.sh), wherever it lives. */
+const CHECKOUT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 /** init.sh normally needs 0.1–0.3 s; this only guards against a hung start. */
 const INIT_TIMEOUT_MS = 30_000;
 
@@ -106,7 +108,7 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
     // the kernel then kills everything in the pid namespace. Nothing survives a SIGKILLed runner.
     ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--net', '--pid', '--uts', '--ipc', '--fork',
       '--kill-child', '--propagation', 'private', '--', INIT, stateDir, opts.name,
-      services.includes('sshd') ? 'sshd' : 'nosshd'],
+      services.includes('sshd') ? 'sshd' : 'nosshd', CHECKOUT],
     { stdio: ['ignore', 'pipe', log.fd], env: { ...BASE_ENV } },
   );
   await log.close();

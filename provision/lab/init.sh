@@ -1,13 +1,14 @@
 #!/bin/bash
 # PID 1 of a lab host (started by host.ts through
 #   setpriv --pdeathsig KILL unshare --mount --net --pid --uts --ipc --fork --kill-child --propagation private).
-# Usage: init.sh STATE_DIR NAME sshd|nosshd
+# Usage: init.sh STATE_DIR NAME sshd|nosshd CHECKOUT
 #   STATE_DIR holds admin_key.pub; an empty STATE_DIR/ovl is where this host's tmpfs goes.
+#   CHECKOUT is the test runner's repo (with node_modules, .venv), shown at the same path inside.
 # Protocol on stdout (a pipe read by host.ts): "NS" as soon as the namespaces exist, then
 # "READY <host public key>" once sshd accepts connections; stdout is then closed.
 # Everything here happens in the host's private mount namespace: nothing is mounted on the machine.
 set -euo pipefail
-S=$1 NAME=$2 SSHD=${3:-sshd}
+S=$1 NAME=$2 SSHD=${3:-sshd} CHECKOUT=${4:-}
 T=$S/ovl R=$S/ovl/root
 
 # Close every inherited fd above 2, so daemons started below cannot hold the test runner's pipes.
@@ -35,6 +36,17 @@ ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln 
 mount -t tmpfs -o mode=1777 shm "$R/dev/shm"
 mount -t tmpfs -o mode=0755 run "$R/run"
 mount -t tmpfs -o mode=1777 tmp "$R/tmp"
+# The runner's checkout may lie under a path made private above (/tmp, /run, /dev/shm) or on a
+# mount the root overlay does not cross: give it its own overlay at the same path, so the host
+# runs this tree (never another one) and its writes there stay inside the host like all others.
+# The bind to a fixed name keeps the checkout's path (which may hold ',' or ':') out of the options.
+if [ -n "$CHECKOUT" ]; then
+  mkdir "$T/checkout" "$T/checkout-upper" "$T/checkout-work"
+  mount --bind "$CHECKOUT" "$T/checkout"
+  mkdir -p "$R$CHECKOUT"
+  mount -t overlay "lab-$NAME-checkout" \
+    -o "lowerdir=$T/checkout,upperdir=$T/checkout-upper,workdir=$T/checkout-work" "$R$CHECKOUT"
+fi
 # The machine's own root keys/config (if any) must not leak into hosts: start from an empty ~/.ssh.
 rm -rf "$R/root/.ssh"; install -d -m 0700 "$R/root/.ssh"
 install -m 0600 "$S/admin_key.pub" "$R/root/.ssh/authorized_keys"

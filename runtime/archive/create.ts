@@ -4,6 +4,7 @@
 // own (zstd -d outputs concatenated frames as one stream). Nothing is buffered whole and no
 // plaintext touches the disk.
 import { spawnSync } from 'node:child_process';
+import { deathBoundArgv } from '../children.ts';
 import { closeSync, openSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { DELETED_MEMBER, INFO_MEMBER, tarCreateArgv, ustarMember } from './tar-format.ts';
@@ -36,7 +37,8 @@ const zstdArgv = (level: number) => ['zstd', '-q', '-c', `-${level}`, '-T0', '--
 
 /** One zstd frame of a small in-memory buffer. */
 function zstdFrame(data: Buffer, level: number): Buffer {
-  const [cmd, ...args] = zstdArgv(level);
+  // synchronous, so outside the child registry; still bound to die with the runtime
+  const [cmd, ...args] = deathBoundArgv(zstdArgv(level));
   const r = spawnSync(cmd, args, { input: data, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`zstd exited ${r.status ?? r.signal}: ${r.stderr.toString('utf8').trim().slice(-500)}`);

@@ -1,6 +1,7 @@
 // Child processes for the archive pipelines: argv arrays only (never a shell), stderr kept
 // (bounded) for error messages, exit awaited as a promise.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { spawnChild } from '../children.ts';
 
 export interface Proc {
   child: ChildProcess;
@@ -22,7 +23,7 @@ export class ProcError extends Error {
 
 export function start(argv: string[], opts: SpawnOptions & { okCodes?: number[] } = {}): Proc {
   const { okCodes = [0], ...spawnOpts } = opts;
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
+  const child = spawnChild(argv, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
   let err = '';
   child.stderr?.on('data', (b: Buffer) => {
     err = (err + b.toString('utf8')).slice(-8000);

@@ -1,5 +1,6 @@
 // Spawning external programs from argv arrays (never a shell), with stderr kept for messages.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
+import { spawnChild } from '../children.ts';
 
 export interface Finished {
   code: number;
@@ -16,11 +17,7 @@ export const CHILD_ENV = (): NodeJS.ProcessEnv => ({
   HOME: process.env.HOME ?? '/root',
 });
 
-/** Every child we start, so a SIGTERM/SIGINT to the runtime stops them too. */
-export const children = new Set<ChildProcess>();
-
 export function finished(child: ChildProcess, opts: { collectStdout?: boolean; onStderr?: (s: string) => void } = {}): Promise<Finished> {
-  children.add(child);
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     let err = '';
@@ -30,19 +27,15 @@ export function finished(child: ChildProcess, opts: { collectStdout?: boolean; o
       opts.onStderr?.(s);
       if (err.length < STDERR_CAP) err += s;
     });
-    child.on('error', (e) => {
-      children.delete(child);
-      reject(e);
-    });
+    child.on('error', reject);
     child.on('close', (code, signal) => {
-      children.delete(child);
       resolve({ code: code ?? 128, signal, stdout: Buffer.concat(out), stderr: err });
     });
   });
 }
 
 export function start(argv: string[], stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ChildProcess {
-  return spawn(argv[0], argv.slice(1), { stdio, env: CHILD_ENV() });
+  return spawnChild(argv, { stdio, env: CHILD_ENV() });
 }
 
 export function tail(s: string, lines = 8): string {

@@ -157,7 +157,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(await listTree(pi, `${SNAP}/alpha/${id}/files/srv/data`)).toEqual(await listTree(alpha, '/srv/data', ['skip.tmp']));
   });
 
-  it('SIGKILL in the middle of a pull: previous snapshot intact, the next run completes and cleans up', async () => {
+  it('SIGKILL in the middle of a pull: no child survives, status says interrupted, previous snapshot intact, the next run completes', async () => {
     await alpha.exec(['bash', '-c', 'mkdir -p /srv/data/bulk && for i in 1 2 3 4; do head -c 100000000 /dev/urandom > /srv/data/bulk/f$i; done']);
     const prev = ids[ids.length - 1];
     const before = await listTree(pi, `${SNAP}/alpha/${prev}`);
@@ -170,8 +170,22 @@ describeLab('pullvault run (lab: pi + servers)', () => {
       return Number(r.stdout.trim()) > 30;
     }, 60_000, 20);
     const lock = (await pi.readFile(`${DATA_DIR}/pullvault/state/lock`)).toString().split(' ')[0];
-    await pi.exec(['bash', '-c', 'kill -KILL -- -$(ps -o pgid= -p "$1" | tr -d " ")', 'k', lock]);
+    // everything of this run is in the session setsid made for it: the runtime, its rsync and ssh
+    const session = (await pi.exec(['ps', '-o', 'sid=', '-p', lock])).stdout.trim();
+    const inSession = async () => (await pi.exec(['ps', '-e', '-o', 'pid=,sid=,args=']))
+      .stdout.split('\n').filter((l) => l.trim().split(/\s+/)[1] === session && !/^\s*\S+\s+\S+\s+(setsid|node\s\S+\/tsx)\b/.test(l));
+    expect((await inSession()).some((l) => /\brsync\b/.test(l))).toBe(true);
+    // SIGKILL to the runtime alone (not its process group): it cannot stop anything itself
+    await pi.exec(['kill', '-KILL', lock]);
     await exited;
+    // its children die with it (PR_SET_PDEATHSIG), not seconds later when a pipe breaks
+    await waitFor('no child of the killed run', async () => (await inSession()).length === 0, 2_000, 20)
+      .catch(async () => expect(await inSession()).toEqual([]));
+    const status = await pv('status', '--config', CONFIG);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(new RegExp(`^last run: INTERRUPTED: started \\S+ \\(\\S+ ago\\), pid ${lock}, never finished`, 'm'));
+    expect(JSON.parse((await pv('status', '--json', '--config', CONFIG)).stdout).lastRun).toMatchObject({ pid: Number(lock), state: 'interrupted' });
+    expect((await pi.readFile(`${PROM_DIR}/pullvault.prom`)).toString()).toMatch(/^pullvault_last_run_finished 0$/m);
     expect((await pi.exec(['bash', '-c', `ls -d ${SNAP}/alpha/*.partial | wc -l`])).stdout.trim()).toBe('1');
     expect(await latestId('alpha')).toBe(prev);
     expect(await listTree(pi, `${SNAP}/alpha/${prev}`)).toEqual(before);
@@ -213,6 +227,33 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     expect(s.stderr).toMatch(/not the unlocked dm-crypt volume \/dev\/mapper\/pullvault-data/);
   });
 
+  it('a pre-flight refusal (the disk is not the dm-crypt volume): status and metrics say refused with the reason, never ok', async () => {
+    const strict = labConfig(specs, { allowUnencryptedDataDir: false });
+    await pi.writeFile('/etc/pullvault/strict.json', JSON.stringify(strict));
+    const r = await run('/etc/pullvault/strict.json');
+    expect(r.code).toBe(3);
+    const status = await pv('status', '--config', '/etc/pullvault/strict.json');
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^last run: \S+ \(\S+ ago\), exit 3, REFUSED: .*not the unlocked dm-crypt volume/m);
+    expect(status.stdout).not.toMatch(/exit 0|, ok$/m);
+    const prom = (await pi.readFile(`${PROM_DIR}/pullvault.prom`)).toString();
+    expect(prom).toMatch(/^pullvault_last_run_exit_code 3$/m);
+    expect(prom).toMatch(/^pullvault_last_run_outcome\{outcome="refused"\} 1$/m);
+    // the servers' last snapshots are still shown: a refusal loses nothing
+    expect(status.stdout).toMatch(/^alpha\s+ok\s+\d{8}T\d{6}Z/m);
+  });
+
+  it('a program missing (setpriv): refused before any work, and status says so', async () => {
+    // a PATH with everything the runtime needs but setpriv
+    await pi.exec(['sh', '-c', 'mkdir -p /opt/nosetpriv && for t in node rsync ssh zstd tar find; do ln -sf "$(command -v $t)" /opt/nosetpriv/; done']);
+    const r = await pi.exec(['/usr/bin/env', 'PATH=/opt/nosetpriv', `${REPO}/node_modules/.bin/tsx`, `${REPO}/runtime/main.ts`, 'run', '--config', CONFIG, '--no-offsite'], { okCodes: [0, 1, 2, 3, 4] });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/setpriv not found in PATH .*package util-linux/);
+    const status = await pv('status', '--config', CONFIG);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^last run: \S+ \(\S+ ago\), exit 3, REFUSED: missing programs: setpriv$/m);
+  });
+
   it('unreadable files: snapshot kept, flagged partial, paths listed (exit 4)', async () => {
     await beta.exec(['bash', '-c', 'echo secret > /srv/www/private.key && chmod 600 /srv/www/private.key']);
     await nextSecond();
@@ -236,7 +277,7 @@ describeLab('pullvault run (lab: pi + servers)', () => {
     const id = await latestId('alpha');
     expect(id).not.toBe(ids[ids.length - 1]);
     const status = JSON.parse((await pv('status', '--json', '--config', CONFIG)).stdout);
-    expect(status.lastRun).toMatchObject({ exitCode: 1, failed: ['beta'] });
+    expect(status.lastRun).toMatchObject({ exitCode: 1, outcome: 'failed', state: 'failed', failed: ['beta'] });
     expect(status.servers.alpha).toMatchObject({ ok: true, lastSnapshot: id });
     expect(status.servers.beta.ok).toBe(false);
     const text = await pv('status', '--config', CONFIG);

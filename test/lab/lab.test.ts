@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,27 @@ describeLab('lab hosts', () => {
       for (const f of ACCOUNT_FILES) expect(await readFile(f, 'utf8')).not.toContain(user);
     } finally {
       await timed('host stop', () => host.stop());
+    }
+  });
+
+  it('shows the runner’s checkout at its own path when it lives under the private /tmp', async () => {
+    // A checkout under /tmp holding a copy of the lab module (and this repo's node_modules):
+    // a host started from it must run that tree, while its /tmp stays otherwise fresh.
+    const checkout = await mkdtemp('/tmp/pv-checkout-');
+    try {
+      await run(['sh', '-c', 'mkdir "$2/provision" && cp -a "$1/provision/lab" "$2/provision/" && cp "$1/package.json" "$1/test/lab/checkout-probe.ts" "$2/" && ln -s "$1/node_modules" "$2/node_modules"', 'sh', REPO, checkout]);
+      const marker = join(checkout, 'marker');
+      const token = `checkout ${process.pid} ${Date.now()}\n`;
+      await writeFile(marker, token);
+      const out = await run(['sh', '-c', 'cd "$1" && exec "$2" --import tsx checkout-probe.ts "$3"', 'sh', checkout, process.execPath, marker]);
+      const seen = JSON.parse(out.stdout.trim().split('\n').pop()!) as { marker: string | null; tmp: string[] };
+      expect(seen.marker).toBe(token);
+      // nothing else of the machine's /tmp (the lab's own state dir, the runner's files) is visible
+      expect(seen.tmp).toEqual([checkout.split('/')[2]]);
+      // writes inside the host to the checkout stay in the host
+      expect(await readFile(marker, 'utf8')).toBe(token);
+    } finally {
+      await rm(checkout, { recursive: true, force: true });
     }
   });
 

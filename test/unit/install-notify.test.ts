@@ -82,8 +82,9 @@ describe('checkNativeTools', () => {
     symlinkSync('/usr/bin/find', path.join(bin, 'find'));
     const r = checkNativeTools(NATIVE_TOOLS, bin);
     expect(r.ok).toBe(false);
-    expect(r.missing.map((t) => t.name)).toEqual(['rsync', 'zstd']);
+    expect(r.missing.map((t) => t.name)).toEqual(['rsync', 'zstd', 'setpriv']);
     expect(r.message).toContain('rsync not found in PATH');
-    expect(r.message).toContain('apt-get install rsync zstd');
+    expect(r.message).toContain('setpriv not found in PATH (it makes every child die with the runtime, even on SIGKILL; package util-linux)');
+    expect(r.message).toContain('apt-get install rsync zstd util-linux');
   });
 });

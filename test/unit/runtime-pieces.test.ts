@@ -13,6 +13,7 @@ import { endpointFor, filesDirFor, rsyncArgv, rsyncShellWord, sshVerbArgv } from
 import { diffManifests, reusableHash } from '../../runtime/pull/hash-reuse.ts';
 import { unreadablePaths } from '../../runtime/pull/rsync-output.ts';
 import type { PullResult } from '../../runtime/pull/snapshot.ts';
+import { finishedRecord, startedRecord } from '../../runtime/run-record.ts';
 import { emptyStatus, nextStatus, prometheusText, renderStatus } from '../../runtime/status.ts';
 
 const MOUNTINFO = `22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/mmcblk0p2 rw
@@ -155,12 +156,13 @@ const info = (over: Partial<SnapshotInfo> = {}): SnapshotInfo => ({
 });
 
 describe('status and Prometheus text', () => {
-  const run = { startedAt: new Date('2024-06-30T12:00:00Z'), finishedAt: new Date('2024-06-30T12:02:00Z'), exitCode: 1 };
+  const run = { finishedAt: new Date('2024-06-30T12:02:00Z') };
+  const record = finishedRecord(startedRecord(42, '1000', new Date('2024-06-30T12:00:00Z')), run.finishedAt, 1, { failed: ['db'] });
   const results: PullResult[] = [
     { server: 'web', ok: true, snapshot: { id: '20240630T120000Z', dir: '/x', info: info({ partial: true, unreadable: ['/a (Permission denied (13))'] }) } },
     { server: 'db', ok: false, error: '/srv: rsync exit 255 (ssh failed)' },
   ];
-  const prev = nextStatus(emptyStatus(), { ...run, exitCode: 0, finishedAt: new Date('2024-06-29T12:00:00Z') }, [
+  const prev = nextStatus(emptyStatus(), { finishedAt: new Date('2024-06-29T12:00:00Z') }, [
     { server: 'db', ok: true, snapshot: { id: '20240629T115900Z', dir: '/y', info: info({ server: 'db', id: '20240629T115900Z', finishedAt: '2024-06-29T12:00:00.000Z' }) } },
   ]);
   const doc = nextStatus(prev, run, results, { web: 3 });
@@ -168,10 +170,9 @@ describe('status and Prometheus text', () => {
   it('a failed server keeps its last snapshot and last success', () => {
     expect(doc.servers.db).toMatchObject({ ok: false, error: '/srv: rsync exit 255 (ssh failed)', lastSnapshot: '20240629T115900Z', lastSuccessAt: '2024-06-29T12:00:00.000Z' });
     expect(doc.servers.web).toMatchObject({ ok: true, partial: true, snapshots: 3, lastSuccessAt: '2024-06-30T12:02:00.000Z' });
-    expect(doc.lastRun).toMatchObject({ exitCode: 1, failed: ['db'] });
   });
   it('renders a table for people', () => {
-    const t = renderStatus(doc, ['web', 'db', 'new'], new Date('2024-06-30T14:00:00Z'));
+    const t = renderStatus(doc, ['web', 'db', 'new'], new Date('2024-06-30T14:00:00Z'), { record, state: 'failed' });
     expect(t).toMatch(/^last run: 2024-06-30T12:02:00.000Z \(2.0h ago\), exit 1, failed: db$/m);
     expect(t).toMatch(/^web\s+ok\s+20240630T120000Z\s+2.0h\s+10\s+2.0 KiB\s+partial\(1 unreadable\)$/m);
     expect(t).toMatch(/^db\s+FAILED\s+20240629T115900Z\s+26.0h/m);
@@ -179,13 +180,14 @@ describe('status and Prometheus text', () => {
     expect(t).toMatch(/^db: \/srv: rsync exit 255/m);
   });
   it('renders the node_exporter textfile format', () => {
-    const p = prometheusText(doc);
+    const p = prometheusText(doc, record);
     expect(p).toContain('# TYPE pullvault_server_up gauge\npullvault_server_up{server="db"} 0\npullvault_server_up{server="web"} 1\n');
     expect(p).toMatch(/^pullvault_last_run_timestamp_seconds 1719748920$/m);
     expect(p).toMatch(/^pullvault_snapshot_partial\{server="web"\} 1$/m);
     expect(p).toMatch(/^pullvault_server_last_success_timestamp_seconds\{server="db"\} 1719662400$/m);
     expect(p).toMatch(/^pullvault_last_run_duration_seconds 120$/m);
-    for (const line of p.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{server="[^"]*"\})? -?[\d.e+]+)$/);
+    expect(p).toMatch(/^pullvault_last_run_outcome\{outcome="failed"\} 1$/m);
+    for (const line of p.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{(server|outcome)="[^"]*"\})? -?[\d.e+]+)$/);
   });
 });
 
