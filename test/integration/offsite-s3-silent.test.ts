@@ -1,0 +1,113 @@
+// The S3 client against a store that goes silent: real SDK requests over real HTTP to a local
+// server that accepts connections and then says nothing (what a stopped or wedged endpoint
+// looks like: the kernel still completes the TCP handshake), or stops in the middle of a
+// response body. Every call must fail after the idle timeout and its bounded retries — never hang.
+import { createServer, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTarget } from '../../runtime/offsite/open-target.ts';
+import type { Target } from '../../runtime/offsite/target.ts';
+
+/** A TCP server with a per-connection behaviour; counts the requests it saw. */
+class SilentStore {
+  server!: Server;
+  port = 0;
+  requests: string[] = [];
+  private sockets = new Set<Socket>();
+  /** 'silent': read everything, answer nothing; 'stall-body': headers and part of a body, then nothing */
+  mode: 'silent' | 'stall-body' = 'silent';
+  async start(): Promise<void> {
+    this.server = createServer((sock) => {
+      this.sockets.add(sock);
+      sock.on('close', () => this.sockets.delete(sock));
+      sock.on('error', () => undefined);
+      let head = '';
+      sock.on('data', (d: Buffer) => {
+        if (head.includes('\r\n\r\n')) return;
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        this.requests.push(head.split('\r\n')[0]);
+        if (this.mode === 'stall-body') sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\n' + 'x'.repeat(1000));
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+  stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+const spec = (port: number) =>
+  ({ type: 's3', bucket: 'silent-bucket', prefix: 'pi/', region: 'eu-central-1', retentionDays: { full: 1, incremental: 1 }, endpoint: `http://127.0.0.1:${port}` }) as const;
+const creds = { accessKeyId: 'AKIDSILENTSTORE00000', secretAccessKey: 'not-a-secret' };
+
+let store: SilentStore;
+let target: Target;
+
+beforeAll(async () => {
+  store = new SilentStore();
+  await store.start();
+  target = openTarget(spec(store.port), creds, { timeouts: { connectMs: 1000, idleMs: 1500, maxAttempts: 2 } });
+});
+afterAll(async () => {
+  target?.close();
+  await store?.stop();
+});
+
+describe('offsite: S3 calls against a silent store end', () => {
+  it('a small put (one PutObject) fails with a socket timeout after its attempts', async () => {
+    store.mode = 'silent';
+    store.requests = [];
+    await expect(target.put('pi/full/a/obj', Readable.from([Buffer.from('hello')]))).rejects.toThrow(/timed out|TimeoutError/i);
+    expect(store.requests.filter((r) => r.startsWith('PUT /silent-bucket/pi/full/a/obj'))).toHaveLength(2);
+  });
+
+  it('a multipart put fails too (CreateMultipartUpload never answered); nothing is reported stored', async () => {
+    store.mode = 'silent';
+    store.requests = [];
+    const big = Readable.from([Buffer.alloc(6 << 20, 1), Buffer.alloc(6 << 20, 2)]);
+    const t = openTarget(spec(store.port), creds, { partSize: 5 << 20, timeouts: { idleMs: 1500, maxAttempts: 2 } });
+    try {
+      await expect(t.put('pi/full/a/big', big)).rejects.toThrow(/timed out|TimeoutError/i);
+    } finally {
+      t.close();
+    }
+    expect(store.requests.some((r) => r.startsWith('POST /silent-bucket/pi/full/a/big?uploads'))).toBe(true);
+  });
+
+  it('list fails after its attempts', async () => {
+    store.mode = 'silent';
+    store.requests = [];
+    await expect(target.list('pi/full/')).rejects.toThrow(/timed out|TimeoutError/i);
+    expect(store.requests.filter((r) => r.startsWith('GET /silent-bucket'))).toHaveLength(2);
+  });
+
+  it('a download whose body stops mid-way errors the stream (restore and verify do not hang)', async () => {
+    store.mode = 'stall-body';
+    store.requests = [];
+    const body = await target.get('pi/full/a/obj');
+    let got = 0;
+    const read = (async () => {
+      for await (const c of body) got += (c as Buffer).length;
+    })();
+    await expect(read).rejects.toThrow(/timed out|aborted|TimeoutError/i);
+    expect(got).toBe(1000);
+  });
+
+  it('an aborted put rejects with the abort reason at once, even with a long idle timeout', async () => {
+    store.mode = 'silent';
+    store.requests = [];
+    const t = openTarget(spec(store.port), creds, { timeouts: { idleMs: 600_000, maxAttempts: 4 } });
+    const ac = new AbortController();
+    try {
+      const put = t.put('pi/full/a/deadline', Readable.from([Buffer.from('x'.repeat(1000))]), undefined, ac.signal);
+      while (!store.requests.length) await new Promise((r) => setTimeout(r, 20));
+      ac.abort(new Error('offsite deadline passed'));
+      await expect(put).rejects.toThrow('offsite deadline passed');
+    } finally {
+      t.close();
+    }
+  });
+});
