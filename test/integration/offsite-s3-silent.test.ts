@@ -2,11 +2,18 @@
 // server that accepts connections and then says nothing (what a stopped or wedged endpoint
 // looks like: the kernel still completes the TCP handshake), or stops in the middle of a
 // response body. Every call must fail after the idle timeout and its bounded retries — never hang.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeConfig } from '../../runtime/config.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { openTarget } from '../../runtime/offsite/open-target.ts';
 import type { Target } from '../../runtime/offsite/target.ts';
+import { uploadsFile } from '../../runtime/offsite/uploads.ts';
+import { genKey, makeSnapshot } from './offsite-fixture.ts';
 
 /** A TCP server with a per-connection behaviour; counts the requests it saw. */
 class SilentStore {
@@ -109,5 +116,49 @@ describe('offsite: S3 calls against a silent store end', () => {
     } finally {
       t.close();
     }
+  });
+});
+
+describe('offsite phase: the total deadline', () => {
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'pv-offsite-deadline-'));
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('against a silent store the phase ends at its deadline: every server failed with the reason, nothing recorded', async () => {
+    store.mode = 'silent';
+    store.requests = [];
+    const data = join(work, 'data');
+    const src = join(work, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'f.txt'), 'some data\n');
+    const [owner, escrow] = [genKey(work, 'owner'), genKey(work, 'escrow')];
+    const id = '20240301T020000Z';
+    const dirs = ['alpha', 'beta'].map((s) => makeSnapshot(data, s, id, src));
+    const credFile = join(work, 'writer.json');
+    writeFileSync(credFile, JSON.stringify(creds), { mode: 0o600 });
+    const config = {
+      version: 1,
+      paths: { dataDir: data, recipientKeysDir: work, sshKeyFile: '/nonexistent', knownHostsFile: '/nonexistent', awsCredentialsFile: credFile },
+      inventory: {
+        offsite: spec(store.port),
+        recipients: [
+          { name: 'owner', publicKeyFile: owner.publicFile, fingerprint: owner.fingerprint },
+          { name: 'escrow', publicKeyFile: escrow.publicFile, fingerprint: escrow.fingerprint },
+        ],
+        // socket idle timeout 60 s by default: the deadline comes first
+        schedule: { pull: '0 * * * *', offsite: { fullEveryDays: 30, deadlineMinutes: 0.05 } },
+      },
+    } as unknown as RuntimeConfig;
+    const lines: string[] = [];
+    const r = await offsitePhase(config, dirs.map((d, i) => ({ server: ['alpha', 'beta'][i], snapshotDir: d, id, ok: true })), { log: (l) => lines.push(l), attempts: 3, backoffMs: 10 });
+    expect(store.requests.some((q) => q.startsWith('PUT /silent-bucket/pi/full/alpha/'))).toBe(true);
+    expect(r.map((x) => [x.server, x.kind])).toEqual([['alpha', 'skipped'], ['beta', 'skipped']]);
+    expect(r[0].error).toMatch(/^the offsite deadline \(3 s, schedule\.offsite\.deadlineMinutes\) passed/);
+    expect(r[1].error).toMatch(/^not started: the offsite deadline/);
+    // one attempt only: no retry after the deadline
+    expect(lines.filter((l) => l.includes('attempt'))).toEqual([]);
+    expect(existsSync(uploadsFile(data))).toBe(false);
   });
 });
