@@ -1,11 +1,15 @@
-// One `pullvault run`: pre-flight → lock → pull every server → (offsite) → retention →
-// status.json, Prometheus textfile, healthcheck pings. Composes the pieces; decides little.
+// One `pullvault run`: pre-flight → pull lock → pull every server → offsite lock → retention →
+// status.json → pull lock released → (offsite) → Prometheus textfile, healthcheck pings.
+// Composes the pieces; decides little. The pull lock is let go before the upload, so a slow or
+// stuck upload never keeps the next run from pulling; that run skips its own upload while the
+// offsite lock is held, and a later one sends the newest snapshot.
 import { mkdir } from 'node:fs/promises';
 import type { RuntimeConfig } from './config.ts';
 import { EXIT } from './exit-codes.ts';
-import { acquireLock } from './lock.ts';
+import { acquireLock, type Lock } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from './manifest-format.ts';
 import { ping } from './notify.ts';
+import { offsiteLockFile, pinLines } from './offsite-pins.ts';
 import { preflight } from './preflight.ts';
 import { prune, type PruneReport } from './prune.ts';
 import { listSnapshots, pullServer, type PullResult } from './pull/snapshot.ts';
@@ -77,6 +81,8 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     warn(`pullvault: another run is in progress (${lock.holder}); exiting`);
     return { exitCode: EXIT.LOCKED, results: [], pruned: [] };
   }
+  let offsiteLock: Lock | undefined;
+  let pulled: { results: PullResult[]; pruned: PruneReport[]; doc: StatusDoc };
   try {
     await ping(hc, 'start', '', warn);
     const id = snapshotIdFor(startedAt);
@@ -96,12 +102,10 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     }
 
     if (opts.offsite) {
-      try {
-        await opts.offsite(config, results, { log });
-      } catch (e) {
-        warn(`offsite: FAILED: ${(e as Error).message}`);
-        results.push({ server: '(offsite)', ok: false, error: (e as Error).message });
-      }
+      // taken before retention runs, so that its note keeps what this upload reads
+      const got = await acquireLock(offsiteLockFile(config), pinLines(results.flatMap((r) => (r.snapshot ? [{ server: r.server, id: r.snapshot.id }] : []))));
+      if (got.ok) offsiteLock = got.lock;
+      else warn(`offsite: another run (${got.holder}) is still uploading; this run's snapshots go offsite with a later run`);
     }
 
     let pruned: PruneReport[] = [];
@@ -113,22 +117,53 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
       }
     }
 
-    const exitCode = exitCodeFor(results);
+    // the servers' status is written under the pull lock: a later run's pull results must never
+    // be overwritten with these
     const counts: Record<string, number> = {};
     for (const s of servers) counts[s.name] = (await listSnapshots(config.paths.dataDir, s.name)).length;
-    const doc = nextStatus(await readStatus(statusFile(config)), { startedAt, finishedAt: now(), exitCode }, results.filter((r) => r.server !== '(offsite)'), counts);
-    if (doc.lastRun) doc.lastRun.failed = results.filter((r) => !r.ok).map((r) => r.server);
+    const doc = nextStatus(await readStatus(statusFile(config)), { startedAt, finishedAt: now(), exitCode: exitCodeFor(results) }, results, counts);
     await writeFileAtomic(statusFile(config), JSON.stringify(doc, null, 2) + '\n').catch((e) => warn(`warning: status file: ${(e as Error).message}`));
-    await writeProm(config, doc, warn);
-    const failed = results.filter((r) => !r.ok);
-    const summary = failed.length
-      ? `failed: ${failed.map((r) => `${r.server}: ${r.error}`).join('\n')}`
-      : `ok: ${results.map((r) => `${r.server} ${r.snapshot?.id}${r.snapshot?.info.partial ? ' (partial)' : ''}`).join(', ')}`;
-    await ping(hc, failed.length ? 'fail' : 'success', summary, warn);
-    if (failed.length) warn(`pullvault: run finished with failures: ${failed.map((r) => r.server).join(', ')} (exit ${exitCode})`);
-    else log(`pullvault: run finished, exit ${exitCode}`);
-    return { exitCode, results, pruned, status: doc };
+    pulled = { results, pruned, doc };
+  } catch (e) {
+    await offsiteLock?.release();
+    throw e;
   } finally {
     await lock.lock.release();
   }
+
+  const { results, pruned } = pulled;
+  let doc = pulled.doc;
+  if (offsiteLock) {
+    try {
+      await opts.offsite!(config, results, { log });
+    } catch (e) {
+      warn(`offsite: FAILED: ${(e as Error).message}`);
+      results.push({ server: '(offsite)', ok: false, error: (e as Error).message });
+      doc = await recordOffsiteFailure(config, doc, exitCodeFor(results), results, now(), warn);
+    } finally {
+      await offsiteLock.release();
+    }
+  }
+  const exitCode = exitCodeFor(results);
+  await writeProm(config, doc, warn);
+  const failed = results.filter((r) => !r.ok);
+  const summary = failed.length
+    ? `failed: ${failed.map((r) => `${r.server}: ${r.error}`).join('\n')}`
+    : `ok: ${results.map((r) => `${r.server} ${r.snapshot?.id}${r.snapshot?.info.partial ? ' (partial)' : ''}`).join(', ')}`;
+  await ping(hc, failed.length ? 'fail' : 'success', summary, warn);
+  if (failed.length) warn(`pullvault: run finished with failures: ${failed.map((r) => r.server).join(', ')} (exit ${exitCode})`);
+  else log(`pullvault: run finished, exit ${exitCode}`);
+  return { exitCode, results, pruned, status: doc };
+}
+
+/**
+ * After a failed upload (no lock held): the run's outcome in status.json, unless a later run has
+ * written its own since. The servers' entries are left as they are.
+ */
+async function recordOffsiteFailure(config: RuntimeConfig, mine: StatusDoc, exitCode: number, results: PullResult[], finishedAt: Date, warn: (s: string) => void): Promise<StatusDoc> {
+  const cur = await readStatus(statusFile(config));
+  if (!cur.lastRun || cur.lastRun.startedAt !== mine.lastRun?.startedAt) return mine;
+  cur.lastRun = { ...cur.lastRun, finishedAt: finishedAt.toISOString(), exitCode, failed: results.filter((r) => !r.ok).map((r) => r.server) };
+  await writeFileAtomic(statusFile(config), JSON.stringify(cur, null, 2) + '\n').catch((e) => warn(`warning: status file: ${(e as Error).message}`));
+  return cur;
 }
