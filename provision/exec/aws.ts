@@ -3,6 +3,8 @@
 // Every request is bounded: a connect timeout, a socket idle timeout (also while a response body
 // streams: a store that goes silent mid-download errors the stream), and a bounded number of
 // attempts with the SDK's exponential backoff with jitter ("standard" retry mode).
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { S3Client } from '@aws-sdk/client-s3';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -44,19 +46,26 @@ export interface AwsClients {
 
 export function awsClients(opts: AwsOptions): AwsClients {
   const t = { ...AWS_TIMEOUTS, ...opts.timeouts };
-  const common = {
+  const common = () => ({
     region: opts.region,
     credentials: opts.credentials,
     maxAttempts: t.maxAttempts,
     retryMode: 'standard',
-    requestHandler: { connectionTimeout: t.connectMs, socketTimeout: t.idleMs },
-  };
+    // the client's own agents: without them, a request with "Expect: 100-continue" (an S3 part)
+    // gets a private agent that client.destroy() never reaches, and its socket outlives the client
+    requestHandler: {
+      connectionTimeout: t.connectMs,
+      socketTimeout: t.idleMs,
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 50 }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 50 }),
+    },
+  });
   const endpoint = opts.endpoint ?? process.env.PULLVAULT_AWS_ENDPOINT;
   return {
-    s3: new S3Client({ ...common, endpoint, forcePathStyle: endpoint !== undefined }),
+    s3: new S3Client({ ...common(), endpoint, forcePathStyle: endpoint !== undefined }),
     // IAM is global; on AWS its endpoint is fixed, a test server serves it at the same URL
-    iam: new IAMClient({ ...common, region: endpoint ? opts.region : 'us-east-1', endpoint }),
-    sts: new STSClient({ ...common, endpoint }),
+    iam: new IAMClient({ ...common(), region: endpoint ? opts.region : 'us-east-1', endpoint }),
+    sts: new STSClient({ ...common(), endpoint }),
     region: opts.region,
     endpoint,
   };

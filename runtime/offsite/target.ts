@@ -232,9 +232,19 @@ export interface S3TargetOptions {
 export class S3Target implements Target {
   readonly label: string;
   readonly prefix: string;
+  private closed = false;
   constructor(private readonly o: S3TargetOptions) {
     this.prefix = o.prefix;
     this.label = `s3://${o.bucket}/${o.prefix}`;
+    // once closed, no request starts, retries included: after an abort, lib-storage still sends
+    // AbortMultipartUpload, which a silent store would hold for the idle timeout × attempts
+    o.client.middlewareStack.add(
+      (next) => async (args) => {
+        if (this.closed) throw Object.assign(new Error(`${this.label}: closed; request not sent`), { name: 'TargetClosed' });
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low' },
+    );
   }
 
   async put(key: string, body: Readable, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<PutResult> {
@@ -311,6 +321,7 @@ export class S3Target implements Target {
   }
 
   close(): void {
+    this.closed = true;
     this.o.client.destroy();
   }
 }

@@ -2,6 +2,7 @@
 // server that accepts connections and then says nothing (what a stopped or wedged endpoint
 // looks like: the kernel still completes the TCP handshake), or stops in the middle of a
 // response body. Every call must fail after the idle timeout and its bounded retries — never hang.
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,8 +22,11 @@ class SilentStore {
   port = 0;
   requests: string[] = [];
   private sockets = new Set<Socket>();
-  /** 'silent': read everything, answer nothing; 'stall-body': headers and part of a body, then nothing */
-  mode: 'silent' | 'stall-body' = 'silent';
+  /**
+   * 'silent': read everything, answer nothing; 'stall-body': headers and part of a body, then
+   * nothing; 'start-multipart': answer CreateMultipartUpload, then nothing (a store that stops mid-upload)
+   */
+  mode: 'silent' | 'stall-body' | 'start-multipart' = 'silent';
   async start(): Promise<void> {
     this.server = createServer((sock) => {
       this.sockets.add(sock);
@@ -34,11 +38,24 @@ class SilentStore {
         head += d.toString('latin1');
         if (!head.includes('\r\n\r\n')) return;
         this.requests.push(head.split('\r\n')[0]);
+        const line = head.split('\r\n')[0];
+        if (this.mode === 'start-multipart' && /^POST \S+\?uploads/.test(line)) {
+          const [bucket, ...key] = line.split(' ')[1].split('?')[0].slice(1).split('/');
+          const xml = `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>${bucket}</Bucket><Key>${key.join('/')}</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>`;
+          sock.write(`HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: ${Buffer.byteLength(xml)}\r\n\r\n${xml}`);
+          head = '';
+        }
         if (this.mode === 'stall-body') sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 100000\r\n\r\n' + 'x'.repeat(1000));
       });
     });
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as { port: number }).port;
+  }
+  get openSockets(): number {
+    return this.sockets.size;
+  }
+  get openPorts(): number[] {
+    return [...this.sockets].map((s) => s.remotePort ?? 0);
   }
   stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
@@ -116,6 +133,8 @@ describe('offsite: S3 calls against a silent store end', () => {
     } finally {
       t.close();
     }
+    // closed: nothing more is sent
+    await expect(t.list('pi/')).rejects.toThrow(/closed; request not sent/);
   });
 });
 
@@ -126,13 +145,14 @@ describe('offsite phase: the total deadline', () => {
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  it('against a silent store the phase ends at its deadline: every server failed with the reason, nothing recorded', async () => {
-    store.mode = 'silent';
+  it('against a store that stops mid-upload the phase ends at its deadline: every server failed with the reason, nothing recorded, no connection left', async () => {
+    store.mode = 'start-multipart';
     store.requests = [];
     const data = join(work, 'data');
     const src = join(work, 'src');
     mkdirSync(src);
-    writeFileSync(join(src, 'f.txt'), 'some data\n');
+    // more than one 16 MiB part: a multipart upload, which lib-storage tries to abort on the silent store
+    writeFileSync(join(src, 'f.bin'), randomBytes(17 << 20));
     const [owner, escrow] = [genKey(work, 'owner'), genKey(work, 'escrow')];
     const id = '20240301T020000Z';
     const dirs = ['alpha', 'beta'].map((s) => makeSnapshot(data, s, id, src));
@@ -153,12 +173,18 @@ describe('offsite phase: the total deadline', () => {
     } as unknown as RuntimeConfig;
     const lines: string[] = [];
     const r = await offsitePhase(config, dirs.map((d, i) => ({ server: ['alpha', 'beta'][i], snapshotDir: d, id, ok: true })), { log: (l) => lines.push(l), attempts: 3, backoffMs: 10 });
-    expect(store.requests.some((q) => q.startsWith('PUT /silent-bucket/pi/full/alpha/'))).toBe(true);
+    expect(store.requests.some((q) => /^POST \/silent-bucket\/pi\/full\/alpha\/\S+\?uploads/.test(q))).toBe(true);
+    expect(store.requests.some((q) => /^PUT \/silent-bucket\/pi\/full\/alpha\/\S+partNumber=1/.test(q))).toBe(true);
     expect(r.map((x) => [x.server, x.kind])).toEqual([['alpha', 'skipped'], ['beta', 'skipped']]);
     expect(r[0].error).toMatch(/^the offsite deadline \(3 s, schedule\.offsite\.deadlineMinutes\) passed/);
     expect(r[1].error).toMatch(/^not started: the offsite deadline/);
     // one attempt only: no retry after the deadline
     expect(lines.filter((l) => l.includes('attempt'))).toEqual([]);
     expect(existsSync(uploadsFile(data))).toBe(false);
+    // nothing of the phase is left talking to the store (it would keep the run alive)
+    for (let i = 0; store.openSockets > 0; i++) {
+      if (i > 100) throw new Error(`${store.openSockets} connection(s) to the store still open after the phase returned (${store.openPorts.join(', ')}): ${store.requests.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 });
