@@ -41,7 +41,9 @@ exit codes:
   2  usage or config error
   3  refused by pre-flight (backup disk not mounted/unlocked, or too little free space); nothing written
   4  all servers pulled, but a snapshot is flagged partial (files unreadable or vanished)
-  75 another run holds the lock
+  75 another run is pulling (holds the pull lock); nothing done
+     (an upload still going in another run holds only the offsite lock: this run pulls, and its
+     snapshots go offsite with a later run)
 `;
 
 async function loadConfig(path: string): Promise<RuntimeConfig> {

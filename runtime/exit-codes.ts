@@ -9,6 +9,6 @@ export const EXIT = {
   REFUSED: 3,
   /** every server pulled, but some snapshot is flagged partial (rsync 23/24: unreadable or vanished files) */
   PARTIAL: 4,
-  /** another run holds the lock (EX_TEMPFAIL) */
+  /** another run holds the pull lock (EX_TEMPFAIL); an upload holds only the offsite lock */
   LOCKED: 75,
 } as const;
