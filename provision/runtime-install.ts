@@ -125,12 +125,12 @@ async function adminKey(loaded: LoadedInventory): Promise<Buffer | undefined> {
 // Read-only facts about the Pi in one round trip: node's version, the tools the runtime and
 // the cron job run, and whether provision-pi's SSH key is there.
 const PROBE_SCRIPT = `command -v node >/dev/null 2>&1 && echo "node $(node --version)" || echo "node -"
-for t in rsync ssh zstd tar find setpriv flock cron; do
+for t in rsync ssh zstd tar find setpriv cron; do
   if command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ]; then :; else echo "missing $t"; fi
 done
 [ -f "$1" ] && echo "sshkey yes" || echo "sshkey no"`;
 
-const PKG_OF: Record<string, string> = { ssh: 'openssh-client', flock: 'util-linux', setpriv: 'util-linux', find: 'findutils' };
+const PKG_OF: Record<string, string> = { ssh: 'openssh-client', setpriv: 'util-linux', find: 'findutils' };
 
 /** What would stop the runtime from working on the Pi; never changes anything. */
 async function piWarnings(exec: Executor, plan: InstallPlan): Promise<string[]> {
@@ -190,7 +190,7 @@ port, pinned hostKey, admin, adminKeyFile). Idempotent: a second run reports "0 
   /etc/pullvault/known_hosts               the servers' pinned host keys
   /etc/pullvault/recipients/*.asc          the recipients' public keys
   /etc/cron.d/pullvault                    schedule.pull; MAILTO from notifications.mailTo
-  /usr/local/lib/pullvault/cron-run        one run at a time (flock), log, failure output for cron's mail
+  /usr/local/lib/pullvault/cron-run        the run, its log, failure output for cron's mail
   /etc/logrotate.d/pullvault               rotation of /var/log/pullvault/*.log
 
 options:

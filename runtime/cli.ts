@@ -3,13 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
-import { lockFile, recordRefusal, runCycle, statusFile } from './cycle.ts';
+import { recordRefusal, runCycle, runHolder, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';
 import { prune } from './prune.ts';
 import { stopChildren } from './children.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
-import { readLockHolder } from './lock.ts';
 import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
 import { readStatus } from './state.ts';
 import { checkNativeTools } from './native-check.ts';
@@ -48,7 +47,9 @@ exit codes:
   2  usage or config error
   3  refused by pre-flight (backup disk not mounted/unlocked); nothing written
   4  all servers pulled, but a snapshot is flagged partial (files unreadable or vanished)
-  75 another run holds the lock
+  75 another run is pulling (holds the pull lock); nothing done
+     (an upload still going in another run holds only the offsite lock: this run pulls, and its
+     snapshots go offsite with a later run)
 `;
 
 async function loadConfig(path: string): Promise<RuntimeConfig> {
@@ -181,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'status': {
         const doc = await readStatus(statusFile(config));
         const record = await readRunRecord(runRecordFile(config));
-        const state = runState(record, await readLockHolder(lockFile(config)));
+        const state = runState(record, await runHolder(config, record));
         if (o.json) out(JSON.stringify({ ...doc, lastRun: record ? { ...record, state } : { state } }, null, 2));
         else out(renderStatus(doc, names, new Date(), { record, state }));
         return stateIsFailure(state) ? EXIT.SERVER_FAILED : EXIT.OK;

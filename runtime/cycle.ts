@@ -1,11 +1,16 @@
-// One `pullvault run`: pre-flight → lock → pull every server (making room first) → (offsite) → retention →
-// status.json, Prometheus textfile, healthcheck pings. Composes the pieces; decides little.
+// One `pullvault run`: pre-flight → pull lock → run record "started" → pull every server (making
+// room first) → offsite lock → retention → status.json → pull lock released → (offsite) → run
+// record "finished", Prometheus textfile, healthcheck pings. Composes the pieces; decides little.
+// The pull lock is let go before the upload, so a slow or stuck upload never keeps the next run
+// from pulling; that run skips its own upload while the offsite lock is held, and a later one
+// sends the newest snapshot.
 import { mkdir } from 'node:fs/promises';
 import type { RuntimeConfig } from './config.ts';
 import { EXIT } from './exit-codes.ts';
-import { acquireLock, processStartTime, readLockHolder } from './lock.ts';
+import { acquireLock, processStartTime, readLockHolder, type Lock, type LockHolder } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from './manifest-format.ts';
 import { ping } from './notify.ts';
+import { offsiteLockFile, pinLines } from './offsite-pins.ts';
 import { preflight } from './preflight.ts';
 import { prune, type PruneReport } from './prune.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
@@ -58,9 +63,27 @@ async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, war
 export async function recordRefusal(config: RuntimeConfig, startedAt: Date, finishedAt: Date, reason: string, warn: (s: string) => void): Promise<void> {
   // A run that is still going keeps its record: this refusal did nothing to replace it.
   const current = await readRunRecord(runRecordFile(config));
-  if (runState(current, await readLockHolder(lockFile(config))) === 'running') return;
+  if (runState(current, await runHolder(config, current)) === 'running') return;
   const rec = finishedRecord(startedRecord(process.pid, await processStartTime(process.pid), startedAt), finishedAt, EXIT.REFUSED, { reason });
   await record(config, await readStatus(statusFile(config)), rec, warn);
+}
+
+/**
+ * The lock held by the process of `rec`: the pull lock while it pulls, the offsite lock while it
+ * uploads (after letting the pull lock go). What `runState` needs to tell running from killed.
+ */
+export async function runHolder(config: RuntimeConfig, rec: RunRecord | undefined): Promise<LockHolder | undefined> {
+  const pull = await readLockHolder(lockFile(config));
+  if (!rec || pull?.pid === rec.pid) return pull;
+  const offsite = await readLockHolder(offsiteLockFile(config));
+  return offsite?.pid === rec.pid ? offsite : pull;
+}
+
+/** Writes this run's record unless a later run has started since (its record is the last run's now). */
+async function recordIfMine(config: RuntimeConfig, doc: StatusDoc, mine: RunRecord, warn: (s: string) => void): Promise<void> {
+  const cur = await readRunRecord(runRecordFile(config));
+  if (cur && (cur.pid !== mine.pid || cur.startedAt !== mine.startedAt)) return;
+  await record(config, doc, mine, warn);
 }
 
 export function exitCodeFor(results: PullResult[]): number {
@@ -94,53 +117,72 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     return { exitCode: EXIT.LOCKED, results: [], pruned: [] };
   }
   const started = startedRecord(process.pid, await processStartTime(process.pid), startedAt);
-  let finished = false;
+  let offsiteLock: Lock | undefined;
+  let pulled: { results: PullResult[]; pruned: PruneReport[]; doc: StatusDoc };
   try {
-    await record(config, await readStatus(statusFile(config)), started, warn);
-    await ping(hc, 'start', '', warn);
-    const id = snapshotIdFor(startedAt);
-    const servers = config.inventory.servers.filter((s) => !opts.only || opts.only.includes(s.name));
-    const results: PullResult[] = [];
-    for (const server of servers) {
-      log(`${server.name}: pulling into ${id}`);
-      const r = await pullWithRoom(config, server, { id, log, warn, now: now(), noPrune: opts.noPrune, progress: opts.progress, onProgress: opts.onProgress });
-      results.push(r);
-      const info = r.snapshot?.info;
-      if (info) {
-        const flag = info.partial ? ` PARTIAL (${info.unreadable.length} unreadable${info.errors ? `, ${info.errors.length} error(s)` : ''})` : '';
-        log(`${server.name}: snapshot ${id}: ${info.stats.files} files, ${info.stats.bytes} bytes, ${info.stats.hashedFiles} hashed, ${info.stats.seconds} s${flag}`);
-        for (const u of info.unreadable.slice(0, 20)) warn(`${server.name}: not read: ${u}`);
+    try {
+      await record(config, await readStatus(statusFile(config)), started, warn);
+      await ping(hc, 'start', '', warn);
+      const id = snapshotIdFor(startedAt);
+      const servers = config.inventory.servers.filter((s) => !opts.only || opts.only.includes(s.name));
+      const results: PullResult[] = [];
+      for (const server of servers) {
+        log(`${server.name}: pulling into ${id}`);
+        const r = await pullWithRoom(config, server, { id, log, warn, now: now(), noPrune: opts.noPrune, progress: opts.progress, onProgress: opts.onProgress });
+        results.push(r);
+        const info = r.snapshot?.info;
+        if (info) {
+          const flag = info.partial ? ` PARTIAL (${info.unreadable.length} unreadable${info.errors ? `, ${info.errors.length} error(s)` : ''})` : '';
+          log(`${server.name}: snapshot ${id}: ${info.stats.files} files, ${info.stats.bytes} bytes, ${info.stats.hashedFiles} hashed, ${info.stats.seconds} s${flag}`);
+          for (const u of info.unreadable.slice(0, 20)) warn(`${server.name}: not read: ${u}`);
+        }
+        if (!r.ok) warn(`${server.name}: FAILED: ${r.error}`);
       }
-      if (!r.ok) warn(`${server.name}: FAILED: ${r.error}`);
+
+      if (opts.offsite) {
+        // taken before retention runs, so that its note keeps what this upload reads
+        const got = await acquireLock(offsiteLockFile(config), pinLines(results.flatMap((r) => (r.snapshot ? [{ server: r.server, id: r.snapshot.id }] : []))));
+        if (got.ok) offsiteLock = got.lock;
+        else warn(`offsite: another run (${got.holder}) is still uploading; this run's snapshots go offsite with a later run`);
+      }
+
+      let pruned: PruneReport[] = [];
+      if (!opts.noPrune) {
+        try {
+          pruned = await prune(config, { now: now(), dryRun: false, log });
+        } catch (e) {
+          warn(`retention: FAILED: ${(e as Error).message}`);
+        }
+      }
+
+      // the servers' status is written under the pull lock: a later run's pull results must never
+      // be overwritten with these
+      const counts: Record<string, number> = {};
+      for (const s of servers) counts[s.name] = (await listSnapshots(config.paths.dataDir, s.name)).length;
+      const doc = nextStatus(await readStatus(statusFile(config)), { finishedAt: now() }, results, counts);
+      await writeFileAtomic(statusFile(config), JSON.stringify(doc, null, 2) + '\n').catch((e) => warn(`warning: status file: ${(e as Error).message}`));
+      pulled = { results, pruned, doc };
+    } catch (e) {
+      await offsiteLock?.release();
+      throw e;
+    } finally {
+      await lock.lock.release();
     }
 
-    if (opts.offsite) {
+    const { results, pruned, doc } = pulled;
+    if (offsiteLock) {
       try {
-        await opts.offsite(config, results, { log });
+        await opts.offsite!(config, results, { log });
       } catch (e) {
         warn(`offsite: FAILED: ${(e as Error).message}`);
         results.push({ server: '(offsite)', ok: false, error: (e as Error).message });
+      } finally {
+        await offsiteLock.release();
       }
     }
-
-    let pruned: PruneReport[] = [];
-    if (!opts.noPrune) {
-      try {
-        pruned = await prune(config, { now: now(), dryRun: false, log });
-      } catch (e) {
-        warn(`retention: FAILED: ${(e as Error).message}`);
-      }
-    }
-
     const exitCode = exitCodeFor(results);
-    const counts: Record<string, number> = {};
-    for (const s of servers) counts[s.name] = (await listSnapshots(config.paths.dataDir, s.name)).length;
-    const finishedAt = now();
-    const doc = nextStatus(await readStatus(statusFile(config)), { finishedAt }, results.filter((r) => r.server !== '(offsite)'), counts);
-    await writeFileAtomic(statusFile(config), JSON.stringify(doc, null, 2) + '\n').catch((e) => warn(`warning: status file: ${(e as Error).message}`));
     const failed = results.filter((r) => !r.ok);
-    await record(config, doc, finishedRecord(started, finishedAt, exitCode, { failed: failed.map((r) => r.server) }), warn);
-    finished = true;
+    await recordIfMine(config, doc, finishedRecord(started, now(), exitCode, { failed: failed.map((r) => r.server) }), warn);
     const summary = failed.length
       ? `failed: ${failed.map((r) => `${r.server}: ${r.error}`).join('\n')}`
       : `ok: ${results.map((r) => `${r.server} ${r.snapshot?.id}${r.snapshot?.info.partial ? ' (partial)' : ''}`).join(', ')}`;
@@ -150,12 +192,8 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     return { exitCode, results, pruned, status: doc };
   } catch (e) {
     // an unexpected error: the run ends here, and its record says so
-    if (!finished) {
-      const rec = finishedRecord(started, now(), EXIT.INTERNAL, { outcome: 'failed', reason: `internal error: ${(e as Error).message}` });
-      await record(config, await readStatus(statusFile(config)), rec, warn);
-    }
+    const rec = finishedRecord(started, now(), EXIT.INTERNAL, { outcome: 'failed', reason: `internal error: ${(e as Error).message}` });
+    await recordIfMine(config, await readStatus(statusFile(config)), rec, warn);
     throw e;
-  } finally {
-    await lock.lock.release();
   }
 }

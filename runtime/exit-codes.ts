@@ -11,6 +11,6 @@ export const EXIT = {
   PARTIAL: 4,
   /** internal error (EX_SOFTWARE): a bug; the run record says so */
   INTERNAL: 70,
-  /** another run holds the lock (EX_TEMPFAIL) */
+  /** another run holds the pull lock (EX_TEMPFAIL); an upload holds only the offsite lock */
   LOCKED: 75,
 } as const;

@@ -1,6 +1,7 @@
-// One run at a time: an O_EXCL lock file holding "pid starttime". A file left by a dead run
-// (SIGKILL, power loss) is recognised as stale — its pid is gone, or now belongs to a process
-// that started at another time — and taken over.
+// One holder at a time: an O_EXCL lock file holding "pid starttime" on its first line, then an
+// optional note (the offsite lock lists the snapshots its holder reads). A file left by a dead
+// run (SIGKILL, power loss) is recognised as stale — its pid is gone, or now belongs to a
+// process that started at another time — and taken over.
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 
 export interface Lock {
@@ -19,12 +20,37 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   return rest[22 - 3];
 }
 
+export interface LockContent {
+  pid: number;
+  start: string;
+  /** the lines after the first */
+  note: string[];
+}
+
+/** Pure: a lock file's content, or undefined when its first line is not "pid starttime". */
+export function parseLock(content: string): LockContent | undefined {
+  const [first, ...rest] = content.split('\n');
+  const m = /^([1-9][0-9]*) ([0-9]+)$/.exec(first.trim());
+  if (!m) return undefined;
+  return { pid: Number(m[1]), start: m[2], note: rest.filter((l) => l !== '') };
+}
+
+/** Pure: is the lock held? Only when its pid runs now and started when the holder wrote it. */
+export function lockIsHeld(content: string, startTimeOf: (pid: number) => string | undefined): boolean {
+  const c = parseLock(content);
+  return c !== undefined && startTimeOf(c.pid) === c.start;
+}
+
 async function holderAlive(content: string): Promise<boolean> {
-  const [pidS, start] = content.trim().split(' ');
-  const pid = Number(pidS);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const now = await processStartTime(pid);
-  return now !== undefined && now === start;
+  const c = parseLock(content);
+  const start = c && (await processStartTime(c.pid));
+  return lockIsHeld(content, () => start);
+}
+
+/** The content of the lock at `path` when a live process holds it, else undefined. */
+export async function liveHolder(path: string): Promise<LockContent | undefined> {
+  const content = await readFile(path, 'utf8').catch(() => '');
+  return content && (await holderAlive(content)) ? parseLock(content) : undefined;
 }
 
 /** Who holds the lock file at `path` (pid, start time) and whether that process still lives. */
@@ -36,14 +62,12 @@ export interface LockHolder {
 
 export async function readLockHolder(path: string): Promise<LockHolder | undefined> {
   const content = await readFile(path, 'utf8').catch(() => '');
-  const [pidS, start] = content.trim().split(' ');
-  const pid = Number(pidS);
-  if (!Number.isInteger(pid) || pid <= 0 || !start) return undefined;
-  return { pid, start, alive: await holderAlive(content) };
+  const c = parseLock(content);
+  return c && { pid: c.pid, start: c.start, alive: await holderAlive(content) };
 }
 
-export async function acquireLock(path: string): Promise<LockResult> {
-  const me = `${process.pid} ${await processStartTime(process.pid)}\n`;
+export async function acquireLock(path: string, note: string[] = []): Promise<LockResult> {
+  const me = `${process.pid} ${await processStartTime(process.pid)}\n${note.map((l) => `${l}\n`).join('')}`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o644);
@@ -69,7 +93,7 @@ export async function acquireLock(path: string): Promise<LockResult> {
       await new Promise((r) => setTimeout(r, 200));
       content = await readFile(path, 'utf8').catch(() => '');
     }
-    if (content && (await holderAlive(content))) return { ok: false, holder: `pid ${content.trim().split(' ')[0]}` };
+    if (content && (await holderAlive(content))) return { ok: false, holder: `pid ${parseLock(content)!.pid}` };
     // Stale (or half-written by a run killed between create and write): move it aside
     // atomically, and only delete what we moved if it is still the stale content.
     const aside = `${path}.stale.${process.pid}`;
@@ -78,7 +102,7 @@ export async function acquireLock(path: string): Promise<LockResult> {
     if (moved !== undefined && moved !== content && (await holderAlive(moved))) {
       // we raced with a live run that had just taken the lock: put it back and give up
       await rename(aside, path).catch(() => {});
-      return { ok: false, holder: `pid ${moved.trim().split(' ')[0]}` };
+      return { ok: false, holder: `pid ${parseLock(moved)!.pid}` };
     }
     await unlink(aside).catch(() => {});
   }

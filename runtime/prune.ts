@@ -4,6 +4,7 @@ import { readdir, readlink, rename, rm } from 'node:fs/promises';
 import type { RuntimeConfig } from './config.ts';
 import { vaultLayout } from './manifest-format.ts';
 import { finished, start, tail } from './pull/proc.ts';
+import { pinnedSnapshots } from './offsite-pins.ts';
 import { listSnapshots } from './pull/snapshot.ts';
 import { planRetention, type RetentionDecision } from './retention.ts';
 
@@ -32,6 +33,7 @@ export async function removeUnfinishedDeletes(serverDir: string, log: (s: string
 export async function prune(config: RuntimeConfig, opts: { now: Date; dryRun: boolean; log: (s: string) => void }): Promise<PruneReport[]> {
   const L = vaultLayout(config.paths.dataDir);
   const reports: PruneReport[] = [];
+  const pins = await pinnedSnapshots(config);
   for (const server of config.inventory.servers) {
     if (!opts.dryRun) await removeUnfinishedDeletes(L.serverDir(server.name), (s) => opts.log(`${server.name}: ${s}`));
     const snaps = await listSnapshots(config.paths.dataDir, server.name);
@@ -39,7 +41,7 @@ export async function prune(config: RuntimeConfig, opts: { now: Date; dryRun: bo
       snaps.map((s) => ({ id: s.id, partial: s.info ? s.info.partial : true })),
       config.inventory.retention,
       opts.now,
-    );
+    ).map((d) => (d.keep || !pins.has(`${server.name}/${d.id}`) ? d : { ...d, keep: true, reason: pins.get(`${server.name}/${d.id}`)! }));
     const latest = await readlink(L.latest(server.name)).catch(() => undefined);
     const deleted: string[] = [];
     for (const d of decisions) {

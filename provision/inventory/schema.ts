@@ -137,6 +137,9 @@ export const Schedule = Type.Object(
       {
         fullEveryDays: Type.Integer({ minimum: 1, maximum: 366 }),
         incrementalEveryDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 366 })),
+        deadlineMinutes: Type.Optional(
+          Type.Number({ exclusiveMinimum: 0, maximum: 10080, description: 'total time one run may spend uploading; default: the upload interval, at most a day' }),
+        ),
       },
       strict,
     ),

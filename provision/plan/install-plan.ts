@@ -28,7 +28,6 @@ export const INSTALL_PATHS = {
   logrotate: '/etc/logrotate.d/pullvault',
   logDir: '/var/log/pullvault',
   logFile: '/var/log/pullvault/pullvault.log',
-  lockFile: '/run/pullvault-cron.lock',
 } as const;
 
 export type InstallPaths = { -readonly [K in keyof typeof INSTALL_PATHS]: string };
@@ -208,7 +207,7 @@ export function planInstall(input: InstallInput): InstallPlan {
     {
       id: `cron job ${paths.cronRun}`,
       path: paths.cronRun,
-      content: render(input.templates, 'cron-run', { ...common, lockFile: paths.lockFile }),
+      content: render(input.templates, 'cron-run', common),
       mode: '755',
       ...root,
       validate: sh,

@@ -1,6 +1,6 @@
 // Builds a Target from the inventory's offsite spec (or a --target string) and credentials.
 import { readFile } from 'node:fs/promises';
-import { awsClients, type AwsCredentials } from '../../provision/exec/aws.ts';
+import { awsClients, type AwsCredentials, type AwsTimeouts } from '../../provision/exec/aws.ts';
 import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
 import { DirTarget, S3Target, type Target } from './target.ts';
 
@@ -17,15 +17,24 @@ export async function readCredentials(file: string): Promise<CredentialsFile> {
   return c;
 }
 
-export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: { partSize?: number; queueSize?: number } = {}): Target {
+export interface TargetTuning {
+  partSize?: number;
+  queueSize?: number;
+  /** default AWS_TIMEOUTS (provision/exec/aws.ts) */
+  timeouts?: Partial<AwsTimeouts>;
+}
+
+export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: TargetTuning = {}): Target {
   if (spec.type === 'dir') return new DirTarget(spec.path);
   const endpoint = spec.endpoint ?? creds?.endpoint;
+  const { timeouts, ...sizes } = tuning;
   const { s3 } = awsClients({
     region: spec.region,
     endpoint,
+    timeouts,
     credentials: creds ? { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken } : undefined,
   });
-  return new S3Target({ client: s3, bucket: spec.bucket, prefix: spec.prefix, storageClass: spec.storageClass, ...tuning });
+  return new S3Target({ client: s3, bucket: spec.bucket, prefix: spec.prefix, storageClass: spec.storageClass, ...sizes });
 }
 
 /** "dir:/path" or "s3://bucket/prefix/" → an offsite spec. */

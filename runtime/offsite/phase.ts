@@ -1,7 +1,8 @@
 // The offsite half of `pullvault run`: for each server's fresh snapshot, decide (schedule.ts),
 // select (select.ts), stream tar → zstd → OpenPGP → target, then the manifest object, then
 // record the upload. An attempt that fails in any way is never recorded; a retry always uses
-// a fresh key.
+// a fresh key. The whole phase runs under one deadline (deadline.ts): when it passes, what is in
+// flight is abandoned and the servers not yet sent are reported failed.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { readManifestFile } from '../archive/manifest-io.ts';
 import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
 import { encryptStream, encryptStreamFast, loadRecipient, type Recipient } from '../archive/pgp.ts';
 import { ROOT_FILES } from '../archive/tar-format.ts';
+import { formatDuration, OffsiteDeadlineError, offsiteDeadlineMs } from './deadline.ts';
 import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from './naming.ts';
 import { decide } from './schedule.ts';
 import { selectFull, selectIncremental } from './select.ts';
@@ -38,6 +40,8 @@ export interface OffsiteOptions {
   backoffMs?: number;
   /** tests: the random part of object keys */
   newTag?: () => string;
+  /** total time for the phase (default: offsiteDeadlineMs of the schedule) */
+  deadlineMs?: number;
 }
 
 /** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
@@ -70,6 +74,10 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
   const log = opts.log;
   const now = opts.now ?? new Date();
   const out: OffsiteResult[] = [];
+  const deadlineMs = opts.deadlineMs ?? offsiteDeadlineMs(config.inventory.schedule.offsite);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new OffsiteDeadlineError(deadlineMs)), deadlineMs);
+  timer.unref();
   let recipients: Recipient[];
   let target: Target;
   try {
@@ -79,52 +87,65 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
   } catch (e) {
     const error = (e as Error).message;
     log(`offsite: ${error}`);
+    clearTimeout(timer);
     return results.map((r) => ({ server: r.server, kind: 'skipped', error }));
   }
   const recordFile = uploadsFile(config.paths.dataDir);
   const sched = config.inventory.schedule.offsite;
-  for (const r of results) {
-    // a snapshot whose dump failed is still complete for its files: it goes offsite too
-    if (!r.ok || !r.id || !existsSync(join(r.snapshotDir, 'manifest.jsonl'))) {
-      out.push({ server: r.server, kind: 'skipped', error: 'pull failed; no new snapshot to send' });
-      continue;
-    }
-    try {
-      const records = (await readUploads(recordFile)).filter((x) => x.server === r.server);
-      const d = decide({
-        records,
-        snapshot: r.id,
-        now,
-        fullEveryDays: sched.fullEveryDays,
-        incrementalEveryDays: sched.incrementalEveryDays,
-        haveSnapshot: (id) => existsSync(join(snapshotsRoot(config.paths.dataDir), r.server, id, 'manifest.jsonl')),
-      });
-      if (d.kind === 'skipped') {
-        log(`offsite ${r.server}: nothing to send (${d.reason})`);
-        out.push({ server: r.server, kind: 'skipped' });
+  log(`offsite: to ${target.label}, deadline ${formatDuration(deadlineMs)}`);
+  try {
+    for (const r of results) {
+      if (deadline.signal.aborted) {
+        out.push({ server: r.server, kind: 'skipped', error: `not started: ${(deadline.signal.reason as Error).message}` });
         continue;
       }
-      log(`offsite ${r.server}: ${d.kind} of ${r.id} (${d.reason})`);
-      const rec = await sendArchive({
-        target,
-        recipients,
-        server: r.server,
-        snapshotDir: r.snapshotDir,
-        snapshot: r.id,
-        base: d.kind === 'incremental' ? { dir: join(snapshotsRoot(config.paths.dataDir), r.server, d.base.snapshot), record: d.base } : undefined,
-        log,
-        attempts: opts.attempts ?? 3,
-        backoffMs: opts.backoffMs ?? 5000,
-        now,
-        newTag: opts.newTag,
-      });
-      await appendUpload(recordFile, rec);
-      out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
-    } catch (e) {
-      const error = (e as Error).message;
-      log(`offsite ${r.server}: FAILED: ${error}`);
-      out.push({ server: r.server, kind: 'skipped', error });
+      // a snapshot whose dump failed is still complete for its files: it goes offsite too
+      if (!r.ok || !r.id || !existsSync(join(r.snapshotDir, 'manifest.jsonl'))) {
+        out.push({ server: r.server, kind: 'skipped', error: 'pull failed; no new snapshot to send' });
+        continue;
+      }
+      try {
+        const records = (await readUploads(recordFile)).filter((x) => x.server === r.server);
+        const d = decide({
+          records,
+          snapshot: r.id,
+          now,
+          fullEveryDays: sched.fullEveryDays,
+          incrementalEveryDays: sched.incrementalEveryDays,
+          haveSnapshot: (id) => existsSync(join(snapshotsRoot(config.paths.dataDir), r.server, id, 'manifest.jsonl')),
+        });
+        if (d.kind === 'skipped') {
+          log(`offsite ${r.server}: nothing to send (${d.reason})`);
+          out.push({ server: r.server, kind: 'skipped' });
+          continue;
+        }
+        log(`offsite ${r.server}: ${d.kind} of ${r.id} (${d.reason})`);
+        const rec = await sendArchive({
+          target,
+          recipients,
+          server: r.server,
+          snapshotDir: r.snapshotDir,
+          snapshot: r.id,
+          base: d.kind === 'incremental' ? { dir: join(snapshotsRoot(config.paths.dataDir), r.server, d.base.snapshot), record: d.base } : undefined,
+          log,
+          attempts: opts.attempts ?? 3,
+          backoffMs: opts.backoffMs ?? 5000,
+          now,
+          newTag: opts.newTag,
+          signal: deadline.signal,
+        });
+        await appendUpload(recordFile, rec);
+        out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
+      } catch (e) {
+        const error = (e as Error).message;
+        log(`offsite ${r.server}: FAILED: ${error}`);
+        out.push({ server: r.server, kind: 'skipped', error });
+      }
     }
+  } finally {
+    clearTimeout(timer);
+    // requests still in flight after a deadline must not keep the run alive
+    if (!opts.target) target.close();
   }
   return out;
 }
@@ -142,6 +163,20 @@ export interface SendInput {
   now: Date;
   zstdLevel?: number;
   newTag?: () => string;
+  /** aborts the attempt in flight; no retry after it */
+  signal?: AbortSignal;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }
 
 /** Uploads one archive + its manifest object, retrying under fresh keys; returns the record to append. */
@@ -159,6 +194,7 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
   i.log(`offsite ${i.server}: ${sel.include.length} entries (${sel.changedFiles} files, ${sel.changedBytes} bytes), ${sel.deletions.length} deletions`);
   let lastError: unknown;
   for (let attempt = 1; attempt <= i.attempts; attempt++) {
+    i.signal?.throwIfAborted();
     const name: ArchiveName = {
       kind,
       server: i.server,
@@ -174,12 +210,12 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel });
     try {
       const enc = await encrypt(src.stream, i.recipients);
-      const put = await Promise.all([i.target.put(key, enc), src.done]).then(([p]) => p);
+      const put = await Promise.all([i.target.put(key, enc, undefined, i.signal), src.done]).then(([p]) => p);
       const header = { pullvault: 'manifest', v: 1, ...archiveInfo, archive: { key, bytes: put.bytes, sha256: put.sha256 }, deletions: sel.deletions.length, info };
       const ms = jsonlZstStream(header, join(i.snapshotDir, 'manifest.jsonl'));
       let mput;
       try {
-        mput = await Promise.all([i.target.put(mkey, await encrypt(ms.stream, i.recipients)), ms.done]).then(([p]) => p);
+        mput = await Promise.all([i.target.put(mkey, await encrypt(ms.stream, i.recipients), undefined, i.signal), ms.done]).then(([p]) => p);
       } catch (e) {
         ms.kill();
         throw e;
@@ -206,10 +242,11 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
       };
     } catch (e) {
       src.kill();
+      if (i.signal?.aborted) throw i.signal.reason;
       lastError = e;
       const why = e instanceof ObjectExistsError ? `${key} already exists (the store refused to overwrite it)` : (e as Error).message;
       i.log(`offsite ${i.server}: attempt ${attempt}/${i.attempts} failed: ${why}${attempt < i.attempts ? '; retrying under a new key' : ''}`);
-      if (attempt < i.attempts && !(e instanceof ObjectExistsError)) await new Promise((r) => setTimeout(r, i.backoffMs * 2 ** (attempt - 1)));
+      if (attempt < i.attempts && !(e instanceof ObjectExistsError)) await sleep(i.backoffMs * 2 ** (attempt - 1), i.signal);
     }
   }
   throw new Error(`not uploaded after ${i.attempts} attempts: ${(lastError as Error).message}`);

@@ -26,10 +26,23 @@ export interface Target {
   readonly label: string;
   /** the key prefix the layout starts at ('' for a folder) */
   readonly prefix: string;
-  /** stores a new object; never replaces one: ObjectExistsError if the key is taken */
-  put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult>;
+  /**
+   * stores a new object; never replaces one: ObjectExistsError if the key is taken. When `signal`
+   * aborts, the upload is abandoned and put rejects with the signal's reason at once.
+   */
+  put(key: string, body: Readable, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<PutResult>;
   list(prefix: string): Promise<ListedObject[]>;
   get(key: string): Promise<Readable>;
+  /** lets go of connections (requests still in flight fail) */
+  close(): void;
+}
+
+/** Rejects with the signal's reason when it aborts (never resolves otherwise). */
+export function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
 }
 
 export class ObjectExistsError extends Error {
@@ -85,8 +98,10 @@ export class DirTarget implements Target {
     this.label = `dir:${root}`;
   }
 
-  async put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult> {
+  async put(key: string, body: Readable, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<PutResult> {
     checkKey(key);
+    signal?.throwIfAborted();
+    signal?.addEventListener('abort', () => body.destroy(signal.reason), { once: true });
     const final = join(this.root, key);
     await mkdir(dirname(final), { recursive: true });
     const tmp = join(dirname(final), `.incoming-${process.pid}-${Math.random().toString(16).slice(2)}`);
@@ -143,7 +158,7 @@ export class DirTarget implements Target {
         body.once('end', () => writing.then(resolve, fail));
         body.once('error', fail);
         body.once('close', () => {
-          if (!body.readableEnded) fail(new Error('archive stream closed before its end'));
+          if (!body.readableEnded) fail(signal?.aborted ? signal.reason : new Error('archive stream closed before its end'));
         });
       });
       if (batch.length) await flush();
@@ -200,6 +215,8 @@ export class DirTarget implements Target {
     }
     return createReadStream(p, { highWaterMark: 1 << 20 });
   }
+
+  close(): void {}
 }
 
 export interface S3TargetOptions {
@@ -215,13 +232,24 @@ export interface S3TargetOptions {
 export class S3Target implements Target {
   readonly label: string;
   readonly prefix: string;
+  private closed = false;
   constructor(private readonly o: S3TargetOptions) {
     this.prefix = o.prefix;
     this.label = `s3://${o.bucket}/${o.prefix}`;
+    // once closed, no request starts, retries included: after an abort, lib-storage still sends
+    // AbortMultipartUpload, which a silent store would hold for the idle timeout × attempts
+    o.client.middlewareStack.add(
+      (next) => async (args) => {
+        if (this.closed) throw Object.assign(new Error(`${this.label}: closed; request not sent`), { name: 'TargetClosed' });
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low' },
+    );
   }
 
-  async put(key: string, body: Readable, onProgress?: (bytes: number) => void): Promise<PutResult> {
+  async put(key: string, body: Readable, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<PutResult> {
     checkKey(key);
+    signal?.throwIfAborted();
     const t = hashTap(onProgress);
     body.on('error', (e) => t.destroy(e));
     body.pipe(t);
@@ -246,8 +274,17 @@ export class S3Target implements Target {
       failed ??= e;
       void up.abort();
     });
+    const onAbort = () => {
+      failed ??= signal!.reason;
+      void up.abort();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // after an abort, done() may still wait for AbortMultipartUpload from a store that does not
+    // answer: put rejects at once instead (the lifecycle rule removes parts left behind)
+    const done = up.done();
+    done.catch(() => undefined);
     try {
-      const r = await up.done();
+      const r = await (signal ? Promise.race([done, whenAborted(signal)]) : done);
       if (failed) throw failed;
       return { key, bytes: t.bytes(), sha256: t.digest(), etag: r.ETag?.replace(/"/g, ''), checksum: r.ChecksumSHA256 };
     } catch (e) {
@@ -256,6 +293,8 @@ export class S3Target implements Target {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.$metadata?.httpStatusCode === 412 || err.name === 'PreconditionFailed') throw new ObjectExistsError(key, this.label);
       throw failed ?? e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -279,5 +318,10 @@ export class S3Target implements Target {
       if (err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404) throw new MissingObjectError(key, this.label);
       throw e;
     }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.o.client.destroy();
   }
 }
