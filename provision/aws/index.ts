@@ -10,7 +10,7 @@ import { restoreUserName, writerUserName } from '../inventory/defaults.ts';
 import { mergeBucketPolicy, normalizedJson, restoreIdentityPolicy, writerIdentityPolicy } from '../plan/aws-policies.ts';
 import { mergeLifecycle, storageClassWarnings } from '../plan/aws-lifecycle.ts';
 import { AwsProvisionError, explainCredentials } from './errors.ts';
-import { awsSteps, currentBucketPolicy, type AwsCtx } from './steps.ts';
+import { awsSteps, currentBucketPolicy, policyParams, readBucketEncryption, readUserId, type AwsCtx } from './steps.ts';
 import { GetBucketLifecycleConfigurationCommand } from '@aws-sdk/client-s3';
 
 export { AwsProvisionError } from './errors.ts';
@@ -62,6 +62,7 @@ function makeCtx(inv: Inventory, o: ProvisionAwsOptions, accountId: string): Aws
     redactor: o.redactor,
     reporter: o.reporter,
     usersExisting: new Set(),
+    userIds: new Map(),
   };
 }
 
@@ -79,7 +80,6 @@ export async function provisionAws(inv: Inventory, o: ProvisionAwsOptions): Prom
  * with what the bucket already has, when it exists), reading only. Returns the file paths.
  */
 export async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]> {
-  const params = { target: ctx.target, accountId: ctx.accountId, writerUser: ctx.writerUser, piName: ctx.piName };
   const readOrEmpty = async <T>(f: () => Promise<T>, empty: T): Promise<T> => {
     try {
       return await f();
@@ -90,6 +90,11 @@ export async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]>
     }
   };
   const curPolicy = await readOrEmpty(() => currentBucketPolicy(ctx), null);
+  const enc = await readOrEmpty(() => readBucketEncryption(ctx), null);
+  if (enc) ctx.encryption = enc;
+  const writerId = await readUserId(ctx, ctx.writerUser);
+  if (writerId) ctx.userIds.set(ctx.writerUser, writerId);
+  const params = policyParams(ctx);
   const curRules = await readOrEmpty(
     async () => ((await ctx.clients.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: ctx.target.bucket }))).Rules ?? []) as unknown as Record<string, unknown>[],
     [] as Record<string, unknown>[],

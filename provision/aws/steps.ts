@@ -36,16 +36,21 @@ import type { AwsClients } from '../exec/aws.ts';
 import type { Change, Redactor, Reporter, Step } from '../engine/index.ts';
 import type { S3TargetSpec } from '../inventory/schema.ts';
 import {
+  SSE_S3,
   bucketArn,
+  bucketEncryptionFrom,
   canonicalPolicy,
   mergeBucketPolicy,
   normalizedJson,
+  ownedSids,
   parsePolicy,
   restoreIdentityPolicy,
   samePolicy,
   userArn,
   writerIdentityPolicy,
+  type BucketEncryption,
   type PolicyDocument,
+  type PolicyParams,
 } from '../plan/aws-policies.ts';
 import { canonicalRule, lifecycleRules, mergeLifecycle, ruleIdPrefix } from '../plan/aws-lifecycle.ts';
 import { AwsProvisionError, call, errName, httpStatus, isNotFound } from './errors.ts';
@@ -74,12 +79,28 @@ export interface AwsCtx {
   bucketExists?: boolean;
   bucketCreatedNow?: boolean;
   usersExisting: Set<string>;
+  /** IAM unique ids (AIDA…) of the users, learnt by their checks or creation */
+  userIds: Map<string, string>;
+  /** the bucket's default encryption, learnt by the encryption check (SSE-S3 on a bucket pullvault sets up) */
+  encryption?: BucketEncryption;
 }
 
 const json = normalizedJson;
 
-function policyParams(ctx: AwsCtx) {
-  return { target: ctx.target, accountId: ctx.accountId, writerUser: ctx.writerUser, piName: ctx.piName };
+/** Stands for the writer's unique id in a dry run before the user exists (IAM assigns it at creation). */
+export function pendingUserId(user: string): string {
+  return `(unique id of ${user}, assigned when it is created)`;
+}
+
+export function policyParams(ctx: AwsCtx): PolicyParams {
+  return {
+    target: ctx.target,
+    accountId: ctx.accountId,
+    writerUser: ctx.writerUser,
+    piName: ctx.piName,
+    writerUserId: ctx.userIds.get(ctx.writerUser) ?? pendingUserId(ctx.writerUser),
+    encryption: ctx.encryption ?? SSE_S3,
+  };
 }
 
 /** A bucket setting that does not exist yet in a dry run on a new bucket: plan it as a create. */
@@ -222,24 +243,37 @@ export function ownershipStep(): Step<AwsCtx> {
   };
 }
 
+/** The bucket's default encryption as set (null: none set), the KMS key as an ARN. */
+export async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>): Promise<BucketEncryption | null> {
+  try {
+    const r = await call('s3:GetEncryptionConfiguration', bucketArn(ctx.target), () =>
+      ctx.clients.s3.send(new GetBucketEncryptionCommand({ Bucket: ctx.target.bucket })),
+    );
+    const d = r.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+    if (!d?.SSEAlgorithm) return null;
+    try {
+      return bucketEncryptionFrom(d.SSEAlgorithm, d.KMSMasterKeyID, ctx.target, ctx.accountId);
+    } catch (e) {
+      throw new AwsProvisionError((e as Error).message);
+    }
+  } catch (e) {
+    if (errName(e) === 'ServerSideEncryptionConfigurationNotFoundError') return null;
+    throw e;
+  }
+}
+
 export function encryptionStep(): Step<AwsCtx> {
   return {
     id: 's3: default encryption',
     after: ['s3: bucket'],
     async check(ctx) {
+      ctx.encryption = SSE_S3;
       const planned = plannedOnNewBucket(ctx, 'SSE-S3 (AES256)', 'AES256\n');
       if (planned) return planned;
-      let algo: string | undefined;
-      try {
-        const r = await call('s3:GetEncryptionConfiguration', bucketArn(ctx.target), () =>
-          ctx.clients.s3.send(new GetBucketEncryptionCommand({ Bucket: ctx.target.bucket })),
-        );
-        algo = r.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm;
-      } catch (e) {
-        if (errName(e) !== 'ServerSideEncryptionConfigurationNotFoundError') throw e;
-      }
-      // SSE-KMS set by the owner is at least as good: keep it
-      return algo ? null : { action: 'update', summary: 'SSE-S3 (AES256)', before: '(none)\n', after: 'AES256\n' };
+      const cur = await readBucketEncryption(ctx);
+      // SSE-KMS set by the owner is at least as good: keep it (the policies pin it and grant its key)
+      if (cur) ctx.encryption = cur;
+      return cur ? null : { action: 'update', summary: 'SSE-S3 (AES256)', before: '(none)\n', after: 'AES256\n' };
     },
     async apply(ctx) {
       await call('s3:PutEncryptionConfiguration', bucketArn(ctx.target), () =>
@@ -389,15 +423,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function bucketPolicyStep(): Step<AwsCtx> {
   return {
     id: 's3: bucket policy (write-once for the Pi)',
-    after: ['s3: bucket', 'iam: writer user'],
+    after: ['s3: bucket', 's3: default encryption', 'iam: writer user'],
     async check(ctx) {
       const cur = await currentBucketPolicy(ctx);
       const want = mergeBucketPolicy(cur, policyParams(ctx));
       if (samePolicy(cur, want)) return null;
-      const kept = want.Statement.length - 4;
+      const kept = want.Statement.length - ownedSids(ctx.piName).length;
       return {
         action: cur ? 'update' : 'create',
-        summary: `deny everything but conditional puts under ${ctx.target.prefix} to ${ctx.writerUser}; deny plain HTTP${kept ? ` (${kept} other statement(s) kept)` : ''}`,
+        summary: `deny everything but conditional puts under ${ctx.target.prefix}, with the bucket's encryption and storage class, to ${ctx.writerUser}; deny plain HTTP${kept ? ` (${kept} other statement(s) kept)` : ''}`,
         before: cur ? json(canonicalPolicy(cur)) : '',
         after: json(canonicalPolicy(want)),
       };
@@ -429,23 +463,34 @@ function iamUserArn(ctx: AwsCtx, user: string): string {
   return userArn(ctx.target, ctx.accountId, user);
 }
 
+/** The user's IAM unique id (AIDA…), or null when there is no such user. */
+export async function readUserId(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>, user: string): Promise<string | null> {
+  try {
+    const r = await call('iam:GetUser', userArn(ctx.target, ctx.accountId, user), () => ctx.clients.iam.send(new GetUserCommand({ UserName: user })));
+    if (!r.User?.UserId) throw new AwsProvisionError(`iam:GetUser ${user}: the answer carries no UserId`);
+    return r.User.UserId;
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
+}
+
 export function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
   return {
     id: `iam: ${role} user`,
     async check(ctx) {
-      try {
-        await call('iam:GetUser', iamUserArn(ctx, user), () => ctx.clients.iam.send(new GetUserCommand({ UserName: user })));
-        ctx.usersExisting.add(user);
-        return null;
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-        return { action: 'create', summary: user };
-      }
+      const id = await readUserId(ctx, user);
+      if (id === null) return { action: 'create', summary: user };
+      ctx.usersExisting.add(user);
+      ctx.userIds.set(user, id);
+      return null;
     },
     async apply(ctx) {
-      await call('iam:CreateUser', iamUserArn(ctx, user), () =>
+      const r = await call('iam:CreateUser', iamUserArn(ctx, user), () =>
         ctx.clients.iam.send(new CreateUserCommand({ UserName: user, Tags: [{ Key: 'pullvault', Value: `${role}:${ctx.piName}` }] })),
       );
+      if (!r.User?.UserId) throw new AwsProvisionError(`iam:CreateUser ${user}: the answer carries no UserId`);
+      ctx.userIds.set(user, r.User.UserId);
     },
   };
 }
@@ -453,7 +498,7 @@ export function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
 export function userPolicyStep(role: CredentialsRole, user: string, policyName: string, doc: (ctx: AwsCtx) => PolicyDocument): Step<AwsCtx> {
   return {
     id: `iam: ${role} policy`,
-    after: [`iam: ${role} user`],
+    after: [`iam: ${role} user`, 's3: default encryption'],
     async check(ctx) {
       const want = doc(ctx);
       let cur: PolicyDocument | null = null;

@@ -6,7 +6,7 @@ const strict = { additionalProperties: false } as const;
 
 const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'a lower-case name (letters, digits, dashes; up to 32)' });
 const UnixName = Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', description: 'a Unix user or group name' });
-const DbName = Type.String({ pattern: '^[A-Za-z0-9_]+$', description: 'a database name: letters, digits, underscore' });
+const DbName = Type.String({ pattern: '^[A-Za-z0-9_]+$', maxLength: 64, description: 'a database name: letters, digits, underscore; at most 64 (MariaDB) or 63 (PostgreSQL) bytes' });
 const AbsPath = Type.String({ pattern: '^/', minLength: 1, description: 'an absolute path' });
 const AnyPath = Type.String({ minLength: 1, description: 'a path, relative to the inventory file or absolute' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
@@ -36,7 +36,9 @@ export const SshEndpoint = Type.Object(
 
 export const PathSpec = Type.Object({ path: AbsPath, exclude: Type.Optional(Type.Array(Type.String({ minLength: 1 }))) }, strict);
 
-const DbSelection = Type.Union([Type.Literal('all'), Type.Array(DbName, { minItems: 1 })]);
+const DbSelection = Type.Union([Type.Literal('all'), Type.Array(DbName, { minItems: 1 })], {
+  description: '"all": the databases the server has at each run (system schemas and templates left out); or the names to dump',
+});
 
 export const Server = Type.Object(
   {

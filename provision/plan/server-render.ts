@@ -5,7 +5,16 @@ import Handlebars from 'handlebars';
 import type { PiSpec, ServerSpec } from '../inventory/schema.ts';
 import { DISPATCH_PATH } from '../inventory/defaults.ts';
 import { shellQuote } from '../exec/quote.ts';
-import { DB_NAME_RE, DISPATCH_REFUSED_EXIT, DISPATCH_REFUSED_PREFIX } from './dispatch-protocol.ts';
+import {
+  DB_NAME_MAX,
+  DISPATCH_REFUSED_EXIT,
+  DISPATCH_REFUSED_PREFIX,
+  MARIADB_SYSTEM_SCHEMAS,
+  PG_TEMPLATE_DATABASES,
+  RSYNC_DENIED_OPTIONS,
+  checkDbName,
+  type DbEngine,
+} from './dispatch-protocol.ts';
 
 export const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 
@@ -36,6 +45,8 @@ export function rootProblems(server: ServerSpec, index: number): string[] {
     if (/[*?[\]]/.test(p.path)) out.push(`servers[${index}].paths[${j}].path: "${p.path}" contains a wildcard character (* ? [ ]); rename the folder or back up its parent`);
     // eslint-disable-next-line no-control-regex
     if (/[\x00-\x1f\x7f]/.test(p.path)) out.push(`servers[${index}].paths[${j}].path: contains a control character`);
+    // rrsync splits its command on any whitespace (Python's \s), not only on the spaces rsync escapes
+    else if (/[^\S ]|\u0085/.test(p.path)) out.push(`servers[${index}].paths[${j}].path: contains whitespace other than plain spaces`);
     if (/\/\.\.?(\/|$)/.test(p.path)) out.push(`servers[${index}].paths[${j}].path: "${p.path}" must not contain . or .. components`);
   });
   return out;
@@ -47,10 +58,10 @@ export function normalRoot(p: string): string {
 }
 
 /** '*' | 'a b c' | '' for the dispatcher's MYSQL_DBS / PG_DBS. */
-export function dbListValue(sel: 'all' | string[] | undefined): string {
+export function dbListValue(engine: DbEngine, sel: 'all' | string[] | undefined): string {
   if (sel === undefined) return '';
   if (sel === 'all') return '*';
-  for (const n of sel) if (!DB_NAME_RE.test(n)) throw new Error(`database name ${JSON.stringify(n)} does not match [A-Za-z0-9_]+`);
+  for (const n of sel) checkDbName(engine, n);
   return [...new Set(sel)].join(' ');
 }
 
@@ -61,8 +72,13 @@ export function renderDispatcher(templates: ServerTemplates, server: ServerSpec)
     refusedExit: String(DISPATCH_REFUSED_EXIT),
     refusedPrefix: DISPATCH_REFUSED_PREFIX,
     rootsAndWire: roots.flatMap((r) => [shellQuote(r), shellQuote(rsyncWireForm(r))]).join(' '),
-    mysqlDbs: shellQuote(dbListValue(server.databases?.mariadb)),
-    pgDbs: shellQuote(dbListValue(server.databases?.postgres)),
+    mysqlDbs: shellQuote(dbListValue('mariadb', server.databases?.mariadb)),
+    pgDbs: shellQuote(dbListValue('postgres', server.databases?.postgres)),
+    mysqlSystem: shellQuote(MARIADB_SYSTEM_SCHEMAS.join(' ')),
+    pgTemplates: shellQuote(PG_TEMPLATE_DATABASES.join(' ')),
+    mysqlNameMax: String(DB_NAME_MAX.mariadb),
+    pgNameMax: String(DB_NAME_MAX.postgres),
+    rsyncDenied: shellQuote(RSYNC_DENIED_OPTIONS.join(' ')),
     rrsync: shellQuote(RRSYNC_PATH),
   });
 }

@@ -3,6 +3,7 @@
 // `-e`, which rsync itself tokenises (honouring quotes) — it never reaches a shell.
 import { backupUser, sshPort } from '../../provision/inventory/defaults.ts';
 import type { ServerSpec } from '../../provision/inventory/schema.ts';
+import { dispatchCommand, type DispatchVerb } from '../../provision/plan/dispatch-protocol.ts';
 import type { RuntimeConfig } from '../config.ts';
 
 export interface Endpoint {
@@ -32,10 +33,15 @@ export function sshOptions(config: RuntimeConfig, ep: Endpoint): string[] {
   ];
 }
 
-/** `ssh … user@host VERB [ARG]` for a dispatcher verb. */
-export function sshVerbArgv(config: RuntimeConfig, ep: Endpoint, verb: string, arg?: string): string[] {
-  if (arg !== undefined && !/^[A-Za-z0-9_]+$/.test(arg)) throw new Error(`refusing dispatcher argument ${JSON.stringify(arg)}`);
-  return ['ssh', ...sshOptions(config, ep), '-T', `${ep.user}@${ep.host}`, arg === undefined ? verb : `${verb} ${arg}`];
+/** `ssh … user@host VERB [DB]` for a dispatcher verb; throws for a command the dispatcher would refuse. */
+export function sshVerbArgv(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb, arg?: string): string[] {
+  let command: string;
+  try {
+    command = dispatchCommand(verb, arg);
+  } catch (e) {
+    throw new Error(`refusing dispatcher command: ${(e as Error).message}`);
+  }
+  return ['ssh', ...sshOptions(config, ep), '-T', `${ep.user}@${ep.host}`, command];
 }
 
 /** Quote one word for rsync's own -e tokeniser (single quotes; ' itself via "'"). */

@@ -4,6 +4,7 @@
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ServerSpec } from '../../provision/inventory/schema.ts';
+import type { DispatchVerb } from '../../provision/plan/dispatch-protocol.ts';
 import type { RuntimeConfig } from '../config.ts';
 import type { SnapshotInfo } from '../manifest-format.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
@@ -13,14 +14,14 @@ export type DumpRecord = SnapshotInfo['dumps'][number];
 
 export class DumpError extends Error {}
 
-async function listVerb(config: RuntimeConfig, ep: Endpoint, verb: string): Promise<string[]> {
+async function listVerb(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb): Promise<string[]> {
   const r = await finished(start(sshVerbArgv(config, ep, verb)), { collectStdout: true });
   if (r.code !== 0) throw new DumpError(`${verb} failed (exit ${r.code}): ${tail(r.stderr, 3)}`);
   return r.stdout.toString('utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
 /** Stream one verb's stdout into `file`, through `zstd` when `compress`. Removes the file on failure. */
-export async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: string, arg: string | undefined, file: string, compress: boolean): Promise<number> {
+export async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb, arg: string | undefined, file: string, compress: boolean): Promise<number> {
   await mkdir(dirname(file), { recursive: true });
   const fh = await open(file, 'w', 0o600);
   const what = arg ? `${verb} ${arg}` : verb;
@@ -57,7 +58,7 @@ export async function dumpDatabases(
   const dumps: DumpRecord[] = [];
   const errors: string[] = [];
   const dbs = server.databases ?? {};
-  const one = async (engine: 'mariadb' | 'postgres', name: string, verb: string, arg: string | undefined, rel: string, compress: boolean) => {
+  const one = async (engine: 'mariadb' | 'postgres', name: string, verb: DispatchVerb, arg: string | undefined, rel: string, compress: boolean) => {
     try {
       const t0 = Date.now();
       const bytes = await dumpToFile(config, ep, verb, arg, `${snapshotDir}/${rel}`, compress);
@@ -67,7 +68,7 @@ export async function dumpDatabases(
       errors.push(`${engine} ${name}: ${(e as Error).message}`);
     }
   };
-  const selected = async (engine: 'mariadb' | 'postgres', sel: 'all' | string[], listVerbName: string): Promise<string[]> => {
+  const selected = async (engine: 'mariadb' | 'postgres', sel: 'all' | string[], listVerbName: DispatchVerb): Promise<string[]> => {
     if (sel !== 'all') return sel;
     try {
       return await listVerb(config, ep, listVerbName);

@@ -18,10 +18,20 @@ import {
   ListBucketsCommand,
   PutBucketLifecycleConfigurationCommand,
   PutBucketPolicyCommand,
+  PutBucketEncryptionCommand,
   PutBucketVersioningCommand,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { DeleteUserPolicyCommand, GetUserPolicyCommand, ListAccessKeysCommand, ListUsersCommand } from '@aws-sdk/client-iam';
+import {
+  CreateUserCommand,
+  DeleteAccessKeyCommand,
+  DeleteUserCommand,
+  DeleteUserPolicyCommand,
+  GetUserCommand,
+  GetUserPolicyCommand,
+  ListAccessKeysCommand,
+  ListUsersCommand,
+} from '@aws-sdk/client-iam';
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
@@ -97,6 +107,13 @@ describe('provision-aws against moto', () => {
     const policy = parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: b }))).Policy)!;
     expect(policy.Statement.map((s) => s.Sid)).toEqual(ownedSids('pi01'));
     expect(JSON.stringify(policy)).toContain(`arn:aws:iam::${MOTO_ACCOUNT_ID}:user/pullvault-pi01-writer`);
+    // the writer is pinned by the unique id IAM gave it, read at provision time
+    const writerId = (await admin.iam.send(new GetUserCommand({ UserName: 'pullvault-pi01-writer' }))).User!.UserId!;
+    expect(writerId).toBeTruthy(); // AIDA… on AWS; moto makes up its own form
+    const provisioned = policy.Statement.find((s) => s.Sid!.endsWith('WriterIsTheProvisionedUser'))!;
+    expect(provisioned.Condition).toMatchObject({ StringNotEquals: { 'aws:userid': writerId } });
+    // the inventory's storage class is the one pinned
+    expect(JSON.stringify(policy.Statement.find((s) => s.Sid!.endsWith('WriterStorageClassPinned')))).toContain('"STANDARD_IA"');
 
     const creds = readCredentials(credentialsFile(state, 'writer'))!;
     expect(creds).toMatchObject({ userName: 'pullvault-pi01-writer', region: target.region, bucket: b, prefix: 'pi01/', endpoint: moto.endpoint });
@@ -255,11 +272,62 @@ describe('provision-aws against moto', () => {
     })) as { printed: string[] };
     expect(r.printed.map((f) => path.basename(f)).sort()).toEqual(['bucket-policy.json', 'lifecycle-configuration.json', 'restore-identity-policy.json', 'writer-identity-policy.json']);
     expect((await admin.s3.send(new ListBucketsCommand({}))).Buckets ?? []).toEqual([]);
-    // and they are what an apply then puts in place
+    // before the writer exists its unique id is not known: the document says so
+    expect(readFileSync(path.join(dir, 'bucket-policy.json'), 'utf8')).toContain('(unique id of pullvault-pi01-writer, assigned when it is created)');
+    const writer = parsePolicy((await admin.iam.send(new GetUserPolicyCommand({ UserName: 'pullvault-pi01-writer', PolicyName: 'pullvault-writer' })).catch(() => ({ PolicyDocument: '' }))).PolicyDocument);
+    expect(writer).toBeNull();
+    // once applied, printing again gives exactly what is in place
     await run(inv);
+    await provisionAws(inv, { clients: admin, reporter: new TextReporter(new Redactor(), () => {}), redactor: new Redactor(), stateDir: state, printPoliciesDir: dir });
     const applied = parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: target.bucket }))).Policy);
     expect(applied).toEqual(JSON.parse(readFileSync(path.join(dir, 'bucket-policy.json'), 'utf8')));
-    const writer = parsePolicy((await admin.iam.send(new GetUserPolicyCommand({ UserName: 'pullvault-pi01-writer', PolicyName: 'pullvault-writer' }))).PolicyDocument);
-    expect(writer).toEqual(JSON.parse(readFileSync(path.join(dir, 'writer-identity-policy.json'), 'utf8')));
+    const applyWriter = parsePolicy((await admin.iam.send(new GetUserPolicyCommand({ UserName: 'pullvault-pi01-writer', PolicyName: 'pullvault-writer' }))).PolicyDocument);
+    expect(applyWriter).toEqual(JSON.parse(readFileSync(path.join(dir, 'writer-identity-policy.json'), 'utf8')));
+  });
+
+  it('a writer recreated under the same name (new unique id) is noticed: the next run re-pins the bucket policy to it', async () => {
+    await run(inv);
+    const user = 'pullvault-pi01-writer';
+    const oldId = (await admin.iam.send(new GetUserCommand({ UserName: user }))).User!.UserId!;
+    for (const k of (await admin.iam.send(new ListAccessKeysCommand({ UserName: user }))).AccessKeyMetadata!)
+      await admin.iam.send(new DeleteAccessKeyCommand({ UserName: user, AccessKeyId: k.AccessKeyId! }));
+    await admin.iam.send(new DeleteUserPolicyCommand({ UserName: user, PolicyName: 'pullvault-writer' }));
+    await admin.iam.send(new DeleteUserCommand({ UserName: user }));
+    await admin.iam.send(new CreateUserCommand({ UserName: user }));
+    const newId = (await admin.iam.send(new GetUserCommand({ UserName: user }))).User!.UserId!;
+    expect(newId).not.toBe(oldId);
+    // until the owner runs provision-aws again, the bucket policy names the old id: the new user is denied everything
+    const before = JSON.stringify(parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: target.bucket }))).Policy));
+    expect(before).toContain(oldId);
+    const dry = await run(inv, { dryRun: true });
+    expect(dry.out).toMatch(new RegExp(`"aws:userid": \\[\\s+-\\s+"${oldId}"\\s+\\+\\s+"${newId}"`));
+    await run(inv);
+    const after = JSON.stringify(parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: target.bucket }))).Policy));
+    expect(after).toContain(newId);
+    expect(after).not.toContain(oldId);
+    expect((await run(inv)).summary.changed).toBe(0);
+  });
+
+  it('a customer-managed SSE-KMS default the owner set is kept, pinned, and its key granted through S3 only', async () => {
+    const b = 'pv-int-kms';
+    const kmsInv = inventoryWith({ bucket: b, storageClass: 'GLACIER' });
+    const key = `arn:aws:kms:eu-central-1:${MOTO_ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    await admin.s3.send(new CreateBucketCommand({ Bucket: b, CreateBucketConfiguration: { LocationConstraint: 'eu-central-1' } }));
+    await admin.s3.send(
+      new PutBucketEncryptionCommand({ Bucket: b, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: key } }] } }),
+    );
+    const r = await run(kmsInv, { restoreUser: true });
+    expect(r.summary.failed, r.out).toBe(0);
+    const enc = await admin.s3.send(new GetBucketEncryptionCommand({ Bucket: b }));
+    expect(enc.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault).toMatchObject({ SSEAlgorithm: 'aws:kms', KMSMasterKeyID: key });
+    const writerDoc = parsePolicy((await admin.iam.send(new GetUserPolicyCommand({ UserName: 'pullvault-pi01-writer', PolicyName: 'pullvault-writer' }))).PolicyDocument)!;
+    const grant = writerDoc.Statement.find((s) => s.Sid === 'BucketKeyThroughS3')!;
+    expect(grant).toMatchObject({ Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: key, Condition: { StringEquals: { 'kms:ViaService': 's3.eu-central-1.amazonaws.com' } } });
+    const restoreDoc = parsePolicy((await admin.iam.send(new GetUserPolicyCommand({ UserName: 'pullvault-pi01-restore', PolicyName: 'pullvault-restore' }))).PolicyDocument)!;
+    expect(restoreDoc.Statement.map((s) => s.Sid)).toEqual(expect.arrayContaining(['RestoreArchivedObjects', 'DecryptThroughS3']));
+    const policy = JSON.stringify(parsePolicy((await admin.s3.send(new GetBucketPolicyCommand({ Bucket: b }))).Policy));
+    expect(policy).toContain(`"s3:x-amz-server-side-encryption-aws-kms-key-id":"${key}"`);
+    expect(policy).toContain('"s3:x-amz-storage-class":"GLACIER"');
+    expect((await run(kmsInv, { restoreUser: true })).summary.changed).toBe(0);
   });
 });

@@ -293,6 +293,66 @@ ${waitListen(2998)}; sleep 3 | timeout 8 socat -T3 - TCP:127.0.0.1:2998; kill $p
     console.log(`refused (${refused.length}): ${refused.join('; ')}`);
   });
 
+  it("refuses what the dispatcher's own checks once read differently from rrsync: other whitespace, escapes, long names, ::, sftp, scp", async () => {
+    const refused: string[] = [];
+    const expectRefused = async (what: string, args: string[], why: RegExp) => {
+      const r = await piSsh(args);
+      expect(r.code, `${what}: ${r.stdout}${r.stderr}`).toBe(DISPATCH_REFUSED_EXIT);
+      expect(r.stderr, what).toMatch(/^pullvault-dispatch: refused: .+$/m);
+      expect(r.stderr, what).toMatch(why);
+      refused.push(what);
+      return r;
+    };
+    const sender = 'rsync --server --sender -logDtpre.iLsfxCIvu';
+    // every whitespace character Python's \s (rrsync's splitter) knows that is not a space
+    for (const [name, ch] of [['TAB', '\t'], ['vertical tab', '\v'], ['form feed', '\f'], ['CR', '\r'], ['file separator \\x1c', '\x1c'], ['unit separator \\x1f', '\x1f']] as const) {
+      await expectRefused(`--files-from=- behind a ${name}`, [dest(), `${sender}${ch}--files-from=- . /var/www/`], /control characters/);
+    }
+    await expectRefused('--files-from=- behind a no-break space (U+00A0)', [dest(), `${sender}\u00a0--files-from=- . /var/www/`], /plain ASCII/);
+    await expectRefused('--files-from=- behind two spaces', [dest(), `${sender}  --files-from=- . /var/www/`], /single spaces/);
+    await expectRefused('--files-from=- itself', [dest(), `${sender} --files-from=- . /var/www/`], /--files-from is not allowed/);
+    await expectRefused('--files-from abbreviated', [dest(), `${sender} --files-fr=- . /var/www/`], /--files-fr is not allowed/);
+    await expectRefused('backslashed dots', [dest(), `${sender} . /var/www/\\.\\./\\.\\./etc/shadow`], /backslash escapes/);
+    await expectRefused('a backslashed option', [dest(), `${sender} \\-\\-files-from=- . /var/www/`], /without backslashes/);
+    const viaRsync = await piRsync(['-a', `${dest()}:/var/www/\\.\\./\\.\\./etc/shadow`, '/tmp/stolen/']);
+    expect(viaRsync.code).not.toBe(0);
+    expect(viaRsync.stderr).toMatch(/refused: rsync path with backslash escapes/);
+    refused.push('backslashed dots through the rsync client');
+    const long = await expectRefused('a 100 000-byte database name', [dest(), `mysql-dump ${'a'.repeat(100_000)}`], /longer than 64 bytes/);
+    expect(long.stderr.length).toBeLessThan(200);
+    await expectRefused('a PostgreSQL name of 64 bytes', [dest(), `pg-dump ${'p'.repeat(64)}`], /longer than 63 bytes/);
+    await expectRefused("mysql-dump mysql under 'all' (password hashes)", [dest(), 'mysql-dump mysql'], /system database/);
+    await expectRefused("pg-dump template1 under 'all'", [dest(), 'pg-dump template1'], /system database/);
+    const daemon = await piRsync([`${dest()}::`]);
+    expect(daemon.code).not.toBe(0);
+    expect(daemon.stderr).toMatch(/refused: rsync daemon mode \(host::module\) is not offered/);
+    expect(daemon.stderr).not.toMatch(/push/);
+    refused.push('rsync host:: (daemon mode)');
+    const sshOpts = sshBase().slice(1);
+    const client = (args: string[], input = '') => pi.exec(['timeout', '30', ...args], { input, okCodes: [...Array(256).keys()] });
+    // sshd drops a subsystem's stderr: the dispatcher says it in SFTP, and the client prints it
+    const sftp = await client(['sftp', ...sshOpts, '-b', '-', dest()], 'get /etc/passwd /tmp/stolen-passwd\n');
+    expect(sftp.code).not.toBe(0);
+    expect(sftp.stderr).toMatch(/pullvault-dispatch: refused: sftp \(and scp, which speaks sftp\) is not offered/);
+    refused.push('sftp');
+    // scp (SFTP since OpenSSH 9) gets the same answers but prints its own words for them
+    const scpAbsolute = await client(['scp', ...sshOpts, `${dest()}:/etc/passwd`, '/tmp/stolen-passwd']);
+    expect(scpAbsolute.code).not.toBe(0);
+    expect(scpAbsolute.stderr).not.toMatch(/Connection closed/);
+    const scpUp = await client(['scp', ...sshOpts, '/etc/hostname', `${dest()}:/tmp/pushed`]);
+    expect(scpUp.code).not.toBe(0);
+    expect(scpUp.stderr).toMatch(/Permission denied/);
+    refused.push('scp (SFTP)');
+    const scpO = await client(['scp', '-O', ...sshOpts, `${dest()}:/etc/passwd`, '/tmp/stolen-passwd']);
+    expect(scpO.code).not.toBe(0);
+    expect(scpO.stderr).toMatch(/pullvault-dispatch: refused: scp is not offered/);
+    refused.push('scp -O (the legacy protocol)');
+    console.log(`scp of a named file says: ${scpAbsolute.stderr.trim()}`);
+    expect((await pi.exec(['test', '-e', '/tmp/stolen-passwd'], { okCodes: [0, 1] })).code).toBe(1);
+    expect((await web.exec(['test', '-e', '/tmp/pushed'], { okCodes: [0, 1] })).code).toBe(1);
+    console.log(`refused (${refused.length}): ${refused.join('; ')}`);
+  });
+
   it('puts back drift: an edited dispatcher, a loosened authorized_keys, an added group', async () => {
     await web.exec(['sh', '-c', `echo 'exec /bin/sh' >> /usr/local/sbin/pullvault-dispatch
 sed -i 's/^restrict,//' /home/pullvault/.ssh/authorized_keys

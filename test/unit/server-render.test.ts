@@ -45,16 +45,19 @@ describe('rendering', () => {
   });
 
   it('refuses roots the dispatcher cannot serve exactly', () => {
-    expect(rootProblems(server(['/srv/a*', '/srv/ok', '/srv/x/../etc']), 0)).toEqual([
+    expect(rootProblems(server(['/srv/a*', '/srv/ok', '/srv/x/../etc', '/srv/no\u00a0break', '/srv/two  spaces']), 0)).toEqual([
       'servers[0].paths[0].path: "/srv/a*" contains a wildcard character (* ? [ ]); rename the folder or back up its parent',
       'servers[0].paths[2].path: "/srv/x/../etc" must not contain . or .. components',
+      'servers[0].paths[3].path: contains whitespace other than plain spaces',
     ]);
   });
 
   it('renders database lists and the roots into a dispatcher that parses', () => {
-    expect(dbListValue(undefined)).toBe('');
-    expect(dbListValue('all')).toBe('*');
-    expect(dbListValue(['shop', 'wiki', 'shop'])).toBe('shop wiki');
+    expect(dbListValue('mariadb', undefined)).toBe('');
+    expect(dbListValue('postgres', 'all')).toBe('*');
+    expect(dbListValue('mariadb', ['shop', 'wiki', 'shop'])).toBe('shop wiki');
+    expect(dbListValue('mariadb', ['m'.repeat(64)])).toBe('m'.repeat(64));
+    expect(() => dbListValue('postgres', ['p'.repeat(64)])).toThrow(/longer than postgres's 63 bytes/);
     const text = renderDispatcher(templates, server(['/var/www/', '/srv/my data'], { mariadb: ['shop'], postgres: 'all' }));
     expect(text).toContain("set -- /var/www /var/www '/srv/my data' '/srv/my\\ data'");
     expect(text).toContain("MYSQL_DBS=shop\n");
@@ -67,6 +70,7 @@ describe('rendering', () => {
     expect(dispatchCommand('mysql-dump', 'shop')).toBe('mysql-dump shop');
     expect(dispatchCommand('pg-globals')).toBe('pg-globals');
     expect(() => dispatchCommand('pg-dump', 'shop;id')).toThrow(/does not match/);
+    expect(() => dispatchCommand('mysql-dump', 'x'.repeat(100_000))).toThrow(/^mysql-dump: database name "x{64}"… is longer than mariadb's 64 bytes$/);
     expect(() => dispatchCommand('pg-dump')).toThrow(/needs a database/);
   });
 });
@@ -109,7 +113,7 @@ describe('the dispatcher, run locally', () => {
     ['mysql-dump -r/tmp/x', /must match/],
     ['mysql-dump shop --result-file=/tmp/x', /must match/],
     ['mysql-dump wiki', /not in this server's mariadb list/],
-    ['mysql-dump ', /must match/],
+    ['mysql-dump ', /single spaces/],
     ['mysql-list extra', /not an allowed command/],
     ['pg-dump shop', /postgres dumps are not enabled/],
     ['pg-globals', /postgres dumps are not enabled/],
@@ -117,6 +121,26 @@ describe('the dispatcher, run locally', () => {
     ['rsync --server -logDtpre.iLsfxCIvu . /tmp/', /rsync push/],
     ['rsync --server --sender -logDtpre.iLsfxCIvu . /etc/shadow', /outside the configured roots/],
     ['rsync --server --sender -logDtpre.iLsfxCIvu --remove-source-files . /x', /remove-source-files/],
+    // rrsync splits on every whitespace character, this script's checks on spaces: refused first
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\t--files-from=- . /x', /control characters/],
+    ['rsync --server --sender\t-logDtpre.iLsfxCIvu . /x', /control characters/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\v--files-from=- . /x', /control characters/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\f--files-from=- . /x', /control characters/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\r--files-from=- . /x', /control characters/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\x1c--files-from=- . /x', /control characters/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu\u00a0--files-from=- . /x', /plain ASCII/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu  --files-from=- . /x', /single spaces/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu --files-from=- . /x', /--files-from is not allowed/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu --files-fr=- . /x', /--files-fr is not allowed/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu --remove . /x', /--remove is not allowed/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu --log-file=/tmp/l . /x', /--log-file is not allowed/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu -- . /x', /-- is not allowed/],
+    ['rsync --server --sender -logDtpre.iLsfxCIvu \\-\\-files-from=- . /x', /without backslashes/],
+    ['rsync --server --daemon .', /daemon mode/],
+    ['scp -f /etc/passwd', /scp is not offered/],
+    ['scp -t /tmp', /scp is not offered/],
+    ['mysql-dump ' + 'x'.repeat(65), /longer than 64 bytes/],
+    ['mysql-dump mysql', /not in this server's mariadb list/],
   ])('refuses %j with exit 126 and one line', (cmd, why) => {
     const r = dispatch(cmd);
     expect(r.code).toBe(DISPATCH_REFUSED_EXIT);
@@ -124,11 +148,47 @@ describe('the dispatcher, run locally', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('answers the sftp subsystem in SFTP, so the sftp client prints the refusal (sshd drops its stderr)', () => {
+    for (const subsystem of ['/usr/lib/openssh/sftp-server', 'internal-sftp']) {
+      // sftp -D talks SFTP to a local program: the dispatcher, as sshd starts it for the subsystem
+      const r = spawnSync('sftp', ['-b', '-', '-D', `sh ${script}`], {
+        input: 'get /etc/passwd x\n',
+        env: { SSH_ORIGINAL_COMMAND: subsystem, PATH: process.env.PATH },
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect(r.status, subsystem).not.toBe(0);
+      expect(r.stderr, subsystem).toMatch(/^realpath \.: pullvault-dispatch: refused: sftp \(and scp, which speaks sftp\) is not offered: the Pi pulls with rsync$/m);
+    }
+  });
+
+  it('refuses escapes, globs and a second path inside a root, and never echoes more than a name', () => {
+    const pull = (p: string) => dispatch(`rsync --server --sender -logDtpre.iLsfxCIvu . ${p}`);
+    const root2 = `${dir}/root2`;
+    for (const [p, why] of [
+      [`${root2}/\\.\\./outside.txt`, /backslash escapes/],
+      [`${root2}/\\.\\.`, /backslash escapes/],
+      [`${root2}/../outside.txt`, /\.\. components/],
+      [`${root2}/..`, /\.\. components/],
+      [`${root2}/{x,..}/outside.txt`, /only one path/],
+      [`${root2}/* /etc/shadow`, /only one path/],
+      [`${root2}/ /etc/shadow`, /only one path/],
+    ] as const) {
+      const r = pull(p);
+      expect(r.code, p).toBe(DISPATCH_REFUSED_EXIT);
+      expect(r.stderr, p).toMatch(why);
+    }
+    const long = dispatch(`mysql-dump ${'x'.repeat(100_000)}`);
+    expect(long.code).toBe(DISPATCH_REFUSED_EXIT);
+    expect(long.stderr).toMatch(/longer than 64 bytes/);
+    expect(long.stderr.length).toBeLessThan(200);
+  });
+
   it('hands a pull of a root to rrsync, and refuses what is outside it', async () => {
     const ok = rsync('-a', `u@h:${dir}/root a/`, `${dir}/dst/`);
     expect(ok.status, ok.stderr).toBe(0);
     expect(await readFile(path.join(dir, 'dst', 'sub', 'f.txt'), 'utf8')).toBe('hello\n');
-    for (const src of [`${dir}/outside.txt`, `${dir}/root a/../outside.txt`, `${dir}/root ab/`, `${dir}/root2/../root a/`]) {
+    for (const src of [`${dir}/outside.txt`, `${dir}/root a/../outside.txt`, `${dir}/root ab/`, `${dir}/root2/../root a/`, `${dir}/root2/{x,..}/outside.txt`]) {
       const r = rsync('-a', `u@h:${src}`, `${dir}/dst2/`);
       expect(r.status, src).not.toBe(0);
       expect(r.stderr, src).toMatch(/refused|rrsync error/);
