@@ -9,15 +9,14 @@
 // - verify --all drills every chain and branch: one flipped byte in an older chain's full, or
 //   in the unrecorded branch, is found and named, where the default verify does not look.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 // a chain A (S0 full, S1, S2 unrecorded, S3 from S1), then chain B (S4 full, 31 days on)
@@ -60,11 +59,7 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
   let unrecorded: { key: string; manifestKey: string };
 
   beforeAll(() => {
-    work = mkdtempSync(join(tmpdir(), 'pv-offsite-br-'));
-    src = join(work, 'server');
-    store = join(work, 'store');
-    data = join(work, 'data');
-    mkdirSync(src);
+    ({ work, src, store, data } = offsiteWorkspace('pv-offsite-br-'));
     owner = genKey(work, 'owner');
     config = dirTargetConfig(data, store, work, [owner]);
   });

@@ -4,7 +4,8 @@
 // restored trees with (does not use pullvault's own checker).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
@@ -32,6 +33,14 @@ export function genKey(dir: string, name: string, passphrase = ''): TestKey {
   const secretFile = join(dir, `${name}.secret.asc`);
   writeFileSync(secretFile, gpg(['--armor', '--export-secret-keys', fingerprint]), { mode: 0o600 });
   return { name, homedir, fingerprint, publicFile, secretFile, passphrase };
+}
+
+/** A fresh folder for an offsite suite: `server/` (the source tree, created), and where the store and the Pi's data dir go. */
+export function offsiteWorkspace(prefix: string): { work: string; src: string; store: string; data: string } {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  const src = join(work, 'server');
+  mkdirSync(src);
+  return { work, src, store: join(work, 'store'), data: join(work, 'data') };
 }
 
 /** The runtime config of a Pi whose offsite target is the folder `store`, encrypting to `recipients` (daily incrementals, a full every 30 days). */

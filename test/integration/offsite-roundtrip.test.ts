@@ -1,9 +1,8 @@
 // Full + three incrementals through the real pipeline (GNU tar, zstd, openpgp.js) into a dir
 // target, then: pullvault restore of every point in time, each recipient alone, a non-recipient
 // key, partial restore, --force, verify. The gpg/zstd/tar-only procedure: restore-by-hand.test.ts.
-import { chmodSync, chownSync, cpSync, existsSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, linkSync, lutimesSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
@@ -13,7 +12,7 @@ import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/com
 import { restore } from '../../runtime/offsite/restore.ts';
 import { DirTarget } from '../../runtime/offsite/target.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z'];
@@ -67,11 +66,7 @@ async function snapshotAndSend(i: number) {
 
 describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'pv-offsite-rt-'));
-    src = join(work, 'server');
-    store = join(work, 'store');
-    data = join(work, 'data');
-    mkdirSync(src);
+    ({ work, src, store, data } = offsiteWorkspace('pv-offsite-rt-'));
     owner = genKey(work, 'owner');
     escrow = genKey(work, 'escrow', 'escrow pass phrase');
     stranger = genKey(work, 'stranger');

@@ -3,15 +3,14 @@
 // pullvault restore puts them back, and so does the plain `gpg -d | zstd -d | tar -x --xattrs
 // --acls` of each archive in order.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../runtime/config.ts';
 import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
 import { offsitePhase, restoreMain } from '../../runtime/offsite/commands.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
-import { dirTargetConfig, genKey, makeSnapshot, quietly, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240301T020000Z', '20240302T020000Z'];
@@ -41,10 +40,7 @@ describe.skipIf(!root)('offsite: extended attributes', () => {
   const snaps: string[] = [];
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'pv-offsite-xattr-'));
-    src = join(work, 'server');
-    store = join(work, 'store');
-    data = join(work, 'data');
+    ({ work, src, store, data } = offsiteWorkspace('pv-offsite-xattr-'));
     mkdirSync(join(src, 'docs'), { recursive: true });
     owner = genKey(work, 'owner');
     config = dirTargetConfig(data, store, work, [owner]);

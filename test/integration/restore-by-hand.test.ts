@@ -5,8 +5,7 @@
 // deletions, two chains, uploads that reached the store but are missing from the Pi's records
 // (one of them the newest point), and an archive whose manifest object never arrived.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import { offsitePhase } from '../../runtime/offsite/commands.ts';
 import { manifestObjectKey, parseObjectKey } from '../../runtime/offsite/naming.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
-import { dirTargetConfig, genKey, makeSnapshot, treeSignature, type TestKey } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const root = process.getuid?.() === 0;
@@ -109,11 +108,7 @@ const check = (dir: string) => run(join(work, 'check-restore.sh'), [dir]);
 
 describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'pv-by-hand-'));
-    src = join(work, 'server');
-    store = join(work, 'store');
-    data = join(work, 'data');
-    mkdirSync(src);
+    ({ work, src, store, data } = offsiteWorkspace('pv-by-hand-'));
     owner = genKey(work, 'owner');
     escrow = genKey(work, 'escrow', 'escrow pass phrase');
     homedirs.push(owner.homedir, escrow.homedir);
