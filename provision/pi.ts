@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
-import { buildImage, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { buildImage, checkBaseLayout, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
 import { CommandError } from './image/run.ts';
@@ -108,6 +108,9 @@ export async function main(argv: string[]): Promise<number> {
       const got = await sha256File(baseImage);
       if (got !== pi.baseImage.sha256) throw new Error(`pi.baseImage.sha256: ${baseImage} has sha256 ${got}, the inventory pins ${pi.baseImage.sha256}; refusing to build from an unexpected image`);
     });
+
+    // 2. its layout (seconds, read-only): a Debian raspi-firmware or other image is refused here
+    await phase('check-base: Raspberry Pi OS boot layout', () => checkBaseLayout(baseImage, pi));
 
     const awsCreds = path.join(stateDir, 'aws', 'writer-credentials.json');
     const installRuntime = await findRuntimeInstaller();

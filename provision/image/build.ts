@@ -3,8 +3,9 @@
 // the root is unpacked with debugfs (unpack.ts), configured in a chroot (private mount namespace,
 // qemu-user for a foreign arch), packed with `mkfs.ext4 -d`, encrypted in userspace with
 // `cryptsetup reencrypt --encrypt`, the FAT edited with mtools, the disk assembled with sfdisk.
-import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/schema.ts';
@@ -12,8 +13,10 @@ import { usbKeyFilesystem } from '../inventory/defaults.ts';
 import { run } from './run.ts';
 import { unpackExt4 } from './unpack.ts';
 import type { PiSecrets } from './secrets.ts';
+import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, UnsupportedBaseError } from './boot-layout.ts';
+import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import {
-  firmwareFlavours, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
+  deviceModulesMode, initramfsConf, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
   RUNTIME_SKIPPED, TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
 } from './plan.ts';
 
@@ -185,6 +188,8 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
 
     // ------------------------------------------------------------ configure
     const modulesMode = initramfsModulesMode(arch, hostArch());
+    // every card gets its own MBR signature; the PARTUUIDs in fstab and cmdline.txt follow it
+    const diskId = diskIdFrom(randomBytes(4));
     await phase('configure: crypttab, fstab, keyscript, initramfs hook, guards, keys', async () => {
       await ensureBinfmt(arch);
       const files = rootFiles(
@@ -204,7 +209,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       chmodSync(path.join(root, PI_PATHS.cryptsetupKeysDir), 0o700);
       chmodSync(path.join(root, PI_PATHS.sshDir), 0o700);
       const fstab = path.join(root, 'etc/fstab');
-      writeFileSync(fstab, transformFstab(existsSync(fstab) ? readFileSync(fstab, 'utf8') : '', pi, ctx.templates));
+      writeFileSync(fstab, rewritePartuuids(transformFstab(existsSync(fstab) ? readFileSync(fstab, 'utf8') : '', pi, ctx.templates), table.id, diskId));
       // first-boot grow service enabled the way systemctl enable would
       const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
       mkdirSync(wants, { recursive: true });
@@ -276,7 +281,8 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       const modDir = path.join(root, 'usr/lib/modules');
       const versions = existsSync(modDir) ? readdirSync(modDir).filter((v) => existsSync(path.join(modDir, v, 'modules.dep')) || existsSync(path.join(root, 'boot', `vmlinuz-${v}`))) : [];
       if (!versions.length) throw new Error('the base image has no kernel under /usr/lib/modules');
-      const flavours = firmwareFlavours(versions);
+      const flavours = checkFlavours(versions, pi.model, arch);
+      const required = requiredInitramfsModules(usbKeyFilesystem(pi));
       for (const k of flavours) {
         const has = existsSync(path.join(root, 'boot', `initrd.img-${k.version}`));
         await chroot(root, ['update-initramfs', has ? '-u' : '-c', '-k', k.version]);
@@ -290,11 +296,16 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
         const fwKernel = path.join(root, 'boot/firmware', k.kernel);
         if (!existsSync(fwKernel)) throw new Error(`/boot/firmware/${k.kernel} missing for kernel ${k.version}`);
         const list = (await chroot(root, ['lsinitramfs', `/boot/initrd.img-${k.version}`])).stdout;
-        for (const need of [PI_PATHS.keyscript.slice(1), 'cryptroot/crypttab', 'dm-crypt.ko', 'usb-storage.ko', 'cryptsetup/askpass']) {
+        for (const need of [PI_PATHS.keyscript.slice(1), 'cryptroot/crypttab', 'cryptsetup/askpass']) {
           if (!list.includes(need)) throw new Error(`initramfs for ${k.version} lacks ${need}`);
         }
+        const missing = missingModules(required, list, builtinModules(root, k.version));
+        if (missing.length) throw new Error(`initramfs for ${k.version} lacks ${missing.map((m) => `${m}.ko`).join(', ')} (not built into that kernel either)`);
         ctx.log(`  ${k.version}: ${k.kernel} + ${k.initramfs} (${(statSync(initrd).size / 1048576).toFixed(1)} MiB)`);
       }
+      // builds on the Pi (kernel updates) judge by its hardware, not by the list used under qemu-user
+      const baseConf = path.join(root, 'etc/initramfs-tools/initramfs.conf');
+      writeRootFile(root, PI_PATHS.initramfsConf, initramfsConf(ctx.templates, deviceModulesMode(existsSync(baseConf) ? readFileSync(baseConf, 'utf8') : undefined)), 0o644);
       return flavours;
     });
 
@@ -304,7 +315,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
       const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
-      writeFileSync(cmdlineFile, render(ctx.templates, 'cmdline.txt', { cmdline }));
+      writeFileSync(cmdlineFile, rewritePartuuids(render(ctx.templates, 'cmdline.txt', { cmdline }), table.id, diskId));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));
       ctx.log(`  cmdline.txt: ${cmdline}`);
@@ -356,13 +367,13 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       closeSync(fd);
       await run(['truncate', '-s', String(end), tmp]);
       await run(['sfdisk', '-q', '--no-reread', tmp], {
-        input: `label: dos\nlabel-id: ${table.id}\nstart=${bootPart.start}, size=${bootPart.size}, type=${bootPart.type}\nstart=${rootPart.start}, size=${rootSectors}, type=83\n`,
+        input: `label: dos\nlabel-id: ${diskId}\nstart=${bootPart.start}, size=${bootPart.size}, type=${bootPart.type}\nstart=${rootPart.start}, size=${rootSectors}, type=83\n`,
       });
       await ddCopy(bootImg, tmp, { seekBytes: bootPart.start * ss, notrunc: true });
       await ddCopy(rootLuks, tmp, { seekBytes: rootPart.start * ss, notrunc: true });
       renameSync(tmp, sdcard);
       chmodSync(sdcard, 0o600);
-      ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB; the root grows to fill the card at first boot)`);
+      ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB, disk id ${diskId}; the root grows to fill the card at first boot)`);
     });
     void base;
 
@@ -374,6 +385,51 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   } finally {
     if (!ctx.keepWork) rmSync(work, { recursive: true, force: true });
   }
+}
+
+// A constant script: the first bytes of a compressed image (the partition table and the FAT come first).
+const XZ_HEAD_SH = 'xz --decompress --stdout -- "$1" | head -c "$2" > "$3"';
+
+/**
+ * Refuses a base image whose boot partition is not laid out like Raspberry Pi OS, from its
+ * partition table and FAT alone (an .xz image is decompressed only as far as the FAT's end),
+ * so a wrong image fails in seconds, before secrets are made or the root is unpacked.
+ */
+export async function checkBaseLayout(baseImage: string, pi: Inventory['pi']): Promise<void> {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'pullvault-base-'));
+  try {
+    let img = baseImage;
+    if (baseImage.endsWith('.xz')) {
+      img = path.join(tmp, 'head.img');
+      await run(['sh', '-c', XZ_HEAD_SH, 'xz-head', baseImage, String(1 << 20), img]);
+      const t = await readPartitionTable(img).catch(() => undefined);
+      const p1 = t?.partitions[0];
+      if (t && p1) await run(['sh', '-c', XZ_HEAD_SH, 'xz-head', baseImage, String((p1.start + p1.size) * (t.sectorsize ?? 512)), img]);
+    }
+    const table = await readPartitionTable(img).catch(() => undefined);
+    if (!table || table.label !== 'dos' || table.partitions.length < 2)
+      throw new UnsupportedBaseError(`expected an MBR disk with a FAT boot and an ext4 root partition (Raspberry Pi OS layout), found ${table ? `${table.label} with ${table.partitions.length} partitions` : 'no partition table'}`);
+    const boot = await readBootPartition(`${img}@@${table.partitions[0].start * (table.sectorsize ?? 512)}`);
+    checkBootLayout(boot.files, boot.configTxt, pi.model, pi.arch ?? 'arm64');
+  } catch (e) {
+    throw new Error(`${baseImage}: ${(e as Error).message}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** File names at the FAT's top level and config.txt's text (mtools; no mount). */
+async function readBootPartition(fat: string): Promise<{ files: string[]; configTxt?: string }> {
+  const files = (await run(['mdir', '-b', '-i', fat, '::'])).stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, '')).filter(Boolean);
+  const configTxt = files.some((f) => f.toLowerCase() === 'config.txt') ? (await run(['mtype', '-i', fat, '::config.txt'])).stdout : undefined;
+  return { files, configTxt };
+}
+
+/** The modules a kernel builds in (its modules.builtin and modules.builtin.modinfo in the root). */
+function builtinModules(root: string, version: string): Set<string> {
+  const dir = path.join(root, 'usr/lib/modules', version);
+  const read = (n: string) => (existsSync(path.join(dir, n)) ? readFileSync(path.join(dir, n), 'latin1') : '');
+  return parseBuiltin(read('modules.builtin'), read('modules.builtin.modinfo'));
 }
 
 function isSymlink(p: string): boolean {
