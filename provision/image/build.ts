@@ -4,7 +4,7 @@
 // qemu-user for a foreign arch), packed with `mkfs.ext4 -d`, encrypted in userspace with
 // `cryptsetup reencrypt --encrypt`, the FAT edited with mtools, the disk assembled with sfdisk.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { run } from './run.ts';
 import { unpackExt4 } from './unpack.ts';
 import type { PiSecrets } from './secrets.ts';
 import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, UnsupportedBaseError } from './boot-layout.ts';
+import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED_FILES } from './access.ts';
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
@@ -138,6 +139,8 @@ export interface BuildContext {
   /** optional `installRuntimeInto(rootDir, inventory)` from provision/runtime-install.ts */
   installRuntime?: (rootDir: string) => Promise<void>;
   s3Credentials?: string;
+  /** the inventory admin's public key, authorized for pi.ssh.admin */
+  adminPublicKey?: string;
   keepWork?: boolean;
 }
 
@@ -214,16 +217,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
       mkdirSync(wants, { recursive: true });
       rmSync(path.join(wants, path.basename(PI_PATHS.growService)), { force: true });
-      const { symlinkSync } = await import('node:fs');
       symlinkSync(PI_PATHS.growService, path.join(wants, path.basename(PI_PATHS.growService)));
-      // Pi OS's own first-boot resize service would try to grow an ext4 partition under LUKS
-      for (const unit of ['rpi-resize.service', 'resize2fs_once.service']) {
-        const p = path.join(root, 'etc/systemd/system', unit);
-        if (!existsSync(p) || lstatSync(p).isSymbolicLink()) {
-          rmSync(p, { force: true });
-          symlinkSync('/dev/null', p);
-        }
-      }
       const hosts = path.join(root, 'etc/hosts');
       if (existsSync(hosts)) {
         const t = readFileSync(hosts, 'utf8').split('\n').filter((l) => !/^127\.0\.1\.1\s/.test(l));
@@ -275,6 +269,43 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     // ------------------------------------------------------------ runtime
     if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root));
     else ctx.log(RUNTIME_SKIPPED);
+
+    // ------------------------------------------------------------ access
+    // after the packages: openssh-server's postinst makes host keys of its own
+    await phase('access: host key, admin login, sshd on, first-boot wizard and key regeneration off', async () => {
+      const user = adminUser(inv);
+      if (user !== 'root' && (await chroot(root, ['getent', 'passwd', user]).then(() => false, () => true))) {
+        await chroot(root, ['useradd', '--create-home', '--shell', '/bin/bash', '--groups', 'sudo', user]);
+        ctx.log(`  admin login ${user}: created (password locked, key only, passwordless sudo)`);
+      }
+      for (const e of readdirSync(path.join(root, 'etc/ssh')).filter((n) => /^ssh_host_.*_key(\.pub)?$/.test(n))) rmSync(path.join(root, 'etc/ssh', e));
+      for (const f of REMOVED_FILES) rmSync(path.join(root, f), { force: true });
+      const files = accessFiles(
+        inv,
+        {
+          hostPrivateKey: readFileSync(ctx.secrets.hostKeyFile, 'utf8'),
+          hostPublicKey: readFileSync(ctx.secrets.hostPubFile, 'utf8'),
+          adminPublicKey: ctx.adminPublicKey,
+          hasCloudInit: existsSync(path.join(root, 'etc/cloud')),
+        },
+        ctx.templates,
+      );
+      for (const f of files) writeRootFile(root, f.path, f.content, f.mode);
+      if (ctx.adminPublicKey) {
+        const sshDir = path.join(adminHome(user), '.ssh');
+        chmodSync(path.join(root, sshDir), 0o700);
+        await chroot(root, ['chown', '-R', `${user}:`, sshDir]);
+      } else ctx.log('  no admin public key: nobody can log in over SSH until one is authorized');
+      await chroot(root, ['systemctl', 'enable', ...ENABLED_UNITS]);
+      for (const unit of MASKED_UNITS) {
+        const sys = path.join(root, 'etc/systemd/system');
+        for (const d of readdirSync(sys).filter((n) => /\.(wants|requires)$/.test(n))) rmSync(path.join(sys, d, unit), { force: true });
+        const p = path.join(root, 'etc/systemd/system', unit);
+        rmSync(p, { force: true });
+        symlinkSync('/dev/null', p);
+      }
+      ctx.log(`  sshd enabled with host key ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.hostPubFile])).stdout.trim()}; masked: ${MASKED_UNITS.join(' ')}`);
+    });
 
     // ------------------------------------------------------------ initramfs
     const kernels = await phase(`initramfs: rebuild for every kernel (MODULES=${modulesMode})`, async () => {

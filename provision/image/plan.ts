@@ -35,11 +35,17 @@ export const USB_KEY_FILE = 'pullvault-root.key';
 export const LUKS_HEADER_MIB = 32;
 // (Debian 12 / Pi OS bookworm: systemd's crypttab generator is in the systemd package itself)
 export const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
+/**
+ * What the runtime and the admin's login need (Pi OS Lite has no nodejs; bookworm's is 18, trixie's 20),
+ * installed from the base image's own apt sources.
+ */
+export const RUNTIME_PACKAGES = ['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux', 'sudo'];
 
 export type Templates = Record<string, string>;
 export const TEMPLATE_NAMES = [
   'crypttab', 'fstab', 'cmdline.txt', 'keyscript', 'initramfs-hook', 'initramfs-conf', 'initramfs-modules', 'kernel-guard',
   'rpi-update-block', 'apt-pin-rpi-update', 'grow-root.sh', 'grow-root.service', 'cryptsetup-keys-readme', 'known_hosts', 'hostname',
+  'sshd-config', 'sudoers-admin',
 ] as const;
 
 export function render(templates: Templates, name: string, vars: Record<string, unknown>): string {
@@ -277,7 +283,7 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
 
 /** Debian packages the root must have (installed in the chroot when missing). */
 export function rootPackages(pi: PiSpec): string[] {
-  return pi.dropbear ? [...ROOT_PACKAGES, 'dropbear-initramfs'] : [...ROOT_PACKAGES];
+  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...(pi.dropbear ? ['dropbear-initramfs'] : [])];
 }
 
 // ---------------------------------------------------------------- firmware flavours
@@ -337,6 +343,7 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
     { id: 'configure', title: 'write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys', detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
     { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
     o.runtimeAvailable ? { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' } : { id: 'runtime', title: RUNTIME_SKIPPED },
+    { id: 'access', title: 'install the SSH host key from state/ (first-boot regeneration masked), authorize the admin key, enable sshd, mask the userconf wizard; cloud-init off', detail: `host key pinned in ${piState}/ssh_host_ed25519_key.pub and ${piState}/known_hosts` },
     { id: 'initramfs', title: `rebuild the initramfs for every installed kernel (MODULES=${initramfsModulesMode(arch, o.hostArch)}) and check the firmware copies` },
     { id: 'boot', title: 'edit the boot partition: cmdline.txt root=/dev/mapper/cryptroot, config.txt auto_initramfs=1, new kernels/initramfs (mtools)' },
     { id: 'root', title: `mkfs.ext4 -d, then cryptsetup reencrypt --encrypt (${l.cipher}, ${l.keySizeBits}-bit, argon2id ${l.pbkdfMemoryKiB} KiB × ${l.pbkdfIterations})`, detail: 'keyslot 0: USB keyfile, keyslot 1: recovery passphrase' },
