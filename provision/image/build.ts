@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/schema.ts';
 import { usbKeyFilesystem } from '../inventory/defaults.ts';
 import { run } from './run.ts';
+import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
+
+export { hostArch } from './chroot.ts';
 import { unpackExt4 } from './unpack.ts';
 import type { PiSecrets } from './secrets.ts';
 import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, UnsupportedBaseError } from './boot-layout.ts';
@@ -44,9 +47,6 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-export function hostArch(): string {
-  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
-}
 
 export interface SfdiskPart {
   node: string;
@@ -74,29 +74,6 @@ async function ddCopy(src: string, dst: string, opts: { skipBytes?: number; seek
   if (iflags.length) argv.push(`iflag=${iflags.join(',')}`);
   if (opts.seekBytes !== undefined) argv.push(`seek=${opts.seekBytes}`, 'oflag=seek_bytes');
   await run(argv);
-}
-
-// A constant script (never concatenated): private mount namespace, API filesystems, chroot.
-// All mounts vanish with the namespace, even if we are killed.
-const CHROOT_SH = 'r=$1; shift; mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; mount -t tmpfs tmpfs "$r/run"; mount -t tmpfs tmpfs "$r/tmp"; exec chroot "$r" "$@"';
-
-export function chroot(root: string, argv: string[], opts: { input?: string; liveStderr?: boolean } = {}) {
-  return run(['unshare', '--mount', '--propagation', 'private', '--fork', '--', 'sh', '-ec', CHROOT_SH, 'chroot-sh', root, ...argv], {
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8', HOME: '/root', TERM: 'dumb' },
-    input: opts.input,
-    liveStderr: opts.liveStderr,
-  });
-}
-
-/** binfmt_misc registration for a foreign-arch chroot (as systemd-binfmt would; this VM has none). */
-export async function ensureBinfmt(arch: 'arm64' | 'amd64'): Promise<void> {
-  if (arch === hostArch()) return;
-  const name = arch === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64';
-  if (!existsSync('/proc/sys/fs/binfmt_misc/register')) await run(['mount', '-t', 'binfmt_misc', 'binfmt_misc', '/proc/sys/fs/binfmt_misc']);
-  if (existsSync(`/proc/sys/fs/binfmt_misc/${name}`)) return;
-  const conf = `/usr/lib/binfmt.d/${name}.conf`;
-  if (!existsSync(conf)) throw new Error(`${conf} not found: install qemu-user-static to configure an ${arch} root on this ${hostArch()} machine`);
-  writeFileSync('/proc/sys/fs/binfmt_misc/register', readFileSync(conf, 'utf8').trim());
 }
 
 function writeRootFile(root: string, rel: string, content: string | Buffer, mode: number): void {
@@ -160,6 +137,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { mode: 0o700 });
   const root = path.join(work, 'root');
+  const chroot = (r: string, argv: string[], o: ChrootOptions = {}) => chrootIn(r, argv, { ...o, arch });
   try {
     // ------------------------------------------------------------ extract
     const { table, bootPart, rootPart, base } = await phase('extract: partitions, FAT and ext4 contents', async () => {
@@ -194,7 +172,6 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     // every card gets its own MBR signature; the PARTUUIDs in fstab and cmdline.txt follow it
     const diskId = diskIdFrom(randomBytes(4));
     await phase('configure: crypttab, fstab, keyscript, initramfs hook, guards, keys', async () => {
-      await ensureBinfmt(arch);
       const files = rootFiles(
         inv,
         {
@@ -235,7 +212,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     // ------------------------------------------------------------ packages
     await phase('packages: cryptsetup-initramfs and friends (chroot)', async () => {
       const want = rootPackages(pi);
-      const q = await run(['unshare', '--mount', '--fork', '--', 'chroot', root, 'dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
+      const q = await chroot(root, ['dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
       const installed = new Set(q.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
       const missing = want.filter((p) => !installed.has(p));
       if (!missing.length) return ctx.log('  all present');

@@ -17,6 +17,8 @@ export interface RunOptions {
   binary?: boolean;
   /** print the child's stderr live (long steps such as apt-get) */
   liveStderr?: boolean;
+  /** called with the child's pid once it is started */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -56,6 +58,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       stdio: [opts.input !== undefined ? 'pipe' : 'ignore', opts.stdoutFd ?? 'pipe', 'pipe'],
     };
     const child = spawn(cmd, args, so);
+    if (opts.onSpawn && child.pid !== undefined) opts.onSpawn(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));
