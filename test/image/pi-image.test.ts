@@ -150,7 +150,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     const diskId = JSON.parse((await run(['sfdisk', '-J', path.join(piState, 'sdcard.img')])).stdout).partitiontable.id;
     expect(diskId).toMatch(/^0x[0-9a-f]{8}$/);
     expect(diskId).not.toBe(LAB_DISK_ID);
-    for (const need of [/\/usbhid\.ko/, /\/hid-generic\.ko/, /\/usr\/local\/lib\/pullvault\/unlock-keyscript$/m, /^(usr\/)?s?bin\/cryptsetup$/m, /dm-crypt\.ko/, /\/xts\.ko/, /usb-storage\.ko/, /\/uas\.ko/, /\/vfat\.ko/, /nls_cp437\.ko/, /cryptroot\/crypttab$/m, /lib\/cryptsetup\/askpass$/m])
+    for (const need of [/\/usbhid\.ko/, /\/hid-generic\.ko/, /usr\/local\/lib\/pullvault\/unlock-keyscript$/m, /^(usr\/)?s?bin\/cryptsetup$/m, /dm-crypt\.ko/, /\/xts\.ko/, /usb-storage\.ko/, /\/uas\.ko/, /\/vfat\.ko/, /nls_cp437\.ko/, /cryptroot\/crypttab$/m, /lib\/cryptsetup\/askpass$/m])
       expect(list).toMatch(need);
     // the crypttab inside the initramfs names our UUID, keyscript, initramfs option
     const ird = path.join(d, 'ird');
