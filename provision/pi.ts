@@ -16,6 +16,8 @@ const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] 
 Turns the Raspberry Pi OS Lite base image named in the inventory (pi.baseImage) into
   state/<pi>/sdcard.img   LUKS2 root, unlocked at boot by the USB key or the recovery passphrase
   state/<pi>/usbkey.img   the USB key (label pi.usbKey.label) holding the root's keyfile
+  state/<pi>/ssh_host_ed25519_key.pub  the Pi's SSH host key, installed in the image (set pi.ssh.hostKey to it);
+                          the admin key (pi.ssh.adminKeyFile's public half) is authorized for pi.ssh.admin
 Write them with: make write-sd DEVICE=/dev/sdX   and   make write-usbkey DEVICE=/dev/sdY
 
   --inventory FILE  inventory (default: $INVENTORY or ./inventory.json)
