@@ -159,7 +159,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     const uuid = JSON.parse(readFileSync(path.join(piState, 'identity.json'), 'utf8')).rootUuid;
     expect(readFileSync(path.join(ird, 'cryptroot/crypttab'), 'utf8')).toMatch(new RegExp(`^cryptroot UUID=${uuid} PVKEY luks,discard,initramfs,keyscript=/usr/local/lib/pullvault/unlock-keyscript,tries=0$`, 'm'));
     rmSync(d, { recursive: true, force: true });
-  });
+  }, 900_000);
 
   it('static: LUKS header has the model cipher, argon2id with the set memory, two keyslots, the state UUID', async () => {
     await built();
