@@ -1,19 +1,23 @@
 // `make provision-pi`: Raspberry Pi OS Lite image → encrypted SD-card image + USB key image.
 // Composes: read inventory → check base image → plan (pure, image/plan.ts) → build (image/build.ts).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
-import { buildImage, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { buildImage, checkBaseLayout, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
-import { CommandError } from './image/run.ts';
+import { CommandError, run } from './image/run.ts';
+import { piKnownHostsLine, publicKeyBody } from './image/access.ts';
 
 const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] [--rotate] [--keep-work]
 
 Turns the Raspberry Pi OS Lite base image named in the inventory (pi.baseImage) into
   state/<pi>/sdcard.img   LUKS2 root, unlocked at boot by the USB key or the recovery passphrase
   state/<pi>/usbkey.img   the USB key (label pi.usbKey.label) holding the root's keyfile
+  state/<pi>/ssh_host_ed25519_key.pub  the Pi's SSH host key, installed in the image (set pi.ssh.hostKey to it);
+                          the admin key (pi.ssh.adminKeyFile's public half) is authorized for pi.ssh.admin
 Write them with: make write-sd DEVICE=/dev/sdX   and   make write-usbkey DEVICE=/dev/sdY
 
   --inventory FILE  inventory (default: $INVENTORY or ./inventory.json)
@@ -71,6 +75,33 @@ export async function findRuntimeInstaller(): Promise<RuntimeInstaller | undefin
   }
 }
 
+/**
+ * The admin's public key to authorize on the Pi: pi.ssh.adminKeyFile's .pub (or derived from the
+ * private key), else the first of ~/.ssh/id_ed25519, id_ecdsa, id_rsa — the keys install-runtime logs in with.
+ */
+export async function adminPublicKey(loaded: LoadedInventory): Promise<string | undefined> {
+  const ssh = loaded.inventory.pi.ssh;
+  if (!ssh) return undefined;
+  const fromPrivate = async (file: string) => {
+    if (existsSync(`${file}.pub`)) return readFileSync(`${file}.pub`, 'utf8').trim();
+    try {
+      return (await run(['ssh-keygen', '-y', '-P', '', '-f', file])).stdout.trim();
+    } catch {
+      throw new Error(`pi.ssh.adminKeyFile: cannot derive the public key from ${file} (passphrase-protected?); put it next to it as ${file}.pub`);
+    }
+  };
+  if (ssh.adminKeyFile) {
+    const file = resolveInventoryPath(loaded.dir, ssh.adminKeyFile);
+    if (!existsSync(file)) throw new Error(`pi.ssh.adminKeyFile: ${file} does not exist`);
+    return fromPrivate(file);
+  }
+  for (const n of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
+    const f = path.join(homedir(), '.ssh', n);
+    if (existsSync(f)) return fromPrivate(f);
+  }
+  throw new Error('pi.ssh.adminKeyFile is not set and there is no ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa): the Pi would accept no login; set pi.ssh.adminKeyFile in the inventory');
+}
+
 export async function main(argv: string[]): Promise<number> {
   let args: Args;
   try {
@@ -109,6 +140,9 @@ export async function main(argv: string[]): Promise<number> {
       if (got !== pi.baseImage.sha256) throw new Error(`pi.baseImage.sha256: ${baseImage} has sha256 ${got}, the inventory pins ${pi.baseImage.sha256}; refusing to build from an unexpected image`);
     });
 
+    // 2. its layout (seconds, read-only): a Debian raspi-firmware or other image is refused here
+    await phase('check-base: Raspberry Pi OS boot layout', () => checkBaseLayout(baseImage, pi));
+
     const awsCreds = path.join(stateDir, 'aws', 'writer-credentials.json');
     const installRuntime = await findRuntimeInstaller();
     const steps = planSteps(inventory, {
@@ -128,6 +162,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (process.getuid?.() !== 0) throw new Error('provision-pi must run as root (chroot, file ownership in the image)');
 
+    const adminKey = await adminPublicKey(loaded);
     const l = luksPlan(pi);
     await phase(`preflight: ${l.cipher} usable offline on this machine`, async () => {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -150,12 +185,19 @@ export async function main(argv: string[]): Promise<number> {
             }
           : undefined,
         s3Credentials: existsSync(awsCreds) ? readFileSync(awsCreds, 'utf8') : undefined,
+        adminPublicKey: adminKey,
         keepWork: args.keepWork,
       },
       phase,
     );
     log(`built ${res.sdcard} and ${res.usbkey}`);
     log(`the Pi's SSH public key (for provision-server): ${secrets.sshPubFile}`);
+    const hostPub = readFileSync(secrets.hostPubFile, 'utf8');
+    const pin = piKnownHostsLine(inventory, hostPub);
+    if (pin) writeFileSync(path.join(secrets.dir, 'known_hosts'), pin + '\n', { mode: 0o644 });
+    if (pi.ssh && publicKeyBody(pi.ssh.hostKey) !== publicKeyBody(hostPub))
+      log(`pi.ssh.hostKey: the image's host key is ${publicKeyBody(hostPub)} (${secrets.hostPubFile}); set pi.ssh.hostKey to it so install-runtime accepts the Pi`);
+    else if (pi.ssh) log(`pi.ssh.hostKey matches the image's host key (${secrets.hostPubFile})`);
     if (secrets.created) {
       // shown once, on the terminal only; kept in state/ (0600) for the admin to copy to paper
       const pass = readFileSync(secrets.recoveryFile, 'utf8');

@@ -3,17 +3,24 @@
 // the root is unpacked with debugfs (unpack.ts), configured in a chroot (private mount namespace,
 // qemu-user for a foreign arch), packed with `mkfs.ext4 -d`, encrypted in userspace with
 // `cryptsetup reencrypt --encrypt`, the FAT edited with mtools, the disk assembled with sfdisk.
-import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/schema.ts';
 import { usbKeyFilesystem } from '../inventory/defaults.ts';
 import { run } from './run.ts';
+import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
+
+export { hostArch } from './chroot.ts';
 import { unpackExt4 } from './unpack.ts';
 import type { PiSecrets } from './secrets.ts';
+import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, UnsupportedBaseError } from './boot-layout.ts';
+import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED_FILES } from './access.ts';
+import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import {
-  firmwareFlavours, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
+  deviceModulesMode, initramfsConf, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
   RUNTIME_SKIPPED, TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
 } from './plan.ts';
 
@@ -40,9 +47,6 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
-export function hostArch(): string {
-  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm64' ? 'arm64' : process.arch;
-}
 
 export interface SfdiskPart {
   node: string;
@@ -70,29 +74,6 @@ async function ddCopy(src: string, dst: string, opts: { skipBytes?: number; seek
   if (iflags.length) argv.push(`iflag=${iflags.join(',')}`);
   if (opts.seekBytes !== undefined) argv.push(`seek=${opts.seekBytes}`, 'oflag=seek_bytes');
   await run(argv);
-}
-
-// A constant script (never concatenated): private mount namespace, API filesystems, chroot.
-// All mounts vanish with the namespace, even if we are killed.
-const CHROOT_SH = 'r=$1; shift; mount --rbind /dev "$r/dev"; mount -t proc proc "$r/proc"; mount -t sysfs sysfs "$r/sys"; mount -t tmpfs tmpfs "$r/run"; mount -t tmpfs tmpfs "$r/tmp"; exec chroot "$r" "$@"';
-
-export function chroot(root: string, argv: string[], opts: { input?: string; liveStderr?: boolean } = {}) {
-  return run(['unshare', '--mount', '--propagation', 'private', '--fork', '--', 'sh', '-ec', CHROOT_SH, 'chroot-sh', root, ...argv], {
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8', HOME: '/root', TERM: 'dumb' },
-    input: opts.input,
-    liveStderr: opts.liveStderr,
-  });
-}
-
-/** binfmt_misc registration for a foreign-arch chroot (as systemd-binfmt would; this VM has none). */
-export async function ensureBinfmt(arch: 'arm64' | 'amd64'): Promise<void> {
-  if (arch === hostArch()) return;
-  const name = arch === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64';
-  if (!existsSync('/proc/sys/fs/binfmt_misc/register')) await run(['mount', '-t', 'binfmt_misc', 'binfmt_misc', '/proc/sys/fs/binfmt_misc']);
-  if (existsSync(`/proc/sys/fs/binfmt_misc/${name}`)) return;
-  const conf = `/usr/lib/binfmt.d/${name}.conf`;
-  if (!existsSync(conf)) throw new Error(`${conf} not found: install qemu-user-static to configure an ${arch} root on this ${hostArch()} machine`);
-  writeFileSync('/proc/sys/fs/binfmt_misc/register', readFileSync(conf, 'utf8').trim());
 }
 
 function writeRootFile(root: string, rel: string, content: string | Buffer, mode: number): void {
@@ -135,6 +116,8 @@ export interface BuildContext {
   /** optional `installRuntimeInto(rootDir, inventory)` from provision/runtime-install.ts */
   installRuntime?: (rootDir: string) => Promise<void>;
   s3Credentials?: string;
+  /** the inventory admin's public key, authorized for pi.ssh.admin */
+  adminPublicKey?: string;
   keepWork?: boolean;
 }
 
@@ -154,6 +137,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { mode: 0o700 });
   const root = path.join(work, 'root');
+  const chroot = (r: string, argv: string[], o: ChrootOptions = {}) => chrootIn(r, argv, { ...o, arch });
   try {
     // ------------------------------------------------------------ extract
     const { table, bootPart, rootPart, base } = await phase('extract: partitions, FAT and ext4 contents', async () => {
@@ -185,8 +169,9 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
 
     // ------------------------------------------------------------ configure
     const modulesMode = initramfsModulesMode(arch, hostArch());
+    // every card gets its own MBR signature; the PARTUUIDs in fstab and cmdline.txt follow it
+    const diskId = diskIdFrom(randomBytes(4));
     await phase('configure: crypttab, fstab, keyscript, initramfs hook, guards, keys', async () => {
-      await ensureBinfmt(arch);
       const files = rootFiles(
         inv,
         {
@@ -204,21 +189,12 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       chmodSync(path.join(root, PI_PATHS.cryptsetupKeysDir), 0o700);
       chmodSync(path.join(root, PI_PATHS.sshDir), 0o700);
       const fstab = path.join(root, 'etc/fstab');
-      writeFileSync(fstab, transformFstab(existsSync(fstab) ? readFileSync(fstab, 'utf8') : '', pi, ctx.templates));
+      writeFileSync(fstab, rewritePartuuids(transformFstab(existsSync(fstab) ? readFileSync(fstab, 'utf8') : '', pi, ctx.templates), table.id, diskId));
       // first-boot grow service enabled the way systemctl enable would
       const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
       mkdirSync(wants, { recursive: true });
       rmSync(path.join(wants, path.basename(PI_PATHS.growService)), { force: true });
-      const { symlinkSync } = await import('node:fs');
       symlinkSync(PI_PATHS.growService, path.join(wants, path.basename(PI_PATHS.growService)));
-      // Pi OS's own first-boot resize service would try to grow an ext4 partition under LUKS
-      for (const unit of ['rpi-resize.service', 'resize2fs_once.service']) {
-        const p = path.join(root, 'etc/systemd/system', unit);
-        if (!existsSync(p) || lstatSync(p).isSymbolicLink()) {
-          rmSync(p, { force: true });
-          symlinkSync('/dev/null', p);
-        }
-      }
       const hosts = path.join(root, 'etc/hosts');
       if (existsSync(hosts)) {
         const t = readFileSync(hosts, 'utf8').split('\n').filter((l) => !/^127\.0\.1\.1\s/.test(l));
@@ -236,7 +212,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     // ------------------------------------------------------------ packages
     await phase('packages: cryptsetup-initramfs and friends (chroot)', async () => {
       const want = rootPackages(pi);
-      const q = await run(['unshare', '--mount', '--fork', '--', 'chroot', root, 'dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
+      const q = await chroot(root, ['dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
       const installed = new Set(q.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
       const missing = want.filter((p) => !installed.has(p));
       if (!missing.length) return ctx.log('  all present');
@@ -271,12 +247,50 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root));
     else ctx.log(RUNTIME_SKIPPED);
 
+    // ------------------------------------------------------------ access
+    // after the packages: openssh-server's postinst makes host keys of its own
+    await phase('access: host key, admin login, sshd on, first-boot wizard and key regeneration off', async () => {
+      const user = adminUser(inv);
+      if (user !== 'root' && (await chroot(root, ['getent', 'passwd', user]).then(() => false, () => true))) {
+        await chroot(root, ['useradd', '--create-home', '--shell', '/bin/bash', '--groups', 'sudo', user]);
+        ctx.log(`  admin login ${user}: created (password locked, key only, passwordless sudo)`);
+      }
+      for (const e of readdirSync(path.join(root, 'etc/ssh')).filter((n) => /^ssh_host_.*_key(\.pub)?$/.test(n))) rmSync(path.join(root, 'etc/ssh', e));
+      for (const f of REMOVED_FILES) rmSync(path.join(root, f), { force: true });
+      const files = accessFiles(
+        inv,
+        {
+          hostPrivateKey: readFileSync(ctx.secrets.hostKeyFile, 'utf8'),
+          hostPublicKey: readFileSync(ctx.secrets.hostPubFile, 'utf8'),
+          adminPublicKey: ctx.adminPublicKey,
+          hasCloudInit: existsSync(path.join(root, 'etc/cloud')),
+        },
+        ctx.templates,
+      );
+      for (const f of files) writeRootFile(root, f.path, f.content, f.mode);
+      if (ctx.adminPublicKey) {
+        const sshDir = path.join(adminHome(user), '.ssh');
+        chmodSync(path.join(root, sshDir), 0o700);
+        await chroot(root, ['chown', '-R', `${user}:`, sshDir]);
+      } else ctx.log('  no admin public key: nobody can log in over SSH until one is authorized');
+      await chroot(root, ['systemctl', 'enable', ...ENABLED_UNITS]);
+      for (const unit of MASKED_UNITS) {
+        const sys = path.join(root, 'etc/systemd/system');
+        for (const d of readdirSync(sys).filter((n) => /\.(wants|requires)$/.test(n))) rmSync(path.join(sys, d, unit), { force: true });
+        const p = path.join(root, 'etc/systemd/system', unit);
+        rmSync(p, { force: true });
+        symlinkSync('/dev/null', p);
+      }
+      ctx.log(`  sshd enabled with host key ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.hostPubFile])).stdout.trim()}; masked: ${MASKED_UNITS.join(' ')}`);
+    });
+
     // ------------------------------------------------------------ initramfs
     const kernels = await phase(`initramfs: rebuild for every kernel (MODULES=${modulesMode})`, async () => {
       const modDir = path.join(root, 'usr/lib/modules');
       const versions = existsSync(modDir) ? readdirSync(modDir).filter((v) => existsSync(path.join(modDir, v, 'modules.dep')) || existsSync(path.join(root, 'boot', `vmlinuz-${v}`))) : [];
       if (!versions.length) throw new Error('the base image has no kernel under /usr/lib/modules');
-      const flavours = firmwareFlavours(versions);
+      const flavours = checkFlavours(versions, pi.model, arch);
+      const required = requiredInitramfsModules(usbKeyFilesystem(pi));
       for (const k of flavours) {
         const has = existsSync(path.join(root, 'boot', `initrd.img-${k.version}`));
         await chroot(root, ['update-initramfs', has ? '-u' : '-c', '-k', k.version]);
@@ -290,11 +304,16 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
         const fwKernel = path.join(root, 'boot/firmware', k.kernel);
         if (!existsSync(fwKernel)) throw new Error(`/boot/firmware/${k.kernel} missing for kernel ${k.version}`);
         const list = (await chroot(root, ['lsinitramfs', `/boot/initrd.img-${k.version}`])).stdout;
-        for (const need of [PI_PATHS.keyscript.slice(1), 'cryptroot/crypttab', 'dm-crypt.ko', 'usb-storage.ko', 'cryptsetup/askpass']) {
+        for (const need of [PI_PATHS.keyscript.slice(1), 'cryptroot/crypttab', 'cryptsetup/askpass']) {
           if (!list.includes(need)) throw new Error(`initramfs for ${k.version} lacks ${need}`);
         }
+        const missing = missingModules(required, list, builtinModules(root, k.version));
+        if (missing.length) throw new Error(`initramfs for ${k.version} lacks ${missing.map((m) => `${m}.ko`).join(', ')} (not built into that kernel either)`);
         ctx.log(`  ${k.version}: ${k.kernel} + ${k.initramfs} (${(statSync(initrd).size / 1048576).toFixed(1)} MiB)`);
       }
+      // builds on the Pi (kernel updates) judge by its hardware, not by the list used under qemu-user
+      const baseConf = path.join(root, 'etc/initramfs-tools/initramfs.conf');
+      writeRootFile(root, PI_PATHS.initramfsConf, initramfsConf(ctx.templates, deviceModulesMode(existsSync(baseConf) ? readFileSync(baseConf, 'utf8') : undefined)), 0o644);
       return flavours;
     });
 
@@ -304,7 +323,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
       const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
-      writeFileSync(cmdlineFile, render(ctx.templates, 'cmdline.txt', { cmdline }));
+      writeFileSync(cmdlineFile, rewritePartuuids(render(ctx.templates, 'cmdline.txt', { cmdline }), table.id, diskId));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));
       ctx.log(`  cmdline.txt: ${cmdline}`);
@@ -356,13 +375,13 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       closeSync(fd);
       await run(['truncate', '-s', String(end), tmp]);
       await run(['sfdisk', '-q', '--no-reread', tmp], {
-        input: `label: dos\nlabel-id: ${table.id}\nstart=${bootPart.start}, size=${bootPart.size}, type=${bootPart.type}\nstart=${rootPart.start}, size=${rootSectors}, type=83\n`,
+        input: `label: dos\nlabel-id: ${diskId}\nstart=${bootPart.start}, size=${bootPart.size}, type=${bootPart.type}\nstart=${rootPart.start}, size=${rootSectors}, type=83\n`,
       });
       await ddCopy(bootImg, tmp, { seekBytes: bootPart.start * ss, notrunc: true });
       await ddCopy(rootLuks, tmp, { seekBytes: rootPart.start * ss, notrunc: true });
       renameSync(tmp, sdcard);
       chmodSync(sdcard, 0o600);
-      ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB; the root grows to fill the card at first boot)`);
+      ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB, disk id ${diskId}; the root grows to fill the card at first boot)`);
     });
     void base;
 
@@ -374,6 +393,51 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   } finally {
     if (!ctx.keepWork) rmSync(work, { recursive: true, force: true });
   }
+}
+
+// A constant script: the first bytes of a compressed image (the partition table and the FAT come first).
+const XZ_HEAD_SH = 'xz --decompress --stdout -- "$1" | head -c "$2" > "$3"';
+
+/**
+ * Refuses a base image whose boot partition is not laid out like Raspberry Pi OS, from its
+ * partition table and FAT alone (an .xz image is decompressed only as far as the FAT's end),
+ * so a wrong image fails in seconds, before secrets are made or the root is unpacked.
+ */
+export async function checkBaseLayout(baseImage: string, pi: Inventory['pi']): Promise<void> {
+  const tmp = mkdtempSync(path.join(tmpdir(), 'pullvault-base-'));
+  try {
+    let img = baseImage;
+    if (baseImage.endsWith('.xz')) {
+      img = path.join(tmp, 'head.img');
+      await run(['sh', '-c', XZ_HEAD_SH, 'xz-head', baseImage, String(1 << 20), img]);
+      const t = await readPartitionTable(img).catch(() => undefined);
+      const p1 = t?.partitions[0];
+      if (t && p1) await run(['sh', '-c', XZ_HEAD_SH, 'xz-head', baseImage, String((p1.start + p1.size) * (t.sectorsize ?? 512)), img]);
+    }
+    const table = await readPartitionTable(img).catch(() => undefined);
+    if (!table || table.label !== 'dos' || table.partitions.length < 2)
+      throw new UnsupportedBaseError(`expected an MBR disk with a FAT boot and an ext4 root partition (Raspberry Pi OS layout), found ${table ? `${table.label} with ${table.partitions.length} partitions` : 'no partition table'}`);
+    const boot = await readBootPartition(`${img}@@${table.partitions[0].start * (table.sectorsize ?? 512)}`);
+    checkBootLayout(boot.files, boot.configTxt, pi.model, pi.arch ?? 'arm64');
+  } catch (e) {
+    throw new Error(`${baseImage}: ${(e as Error).message}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** File names at the FAT's top level and config.txt's text (mtools; no mount). */
+async function readBootPartition(fat: string): Promise<{ files: string[]; configTxt?: string }> {
+  const files = (await run(['mdir', '-b', '-i', fat, '::'])).stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, '')).filter(Boolean);
+  const configTxt = files.some((f) => f.toLowerCase() === 'config.txt') ? (await run(['mtype', '-i', fat, '::config.txt'])).stdout : undefined;
+  return { files, configTxt };
+}
+
+/** The modules a kernel builds in (its modules.builtin and modules.builtin.modinfo in the root). */
+function builtinModules(root: string, version: string): Set<string> {
+  const dir = path.join(root, 'usr/lib/modules', version);
+  const read = (n: string) => (existsSync(path.join(dir, n)) ? readFileSync(path.join(dir, n), 'latin1') : '');
+  return parseBuiltin(read('modules.builtin'), read('modules.builtin.modinfo'));
 }
 
 function isSymlink(p: string): boolean {

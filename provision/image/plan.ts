@@ -4,6 +4,7 @@
 import Handlebars from 'handlebars';
 import type { Inventory, PiSpec } from '../inventory/schema.ts';
 import { dataMapperName, luksParams, sshPort, usbKeyFilesystem } from '../inventory/defaults.ts';
+import { KEYBOARD_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
 
 export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';
 
@@ -34,11 +35,17 @@ export const USB_KEY_FILE = 'pullvault-root.key';
 export const LUKS_HEADER_MIB = 32;
 // (Debian 12 / Pi OS bookworm: systemd's crypttab generator is in the systemd package itself)
 export const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
+/**
+ * What the runtime and the admin's login need (Pi OS Lite has no nodejs; bookworm's is 18, trixie's 20),
+ * installed from the base image's own apt sources.
+ */
+export const RUNTIME_PACKAGES = ['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux', 'sudo'];
 
 export type Templates = Record<string, string>;
 export const TEMPLATE_NAMES = [
   'crypttab', 'fstab', 'cmdline.txt', 'keyscript', 'initramfs-hook', 'initramfs-conf', 'initramfs-modules', 'kernel-guard',
   'rpi-update-block', 'apt-pin-rpi-update', 'grow-root.sh', 'grow-root.service', 'cryptsetup-keys-readme', 'known_hosts', 'hostname',
+  'sshd-config', 'sudoers-admin',
 ] as const;
 
 export function render(templates: Templates, name: string, vars: Record<string, unknown>): string {
@@ -81,14 +88,14 @@ export function luksAddRecoveryArgs(l: LuksPlan, keyFile: string, passphraseFile
   return ['cryptsetup', 'luksAddKey', '--batch-mode', ...luksPbkdfArgs(l), '--key-file', keyFile, '--new-key-slot', '1', device, passphraseFile];
 }
 
-/** Modules the initramfs must have (and loads early) for this model's cipher and the key stick. */
+/** Modules the initramfs must have (and loads early): the cipher, the key stick, a USB keyboard for the passphrase. */
 export function initramfsModules(pi: PiSpec): string[] {
   const l = luksParams(pi);
   const cipherMods = /adiantum/.test(l.cipher)
     ? ['adiantum', 'chacha_generic', 'chacha_neon', 'nhpoly1305', 'nhpoly1305_neon', 'poly1305_generic', 'aes_generic', 'aes_arm64', 'aes_neon_blk']
     : ['xts', 'aes_generic', 'aes_arm64', 'aes_ce_blk', 'aes_ce_cipher', 'aesni_intel'];
   const fs = usbKeyFilesystem(pi) === 'vfat' ? ['vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'nls_utf8'] : [];
-  return ['dm_mod', 'dm_crypt', 'algif_skcipher', ...cipherMods, 'usb_storage', 'uas', 'sd_mod', 'ext4', ...fs];
+  return ['dm_mod', 'dm_crypt', 'algif_skcipher', ...cipherMods, 'usb_storage', 'uas', 'sd_mod', 'ext4', ...fs, ...USB_HOST_MODULES, ...KEYBOARD_MODULES];
 }
 
 /** MODULES=most natively; an explicit list when mkinitramfs runs under qemu-user (most takes > 12 min there). */
@@ -96,10 +103,24 @@ export function initramfsModulesMode(arch: 'arm64' | 'amd64', hostArch: string):
   return arch === hostArch ? 'most' : 'list';
 }
 
-/** Extra modules for MODULES=list: the Pi's SD/USB/PCIe controllers (plus virtio for lab boots). */
+/** Extra modules for MODULES=list: the Pi's SD controllers (plus virtio for lab boots). */
 export function listModeExtras(arch: 'arm64' | 'amd64'): string[] {
-  const common = ['mmc_block', 'xhci_pci', 'xhci_plat_hcd', 'virtio_pci', 'virtio_blk', 'virtio_mmio'];
-  return arch === 'arm64' ? [...common, 'sdhci_iproc', 'bcm2835', 'dwc2', 'pcie_brcmstb', 'reset_raspberrypi'] : common;
+  const common = ['mmc_block', 'virtio_pci', 'virtio_blk', 'virtio_mmio'];
+  return arch === 'arm64' ? [...common, 'sdhci_iproc', 'bcm2835'] : common;
+}
+
+/**
+ * MODULES= for initramfs builds on the Pi itself (kernel updates), written after the image's own
+ * build: the base's value when it is most or dep (both judge by the running hardware), else most.
+ * A list-only initramfs, right under qemu-user on the admin machine, would lack drivers on the Pi.
+ */
+export function deviceModulesMode(baseInitramfsConf: string | undefined): 'most' | 'dep' {
+  const m = /^\s*MODULES\s*=\s*(\w+)\s*$/m.exec(baseInitramfsConf ?? '');
+  return m?.[1] === 'dep' ? 'dep' : 'most';
+}
+
+export function initramfsConf(templates: Templates, modulesMode: 'most' | 'dep' | 'list'): string {
+  return render(templates, 'initramfs-conf', { header: HEADER, modulesMode });
 }
 
 // ---------------------------------------------------------------- boot partition edits
@@ -226,6 +247,7 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
     guardName: PI_PATHS.guardName,
     keyscriptInInitramfs: PI_PATHS.keyscript.slice(1),
     otherFlavourInitramfs: 'initramfs8',
+    requiredModules: requiredInitramfsModules(fsType).join(' '),
   });
   const files: RootFile[] = [
     { path: '/etc/crypttab', mode: 0o644, content: render(templates, 'crypttab', ct) },
@@ -235,7 +257,7 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
       content: render(templates, 'keyscript', { ...common, fsModules: fsType === 'vfat' ? 'vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8' : 'ext4' }),
     },
     { path: PI_PATHS.initramfsHook, mode: 0o755, content: render(templates, 'initramfs-hook', { header: HEADER, keyscriptPath: PI_PATHS.keyscript, modules: [...modules, ...listExtras].join(' ') }) },
-    { path: PI_PATHS.initramfsConf, mode: 0o644, content: render(templates, 'initramfs-conf', { header: HEADER, modulesMode: facts.modulesMode }) },
+    { path: PI_PATHS.initramfsConf, mode: 0o644, content: initramfsConf(templates, facts.modulesMode) },
     { path: PI_PATHS.initramfsModules, mode: 0o644, content: render(templates, 'initramfs-modules', { header: HEADER, moduleLines: [...modules, ...listExtras].join('\n') }) },
     { path: `/etc/kernel/postinst.d/${PI_PATHS.guardName}`, mode: 0o755, content: guard },
     { path: `/etc/initramfs/post-update.d/${PI_PATHS.guardName}`, mode: 0o755, content: guard },
@@ -261,7 +283,7 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
 
 /** Debian packages the root must have (installed in the chroot when missing). */
 export function rootPackages(pi: PiSpec): string[] {
-  return pi.dropbear ? [...ROOT_PACKAGES, 'dropbear-initramfs'] : [...ROOT_PACKAGES];
+  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...(pi.dropbear ? ['dropbear-initramfs'] : [])];
 }
 
 // ---------------------------------------------------------------- firmware flavours
@@ -321,6 +343,7 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
     { id: 'configure', title: 'write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys', detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
     { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
     o.runtimeAvailable ? { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' } : { id: 'runtime', title: RUNTIME_SKIPPED },
+    { id: 'access', title: 'install the SSH host key from state/ (first-boot regeneration masked), authorize the admin key, enable sshd, mask the userconf wizard; cloud-init off', detail: `host key pinned in ${piState}/ssh_host_ed25519_key.pub and ${piState}/known_hosts` },
     { id: 'initramfs', title: `rebuild the initramfs for every installed kernel (MODULES=${initramfsModulesMode(arch, o.hostArch)}) and check the firmware copies` },
     { id: 'boot', title: 'edit the boot partition: cmdline.txt root=/dev/mapper/cryptroot, config.txt auto_initramfs=1, new kernels/initramfs (mtools)' },
     { id: 'root', title: `mkfs.ext4 -d, then cryptsetup reencrypt --encrypt (${l.cipher}, ${l.keySizeBits}-bit, argon2id ${l.pbkdfMemoryKiB} KiB × ${l.pbkdfIterations})`, detail: 'keyslot 0: USB keyfile, keyslot 1: recovery passphrase' },

@@ -19,6 +19,8 @@ export interface RunOptions {
   liveStderr?: boolean;
   /** kill the child (SIGTERM) after this many milliseconds: a run that hangs fails instead */
   timeoutMs?: number;
+  /** called with the child's pid once it is started */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -59,6 +61,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
       ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
     };
     const child = spawn(cmd, args, so);
+    if (opts.onSpawn && child.pid !== undefined) opts.onSpawn(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));

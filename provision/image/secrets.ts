@@ -15,6 +15,9 @@ export interface PiSecrets {
   dataKeyFile: string;
   sshKeyFile: string;
   sshPubFile: string;
+  /** the Pi's SSH host key, installed in the image; its .pub is what pi.ssh.hostKey pins */
+  hostKeyFile: string;
+  hostPubFile: string;
   /** true when created by this run (the passphrase is shown once) */
   created: boolean;
 }
@@ -27,6 +30,9 @@ export const SECRET_FILES = {
   sshKey: 'pi_ssh_key',
   sshPub: 'pi_ssh_key.pub',
 } as const;
+
+/** Kept apart from SECRET_FILES: a state made before the host key existed gains one without losing the rest. */
+export const HOST_KEY_FILES = { key: 'ssh_host_ed25519_key', pub: 'ssh_host_ed25519_key.pub' } as const;
 
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read off paper, typed on a console
 
@@ -79,6 +85,14 @@ export async function loadOrCreateSecrets(stateDir: string, piName: string, opts
     chmodSync(f('sshPub'), 0o644);
     writeSecret(f('identity'), JSON.stringify({ rootUuid: randomUUID(), createdAt: new Date().toISOString(), baseImageSha256: opts.baseSha256 }, null, 2) + '\n');
   }
+  const hostKey = path.join(dir, HOST_KEY_FILES.key);
+  if (opts.rotate || !existsSync(hostKey) || !existsSync(path.join(dir, HOST_KEY_FILES.pub))) {
+    rmSync(hostKey, { force: true });
+    rmSync(path.join(dir, HOST_KEY_FILES.pub), { force: true });
+    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `root@${piName}`, '-f', hostKey]);
+    chmodSync(path.join(dir, HOST_KEY_FILES.pub), 0o644);
+  }
+  chmodSync(hostKey, 0o600);
   const id = JSON.parse(readFileSync(f('identity'), 'utf8')) as { rootUuid: string };
   for (const n of ['key', 'recovery', 'dataKey', 'sshKey', 'identity'] as const) chmodSync(f(n), 0o600);
   return {
@@ -89,6 +103,8 @@ export async function loadOrCreateSecrets(stateDir: string, piName: string, opts
     dataKeyFile: f('dataKey'),
     sshKeyFile: f('sshKey'),
     sshPubFile: f('sshPub'),
+    hostKeyFile: hostKey,
+    hostPubFile: path.join(dir, HOST_KEY_FILES.pub),
     created,
   };
 }

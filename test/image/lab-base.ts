@@ -6,7 +6,9 @@
 //
 // Test fixtures inside the root (not product code): /sbin/marker-init (prints a marker from the
 // decrypted root, then powers off) and pilab-report.service (after a full systemd boot, prints the
-// mounts of / and the data disk, then powers off).
+// mounts of / and the data disk, sshd's state and host keys, the first-boot units, then powers off).
+// Like pi-gen's images: openssh-server installed but disabled and without host keys, and stand-ins
+// for raspberrypi-sys-mods' regenerate_ssh_host_keys.service and userconf-pi's userconfig.service enabled.
 //
 // Cached under $PULLVAULT_TEST_CACHE (default /var/cache/pullvault-test) keyed by a hash of
 // everything that goes into it. Run standalone to warm the cache: npx tsx test/image/lab-base.ts
@@ -21,7 +23,7 @@ const BOOT_START_MIB = 4;
 
 export const LAB_PACKAGES = [
   'linux-image-amd64', 'systemd-sysv', 'udev', 'kmod', 'initramfs-tools', 'busybox', 'e2fsprogs', 'fdisk', 'zstd',
-  'procps', 'util-linux',
+  'procps', 'util-linux', 'openssh-server',
 ];
 
 const FILES: Record<string, { mode: number; text: string }> = {
@@ -80,6 +82,40 @@ PARTUUID=${LAB_DISK_ID.slice(2)}-02  /               ext4    defaults,noatime  0
     mode: 0o755,
     text: '#!/bin/sh\n# lab stand-in for Pi OS first-boot resize (provision-pi must remove init= pointing here)\nexec /sbin/init\n',
   },
+  // raspberrypi-sys-mods' regenerate_ssh_host_keys.service as pi-gen enables it: new host keys at first boot
+  'etc/systemd/system/regenerate_ssh_host_keys.service': {
+    mode: 0o644,
+    text: `[Unit]
+Description=Regenerate SSH host keys (stand-in for raspberrypi-sys-mods)
+Before=ssh.service
+ConditionFileIsExecutable=/usr/bin/ssh-keygen
+
+[Service]
+Type=oneshot
+ExecStartPre=-/bin/sh -c "/bin/rm -f -v /etc/ssh/ssh_host_*_key*"
+ExecStart=/usr/bin/ssh-keygen -A -v
+ExecStartPost=/bin/systemctl disable regenerate_ssh_host_keys
+
+[Install]
+WantedBy=multi-user.target
+`,
+  },
+  // userconf-pi's first-boot "create a user" wizard (userconfig.service, armed by pi-gen's rename-user -f -s);
+  // the stand-in only says on the serial console that it ran
+  'etc/systemd/system/userconfig.service': {
+    mode: 0o644,
+    text: `[Unit]
+Description=User configuration wizard (stand-in for userconf-pi)
+Before=systemd-user-sessions.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo PILAB-USERCONF-WIZARD-RAN > /dev/ttyS0'
+
+[Install]
+WantedBy=multi-user.target
+`,
+  },
   'usr/sbin/marker-init': {
     mode: 0o755,
     text: `#!/bin/sh
@@ -107,6 +143,12 @@ state=$(timeout 900 systemctl is-system-running --wait 2>&1)
   # written by the test into the data disk's ext4 before it was encrypted
   for f in /srv/pullvault/pilab-data-marker; do [ -r $f ] && echo "DATAMARKER $(cat $f)"; done
   systemctl --failed --no-legend --plain | sed 's/^/FAILED /'
+  echo "SSHD $(systemctl is-active ssh)"
+  for k in /etc/ssh/ssh_host_*_key.pub; do echo "HOSTKEY $(cut -d' ' -f1,2 "$k")"; done
+  for u in userconfig regenerate_ssh_host_keys; do echo "UNIT $u $(systemctl is-enabled $u 2>&1)"; done
+  [ -r /root/.ssh/authorized_keys ] && cut -d' ' -f1,2 /root/.ssh/authorized_keys | sed 's/^/AUTHKEY /'
+  grep -h '^MODULES=' /etc/initramfs-tools/conf.d/pullvault | sed 's/^/INITRAMFS_CONF /'
+  echo "NODE $(node --version 2>&1)"
   echo "PILAB-FULLINIT-END"
 } > /dev/ttyS0 2>&1
 systemctl poweroff
@@ -135,7 +177,7 @@ function cacheDir(): string {
 
 export function labBaseKey(arch: 'amd64'): string {
   const h = createHash('sha256');
-  h.update(`v4 ${arch} ${BOOT_START_MIB} ${BOOT_MIB} ${LAB_DISK_ID}\n`);
+  h.update(`v5 ${arch} ${BOOT_START_MIB} ${BOOT_MIB} ${LAB_DISK_ID}\n`);
   h.update(LAB_PACKAGES.join(',') + '\n');
   for (const [p, f] of Object.entries(FILES).sort()) h.update(`${p} ${f.mode}\n${f.text}\n`);
   return h.digest('hex').slice(0, 16);
@@ -194,6 +236,10 @@ export async function labBaseImage(arch: 'amd64' = 'amd64', log: (s: string) => 
       // the kernel last, so its postinst runs the firmware-copy hooks above (as on Pi OS)
       `--customize-hook=chroot "$1" apt-get install -y --no-install-recommends ${kernels.join(' ')}`,
       '--customize-hook=chroot "$1" passwd -d root',
+      // as pi-gen: ssh off, no host keys in the image, the first-boot units armed
+      '--customize-hook=chroot "$1" systemctl disable ssh',
+      '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*_key*',
+      '--customize-hook=chroot "$1" systemctl enable regenerate_ssh_host_keys userconfig',
       'bookworm', root, `deb ${mirror} bookworm main`, `deb ${security} bookworm-security main`,
     ], { liveStderr: !!process.env.PULLVAULT_TEST_VERBOSE });
     log(`lab-base: rootfs ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../provision/pi.ts';
 import { run } from '../../provision/image/run.ts';
-import { labBaseImage } from './lab-base.ts';
+import { LAB_DISK_ID, labBaseImage } from './lab-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -40,6 +40,7 @@ function labInventory(base: { path: string; sha256: string }, overrides: Record<
     usbKey: { label: 'PVKEY', filesystem: 'vfat' },
     luks: { pbkdfMemoryKiB: 65536, pbkdfIterations: 4 }, // small: argon2 under TCG
     dataDisk: { device: '/dev/disk/by-id/virtio-pvdata', mountpoint: '/srv/pullvault', mapperName: 'pullvault-data' },
+    ssh: { ...inv.pi.ssh, adminKeyFile: path.join(dir, 'admin_key') },
     ...overrides,
   };
   for (const r of inv.recipients) r.publicKeyFile = path.join(REPO, r.publicKeyFile);
@@ -77,6 +78,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     let t = Date.now();
     base = await labBaseImage('amd64', (s) => console.log(s));
     timings.base = (Date.now() - t) / 1000;
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@lab', '-f', path.join(dir, 'admin_key')]);
     invFile = path.join(dir, 'inventory.json');
     writeFileSync(invFile, JSON.stringify(labInventory(base), null, 1));
     piState = path.join(stateDir, 'pi01');
@@ -127,6 +129,10 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     expect((statSync(piState).mode & 0o777).toString(8)).toBe('700');
     expect(readFileSync(path.join(piState, 'pi_ssh_key.pub'), 'utf8')).toMatch(/^ssh-ed25519 /);
     expect(existsSync(path.join(piState, 'work'))).toBe(false);
+    // the Pi's host key, pinned in state/ the way install-runtime dials the Pi
+    const hostPub = readFileSync(path.join(piState, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    expect((statSync(path.join(piState, 'ssh_host_ed25519_key')).mode & 0o777).toString(8)).toBe('600');
+    expect(readFileSync(path.join(piState, 'known_hosts'), 'utf8')).toBe(`pi01.home.arpa ${hostPub}\n`);
   }, 900_000);
 
   it('static: cmdline.txt, config.txt, initramfs contents', async () => {
@@ -140,7 +146,11 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     expect(lines[0]).not.toMatch(/splash|init=|PARTUUID/);
     expect(f.config).toMatch(/^auto_initramfs=1$/m);
     const list = execFileSync('sh', ['-c', 'zstd -dc "$1" | cpio -it 2>/dev/null', 'sh', f.initrd], { maxBuffer: 64 << 20 }).toString();
-    for (const need of [/usr\/local\/lib\/pullvault\/unlock-keyscript$/m, /^(usr\/)?s?bin\/cryptsetup$/m, /dm-crypt\.ko/, /\/xts\.ko/, /usb-storage\.ko/, /\/uas\.ko/, /\/vfat\.ko/, /nls_cp437\.ko/, /cryptroot\/crypttab$/m, /lib\/cryptsetup\/askpass$/m])
+    // a fresh disk id, not the base image's
+    const diskId = JSON.parse((await run(['sfdisk', '-J', path.join(piState, 'sdcard.img')])).stdout).partitiontable.id;
+    expect(diskId).toMatch(/^0x[0-9a-f]{8}$/);
+    expect(diskId).not.toBe(LAB_DISK_ID);
+    for (const need of [/\/usbhid\.ko/, /\/hid-generic\.ko/, /usr\/local\/lib\/pullvault\/unlock-keyscript$/m, /^(usr\/)?s?bin\/cryptsetup$/m, /dm-crypt\.ko/, /\/xts\.ko/, /usb-storage\.ko/, /\/uas\.ko/, /\/vfat\.ko/, /nls_cp437\.ko/, /cryptroot\/crypttab$/m, /lib\/cryptsetup\/askpass$/m])
       expect(list).toMatch(need);
     // the crypttab inside the initramfs names our UUID, keyscript, initramfs option
     const ird = path.join(d, 'ird');
@@ -149,7 +159,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     const uuid = JSON.parse(readFileSync(path.join(piState, 'identity.json'), 'utf8')).rootUuid;
     expect(readFileSync(path.join(ird, 'cryptroot/crypttab'), 'utf8')).toMatch(new RegExp(`^cryptroot UUID=${uuid} PVKEY luks,discard,initramfs,keyscript=/usr/local/lib/pullvault/unlock-keyscript,tries=0$`, 'm'));
     rmSync(d, { recursive: true, force: true });
-  });
+  }, 900_000);
 
   it('static: LUKS header has the model cipher, argon2id with the set memory, two keyslots, the state UUID', async () => {
     await built();
@@ -283,6 +293,20 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       const before = JSON.parse((await run(['sfdisk', '-J', path.join(piState, 'sdcard.img')])).stdout).partitiontable.partitions[1].size * 512;
       expect(kb * 1024).toBeGreaterThan(before + 400 * 1048576);
       expect(report).not.toMatch(/^FAILED .*(cryptsetup|pullvault|srv-pullvault)/m);
+      // reachable: sshd on with only the host key pinned in state/, the admin's key authorized,
+      // Pi OS's first-boot key regeneration and user wizard masked (their stand-ins never ran)
+      const pub = (f: string) => readFileSync(f, 'utf8').split(' ').slice(0, 2).join(' ');
+      // the boot partition is mounted by the PARTUUID of the card's fresh disk id
+      expect(report).toMatch(/^MOUNT \/dev\/vda1 \/boot\/firmware vfat/m);
+      expect(report).toMatch(/^SSHD active$/m);
+      expect(report.match(/^HOSTKEY .*$/gm)).toEqual([`HOSTKEY ${pub(path.join(piState, 'ssh_host_ed25519_key.pub'))}`]);
+      expect(report).toMatch(/^UNIT userconfig masked$/m);
+      expect(report).toMatch(/^UNIT regenerate_ssh_host_keys masked$/m);
+      expect(b.out).not.toContain('PILAB-USERCONF-WIZARD-RAN');
+      expect(report.match(/^AUTHKEY .*$/gm)).toEqual([`AUTHKEY ${pub(path.join(dir, 'admin_key.pub'))}`]);
+      // later initramfs builds on the Pi judge by its hardware, not the image build's list
+      expect(report).toMatch(/^INITRAMFS_CONF MODULES=(most|dep)$/m);
+      expect(Number(/^NODE v(\d+)\./m.exec(report)?.[1])).toBeGreaterThanOrEqual(18);
       await b.waitExit(120_000);
       timings.bootFull = b.seconds;
     } finally {

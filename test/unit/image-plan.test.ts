@@ -173,7 +173,7 @@ describe('build steps', () => {
   const base = { baseImage: '/img/raspios.img.xz', stateDir: '/s', rotate: false, haveState: false, haveS3Credentials: false, runtimeAvailable: false, hostArch: 'amd64' };
   it('lists every phase; runtime skipped with the agreed line when install-runtime is absent', () => {
     const steps = planSteps(inventory(), base);
-    expect(steps.map((s) => s.id)).toEqual(['verify-base', 'secrets', 'extract', 'configure', 'packages', 'runtime', 'initramfs', 'boot', 'root', 'assemble', 'usbkey']);
+    expect(steps.map((s) => s.id)).toEqual(['verify-base', 'secrets', 'extract', 'configure', 'packages', 'runtime', 'access', 'initramfs', 'boot', 'root', 'assemble', 'usbkey']);
     expect(steps.find((s) => s.id === 'runtime')?.title).toBe(RUNTIME_SKIPPED);
     expect(RUNTIME_SKIPPED).toBe('runtime: not installed into the image yet (install-runtime not available)');
     expect(steps.find((s) => s.id === 'configure')?.detail).toMatch(/qemu-user \(arm64\)/);

@@ -15,6 +15,7 @@ const snapshot = (s: Awaited<ReturnType<typeof loadOrCreateSecrets>>) => ({
   rec: readFileSync(s.recoveryFile, 'utf8'),
   data: readFileSync(s.dataKeyFile).toString('hex'),
   ssh: readFileSync(s.sshPubFile, 'utf8'),
+  host: readFileSync(s.hostPubFile, 'utf8'),
 });
 
 describe('secrets in state/', () => {
@@ -23,7 +24,7 @@ describe('secrets in state/', () => {
     expect(a.created).toBe(true);
     expect((statSync(dir).mode & 0o777).toString(8)).toBe('700');
     expect((statSync(a.dir).mode & 0o777).toString(8)).toBe('700');
-    for (const f of [a.keyFile, a.recoveryFile, a.dataKeyFile, a.sshKeyFile]) expect((statSync(f).mode & 0o777).toString(8)).toBe('600');
+    for (const f of [a.keyFile, a.recoveryFile, a.dataKeyFile, a.sshKeyFile, a.hostKeyFile]) expect((statSync(f).mode & 0o777).toString(8)).toBe('600');
     expect(readFileSync(a.keyFile)).toHaveLength(64);
     expect(readFileSync(a.recoveryFile, 'utf8')).toMatch(/^([a-z2-9]{5}-){5}[a-z2-9]{5}$/); // no newline: askpass sends none
     expect(a.rootUuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
@@ -35,6 +36,20 @@ describe('secrets in state/', () => {
     expect(c.created).toBe(true);
     const rotated = snapshot(c);
     for (const k of Object.keys(first) as (keyof typeof first)[]) expect(rotated[k], k).not.toBe(first[k]);
+  }, 30_000);
+
+  it('a state made before the host key existed gains one and keeps every other secret', async () => {
+    const a = await loadOrCreateSecrets(dir, 'pi02', { rotate: false, baseSha256: 'a'.repeat(64) });
+    const before = snapshot(a);
+    rmSync(a.hostKeyFile);
+    rmSync(a.hostPubFile);
+    const b = await loadOrCreateSecrets(dir, 'pi02', { rotate: false, baseSha256: 'a'.repeat(64) });
+    expect(b.created).toBe(false);
+    const after = snapshot(b);
+    expect({ ...after, host: '' }).toEqual({ ...before, host: '' });
+    expect(after.host).toMatch(/^ssh-ed25519 \S+ root@pi02\n$/);
+    expect(after.host).not.toBe(before.host);
+    expect((statSync(b.hostKeyFile).mode & 0o777).toString(8)).toBe('600');
   }, 30_000);
 
   it('passphrases are distinct and typeable', () => {

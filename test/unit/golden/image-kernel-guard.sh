@@ -16,7 +16,14 @@ fail() {
 list=$(lsinitramfs "$initrd" 2>/dev/null) || fail "cannot list $initrd"
 echo "$list" | grep -q 'usr/local/lib/pullvault/unlock-keyscript$' || fail "$initrd lacks the unlock keyscript"
 echo "$list" | grep -q 'cryptroot/crypttab$' || fail "$initrd lacks cryptroot/crypttab"
-echo "$list" | grep -q 'dm-crypt.ko' || fail "$initrd lacks dm-crypt"
+# a module counts when its .ko (compressed or not) is inside, or the kernel builds it in
+builtin="/usr/lib/modules/$ver/modules.builtin"
+for m in dm_crypt usb_storage vfat nls_cp437 usbhid hid_generic; do
+    re=$(echo "$m" | sed 's/[-_]/[-_]/g')
+    echo "$list" | grep -Eq "/$re\.ko(\.(xz|zst|gz))?\$" && continue
+    [ -r "$builtin" ] && grep -Eq "/$re\.ko\$" "$builtin" && continue
+    fail "$initrd lacks the $m module (and the kernel does not build it in)"
+done
 case "$ver" in
 *-2712) fw=/boot/firmware/initramfs_2712 ;;
 *-v8|*-v8-*|*-rpi-v8) fw=/boot/firmware/initramfs8 ;;

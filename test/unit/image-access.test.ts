@@ -1,0 +1,59 @@
+// First-boot reachability, pure: the host key from state/ goes in (and is what state/ pins), the
+// admin's key is authorized for pi.ssh.admin, sshd takes only that key and no passwords, and the
+// Pi OS first-boot units that regenerate host keys or run the user wizard are masked.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { accessFiles, adminHome, CLOUD_INIT_DISABLED, HOST_KEY_PATH, MASKED_UNITS, piKnownHostsLine, SSHD_DROP_IN, SUDOERS_DROP_IN } from '../../provision/image/access.ts';
+import { loadTemplates } from '../../provision/image/build.ts';
+import { rootPackages } from '../../provision/image/plan.ts';
+import type { Inventory } from '../../provision/inventory/schema.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+const templates = loadTemplates();
+const inventory = (): Inventory => JSON.parse(readFileSync(path.join(REPO, 'inventory.json'), 'utf8')) as Inventory;
+const HOST_PUB = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost root@pi01\n';
+const ADMIN_PUB = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminAdminAdminAdminAdminAdminAdminAdminAdm me@laptop';
+const facts = { hostPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nHOST\n-----END OPENSSH PRIVATE KEY-----\n', hostPublicKey: HOST_PUB, adminPublicKey: ADMIN_PUB, hasCloudInit: false };
+
+describe('first boot: reachable with the pinned host key', () => {
+  it('root admin: host key (0600, sensitive), authorized_keys in /root, key-only sshd, no sudoers', () => {
+    const files = new Map(accessFiles(inventory(), facts, templates).map((f) => [f.path, f]));
+    expect(files.get(HOST_KEY_PATH)).toMatchObject({ mode: 0o600, sensitive: true, content: facts.hostPrivateKey });
+    expect(files.get(`${HOST_KEY_PATH}.pub`)?.content).toBe(HOST_PUB);
+    expect(files.get('/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, content: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminAdminAdminAdminAdminAdminAdminAdminAdm pullvault-admin\n' });
+    const sshd = String(files.get(SSHD_DROP_IN)?.content);
+    expect(sshd).toMatch(new RegExp(`^HostKey ${HOST_KEY_PATH}$`, 'm'));
+    expect(sshd).toMatch(/^PasswordAuthentication no$/m);
+    expect(sshd).toMatch(/^PermitRootLogin prohibit-password$/m);
+    expect(files.has(SUDOERS_DROP_IN)).toBe(false);
+    expect(files.has(CLOUD_INIT_DISABLED)).toBe(false);
+  });
+
+  it('a named admin gets its home, passwordless sudo, and root logins are refused; cloud-init off when present', () => {
+    const inv = inventory();
+    inv.pi.ssh!.admin = 'ops';
+    const files = new Map(accessFiles(inv, { ...facts, hasCloudInit: true }, templates).map((f) => [f.path, f]));
+    expect(adminHome('ops')).toBe('/home/ops');
+    expect(files.has('/home/ops/.ssh/authorized_keys')).toBe(true);
+    expect(files.has('/root/.ssh/authorized_keys')).toBe(false);
+    expect(files.get(SUDOERS_DROP_IN)).toMatchObject({ mode: 0o440 });
+    expect(String(files.get(SUDOERS_DROP_IN)?.content)).toMatch(/^ops ALL=\(ALL\) NOPASSWD: ALL$/m);
+    expect(String(files.get(SSHD_DROP_IN)?.content)).toMatch(/^PermitRootLogin no$/m);
+    expect(files.has(CLOUD_INIT_DISABLED)).toBe(true);
+  });
+
+  it('the pin in state/ names the Pi as install-runtime dials it; Pi OS key regeneration and the wizard are masked', () => {
+    const inv = inventory();
+    expect(piKnownHostsLine(inv, HOST_PUB)).toBe('pi01.home.arpa ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost');
+    inv.pi.ssh!.port = 2222;
+    expect(piKnownHostsLine(inv, HOST_PUB)).toMatch(/^\[pi01\.home\.arpa\]:2222 ssh-ed25519 /);
+    delete inv.pi.ssh;
+    expect(piKnownHostsLine(inv, HOST_PUB)).toBeUndefined();
+    expect(MASKED_UNITS).toEqual(expect.arrayContaining(['regenerate_ssh_host_keys.service', 'userconfig.service']));
+  });
+
+  it('the runtime\'s dependencies are installed in the chroot', () => {
+    expect(rootPackages(inventory().pi)).toEqual(expect.arrayContaining(['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux']));
+  });
+});
