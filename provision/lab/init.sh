@@ -50,6 +50,9 @@ fi
 # The machine's own root keys/config (if any) must not leak into hosts: start from an empty ~/.ssh.
 rm -rf "$R/root/.ssh"; install -d -m 0700 "$R/root/.ssh"
 install -m 0600 "$S/admin_key.pub" "$R/root/.ssh/authorized_keys"
+# Nor its shell start-up files: sshd runs every command through bash, which reads ~/.bashrc, and a
+# machine's (pyenv init, say) can make each lab command slow or change what it runs.
+rm -f "$R/root/.bashrc" "$R/root/.bash_profile" "$R/root/.bash_login" "$R/root/.profile"
 hostname "$NAME"; echo "$NAME" > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$NAME" > "$R/etc/hosts"
 
