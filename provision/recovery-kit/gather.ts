@@ -28,8 +28,9 @@ async function readSecretKey(file: string): Promise<openpgp.PrivateKey> {
     throw new KitError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   try {
+    // armored (any block type: openpgp.js names a public one) or binary
     const text = data.toString('latin1');
-    return text.includes('-----BEGIN PGP PRIVATE KEY BLOCK-----') ? await openpgp.readPrivateKey({ armoredKey: text }) : await openpgp.readPrivateKey({ binaryKey: data });
+    return /^-----BEGIN PGP /m.test(text) ? await openpgp.readPrivateKey({ armoredKey: text }) : await openpgp.readPrivateKey({ binaryKey: data });
   } catch (e) {
     throw new KitError(`${file}: not an OpenPGP secret key (${(e as Error).message.split('\n')[0]})`);
   }

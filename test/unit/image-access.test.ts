@@ -1,7 +1,9 @@
 // First-boot reachability, pure: the host key from state/ goes in (and is what state/ pins), the
 // admin's key is authorized for pi.ssh.admin, sshd takes only that key and no passwords, and the
 // Pi OS first-boot units that regenerate host keys or run the user wizard are masked.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accessFiles, adminHome, CLOUD_INIT_DISABLED, HOST_KEY_PATH, MASKED_UNITS, piKnownHostsLine, SSHD_DROP_IN, SUDOERS_DROP_IN } from '../../provision/image/access.ts';
@@ -12,16 +14,29 @@ import type { Inventory } from '../../provision/inventory/schema.ts';
 const REPO = path.resolve(import.meta.dirname, '../..');
 const templates = loadTemplates();
 const inventory = (): Inventory => JSON.parse(readFileSync(path.join(REPO, 'inventory.json'), 'utf8')) as Inventory;
-const HOST_PUB = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost root@pi01\n';
-const ADMIN_PUB = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminAdminAdminAdminAdminAdminAdminAdminAdm me@laptop';
-const facts = { hostPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----\nHOST\n-----END OPENSSH PRIVATE KEY-----\n', hostPublicKey: HOST_PUB, adminPublicKey: ADMIN_PUB, hasCloudInit: false };
+/** A real ed25519 key pair made for this run by ssh-keygen (no key material lives in the tree). */
+function sshKeyPair(comment: string): { priv: string; pub: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pv-image-access-'));
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path.join(dir, 'k')]);
+    return { priv: readFileSync(path.join(dir, 'k'), 'utf8'), pub: readFileSync(path.join(dir, 'k.pub'), 'utf8') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const host = sshKeyPair('root@pi01');
+const HOST_PUB = host.pub;
+const HOST_BODY = HOST_PUB.split(' ').slice(0, 2).join(' ');
+const ADMIN_PUB = sshKeyPair('me@laptop').pub.trim();
+const ADMIN_BODY = ADMIN_PUB.split(' ').slice(0, 2).join(' ');
+const facts = { hostPrivateKey: host.priv, hostPublicKey: HOST_PUB, adminPublicKey: ADMIN_PUB, hasCloudInit: false };
 
 describe('first boot: reachable with the pinned host key', () => {
   it('root admin: host key (0600, sensitive), authorized_keys in /root, key-only sshd, no sudoers', () => {
     const files = new Map(accessFiles(inventory(), facts, templates).map((f) => [f.path, f]));
     expect(files.get(HOST_KEY_PATH)).toMatchObject({ mode: 0o600, sensitive: true, content: facts.hostPrivateKey });
     expect(files.get(`${HOST_KEY_PATH}.pub`)?.content).toBe(HOST_PUB);
-    expect(files.get('/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, content: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdminAdminAdminAdminAdminAdminAdminAdminAdm pullvault-admin\n' });
+    expect(files.get('/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, content: `${ADMIN_BODY} pullvault-admin\n` });
     const sshd = String(files.get(SSHD_DROP_IN)?.content);
     expect(sshd).toMatch(new RegExp(`^HostKey ${HOST_KEY_PATH}$`, 'm'));
     expect(sshd).toMatch(/^PasswordAuthentication no$/m);
@@ -45,7 +60,7 @@ describe('first boot: reachable with the pinned host key', () => {
 
   it('the pin in state/ names the Pi as install-runtime dials it; Pi OS key regeneration and the wizard are masked', () => {
     const inv = inventory();
-    expect(piKnownHostsLine(inv, HOST_PUB)).toBe('pi01.home.arpa ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostHostHostHostHostHostHostHostHostHostHost');
+    expect(piKnownHostsLine(inv, HOST_PUB)).toBe(`pi01.home.arpa ${HOST_BODY}`);
     inv.pi.ssh!.port = 2222;
     expect(piKnownHostsLine(inv, HOST_PUB)).toMatch(/^\[pi01\.home\.arpa\]:2222 ssh-ed25519 /);
     delete inv.pi.ssh;

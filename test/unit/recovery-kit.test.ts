@@ -1,7 +1,7 @@
 // The recovery kit's renderer on plain data: every section there, secret values only inside the
 // sections flagged SECRET, a passphrase-protected key said to be one, the QR lines complete and
 // within size, the by-hand procedure taken from docs/restore-by-hand.md (not a copy of it).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,12 @@ import { rebuildScript, renderKit } from '../../provision/recovery-kit/render.ts
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const DOC = readFileSync(join(REPO, 'docs/restore-by-hand.md'), 'utf8');
+
+/** Made for this run, shaped like an IAM access key (20 upper-case characters, a 40-character secret): no credential lives in the tree. */
+const FAKE_CREDENTIALS = {
+  accessKeyId: `AKIA${randomBytes(10).toString('hex').toUpperCase().slice(0, 16)}`,
+  secretAccessKey: randomBytes(30).toString('base64'),
+};
 
 function paperkeyText(fpr: string, lines: number): string {
   const hex = (i: number) => createHash('sha256').update(`${fpr}${i}`).digest('hex').toUpperCase().slice(0, 44).replace(/(..)(?=.)/g, '$1 ');
@@ -55,7 +61,7 @@ function input(over: Partial<KitInput> = {}): KitInput {
       { name: 'owner', fingerprint: OWNER },
       { name: 'escrow', fingerprint: ESCROW },
     ],
-    credentials: { userName: 'pullvault-pi01-restore', accessKeyId: 'AKIAEXAMPLE0RESTORE1', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY' },
+    credentials: { userName: 'pullvault-pi01-restore', ...FAKE_CREDENTIALS },
     keys: [key('owner', OWNER, false), key('escrow', ESCROW, true, 40)],
     procedureMarkdown: DOC,
     missing: [],
