@@ -7,11 +7,12 @@
 // a pull completes).
 import { readdir, rm } from 'node:fs/promises';
 import { minFreeMiB } from '../provision/inventory/defaults.ts';
-import type { ServerSpec } from '../provision/inventory/schema.ts';
+import type { RetentionSpec, ServerSpec } from '../provision/inventory/schema.ts';
 import type { RuntimeConfig } from './config.ts';
 import { vaultLayout } from './manifest-format.ts';
 import { freeBytes, requiredSpace, spaceRefusal } from './preflight.ts';
 import { deleteSnapshotDir, freedByDeleting, makeRoom, removeUnfinishedDeletes, type RoomCandidate, type RoomResult } from './prune.ts';
+import { pinnedSnapshots } from './offsite-pins.ts';
 import { listSnapshots, previousSnapshot, pullServer, type PullOptions, type PullResult } from './pull/snapshot.ts';
 import { readPullNeeds, recordPullNeed, type PullNeed } from './pull-needs.ts';
 import { planRoomFor } from './retention.ts';
@@ -22,6 +23,21 @@ export interface SpaceAwarePullOptions extends PullOptions {
   now: Date;
   /** --no-prune: delete nothing, refuse when short */
   noPrune?: boolean;
+}
+
+/**
+ * Pure: what may go to make room for `server`'s pull `id`, in the order to delete: interrupted copies
+ * first (they only save transfer time), then what the retention rules drop once `id` exists, but
+ * never a pinned snapshot — one an upload reads (maybe another run's: the pull lock is let go
+ * before uploading) or the base of the next incremental, the same pins local retention keeps.
+ */
+export function roomCandidates(partials: string[], snaps: { id: string; partial: boolean }[], rules: RetentionSpec, id: string, now: Date, server: string, pins: Map<string, string>): RoomCandidate[] {
+  return [
+    ...partials.map((name) => ({ name, reason: 'an interrupted pull' })),
+    ...planRoomFor(snaps, rules, id, now)
+      .filter((d) => !pins.has(`${server}/${d.id}`))
+      .map((d) => ({ name: d.id, reason: d.reason })),
+  ];
 }
 
 /** rsync's "No space left on device (28)", or a write of ours failing with ENOSPC. */
@@ -49,11 +65,7 @@ async function pullWithRoomOrThrow(config: RuntimeConfig, server: ServerSpec, op
       await removeUnfinishedDeletes(serverDir, say);
       const snaps = await listSnapshots(dataDir, server.name);
       const partials = (await readdir(serverDir).catch(() => [] as string[])).filter((n) => n.endsWith('.partial')).sort();
-      // an interrupted copy only saves transfer time; any snapshot is worth more
-      candidates = [
-        ...partials.map((name) => ({ name, reason: 'an interrupted pull' })),
-        ...planRoomFor(snaps.map((s) => ({ id: s.id, partial: s.info ? s.info.partial : true })), config.inventory.retention, opts.id, opts.now).map((d) => ({ name: d.id, reason: d.reason })),
-      ];
+      candidates = roomCandidates(partials, snaps.map((s) => ({ id: s.id, partial: s.info ? s.info.partial : true })), config.inventory.retention, opts.id, opts.now, server.name, await pinnedSnapshots(config));
       const candidateDir = (c: RoomCandidate) => `${serverDir}/${c.name}`;
       room = await makeRoom(
         candidates,

@@ -3,7 +3,7 @@ import { snapshotIdFor } from '../../runtime/manifest-format.ts';
 import { requiredSpace, spaceRefusal, PULL_SPACE_MARGIN } from '../../runtime/preflight.ts';
 import { FreedTally, makeRoom, type RoomCandidate } from '../../runtime/prune.ts';
 import { planRoomFor, type SnapshotRef } from '../../runtime/retention.ts';
-import { isNoSpace } from '../../runtime/space.ts';
+import { isNoSpace, roomCandidates } from '../../runtime/space.ts';
 
 const MiB = 1048576;
 const id = (iso: string) => snapshotIdFor(new Date(iso));
@@ -12,6 +12,17 @@ const R = (hourly = 0, daily = 0, weekly = 0, monthly = 0) => ({ hourly, daily, 
 const NOW = new Date('2024-06-30T12:00:05Z');
 const NEW = id('2024-06-30T12:00:00Z');
 const names = (c: { id: string }[]) => c.map((x) => x.id);
+
+describe('roomCandidates: the order of deletion, and what an upload needs is never in it', () => {
+  const hours = ['2024-06-30T08:00:00Z', '2024-06-30T09:00:00Z', '2024-06-30T10:00:00Z', '2024-06-30T11:00:00Z'];
+  it('interrupted copies first, then what the rules drop, less every pinned snapshot', () => {
+    const pins = new Map([[`web/${id(hours[0])}`, 'being uploaded (pid 42)']]);
+    const c = roomCandidates(['x.partial'], refs(hours), R(3), NEW, NOW, 'web', pins);
+    expect(c.map((x) => x.name)).toEqual(['x.partial', id(hours[1])]);
+    // a pin of another server's snapshot of the same id keeps nothing here
+    expect(roomCandidates([], refs(hours), R(3), NEW, NOW, 'web', new Map([[`db/${id(hours[0])}`, 'x']])).map((x) => x.name)).toEqual([id(hours[0]), id(hours[1])]);
+  });
+});
 
 describe('planRoomFor: what may go before a pull', () => {
   const hours = ['2024-06-30T08:00:00Z', '2024-06-30T09:00:00Z', '2024-06-30T10:00:00Z', '2024-06-30T11:00:00Z'];
