@@ -15,7 +15,7 @@ import { deleteSnapshotDir, freedByDeleting, makeRoom, removeUnfinishedDeletes, 
 import { pinnedSnapshots } from './offsite-pins.ts';
 import { listSnapshots, previousSnapshot, pullServer, type PullOptions, type PullResult } from './pull/snapshot.ts';
 import { readPullNeeds, recordPullNeed, type PullNeed } from './pull-needs.ts';
-import { planRoomFor } from './retention.ts';
+import { planRoomFor, type SnapshotRef } from './retention.ts';
 import { formatBytes } from './status.ts';
 
 export interface SpaceAwarePullOptions extends PullOptions {
@@ -31,7 +31,7 @@ export interface SpaceAwarePullOptions extends PullOptions {
  * never a pinned snapshot — one an upload reads (maybe another run's: the pull lock is let go
  * before uploading) or the base of the next incremental, the same pins local retention keeps.
  */
-export function roomCandidates(partials: string[], snaps: { id: string; partial: boolean }[], rules: RetentionSpec, id: string, now: Date, server: string, pins: Map<string, string>): RoomCandidate[] {
+export function roomCandidates(partials: string[], snaps: SnapshotRef[], rules: RetentionSpec, id: string, now: Date, server: string, pins: Map<string, string>): RoomCandidate[] {
   return [
     ...partials.map((name) => ({ name, reason: 'an interrupted pull' })),
     ...planRoomFor(snaps, rules, id, now)

@@ -134,7 +134,11 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
           newTag: opts.newTag,
           signal: deadline.signal,
         });
-        await appendUpload(recordFile, rec);
+        await appendUpload(recordFile, rec).catch((e: Error) => {
+          // the store holds it (restore and verify find it there); only this Pi's record is missing
+          const base = d.kind === 'incremental' ? d.base.snapshot : undefined;
+          throw new Error(`stored ${rec.key} but could not record it in ${recordFile} (${e.message}); restore and verify find it in the store, the next upload ${base ? `builds on ${base} again` : 'is a full'}`);
+        });
         out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
       } catch (e) {
         const error = (e as Error).message;

@@ -81,6 +81,7 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
     writeFileSync(records, saved, { mode: 0o600 });
     expect(s2.r.kind).toBe('skipped');
     expect(s2.r.error).toMatch(/ENOSPC/);
+    expect(s2.r.error).toMatch(/^stored \S+ but could not record it in .*restore and verify find it in the store/);
     const stored = /stored (\S+)/.exec(s2.lines.join('\n'))![1];
     unrecorded = { key: stored, manifestKey: stored.replace(/^incr\//, 'manifest/').replace(/\.tar\.zst\.gpg$/, '.jsonl.zst.gpg') };
     expect(readFileSync(join(store, unrecorded.key)).length).toBeGreaterThan(0);
