@@ -32,6 +32,8 @@ export interface BuiltRuntime {
   buildHash: string;
   bytes: number;
   warnings: string[];
+  /** every source file bundled, relative to the repo (esbuild's metafile inputs) */
+  inputs: string[];
 }
 
 function entryShim(version: string, entry: string): string {
@@ -82,6 +84,7 @@ export async function buildRuntime(opts: BuildOptions = {}): Promise<BuiltRuntim
     target: `node${NODE_TARGET_MAJOR}`,
     format: 'esm',
     write: false,
+    metafile: true,
     minify: false,
     legalComments: 'none',
     logLevel: 'silent',
@@ -109,7 +112,7 @@ export async function buildRuntime(opts: BuildOptions = {}): Promise<BuiltRuntim
   const buildHash = createHash('sha256').update(raw).digest('hex').slice(0, 12);
   const content = raw.split(HASH_PLACEHOLDER).join(buildHash);
   const sha256 = createHash('sha256').update(content).digest('hex');
-  const built: BuiltRuntime = { content, sha256, version: pkg.version, buildHash, bytes: Buffer.byteLength(content), warnings };
+  const built: BuiltRuntime = { content, sha256, version: pkg.version, buildHash, bytes: Buffer.byteLength(content), warnings, inputs: Object.keys(result.metafile.inputs) };
   const outFile = opts.outFile === undefined ? DEFAULT_OUT : opts.outFile;
   if (outFile) {
     await mkdir(path.dirname(outFile), { recursive: true });

@@ -1,6 +1,6 @@
 // Builds a Target from the inventory's offsite spec (or a --target string) and credentials.
 import { readFile } from 'node:fs/promises';
-import { awsClients, type AwsCredentials, type AwsTimeouts } from '../../provision/exec/aws.ts';
+import { s3Client, type AwsCredentials, type AwsTimeouts } from '../../lib/s3-client.ts';
 import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
 import { DirTarget, S3Target, type Target } from './target.ts';
 
@@ -20,7 +20,7 @@ export async function readCredentials(file: string): Promise<CredentialsFile> {
 export interface TargetTuning {
   partSize?: number;
   queueSize?: number;
-  /** default AWS_TIMEOUTS (provision/exec/aws.ts) */
+  /** default AWS_TIMEOUTS (lib/s3-client.ts) */
   timeouts?: Partial<AwsTimeouts>;
 }
 
@@ -28,7 +28,7 @@ export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: T
   if (spec.type === 'dir') return new DirTarget(spec.path);
   const endpoint = spec.endpoint ?? creds?.endpoint;
   const { timeouts, ...sizes } = tuning;
-  const { s3 } = awsClients({
+  const s3 = s3Client({
     region: spec.region,
     endpoint,
     timeouts,

@@ -17,7 +17,7 @@ const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 const state = path.join(tmp, 'state');
 mkdirSync(path.join(state, 'aws'), { recursive: true });
 writeFileSync(path.join(state, 'aws', 'writer-credentials.json'), JSON.stringify({ accessKeyId: 'AKIAEXAMPLEWRITER01', secretAccessKey: SECRET }));
-const bundle = (body: string): BuiltRuntime => ({ content: `#!/usr/bin/env node\n${body}\n`, sha256: 'x', version: '0.1.0', buildHash: 'abcdef012345', bytes: body.length, warnings: [] });
+const bundle = (body: string): BuiltRuntime => ({ content: `#!/usr/bin/env node\n${body}\n`, sha256: 'x', version: '0.1.0', buildHash: 'abcdef012345', bytes: body.length, warnings: [], inputs: [] });
 
 function capture() {
   const out: string[] = [];
