@@ -15,14 +15,14 @@ import type { RunSummary } from './engine/types.ts';
 import { LocalExecutor } from './exec/local.ts';
 import { SshExecutor } from './exec/ssh.ts';
 import type { Executor } from './exec/types.ts';
-import { adminLogin, sshPort } from './inventory/defaults.ts';
-import type { Inventory } from './inventory/schema.ts';
+import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
+import type { Inventory } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
 import { installSteps, loadInstallTemplates, readRecipientKeys, readWriterCredentials } from './plan/install-steps.ts';
 import { stateDir as defaultStateDir } from './state.ts';
 import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
-import type { RuntimeConfig } from '../runtime/config.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 
 export { planInstall, INSTALL_PATHS, cronSchedule } from './plan/install-plan.ts';
 

@@ -10,15 +10,15 @@ import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand,
 import { exitCodeOf, runSteps, type Reporter, type RunSummary } from './engine/index.ts';
 import { HostKeyMismatchError, SshExecutor } from './exec/ssh.ts';
 import type { Executor } from './exec/types.ts';
-import { adminLogin, sshPort } from './inventory/defaults.ts';
-import type { Inventory, ServerSpec } from './inventory/schema.ts';
+import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
+import type { Inventory, ServerSpec } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath } from './inventory/validate.ts';
 import { gatherFacts } from './plan/server-facts.ts';
 import { planServer, type ServerPlan } from './plan/server-plan.ts';
 import { SERVER_TEMPLATE_NAMES, type ServerTemplates } from './plan/server-render.ts';
 import { REPO_ROOT, stateDir } from './state.ts';
 
-export { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from './plan/dispatch-protocol.ts';
+export { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../contract/dispatch-protocol.ts';
 
 const HELP = `usage: make provision-server [INVENTORY=inventory.json] [ARGS="--dry-run | --uninstall | --server NAME | --pi-public-key FILE"]
 

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
-import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
+import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from '../contract/runtime-config.ts';
 import { recordRefusal, runCycle, runHolder, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';

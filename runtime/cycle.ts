@@ -5,10 +5,10 @@
 // from pulling; that run skips its own upload while the offsite lock is held, and a later one
 // sends the newest snapshot.
 import { mkdir } from 'node:fs/promises';
-import type { RuntimeConfig } from './config.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { EXIT } from './exit-codes.ts';
 import { acquireLock, processStartTime, readLockHolder, type Lock, type LockHolder } from './lock.ts';
-import { snapshotIdFor, vaultLayout } from './manifest-format.ts';
+import { snapshotIdFor, vaultLayout } from '../contract/disk-layout.ts';
 import { ping } from './notify.ts';
 import { offsiteLockFile, pinLines } from './offsite-pins.ts';
 import { preflight } from './preflight.ts';

@@ -3,7 +3,7 @@
 // error here is swallowed and returned as a result for the log, never thrown.
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
-import type { RuntimeConfig } from './config.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { whichSync } from './native-check.ts';
 
 export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];

@@ -2,9 +2,9 @@
 // ones a running upload reads (listed in the offsite lock by its holder, which may be another
 // run: the pull lock is released before the upload) and each server's last uploaded snapshot
 // (the base the next incremental is computed against).
-import type { RuntimeConfig } from './config.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { liveHolder } from './lock.ts';
-import { vaultLayout } from './manifest-format.ts';
+import { vaultLayout } from '../contract/disk-layout.ts';
 import { readUploads, uploadsFile } from './offsite/uploads.ts';
 
 export const offsiteLockFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/offsite.lock`;

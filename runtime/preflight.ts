@@ -5,8 +5,8 @@
 // its last pull wrote (runtime/space.ts): a run-wide floor alone passes while rsync then fails
 // with ENOSPC, and refusing the whole run on it would keep retention from ever making room.
 import { readFile, realpath, statfs } from 'node:fs/promises';
-import { dataMapperName } from '../provision/inventory/defaults.ts';
-import type { RuntimeConfig } from './config.ts';
+import { dataMapperName } from '../contract/inventory-defaults.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import type { PullNeed } from './pull-needs.ts';
 import type { RoomResult } from './prune.ts';
 import { formatBytes } from './status.ts';

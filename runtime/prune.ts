@@ -1,8 +1,8 @@
 // Local retention applied: plan with retention.ts, then delete (or, dry-run, only report).
 // makeRoom applies it early, before a pull, when the disk is short of what the pull needs.
 import { readdir, readlink, rename, rm } from 'node:fs/promises';
-import type { RuntimeConfig } from './config.ts';
-import { vaultLayout } from './manifest-format.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
+import { vaultLayout } from '../contract/disk-layout.ts';
 import { finished, start, tail } from './pull/proc.ts';
 import { pinnedSnapshots } from './offsite-pins.ts';
 import { listSnapshots } from './pull/snapshot.ts';

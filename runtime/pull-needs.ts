@@ -10,7 +10,7 @@
 // pull, which holds (one server at a time, under the run's lock) but for one case that reads low
 // once: a pull that resumes an interrupted copy (part of it was written by the earlier run).
 import { readFile } from 'node:fs/promises';
-import { vaultLayout } from './manifest-format.ts';
+import { vaultLayout } from '../contract/disk-layout.ts';
 import { writeFileAtomic } from './state.ts';
 
 export interface PullNeed {

@@ -7,8 +7,8 @@
 // oldest snapshot is kept too ("hourly[oldest]"), again as borg does. On top of the rules:
 // the newest complete snapshot is never deleted, nor the newest one (`latest`, even if partial),
 // nor anything dated after `now` (a clock that jumped back must not cost us backups).
-import type { RetentionSpec } from '../provision/inventory/schema.ts';
-import { dateOfSnapshotId } from './manifest-format.ts';
+import type { RetentionSpec } from '../contract/inventory-schema.ts';
+import { dateOfSnapshotId } from '../contract/disk-layout.ts';
 
 export interface SnapshotRef {
   id: string;

@@ -4,7 +4,7 @@
 // (not the backup disk), so a refusal because the disk is missing or full is recorded too.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import type { RuntimeConfig } from './config.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { EXIT } from './exit-codes.ts';
 import type { LockHolder } from './lock.ts';
 import { writeFileAtomic } from './state.ts';

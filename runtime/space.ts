@@ -6,10 +6,10 @@
 // the space the next run needs — and the last good snapshot untouched (`latest` moves only when
 // a pull completes).
 import { readdir, rm } from 'node:fs/promises';
-import { minFreeMiB } from '../provision/inventory/defaults.ts';
-import type { RetentionSpec, ServerSpec } from '../provision/inventory/schema.ts';
-import type { RuntimeConfig } from './config.ts';
-import { vaultLayout } from './manifest-format.ts';
+import { minFreeMiB } from '../contract/inventory-defaults.ts';
+import type { RetentionSpec, ServerSpec } from '../contract/inventory-schema.ts';
+import type { RuntimeConfig } from '../contract/runtime-config.ts';
+import { vaultLayout } from '../contract/disk-layout.ts';
 import { freeBytes, requiredSpace, spaceRefusal } from './preflight.ts';
 import { deleteSnapshotDir, freedByDeleting, makeRoom, removeUnfinishedDeletes, type RoomCandidate, type RoomResult } from './prune.ts';
 import { pinnedSnapshots } from './offsite-pins.ts';

@@ -34,7 +34,7 @@ import {
 } from '@aws-sdk/client-iam';
 import type { AwsClients } from '../exec/aws.ts';
 import type { Change, Redactor, Reporter, Step } from '../engine/index.ts';
-import type { S3TargetSpec } from '../inventory/schema.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
 import {
   SSE_S3,
   bucketArn,

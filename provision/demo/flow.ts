@@ -12,7 +12,7 @@ import { Redactor } from '../engine/redact.ts';
 import { TextReporter } from '../engine/report.ts';
 import type { RunSummary } from '../engine/types.ts';
 import { loadInventory, type LoadedInventory } from '../inventory/validate.ts';
-import type { Inventory } from '../inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 import { buildRuntime, type BuiltRuntime } from '../build-runtime.ts';
 import { INSTALL_PATHS, installRuntimeOverSsh } from '../runtime-install.ts';
 import { MARIADB_SEED, POSTGRES_SEED } from '../lab/seed.ts';

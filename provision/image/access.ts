@@ -13,8 +13,8 @@
 //   own switch, /etc/cloud/cloud-init.disabled; hostname and users are set here instead.
 // - rpi-resize / resize2fs_once would grow an ext4 partition that now sits under LUKS: masked
 //   (pullvault-grow-root.service grows it through the mapping).
-import type { Inventory } from '../inventory/schema.ts';
-import { adminLogin, sshPort } from '../inventory/defaults.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
+import { adminLogin, sshPort } from '../../contract/inventory-defaults.ts';
 import { HEADER, render, type RootFile, type Templates } from './plan.ts';
 
 export const HOST_KEY_PATH = '/etc/ssh/ssh_host_ed25519_key';

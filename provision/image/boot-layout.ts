@@ -7,7 +7,7 @@
 // to it, and no `kernel=` line. Debian's own raspi-firmware package instead copies
 // vmlinuz-<ver> + initrd.img-<ver> and regenerates config.txt with `kernel=vmlinuz-<ver>` and
 // `initramfs initrd.img-<ver>` on every kernel update (it would undo the edits made here).
-import type { PiSpec } from '../inventory/schema.ts';
+import type { PiSpec } from '../../contract/inventory-schema.ts';
 import { firmwareFlavours, type KernelFlavour } from './plan.ts';
 
 export class UnsupportedBaseError extends Error {}

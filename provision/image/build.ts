@@ -8,8 +8,8 @@ import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstat
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Inventory } from '../inventory/schema.ts';
-import { usbKeyFilesystem } from '../inventory/defaults.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
+import { usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
 import { run } from './run.ts';
 import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
 

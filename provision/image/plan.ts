@@ -2,8 +2,8 @@
 // put into the root, the edits to cmdline.txt / config.txt / fstab, the LUKS parameters and the
 // list of build steps. No I/O here: templates come in as strings, facts as plain data.
 import Handlebars from 'handlebars';
-import type { Inventory, PiSpec } from '../inventory/schema.ts';
-import { dataMapperName, luksParams, sshPort, usbKeyFilesystem } from '../inventory/defaults.ts';
+import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
+import { dataMapperName, luksParams, sshPort, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
 import { KEYBOARD_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
 
 export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import * as openpgp from 'openpgp';
-import { inventoryJsonSchema, type Inventory } from './schema.ts';
-import { formatSchemaErrors } from './schema-errors.ts';
-import { defaultCipher, backupUser } from './defaults.ts';
+import { inventoryJsonSchema, type Inventory } from '../../contract/inventory-schema.ts';
+import { formatSchemaErrors } from '../../contract/schema-errors.ts';
+import { defaultCipher, backupUser } from '../../contract/inventory-defaults.ts';
 import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../plan/aws-lifecycle.ts';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.

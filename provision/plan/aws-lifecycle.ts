@@ -6,9 +6,9 @@
 // every incremental before it. retentionDays.incremental is therefore how long every restore
 // point stays restorable, and incremental objects live that long plus the longest a chain can
 // span (see incrementalLifecycleDays).
-import type { S3TargetSpec } from '../inventory/schema.ts';
-import { manifestRetentionDays } from '../inventory/defaults.ts';
-import { chainPrefixes } from './s3-layout.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
+import { manifestRetentionDays } from '../../contract/inventory-defaults.ts';
+import { chainPrefixes } from '../../contract/s3-layout.ts';
 
 /** Days a version stays after it stopped being current (an expiry or an admin's delete): a grace period. */
 export const NONCURRENT_DAYS = 30;

@@ -1,8 +1,8 @@
 // The policies of the offsite store, as pure functions of the inventory's S3 target and the
 // account: what the Pi may do (add objects, nothing else), what the owner's restore user may do
 // (read), and the bucket policy that holds even if the Pi's user is given too much by mistake.
-import type { S3TargetSpec } from '../inventory/schema.ts';
-import { chainPrefixes } from './s3-layout.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
+import { chainPrefixes } from '../../contract/s3-layout.ts';
 
 export interface PolicyStatement {
   Sid?: string;

@@ -2,10 +2,10 @@
 // and files the Pi must have. No I/O: templates and file contents come in as strings, so the
 // same plan is applied over SSH to a running Pi and into an image's root by provision-pi.
 import Handlebars from 'handlebars';
-import type { Inventory } from '../inventory/schema.ts';
-import { sshPort } from '../inventory/defaults.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
+import { sshPort } from '../../contract/inventory-defaults.ts';
 import type { ManagedFile } from '../engine/files.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const posixDirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
 

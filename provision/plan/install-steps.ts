@@ -10,7 +10,7 @@ import type { ManagedFile } from '../engine/files.ts';
 import type { Change, Step } from '../engine/types.ts';
 import type { Executor } from '../exec/types.ts';
 import { resolveInventoryPath } from '../inventory/validate.ts';
-import type { Inventory } from '../inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 import { INSTALL_TEMPLATE_NAMES, type InstallPlan, type InstallTemplates, type ManagedDir, type PlannedFile } from './install-plan.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,8 +1,8 @@
 // provision-server: what the plan needs to know about a server before deciding anything
 // (read-only probes), and the pure judgement of those facts into one-line problems.
 import type { Executor } from '../exec/types.ts';
-import type { ServerSpec } from '../inventory/schema.ts';
-import { backupUser } from '../inventory/defaults.ts';
+import type { ServerSpec } from '../../contract/inventory-schema.ts';
+import { backupUser } from '../../contract/inventory-defaults.ts';
 import { RRSYNC_PATH } from './server-render.ts';
 
 /** GECOS of the backup user: how provision-server recognises an account it created. */

@@ -2,8 +2,8 @@
 // authorized_keys line. Templates come in as strings (templates/server/*.hbs); every value
 // is computed and shell-quoted here, so the templates stay plain substitution.
 import Handlebars from 'handlebars';
-import type { PiSpec, ServerSpec } from '../inventory/schema.ts';
-import { DISPATCH_PATH } from '../inventory/defaults.ts';
+import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
+import { DISPATCH_PATH } from '../../contract/inventory-defaults.ts';
 import { shellQuote } from '../exec/quote.ts';
 import {
   DB_NAME_MAX,
@@ -14,7 +14,7 @@ import {
   RSYNC_DENIED_OPTIONS,
   checkDbName,
   type DbEngine,
-} from './dispatch-protocol.ts';
+} from '../../contract/dispatch-protocol.ts';
 
 export const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 

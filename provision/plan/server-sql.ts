@@ -1,7 +1,7 @@
 // provision-server: the database accounts as data. Pure: desired grants, parsing what the
 // server reports, comparing, and the SQL that makes it so. Names are validated before they
 // are ever put into SQL (Unix names and [A-Za-z0-9_]+ database names only).
-import { DB_NAME_RE } from './dispatch-protocol.ts';
+import { DB_NAME_RE } from '../../contract/dispatch-protocol.ts';
 
 export const MARIADB_PRIVILEGES = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'EVENT'] as const;
 

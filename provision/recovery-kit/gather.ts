@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { credentialsFile, readCredentials } from '../aws/credentials.ts';
-import { restoreUserName } from '../inventory/defaults.ts';
+import { restoreUserName } from '../../contract/inventory-defaults.ts';
 import type { LoadedInventory } from '../inventory/validate.ts';
 import { crypttabVars } from '../image/plan.ts';
 import { CommandError, run } from '../image/run.ts';

@@ -1,6 +1,6 @@
 // What a recovery kit holds (plain data gathered by gather.ts, drawn by render.ts), and the list of
 // its contents that --dry-run prints: names, fingerprints and sources, never a secret value.
-import type { OffsiteSpec } from '../inventory/schema.ts';
+import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
 
 export interface KitKey {
   recipient: string;

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { marked } from 'marked';
 import { shellQuote } from '../exec/quote.ts';
-import { chainPrefixes } from '../plan/s3-layout.ts';
+import { chainPrefixes } from '../../contract/s3-layout.ts';
 import { groupFingerprint, keyIdOf, type KitInput, type KitKey } from './kit.ts';
 import { packLines, paperkeyDataLines, publicLines, qrSvg, secretLines, type QrPayload } from './qr.ts';
 

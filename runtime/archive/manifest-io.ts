@@ -1,8 +1,8 @@
-// Reading manifest.jsonl (the format is runtime/manifest-format.ts) line by line.
+// Reading manifest.jsonl (the format is contract/disk-layout.ts) line by line.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { ManifestEntry } from '../manifest-format.ts';
+import type { ManifestEntry } from '../../contract/disk-layout.ts';
 
 export async function* readJsonLines<T>(input: Readable): AsyncGenerator<T> {
   const rl = createInterface({ input, crlfDelay: Infinity });

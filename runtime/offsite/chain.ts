@@ -1,8 +1,8 @@
 // Pure: from an object listing, which archives rebuild the server's tree as of --at.
 // An archive counts only with its manifest object beside it (both are written before the
 // Pi records an upload). Incrementals are followed by the base named in their key.
-import { dateOfSnapshotId } from '../manifest-format.ts';
-import { parseObjectKey, type ArchiveName } from './naming.ts';
+import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
+import { parseObjectKey, type ArchiveName } from '../../contract/offsite-naming.ts';
 import type { ListedObject } from './target.ts';
 
 export interface Step extends ArchiveName {

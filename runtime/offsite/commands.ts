@@ -3,8 +3,8 @@
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RuntimeConfig } from '../config.ts';
-import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
 import { loadPrivateKey, type Decryptor } from '../archive/pgp.ts';
 import { leaves, parseAt, planRestore, unreachable, type Plan } from './chain.ts';
 import { openTarget, parseTargetArg, readCredentials } from './open-target.ts';

@@ -2,7 +2,7 @@
 // that goes silent; this catches everything else (a store that trickles, retries that add up).
 // When it passes, the phase abandons what is in flight, records nothing for it, and the next
 // run sends a newer snapshot in its place.
-import type { Inventory } from '../../provision/inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;

@@ -1,7 +1,7 @@
 // Builds a Target from the inventory's offsite spec (or a --target string) and credentials.
 import { readFile } from 'node:fs/promises';
 import { s3Client, type AwsCredentials, type AwsTimeouts } from '../../lib/s3-client.ts';
-import type { OffsiteSpec } from '../../provision/inventory/schema.ts';
+import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
 import { DirTarget, S3Target, type Target } from './target.ts';
 
 export interface CredentialsFile extends AwsCredentials {

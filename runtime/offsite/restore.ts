@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { entryPath, type ManifestEntry } from '../manifest-format.ts';
+import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../archive/proc.ts';

@@ -1,6 +1,6 @@
 // Pure: what an archive holds. A full archive holds every manifest entry; an incremental holds
 // what changed or appeared since the base (the last *uploaded* snapshot) plus a deletion list.
-import { entryPath, type ManifestEntry } from '../manifest-format.ts';
+import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { compareTreeOrder } from '../archive/tar-format.ts';
 
 export interface Selection {

@@ -2,7 +2,7 @@
 // one line per archive whose archive AND manifest objects were both stored; appended + fsynced.
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Kind } from './naming.ts';
+import type { Kind } from '../../contract/offsite-naming.ts';
 
 export interface UploadRecord {
   v: 1;

@@ -1,10 +1,10 @@
 // Argument vectors for the external programs of a pull (pure; nothing here runs anything).
 // Every argv goes to spawn() as an array; the only string another program splits is rsync's
 // `-e`, which rsync itself tokenises (honouring quotes) — it never reaches a shell.
-import { backupUser, sshPort } from '../../provision/inventory/defaults.ts';
-import type { ServerSpec } from '../../provision/inventory/schema.ts';
-import { dispatchCommand, type DispatchVerb } from '../../provision/plan/dispatch-protocol.ts';
-import type { RuntimeConfig } from '../config.ts';
+import { backupUser, sshPort } from '../../contract/inventory-defaults.ts';
+import type { ServerSpec } from '../../contract/inventory-schema.ts';
+import { dispatchCommand, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 export interface Endpoint {
   user: string;

@@ -3,10 +3,10 @@
 // The data never passes through this process.
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ServerSpec } from '../../provision/inventory/schema.ts';
-import type { DispatchVerb } from '../../provision/plan/dispatch-protocol.ts';
-import type { RuntimeConfig } from '../config.ts';
-import type { SnapshotInfo } from '../manifest-format.ts';
+import type { ServerSpec } from '../../contract/inventory-schema.ts';
+import type { DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import type { SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
 import { finished, start, tail } from './proc.ts';
 

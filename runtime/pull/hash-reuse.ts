@@ -1,7 +1,7 @@
 // Hash reuse and manifest comparison (pure). A file of the new snapshot that is the very same
 // inode as the file at the same path in the previous snapshot (rsync --link-dest hard-linked it)
 // has the same content: its sha256 is taken from the previous manifest, never recomputed.
-import { entryPath, type ManifestEntry } from '../manifest-format.ts';
+import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
 
 export interface FileIdentity {
   /** numbers when exact (< 2^53), else BigInt: the same id always has the same representation */

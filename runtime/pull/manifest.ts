@@ -12,7 +12,7 @@
 // lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readlinkSync, readSync, writeSync } from 'node:fs';
-import { pathFields, type ManifestEntry } from '../manifest-format.ts';
+import { pathFields, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
 import { reusableHash } from './hash-reuse.ts';
 import { inodeOf, T_DIR, T_FILE, T_LINK, walk, type Id, type WalkRec } from './walk.ts';

@@ -3,9 +3,9 @@
 // A failure before the rename leaves the .partial for the next run to reuse and clean up.
 import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
-import type { ServerSpec } from '../../provision/inventory/schema.ts';
-import type { RuntimeConfig } from '../config.ts';
-import { MANIFEST_VERSION, SNAPSHOT_ID_RE, vaultLayout, type SnapshotInfo } from '../manifest-format.ts';
+import type { ServerSpec } from '../../contract/inventory-schema.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { MANIFEST_VERSION, SNAPSHOT_ID_RE, vaultLayout, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { endpointFor, filesDirFor, rsyncArgv } from './commands.ts';
 import { dumpDatabases } from './dumps.ts';
 import { buildManifest, INFO_FILE } from './manifest.ts';

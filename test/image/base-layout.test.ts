@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkBaseLayout, sha256File } from '../../provision/image/build.ts';
 import { main } from '../../provision/pi.ts';
-import type { PiSpec } from '../../provision/inventory/schema.ts';
+import type { PiSpec } from '../../contract/inventory-schema.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(path.join(tmpdir(), 'pv-base-layout-'));

@@ -20,9 +20,9 @@ import {
 import { DeleteAccessKeyCommand, DeleteUserCommand, DeleteUserPolicyCommand, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { awsClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
-import type { Inventory, S3TargetSpec } from '../../provision/inventory/schema.ts';
+import type { Inventory, S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { credentialsFile, provisionAws, readCredentials } from '../../provision/aws/index.ts';
-import { fullKey } from '../../provision/plan/s3-layout.ts';
+import { fullKey } from '../../contract/s3-layout.ts';
 import { readFileSync } from 'node:fs';
 
 const LIVE = process.env.PULLVAULT_LIVE_AWS === '1';

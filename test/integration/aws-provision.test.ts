@@ -35,10 +35,10 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { awsClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
-import type { Inventory, S3TargetSpec } from '../../provision/inventory/schema.ts';
+import type { Inventory, S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { provisionAws, readCredentials, credentialsFile } from '../../provision/aws/index.ts';
 import { ownedSids, parsePolicy } from '../../provision/plan/aws-policies.ts';
-import { fullKey, incrementalKey } from '../../provision/plan/s3-layout.ts';
+import { fullKey, incrementalKey } from '../../contract/s3-layout.ts';
 import { MOTO_ACCOUNT_ID, MOTO_CREDENTIALS, startMoto, type Moto } from '../lab/moto.ts';
 
 let moto: Moto;

@@ -1,5 +1,5 @@
 // Test helpers for the offsite suites: real gpg keys in temporary homedirs, snapshot
-// directories in the format of runtime/manifest-format.ts built from a live "server" tree
+// directories in the format of contract/disk-layout.ts built from a live "server" tree
 // (cp -a, then a manifest computed from lstat), and an independent tree signature to compare
 // restored trees with (does not use pullvault's own checker).
 import { execFileSync } from 'node:child_process';
@@ -8,8 +8,8 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { vi } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
-import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 
 export interface TestKey {
   name: string;

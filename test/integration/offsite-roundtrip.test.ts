@@ -5,8 +5,8 @@ import { chmodSync, chownSync, cpSync, existsSync, linkSync, lutimesSync, mkdirS
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
-import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { loadPrivateKey } from '../../runtime/archive/pgp.ts';
 import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
 import { restore } from '../../runtime/offsite/restore.ts';

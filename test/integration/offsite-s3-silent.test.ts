@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { openTarget } from '../../runtime/offsite/open-target.ts';
 import type { Target } from '../../runtime/offsite/target.ts';

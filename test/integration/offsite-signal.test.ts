@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { describeLab, startHost, startLabNetwork, type LabHost, type LabNetwork } from '../lab/index.ts';
 import { waitFor } from '../lab/wait.ts';
 import { genKey } from './offsite-fixture.ts';

@@ -3,10 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Redactor, TextReporter } from '../../provision/engine/index.ts';
-import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
+import type { Inventory, ServerSpec } from '../../contract/inventory-schema.ts';
 import { labInventory } from '../fixtures/lab-inventory.ts';
 import { connectAdmin, provisionServer } from '../../provision/server.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import type { LabHost } from '../lab/index.ts';
 
 /** This clone (lab hosts see the machine's tree under the same path), never a fixed checkout. */

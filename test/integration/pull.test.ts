@@ -2,9 +2,9 @@
 // (restricted key + dispatcher, from= the Pi's address) into a tmpfs "backup disk".
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ServerSpec } from '../../provision/inventory/schema.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
-import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../runtime/manifest-format.ts';
+import type { ServerSpec } from '../../contract/inventory-schema.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { diffManifests } from '../../runtime/pull/hash-reuse.ts';
 import { describeLab, seedDatabases, SEEDED_ITEMS, startHost, startLabNetwork, type LabHost, type LabNetwork } from '../lab/index.ts';
 import { waitFor } from '../lab/wait.ts';

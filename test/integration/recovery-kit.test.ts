@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
+import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { offsitePhase } from '../../runtime/offsite/commands.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
 import { generatePassphrase } from '../../provision/image/secrets.ts';

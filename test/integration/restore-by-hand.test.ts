@@ -9,9 +9,9 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeF
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dateOfSnapshotId } from '../../runtime/manifest-format.ts';
+import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { offsitePhase } from '../../runtime/offsite/commands.ts';
-import { manifestObjectKey, parseObjectKey } from '../../runtime/offsite/naming.ts';
+import { manifestObjectKey, parseObjectKey } from '../../contract/offsite-naming.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, type TestKey, treeSignature } from './offsite-fixture.ts';

@@ -8,10 +8,10 @@ import { describeLab, seedDatabases, startHost, startLabNetwork, type LabHost, t
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
 import { SshExecutor } from '../../provision/exec/ssh.ts';
 import type { Executor } from '../../provision/exec/types.ts';
-import type { Inventory, ServerSpec } from '../../provision/inventory/schema.ts';
+import type { Inventory, ServerSpec } from '../../contract/inventory-schema.ts';
 import { labInventory } from '../fixtures/lab-inventory.ts';
 import { connectAdmin, provisionServer, type ProvisionServerOptions } from '../../provision/server.ts';
-import { DISPATCH_REFUSED_EXIT } from '../../provision/plan/dispatch-protocol.ts';
+import { DISPATCH_REFUSED_EXIT } from '../../contract/dispatch-protocol.ts';
 
 const MACHINE_FILES = ['/etc/passwd', '/etc/group', '/etc/shadow'];
 const HOST_FILES = ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/subuid', '/etc/subgid'];

@@ -4,7 +4,7 @@
 // from `pullvault run --no-offsite --server NAME…`.
 // usage: tsx space-run.ts CONFIG HOURS SERVER…
 import { readFile } from 'node:fs/promises';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { runCycle } from '../../runtime/cycle.ts';
 
 const [configPath, hours, ...only] = process.argv.slice(2);

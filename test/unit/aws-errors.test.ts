@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
 import type { AwsClients } from '../../provision/exec/aws.ts';
-import type { Inventory } from '../../provision/inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 import { provisionAws } from '../../provision/aws/index.ts';
 import { readFileSync } from 'node:fs';
 

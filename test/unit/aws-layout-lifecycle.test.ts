@@ -1,7 +1,7 @@
 // The key layout and the lifecycle rules, on plain data.
 import { describe, expect, it } from 'vitest';
-import type { S3TargetSpec } from '../../provision/inventory/schema.ts';
-import { chainPrefixes, fullKey, incrementalKey, manifestKey, parseKey } from '../../provision/plan/s3-layout.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
+import { chainPrefixes, fullKey, incrementalKey, manifestKey, parseKey } from '../../contract/s3-layout.ts';
 import { canonicalRule, lifecycleConfiguration, mergeLifecycle, storageClassWarnings } from '../../provision/plan/aws-lifecycle.ts';
 
 const t: S3TargetSpec = { type: 's3', bucket: 'b-example', region: 'eu-central-1', prefix: 'pi01/', retentionDays: { full: 120, incremental: 60 }, storageClass: 'STANDARD_IA' };

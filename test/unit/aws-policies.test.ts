@@ -6,7 +6,7 @@
 // the documented operator semantics the policies rely on.
 import { describe, expect, it } from 'vitest';
 import { runSimulation, runUnsafeSimulation } from '@cloud-copilot/iam-simulate';
-import type { S3TargetSpec } from '../../provision/inventory/schema.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
 import {
   bucketEncryptionFrom,
   bucketPolicy,
@@ -21,7 +21,7 @@ import {
   type PolicyDocument,
   type PolicyStatement,
 } from '../../provision/plan/aws-policies.ts';
-import { fullKey, incrementalKey, manifestKey } from '../../provision/plan/s3-layout.ts';
+import { fullKey, incrementalKey, manifestKey } from '../../contract/s3-layout.ts';
 
 const ACCT = '111122223333';
 const target: S3TargetSpec = { type: 's3', bucket: 'pi-backups-example', region: 'eu-central-1', prefix: 'pi01/', retentionDays: { full: 120, incremental: 60 } };

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { accessFiles, adminHome, CLOUD_INIT_DISABLED, HOST_KEY_PATH, MASKED_UNITS, piKnownHostsLine, SSHD_DROP_IN, SUDOERS_DROP_IN } from '../../provision/image/access.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import { rootPackages } from '../../provision/image/plan.ts';
-import type { Inventory } from '../../provision/inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const templates = loadTemplates();

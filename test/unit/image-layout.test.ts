@@ -6,7 +6,7 @@ import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, Unsupport
 import { missingModules, modulesInListing, parseBuiltin, requiredInitramfsModules } from '../../provision/image/kernel-modules.ts';
 import { deviceModulesMode, initramfsConf, initramfsModules } from '../../provision/image/plan.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
-import type { PiSpec } from '../../provision/inventory/schema.ts';
+import type { PiSpec } from '../../contract/inventory-schema.ts';
 
 // modules.builtin / modules.builtin.modinfo as a Pi OS kernel (CONFIG_USB_STORAGE=y, CONFIG_USB_UAS=y, ext4, vfat, nls) writes them
 const PIOS_BUILTIN = ['kernel/drivers/usb/storage/usb-storage.ko', 'kernel/drivers/usb/storage/uas.ko', 'kernel/fs/ext4/ext4.ko', 'kernel/fs/fat/vfat.ko', 'kernel/fs/nls/nls_cp437.ko', 'kernel/drivers/mmc/host/sdhci-iproc.ko', ''].join('\n');

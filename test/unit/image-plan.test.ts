@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Inventory, PiSpec } from '../../provision/inventory/schema.ts';
+import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import {
   firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles,

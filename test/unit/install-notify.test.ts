@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../provision/inventory/validate.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { checkNativeTools, NATIVE_TOOLS } from '../../runtime/native-check.ts';
 import { composeMail, mailOnFailure } from '../../runtime/notify-mail.ts';
 

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../provision/inventory/validate.ts';
-import type { Inventory } from '../../provision/inventory/schema.ts';
+import type { Inventory } from '../../contract/inventory-schema.ts';
 import { cronSchedule, INSTALL_PATHS, knownHostsLines, planInstall, type InstallInput } from '../../provision/plan/install-plan.ts';
 import { loadInstallTemplates } from '../../provision/plan/install-steps.ts';
-import type { RuntimeConfig } from '../../runtime/config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const loaded = await loadInventory(path.resolve('inventory.json'));
 const templates = await loadInstallTemplates();

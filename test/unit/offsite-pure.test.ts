@@ -1,9 +1,9 @@
 // Pure offsite decisions: schedule, incremental selection, key naming, chain selection, tar order.
 import { describe, expect, it } from 'vitest';
-import type { ManifestEntry } from '../../runtime/manifest-format.ts';
+import type { ManifestEntry } from '../../contract/disk-layout.ts';
 import { compareTreeOrder, ustarMember } from '../../runtime/archive/tar-format.ts';
 import { branchesOf, leaves, parseAt, planRestore, readListing, unreachable } from '../../runtime/offsite/chain.ts';
-import { archiveKey, manifestObjectKey, parseObjectKey } from '../../runtime/offsite/naming.ts';
+import { archiveKey, manifestObjectKey, parseObjectKey } from '../../contract/offsite-naming.ts';
 import { decide } from '../../runtime/offsite/schedule.ts';
 import { selectFull, selectIncremental } from '../../runtime/offsite/select.ts';
 import type { UploadRecord } from '../../runtime/offsite/uploads.ts';

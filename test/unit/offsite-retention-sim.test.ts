@@ -9,11 +9,11 @@
 // matching prefix) is gone from (creation + Days). AWS rounds that time up to the next midnight
 // UTC and may delete later still; both only lengthen a life, so the exact time is the worst case.
 import { describe, expect, it } from 'vitest';
-import type { S3TargetSpec } from '../../provision/inventory/schema.ts';
+import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { lifecycleRules, maxChainDays, type LifecycleRule } from '../../provision/plan/aws-lifecycle.ts';
-import { dateOfSnapshotId, snapshotIdFor } from '../../runtime/manifest-format.ts';
+import { dateOfSnapshotId, snapshotIdFor } from '../../contract/disk-layout.ts';
 import { reachable, readListing, type Step } from '../../runtime/offsite/chain.ts';
-import { archiveKey, manifestObjectKey, newChainId, type ArchiveName } from '../../runtime/offsite/naming.ts';
+import { archiveKey, manifestObjectKey, newChainId, type ArchiveName } from '../../contract/offsite-naming.ts';
 import { decide } from '../../runtime/offsite/schedule.ts';
 import type { UploadRecord } from '../../runtime/offsite/uploads.ts';
 

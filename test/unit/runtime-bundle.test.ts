@@ -13,4 +13,10 @@ describe('runtime bundle', () => {
     expect(b.content).not.toContain('IAMClient');
   }, 60_000);
 
+  it('takes nothing from the admin side: only runtime/, contract/ and lib/ (and package.json for the version)', async () => {
+    const b = await buildRuntime({ outFile: null });
+    const own = b.inputs.filter((f) => !f.includes('node_modules/'));
+    expect(own.some((f) => f.startsWith('contract/'))).toBe(true);
+    expect(own.filter((f) => !/^(runtime|contract|lib)\//.test(f) && !['package.json', 'pullvault-entry.mjs'].includes(f))).toEqual([]);
+  }, 60_000);
 });

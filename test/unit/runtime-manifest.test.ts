@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { entryPath, type ManifestEntry } from '../../runtime/manifest-format.ts';
+import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { buildManifest, hashFiles, MANIFEST_FILE } from '../../runtime/pull/manifest.ts';
 import { T_DIR, T_FILE, T_LINK, walk } from '../../runtime/pull/walk.ts';
 

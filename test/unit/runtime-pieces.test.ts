@@ -4,8 +4,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { RuntimeConfig } from '../../runtime/config.ts';
-import type { ManifestEntry, SnapshotInfo } from '../../runtime/manifest-format.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import type { ManifestEntry, SnapshotInfo } from '../../contract/disk-layout.ts';
 import { mountAt, parseMountinfo } from '../../runtime/mountinfo.ts';
 import { ping, pingUrl } from '../../runtime/notify.ts';
 import { judgeDisk, type DiskFacts, type DiskRules } from '../../runtime/preflight.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { snapshotIdFor } from '../../runtime/manifest-format.ts';
+import { snapshotIdFor } from '../../contract/disk-layout.ts';
 import { isoWeek, periodOf, planRetention, type SnapshotRef } from '../../runtime/retention.ts';
 
 const id = (iso: string) => snapshotIdFor(new Date(iso));

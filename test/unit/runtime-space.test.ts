@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { snapshotIdFor } from '../../runtime/manifest-format.ts';
+import { snapshotIdFor } from '../../contract/disk-layout.ts';
 import { requiredSpace, spaceRefusal, PULL_SPACE_MARGIN } from '../../runtime/preflight.ts';
 import { FreedTally, makeRoom, type RoomCandidate } from '../../runtime/prune.ts';
 import { planRoomFor, type SnapshotRef } from '../../runtime/retention.ts';

@@ -1,6 +1,6 @@
 // provision-server's decisions on plain data: SQL grants, facts → problems, plan shape.
 import { describe, expect, it } from 'vitest';
-import type { PiSpec, ServerSpec } from '../../provision/inventory/schema.ts';
+import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { BACKUP_USER_COMMENT, factProblems, wantedGroups, type ServerFacts } from '../../provision/plan/server-facts.ts';
 import { planServer } from '../../provision/plan/server-plan.ts';
 import {

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PiSpec, ServerSpec } from '../../provision/inventory/schema.ts';
+import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { loadServerTemplates } from '../../provision/server.ts';
 import { dbListValue, parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, type ServerTemplates } from '../../provision/plan/server-render.ts';
-import { DISPATCH_REFUSED_EXIT, dispatchCommand } from '../../provision/plan/dispatch-protocol.ts';
+import { DISPATCH_REFUSED_EXIT, dispatchCommand } from '../../contract/dispatch-protocol.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
 const pi = { name: 'pi01', sourceAddress: '198.51.100.23' } as PiSpec;

@@ -3,7 +3,7 @@
 // runtime (client) and provision-server (which renders the dispatcher) share one definition.
 
 /** Installed by provision-server; the forced command of the Pi's key. */
-export { DISPATCH_PATH } from '../inventory/defaults.ts';
+export { DISPATCH_PATH } from './inventory-defaults.ts';
 
 /** Exit code of the dispatcher for anything it does not allow (one line on stderr says why). */
 export const DISPATCH_REFUSED_EXIT = 126;

@@ -1,6 +1,6 @@
 // The runtime's configuration: the inventory itself (same schema, same types — no second
 // definition) plus where things live on the Pi. install-runtime writes it as JSON (0600).
-import type { Inventory } from '../provision/inventory/schema.ts';
+import type { Inventory } from './inventory-schema.ts';
 
 export interface RuntimePaths {
   /** the Pi's private SSH key for pulling (on the encrypted root) */

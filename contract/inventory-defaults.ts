@@ -1,5 +1,5 @@
 // Values the inventory may leave out, computed in one place so every part agrees.
-import type { PiModel, PiSpec, S3TargetSpec, ServerSpec } from './schema.ts';
+import type { PiModel, PiSpec, S3TargetSpec, ServerSpec } from './inventory-schema.ts';
 
 export const DEFAULT_BACKUP_USER = 'pullvault';
 export const DEFAULT_SSH_PORT = 22;

@@ -1,4 +1,4 @@
-// Object names inside the key layout of provision/plan/s3-layout.ts (pure).
+// Object names inside the key layout of contract/s3-layout.ts (pure).
 //
 //   full/<server>/<chainId>/<snapshot>.<tag>.tar.zst.gpg
 //   incr/<server>/<chainId>/<snapshot>.from-<base snapshot>.<tag>.tar.zst.gpg
@@ -9,7 +9,7 @@
 // The base in an incremental's name is what restore follows (not the listing order): an
 // orphan from a failed run can never be applied on top of the wrong tree.
 import { randomBytes } from 'node:crypto';
-import { ARCHIVE_EXT, fullKey, incrementalKey, manifestKey, parseKey } from '../../provision/plan/s3-layout.ts';
+import { ARCHIVE_EXT, fullKey, incrementalKey, manifestKey, parseKey } from './s3-layout.ts';
 
 export const MANIFEST_OBJECT_EXT = '.jsonl.zst.gpg';
 export { ARCHIVE_EXT };
