@@ -12,7 +12,10 @@
 //       snapshot.json                    SnapshotInfo
 //   snapshots/<server>/<id>.partial/     a pull in progress (or killed): never read as a snapshot
 //   snapshots/<server>/latest            symlink to the newest complete <id>
-//   state/                               lock, status.json, uploads.jsonl, metrics
+//   state/                               lock, offsite.lock, status.json, uploads.jsonl, pull-needs.json
+//
+// Everything that names a path in it asks vaultLayout (the runtime, and the demo that looks at
+// a Pi's disk); dump file names inside a snapshot come from dumpFile.
 
 export const MANIFEST_VERSION = 1;
 
@@ -78,7 +81,24 @@ export function vaultLayout(dataDir: string) {
     snapshotDir: (server: string, id: string) => `${root}/snapshots/${server}/${id}`,
     partialDir: (server: string, id: string) => `${root}/snapshots/${server}/${id}.partial`,
     latest: (server: string) => `${root}/snapshots/${server}/latest`,
+    /** the pull lock (a run holds it while pulling) */
+    lock: `${root}/state/lock`,
+    /** held while an upload runs: a later run pulls, its snapshots go offsite later */
+    offsiteLock: `${root}/state/offsite.lock`,
+    status: `${root}/state/status.json`,
+    /** what reached the offsite target (runtime/offsite/uploads.ts) */
+    uploads: `${root}/state/uploads.jsonl`,
+    /** what each server's last pull wrote (runtime/pull-needs.ts) */
+    pullNeeds: `${root}/state/pull-needs.json`,
   };
+}
+
+export type DumpEngine = SnapshotInfo['dumps'][number]['engine'];
+
+/** A dump's path inside a snapshot: MariaDB SQL and PostgreSQL globals zstd-compressed, pg_dump -Fc as it is. */
+export function dumpFile(engine: DumpEngine, db: string, what: 'database' | 'globals' = 'database'): string {
+  if (engine === 'postgres') return what === 'globals' ? 'dumps/postgres/globals.sql.zst' : `dumps/postgres/${db}.pgdump`;
+  return `dumps/mariadb/${db}.sql.zst`;
 }
 
 export const SNAPSHOT_ID_RE = /^\d{8}T\d{6}Z$/;

@@ -43,8 +43,8 @@ export interface CycleResult {
   refused?: string;
 }
 
-export const statusFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/status.json`;
-export const lockFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/lock`;
+export const statusFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).status;
+export const lockFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).lock;
 export const PROM_FILE = 'pullvault.prom';
 
 async function writeProm(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {

@@ -7,7 +7,7 @@ import { liveHolder } from './lock.ts';
 import { vaultLayout } from '../contract/disk-layout.ts';
 import { readUploads, uploadsFile } from './offsite/uploads.ts';
 
-export const offsiteLockFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/offsite.lock`;
+export const offsiteLockFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).offsiteLock;
 
 /** Pure: the offsite lock's note for the snapshots a run is about to send. */
 export function pinLines(snapshots: { server: string; id: string }[]): string[] {

@@ -13,6 +13,7 @@ import { TextReporter } from '../engine/report.ts';
 import type { RunSummary } from '../engine/types.ts';
 import { loadInventory, type LoadedInventory } from '../inventory/validate.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
+import { vaultLayout } from '../../contract/disk-layout.ts';
 import { buildRuntime, type BuiltRuntime } from '../build-runtime.ts';
 import { INSTALL_PATHS, installRuntimeOverSsh } from '../runtime-install.ts';
 import { MARIADB_SEED, POSTGRES_SEED } from '../lab/seed.ts';
@@ -23,6 +24,9 @@ import { generatedKeysDir } from '../recovery-kit/gather.ts';
 import { runProbes, type Probe } from './probes.ts';
 
 const pexec = promisify(execFile);
+/** the Pi's backup disk in the demo (a tmpfs inside the pi host) */
+const DEMO_DATA_DIR = '/srv/pullvault';
+const piDisk = vaultLayout(DEMO_DATA_DIR);
 
 export interface DemoOptions {
   /** offsite target: moto's S3 in a lab host (default), or a folder on the pi */
@@ -183,7 +187,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
       sh(db1, SEED_DB1),
       db1.exec(['runuser', '-u', 'postgres', '--', 'psql', '-q', '-X', '-v', 'ON_ERROR_STOP=1'], { input: POSTGRES_SEED }),
       // what provision-pi does on a real Pi: the Pi's own SSH key; and a "backup disk" (tmpfs, inside the pi only)
-      sh(pi, `set -e; install -d -m 700 ${path.posix.dirname(INSTALL_PATHS.sshKey)}; ssh-keygen -q -t ed25519 -N '' -C pullvault@pi -f ${INSTALL_PATHS.sshKey}; mkdir -p /srv/pullvault /srv/offsite; mount -t tmpfs -o size=768m,mode=0700 pullvault-backup-disk /srv/pullvault`),
+      sh(pi, `set -e; install -d -m 700 ${path.posix.dirname(INSTALL_PATHS.sshKey)}; ssh-keygen -q -t ed25519 -N '' -C pullvault@pi -f ${INSTALL_PATHS.sshKey}; mkdir -p ${DEMO_DATA_DIR} /srv/offsite; mount -t tmpfs -o size=768m,mode=0700 pullvault-backup-disk ${DEMO_DATA_DIR}`),
     ]);
     const piPublicKey = (await pi.readFile(`${INSTALL_PATHS.sshKey}.pub`)).toString().trim().split(' ').slice(0, 2).join(' ');
 
@@ -194,7 +198,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
         arch: 'amd64',
         baseImage: { path: '/nonexistent/demo.img', sha256: '0'.repeat(64) },
         usbKey: { label: 'PVKEY' },
-        dataDisk: { device: '/dev/disk/by-label/demo', mountpoint: '/srv/pullvault', minFreeMiB: 16 },
+        dataDisk: { device: '/dev/disk/by-label/demo', mountpoint: DEMO_DATA_DIR, minFreeMiB: 16 },
         sourceAddress: pi.address!,
         ssh: { host: pi.address!, port: 22, hostKey: pi.hostKey, admin: 'root', adminKeyFile: pi.adminKeyFile },
       },
@@ -380,7 +384,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   }
 }
 
-const uploadsFile = () => '/srv/pullvault/pullvault/state/uploads.jsonl';
+const uploadsFile = () => piDisk.uploads;
 
 async function uploadsOn(pi: LabHost): Promise<{ server: string; kind: 'full' | 'incremental'; key: string; bytes: number; snapshot: string }[]> {
   const r = await pi.exec(['cat', uploadsFile()], { okCodes: [0, 1] });
@@ -391,7 +395,7 @@ async function uploadsOn(pi: LabHost): Promise<{ server: string; kind: 'full' | 
 async function snapshotsOn(pi: LabHost, servers: string[]): Promise<ServerCycle[]> {
   const out: ServerCycle[] = [];
   for (const server of servers) {
-    const dir = `/srv/pullvault/pullvault/snapshots/${server}`;
+    const dir = piDisk.serverDir(server);
     const latest = await pi.exec(['readlink', `${dir}/latest`], { okCodes: [0, 1] });
     const id = latest.code === 0 ? path.posix.basename(latest.stdout.trim()) : '';
     if (!id) {

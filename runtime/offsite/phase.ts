@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
-import type { SnapshotInfo } from '../../contract/disk-layout.ts';
+import { vaultLayout, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readManifestFile } from '../archive/manifest-io.ts';
 import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
 import { encryptStream, encryptStreamFast, loadRecipient, type Recipient } from '../archive/pgp.ts';
@@ -46,10 +46,6 @@ export interface OffsiteOptions {
 
 /** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
 const encrypt = (input: Readable, r: Recipient[]) => (process.env.PULLVAULT_ENCRYPTOR === 'openpgp' ? encryptStream(input, r) : encryptStreamFast(input, r));
-
-export function snapshotsRoot(dataDir: string): string {
-  return join(dataDir, 'pullvault', 'snapshots');
-}
 
 export async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]> {
   const out: Recipient[] = [];
@@ -112,7 +108,7 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
           now,
           fullEveryDays: sched.fullEveryDays,
           incrementalEveryDays: sched.incrementalEveryDays,
-          haveSnapshot: (id) => existsSync(join(snapshotsRoot(config.paths.dataDir), r.server, id, 'manifest.jsonl')),
+          haveSnapshot: (id) => existsSync(join(vaultLayout(config.paths.dataDir).snapshotDir(r.server, id), 'manifest.jsonl')),
         });
         if (d.kind === 'skipped') {
           log(`offsite ${r.server}: nothing to send (${d.reason})`);
@@ -126,7 +122,7 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
           server: r.server,
           snapshotDir: r.snapshotDir,
           snapshot: r.id,
-          base: d.kind === 'incremental' ? { dir: join(snapshotsRoot(config.paths.dataDir), r.server, d.base.snapshot), record: d.base } : undefined,
+          base: d.kind === 'incremental' ? { dir: vaultLayout(config.paths.dataDir).snapshotDir(r.server, d.base.snapshot), record: d.base } : undefined,
           log,
           attempts: opts.attempts ?? 3,
           backoffMs: opts.backoffMs ?? 5000,

@@ -1,7 +1,8 @@
 // The local record of what reached the offsite target: <dataDir>/pullvault/state/uploads.jsonl,
 // one line per archive whose archive AND manifest objects were both stored; appended + fsynced.
 import { mkdir, open, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
+import { vaultLayout } from '../../contract/disk-layout.ts';
 import type { Kind } from '../../contract/offsite-naming.ts';
 
 export interface UploadRecord {
@@ -26,7 +27,7 @@ export interface UploadRecord {
 }
 
 export function uploadsFile(dataDir: string): string {
-  return join(dataDir, 'pullvault', 'state', 'uploads.jsonl');
+  return vaultLayout(dataDir).uploads;
 }
 
 export async function readUploads(file: string): Promise<UploadRecord[]> {

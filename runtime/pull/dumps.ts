@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
 import type { DispatchVerb } from '../../contract/dispatch-protocol.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
-import type { SnapshotInfo } from '../../contract/disk-layout.ts';
+import { dumpFile, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
 import { finished, start, tail } from './proc.ts';
 
@@ -79,13 +79,13 @@ export async function dumpDatabases(
   };
   if (dbs.mariadb) {
     for (const db of await selected('mariadb', dbs.mariadb, 'mysql-list')) {
-      await one('mariadb', db, 'mysql-dump', db, `dumps/mariadb/${db}.sql.zst`, true);
+      await one('mariadb', db, 'mysql-dump', db, dumpFile('mariadb', db), true);
     }
   }
   if (dbs.postgres) {
-    await one('postgres', 'globals', 'pg-globals', undefined, 'dumps/postgres/globals.sql.zst', true);
+    await one('postgres', 'globals', 'pg-globals', undefined, dumpFile('postgres', 'globals', 'globals'), true);
     for (const db of await selected('postgres', dbs.postgres, 'pg-list')) {
-      await one('postgres', db, 'pg-dump', db, `dumps/postgres/${db}.pgdump`, false);
+      await one('postgres', db, 'pg-dump', db, dumpFile('postgres', db), false);
     }
   }
   return { dumps, errors };
