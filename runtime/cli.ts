@@ -1,8 +1,7 @@
 // `pullvault` — the Pi's program. main(argv) returns the exit code; runtime/main.ts runs it.
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
-import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from '../contract/runtime-config.ts';
+import { ConfigError, DEFAULT_CONFIG_PATH, readRuntimeConfig, type RuntimeConfig } from '../contract/runtime-config.ts';
 import { recordRefusal, runCycle, runHolder, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';
@@ -53,27 +52,11 @@ exit codes:
 `;
 
 async function loadConfig(path: string): Promise<RuntimeConfig> {
-  let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    return await readRuntimeConfig(path);
   } catch (e) {
-    throw new UsageError(`${path}: cannot read config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw e instanceof ConfigError ? new UsageError(e.message) : e;
   }
-  let c: RuntimeConfig;
-  try {
-    c = JSON.parse(text) as RuntimeConfig;
-  } catch (e) {
-    throw new UsageError(`${path}: not JSON: ${(e as Error).message}`);
-  }
-  // install-runtime writes this file from the validated inventory; check the shape we rely on
-  const where = (f: string) => new UsageError(`${path}: ${f}`);
-  if (c?.version !== 1) throw where('version: must be 1');
-  if (!c.inventory || !Array.isArray(c.inventory.servers) || !c.inventory.servers.length) throw where('inventory.servers: missing');
-  if (!c.inventory.retention) throw where('inventory.retention: missing');
-  for (const k of ['sshKeyFile', 'knownHostsFile', 'dataDir'] as const) {
-    if (typeof c.paths?.[k] !== 'string' || !c.paths[k].startsWith('/')) throw where(`paths.${k}: must be an absolute path`);
-  }
-  return c;
 }
 
 class UsageError extends Error {}

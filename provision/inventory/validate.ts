@@ -2,20 +2,13 @@
 // schema cannot say. Every problem is one line: `<file>: <field>: <what is wrong>`.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
 import * as openpgp from 'openpgp';
 import { inventoryJsonSchema, type Inventory } from '../../contract/inventory-schema.ts';
-import { formatSchemaErrors } from '../../contract/schema-errors.ts';
+import { schemaChecker } from '../../contract/json-schema.ts';
 import { defaultCipher, backupUser } from '../../contract/inventory-defaults.ts';
 import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../plan/aws-lifecycle.ts';
 
-// ajv-formats is CommonJS; under NodeNext its default import is the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (a: Ajv2020) => void;
-
-const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
-addFormats(ajv);
-const validateSchema = ajv.compile(inventoryJsonSchema());
+const schemaProblems = schemaChecker(inventoryJsonSchema());
 
 export class InventoryError extends Error {
   constructor(readonly file: string, readonly problems: string[]) {
@@ -165,7 +158,8 @@ export async function validateInventoryText(text: string, display: string, dir: 
   } catch (e) {
     throw new InventoryError(display, [`not valid JSON: ${(e as Error).message}`]);
   }
-  if (!validateSchema(data)) throw new InventoryError(display, formatSchemaErrors(validateSchema.errors ?? [], data));
+  const invalid = schemaProblems(data);
+  if (invalid.length) throw new InventoryError(display, invalid);
   const inventory = data as Inventory;
   const problems = [...crossFieldProblems(inventory), ...(await recipientKeyProblems(inventory, dir))];
   if (problems.length) throw new InventoryError(display, problems);
