@@ -3,7 +3,7 @@
 // runtime (client) and provision-server (which renders the dispatcher) share one definition.
 
 /** Installed by provision-server; the forced command of the Pi's key. */
-export { DISPATCH_PATH } from './inventory-defaults.ts';
+export const DISPATCH_PATH = '/usr/local/sbin/pullvault-dispatch';
 
 /** Exit code of the dispatcher for anything it does not allow (one line on stderr says why). */
 export const DISPATCH_REFUSED_EXIT = 126;
@@ -11,31 +11,55 @@ export const DISPATCH_REFUSED_EXIT = 126;
 /** Prefix of every refusal line on stderr: `pullvault-dispatch: refused: <reason>`. */
 export const DISPATCH_REFUSED_PREFIX = 'pullvault-dispatch: refused:';
 
-/** Database names the dump verbs accept. */
-export const DB_NAME_RE = /^[A-Za-z0-9_]+$/;
+/** The characters of a database name the dump verbs accept (a regex/shell bracket class). */
+export const DB_NAME_CHARS = 'A-Za-z0-9_';
+export const DB_NAME_RE = new RegExp(`^[${DB_NAME_CHARS}]+$`);
 
 /** The longest name each engine has (MariaDB: 64 characters; PostgreSQL: NAMEDATALEN-1 = 63 bytes). */
 export const DB_NAME_MAX = { mariadb: 64, postgres: 63 } as const;
 export type DbEngine = keyof typeof DB_NAME_MAX;
 
-/** The named verbs. `rsync --server --sender …` (a pull of a configured root) is the only other thing allowed. */
-export const DISPATCH_VERBS = {
-  /** MariaDB databases, one name per line (system schemas left out) */
-  mysqlList: 'mysql-list',
-  /** `mysql-dump DB`: plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB) */
-  mysqlDump: 'mysql-dump',
-  /** PostgreSQL databases that accept connections, one per line (template0/1 left out) */
-  pgList: 'pg-list',
-  /** `pg-dump DB`: pg_dump -Fc (custom format) on stdout */
-  pgDump: 'pg-dump',
-  /** roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout */
-  pgGlobals: 'pg-globals',
-} as const;
+export interface VerbSpec {
+  verb: string;
+  engine: DbEngine;
+  /** what the runtime uses it for: the databases there are, one database's dump, the engine's globals */
+  role: 'list' | 'dump' | 'globals';
+  /** its one argument is a database name */
+  takesDb: boolean;
+  /** what the dispatcher answers */
+  does: string;
+}
 
-export type DispatchVerb = (typeof DISPATCH_VERBS)[keyof typeof DISPATCH_VERBS];
+/**
+ * The named verbs: the runtime builds its commands from this table, and provision-server renders
+ * the dispatcher's case arms (one shell function verb_<verb> each) and its name checks from it.
+ * `rsync --server --sender …` (a pull of a configured root) is the only other thing allowed.
+ */
+export const DISPATCH_VERBS = [
+  { verb: 'mysql-list', engine: 'mariadb', role: 'list', takesDb: false, does: 'MariaDB databases, one name per line (system schemas left out)' },
+  {
+    verb: 'mysql-dump',
+    engine: 'mariadb',
+    role: 'dump',
+    takesDb: true,
+    does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
+  },
+  { verb: 'pg-list', engine: 'postgres', role: 'list', takesDb: false, does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
+  { verb: 'pg-dump', engine: 'postgres', role: 'dump', takesDb: true, does: 'pg_dump -Fc (custom format) on stdout' },
+  { verb: 'pg-globals', engine: 'postgres', role: 'globals', takesDb: false, does: 'roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout' },
+] as const satisfies readonly VerbSpec[];
 
-/** Verbs that take a database name. */
-export const VERBS_WITH_DB: readonly DispatchVerb[] = [DISPATCH_VERBS.mysqlDump, DISPATCH_VERBS.pgDump];
+export type DispatchVerb = (typeof DISPATCH_VERBS)[number]['verb'];
+
+/** The verb of an engine for a role; throws when the engine has none. */
+export function engineVerb(engine: DbEngine, role: VerbSpec['role']): DispatchVerb {
+  const v = DISPATCH_VERBS.find((x) => x.engine === engine && x.role === role);
+  if (!v) throw new Error(`${engine} has no ${role} verb`);
+  return v.verb;
+}
+
+/** How a verb is written in a command line: "mysql-dump DB" for one that takes a database. */
+export const verbUsage = (v: VerbSpec): string => (v.takesDb ? `${v.verb} DB` : v.verb);
 
 /** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
 export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
@@ -64,15 +88,16 @@ export const RSYNC_DENIED_OPTIONS = [
  * refuse, so a client never sends one.
  */
 export function dispatchCommand(verb: DispatchVerb, db?: string): string {
-  const needsDb = VERBS_WITH_DB.includes(verb);
-  if (needsDb !== (db !== undefined)) throw new Error(`${verb}: ${needsDb ? 'needs a database name' : 'takes no argument'}`);
-  if (db !== undefined) checkDbName(verb === DISPATCH_VERBS.mysqlDump ? 'mariadb' : 'postgres', db, verb);
+  const spec: VerbSpec | undefined = DISPATCH_VERBS.find((v) => v.verb === verb);
+  if (!spec) throw new Error(`${verb}: not a dispatcher verb`);
+  if (spec.takesDb !== (db !== undefined)) throw new Error(`${verb}: ${spec.takesDb ? 'needs a database name' : 'takes no argument'}`);
+  if (db !== undefined) checkDbName(spec.engine, db, verb);
   return db === undefined ? verb : `${verb} ${db}`;
 }
 
 /** Throws unless `name` is one the dispatcher accepts for the engine (quoting at most its first 64 characters). */
 export function checkDbName(engine: DbEngine, name: string, what: string = engine): void {
   const shown = name.length > 64 ? `${JSON.stringify(name.slice(0, 64))}…` : JSON.stringify(name);
-  if (!DB_NAME_RE.test(name)) throw new Error(`${what}: database name ${shown} does not match [A-Za-z0-9_]+`);
+  if (!DB_NAME_RE.test(name)) throw new Error(`${what}: database name ${shown} does not match [${DB_NAME_CHARS}]+`);
   if (name.length > DB_NAME_MAX[engine]) throw new Error(`${what}: database name ${shown} is longer than ${engine}'s ${DB_NAME_MAX[engine]} bytes`);
 }

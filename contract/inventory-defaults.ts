@@ -4,7 +4,6 @@ import type { PiModel, PiSpec, S3TargetSpec, ServerSpec } from './inventory-sche
 export const DEFAULT_BACKUP_USER = 'pullvault';
 export const DEFAULT_SSH_PORT = 22;
 export const DEFAULT_ADMIN = 'root';
-export const DISPATCH_PATH = '/usr/local/sbin/pullvault-dispatch';
 
 /**
  * LUKS cipher by model: Pi 5 has the ARMv8 crypto extensions (fast AES); earlier models

@@ -1,12 +1,17 @@
 // The one definition of inventory.json: JSON Schema (2020-12) built with TypeBox, and the
 // TypeScript types derived from it (Static<>), so the two can never drift apart.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { DB_NAME_CHARS, DB_NAME_MAX } from './dispatch-protocol.ts';
 
 const strict = { additionalProperties: false } as const;
 
 const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'a lower-case name (letters, digits, dashes; up to 32)' });
 const UnixName = Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', description: 'a Unix user or group name' });
-const DbName = Type.String({ pattern: '^[A-Za-z0-9_]+$', maxLength: 64, description: 'a database name: letters, digits, underscore; at most 64 (MariaDB) or 63 (PostgreSQL) bytes' });
+const DbName = Type.String({
+  pattern: `^[${DB_NAME_CHARS}]+$`,
+  maxLength: Math.max(...Object.values(DB_NAME_MAX)),
+  description: `a database name: letters, digits, underscore; at most ${DB_NAME_MAX.mariadb} (MariaDB) or ${DB_NAME_MAX.postgres} (PostgreSQL) bytes`,
+});
 const AbsPath = Type.String({ pattern: '^/', minLength: 1, description: 'an absolute path' });
 const AnyPath = Type.String({ minLength: 1, description: 'a path, relative to the inventory file or absolute' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });

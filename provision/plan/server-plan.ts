@@ -1,7 +1,8 @@
 // provision-server, the plan: (server, Pi, its public key, templates, facts) → steps. Pure;
 // the steps' check/apply run later against an Executor.
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
-import { backupUser, DISPATCH_PATH } from '../../contract/inventory-defaults.ts';
+import { backupUser } from '../../contract/inventory-defaults.ts';
+import { DISPATCH_PATH } from '../../contract/dispatch-protocol.ts';
 import { absentFileStep, fileStep } from '../engine/files.ts';
 import type { Step } from '../engine/types.ts';
 import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';

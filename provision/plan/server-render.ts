@@ -3,16 +3,19 @@
 // is computed and shell-quoted here, so the templates stay plain substitution.
 import Handlebars from 'handlebars';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
-import { DISPATCH_PATH } from '../../contract/inventory-defaults.ts';
 import { shellQuote } from '../exec/quote.ts';
 import {
+  DB_NAME_CHARS,
   DB_NAME_MAX,
+  DISPATCH_PATH,
+  DISPATCH_VERBS,
   DISPATCH_REFUSED_EXIT,
   DISPATCH_REFUSED_PREFIX,
   MARIADB_SYSTEM_SCHEMAS,
   PG_TEMPLATE_DATABASES,
   RSYNC_DENIED_OPTIONS,
   checkDbName,
+  verbUsage,
   type DbEngine,
 } from '../../contract/dispatch-protocol.ts';
 
@@ -65,10 +68,25 @@ export function dbListValue(engine: DbEngine, sel: 'all' | string[] | undefined)
   return [...new Set(sel)].join(' ');
 }
 
+/** The shell function of the dispatcher template that answers a verb. */
+export const verbFunction = (verb: string): string => `verb_${verb.replace(/-/g, '_')}`;
+
+/** One case arm per verb of the protocol table: the pattern it matches, the function it calls. */
+export function verbArms(): { pattern: string; call: string }[] {
+  return DISPATCH_VERBS.map((v) =>
+    v.takesDb
+      ? { pattern: `${shellQuote(`${v.verb} `)}*`, call: `${verbFunction(v.verb)} "\${c#${v.verb} }"` }
+      : { pattern: shellQuote(v.verb), call: verbFunction(v.verb) },
+  );
+}
+
 export function renderDispatcher(templates: ServerTemplates, server: ServerSpec): string {
   const roots = server.paths.map((p) => normalRoot(p.path));
   return render(templates, 'pullvault-dispatch', {
     header: SERVER_HEADER,
+    verbArms: verbArms(),
+    allowedVerbs: DISPATCH_VERBS.map(verbUsage).join(', '),
+    dbNameChars: DB_NAME_CHARS,
     refusedExit: String(DISPATCH_REFUSED_EXIT),
     refusedPrefix: DISPATCH_REFUSED_PREFIX,
     rootsAndWire: roots.flatMap((r) => [shellQuote(r), shellQuote(rsyncWireForm(r))]).join(' '),

@@ -4,7 +4,7 @@
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import type { DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import { engineVerb, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dumpFile, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
@@ -78,14 +78,14 @@ export async function dumpDatabases(
     }
   };
   if (dbs.mariadb) {
-    for (const db of await selected('mariadb', dbs.mariadb, 'mysql-list')) {
-      await one('mariadb', db, 'mysql-dump', db, dumpFile('mariadb', db), true);
+    for (const db of await selected('mariadb', dbs.mariadb, engineVerb('mariadb', 'list'))) {
+      await one('mariadb', db, engineVerb('mariadb', 'dump'), db, dumpFile('mariadb', db), true);
     }
   }
   if (dbs.postgres) {
-    await one('postgres', 'globals', 'pg-globals', undefined, dumpFile('postgres', 'globals', 'globals'), true);
-    for (const db of await selected('postgres', dbs.postgres, 'pg-list')) {
-      await one('postgres', db, 'pg-dump', db, dumpFile('postgres', db), false);
+    await one('postgres', 'globals', engineVerb('postgres', 'globals'), undefined, dumpFile('postgres', 'globals', 'globals'), true);
+    for (const db of await selected('postgres', dbs.postgres, engineVerb('postgres', 'list'))) {
+      await one('postgres', db, engineVerb('postgres', 'dump'), db, dumpFile('postgres', db), false);
     }
   }
   return { dumps, errors };

@@ -7,8 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { loadServerTemplates } from '../../provision/server.ts';
-import { dbListValue, parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, type ServerTemplates } from '../../provision/plan/server-render.ts';
-import { DISPATCH_REFUSED_EXIT, dispatchCommand } from '../../contract/dispatch-protocol.ts';
+import { dbListValue, parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, verbFunction, type ServerTemplates } from '../../provision/plan/server-render.ts';
+import { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../../contract/dispatch-protocol.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
 const pi = { name: 'pi01', sourceAddress: '198.51.100.23' } as PiSpec;
@@ -64,6 +64,16 @@ describe('rendering', () => {
     expect(text).toContain("PG_DBS='*'\n");
     expect(text).not.toMatch(/\{\{|&#x27;|&amp;/);
     expect(spawnSync('sh', ['-n'], { input: text }).status).toBe(0);
+  });
+
+  it('renders one case arm and one function per verb of the protocol table, and the allowed list from it', () => {
+    const text = renderDispatcher(templates, server(['/srv'], { mariadb: 'all' }));
+    for (const v of DISPATCH_VERBS) {
+      const fn = verbFunction(v.verb);
+      expect(text).toMatch(new RegExp(`^${fn}\\(\\) \\{$`, 'm'));
+      expect(text).toContain(v.takesDb ? `  '${v.verb} '*) ${fn} "\${c#${v.verb} }" ;;` : `  ${v.verb}) ${fn} ;;`);
+    }
+    expect(text).toContain('(allowed: rsync pull of the configured roots, mysql-list, mysql-dump DB, pg-list, pg-dump DB, pg-globals)');
   });
 
   it('builds only commands the dispatcher accepts', () => {
@@ -146,6 +156,14 @@ describe('the dispatcher, run locally', () => {
     expect(r.code).toBe(DISPATCH_REFUSED_EXIT);
     expect(r.stderr).toMatch(why);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it.each(DISPATCH_VERBS.map((v) => [v.verb, v]))('answers %s in its own function (not the catch-all refusal)', (_verb, v) => {
+    // this server has MariaDB "shop" and no PostgreSQL: every verb reaches its engine's checks
+    const r = dispatch(v.takesDb ? `${v.verb} nosuchdb` : v.verb);
+    expect(r.stderr).not.toMatch(/not an allowed command/);
+    if (v.engine === 'postgres') expect(r.stderr).toMatch(/postgres dumps are not enabled/);
+    else if (v.takesDb) expect(r.stderr).toMatch(/not in this server's mariadb list/);
   });
 
   it('answers the sftp subsystem in SFTP, so the sftp client prints the refusal (sshd drops its stderr)', () => {
