@@ -3,7 +3,7 @@ INVENTORY ?= inventory.json
 ARGS ?=
 CLI = node_modules/.bin/tsx provision/cli.ts
 
-.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime recovery-kit demo test test-unit typecheck build bench bench-pull bench-offsite venv
+.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime recovery-kit demo test test-unit typecheck lint-deps build bench bench-pull bench-offsite venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -55,8 +55,12 @@ venv: .venv/.installed ## the Python venv with the local AWS endpoint (moto) for
 typecheck: node_modules ## TypeScript strict check
 	@node_modules/.bin/tsc --noEmit -p .
 
+lint-deps: node_modules ## the layering rules (.dependency-cruiser.cjs): sides meet only in contract/ and lib/, no cycles, pure plans
+	@node_modules/.bin/depcruise --config .dependency-cruiser.cjs contract lib provision runtime test bench
+
 test: node_modules venv ## all tests (lab suites need root)
 	@node_modules/.bin/tsc --noEmit -p .
+	@$(MAKE) --no-print-directory lint-deps
 	@node_modules/.bin/vitest run
 
 test-unit: node_modules ## only the pure tests

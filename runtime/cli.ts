@@ -9,7 +9,7 @@ import { prune } from './prune.ts';
 import { stopChildren } from './children.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
-import { readStatus } from './state.ts';
+import { readStatus } from './status-file.ts';
 import { checkNativeTools } from './native-check.ts';
 import { mailOnFailure } from './notify-mail.ts';
 import { formatAge, formatBytes, renderStatus } from './status.ts';

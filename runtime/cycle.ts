@@ -16,7 +16,8 @@ import { prune, type PruneReport } from './prune.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { pullWithRoom } from './space.ts';
 import { finishedRecord, readRunRecord, runRecordFile, runState, startedRecord, writeRunRecord, type RunRecord } from './run-record.ts';
-import { readStatus, writeFileAtomic } from './state.ts';
+import { writeFileAtomic } from './state.ts';
+import { readStatus } from './status-file.ts';
 import { nextStatus, prometheusText, type StatusDoc } from './status.ts';
 
 export interface CycleOptions {

@@ -1,6 +1,9 @@
 // Database daemons inside a lab host, started directly (no systemd, no pg_ctlcluster, which
 // idles ~2.4 s after the server is ready) and polled until they answer.
-import type { LabHost } from './host.ts';
+/** What starting a service needs of a lab host (host.ts starts the services: no import back). */
+interface ServiceHost {
+  exec(argv: string[]): Promise<unknown>;
+}
 
 // Closes fds > 2 and detaches the daemon (setsid, stdio to a log) so it never holds the
 // test runner's pipes: otherwise exec() would wait for EOF until the host dies.
@@ -24,10 +27,10 @@ runuser -u postgres -- setsid /usr/lib/postgresql/15/bin/postgres -D /var/lib/po
 for i in $(seq 1500); do pg_isready -q && exit 0; sleep 0.02; done
 cat /var/log/postgresql/lab.log >&2; exit 1`;
 
-export async function startMariadbIn(host: LabHost): Promise<void> {
+export async function startMariadbIn(host: ServiceHost): Promise<void> {
   await host.exec(['bash', '-c', MARIADB]);
 }
 
-export async function startPostgresIn(host: LabHost): Promise<void> {
+export async function startPostgresIn(host: ServiceHost): Promise<void> {
   await host.exec(['bash', '-c', POSTGRES]);
 }
