@@ -84,7 +84,7 @@ async function isEmptyDir(dir: string): Promise<boolean> {
  * The manifest object, not the key's name, says what an archive is: a manifest that describes
  * another archive, kind, snapshot, base or chain is refused.
  */
-function checkHeader(h: ManifestHeader, step: Step): void {
+export function checkHeader(h: ManifestHeader, step: Step): void {
   if (h.archive.key !== step.key) throw new RestoreError(`${step.manifestKey} describes ${h.archive.key}, not ${step.key}`);
   const want = { kind: step.kind, server: step.server, snapshot: step.snapshot, base: step.base ?? null, chainId: step.chainId };
   for (const [k, v] of Object.entries(want))
@@ -92,7 +92,7 @@ function checkHeader(h: ManifestHeader, step: Step): void {
 }
 
 /** Downloads and decrypts one object into `out`; returns the ciphertext's sha256 and size. */
-async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
+export async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
   const body = await target.get(key);
   const h = hashTap();
   body.on('error', (e) => h.destroy(e));
@@ -105,7 +105,7 @@ function zstdCat(file: string) {
 }
 
 /** The manifest object: header + entries, decompressed lazily. */
-async function readHeader(file: string): Promise<ManifestHeader> {
+export async function readHeader(file: string): Promise<ManifestHeader> {
   const z = zstdCat(file);
   for await (const h of readJsonLines<ManifestHeader>(z.child.stdout!)) {
     z.child.kill();
@@ -115,7 +115,7 @@ async function readHeader(file: string): Promise<ManifestHeader> {
   throw new RestoreError(`${file}: empty manifest object`);
 }
 
-async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
+export async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
   const z = zstdCat(file);
   let first = true;
   for await (const e of readJsonLines<ManifestEntry>(z.child.stdout!)) {
