@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { entryPath, type ManifestEntry } from '../manifest-format.ts';
+import { entryPath, type ManifestEntry, type SnapshotInfo } from '../manifest-format.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../archive/proc.ts';
@@ -41,6 +41,8 @@ export interface ManifestHeader {
   chainId: string;
   archive: { key: string; bytes: number; sha256: string };
   deletions: number;
+  /** the snapshot's own record (snapshot.json), when it had one */
+  info?: SnapshotInfo;
 }
 
 export interface RestoreReport {
