@@ -3,7 +3,7 @@
 // pinged "success"); the Pi stopping (time moved on), an incremental gone from the chain, a
 // flipped byte in an archive, and a manifest that shrinks to nothing are each detected, named,
 // and fail the exit code (and ping /fail).
-import { cpSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -132,6 +132,23 @@ describe.skipIf(!root)('pullvault watch: a folder target', () => {
     expect(pings).toHaveLength(1);
     expect(pings[0].path).toBe('/ping/owner-watch-token/fail');
     expect(pings[0].body).toMatch(/^web1: age: stale/);
+    // and mails, through sendmail -t (a stand-in on PATH that keeps the message; skipped where a real MTA is installed)
+    if (!existsSync('/usr/sbin/sendmail') && !existsSync('/usr/lib/sendmail')) {
+      const bin = join(work, 'bin');
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, 'sendmail'), `#!/bin/sh\ncat > "${join(work, 'mail.txt')}"\n`, { mode: 0o755 });
+      const path = process.env.PATH;
+      process.env.PATH = `${bin}:${path}`;
+      try {
+        expect((await watch(['--config', inv, '--now', '2024-01-06T12:00:00Z', '--mail-to', 'owner@example.test'])).code).toBe(1);
+      } finally {
+        process.env.PATH = path;
+      }
+      const mail = readFileSync(join(work, 'mail.txt'), 'utf8');
+      expect(mail).toMatch(/^To: owner@example\.test$/m);
+      expect(mail).toMatch(/^Subject: pullvault watch: web1 FAILED$/m);
+      expect(mail).toMatch(/^web1: FAILED: age: stale: the newest archive \(20240104T020000Z\)/m);
+    }
     // a month on, the full is overdue too
     const late = await watch(['--config', inv, '--now', '2024-02-01T12:00:00Z']);
     expect(late.errors).toEqual([expect.stringMatching(/^web1: age: stale/), expect.stringMatching(/^web1: full: the newest full archive \(20240101T020000Z\) is 31\.4 days old/)]);
