@@ -10,7 +10,8 @@ import type { RuntimeConfig } from '../config.ts';
 import { ping } from '../notify.ts';
 import { mailOnFailure } from '../notify-mail.ts';
 import { parseAt } from '../offsite/chain.ts';
-import { decryptorFrom, targetFrom, type Opts } from '../offsite/commands.ts';
+import { decryptorFrom, targetFrom } from '../offsite/commands.ts';
+import { ownerCommand, SOURCE_OPTIONS, sourceOpts, UsageError } from './command.ts';
 import { writeFileAtomic } from '../state.ts';
 import { formatAge, formatBytes } from '../status.ts';
 import { gatherServer } from './watch-gather.ts';
@@ -50,8 +51,6 @@ export interface WatchReport {
   servers: ServerVerdict[];
 }
 
-class UsageError extends Error {}
-
 async function readInventory(file: string): Promise<Inventory> {
   const j = JSON.parse(await readFile(file, 'utf8')) as RuntimeConfig | Inventory;
   return 'inventory' in j ? j.inventory : j;
@@ -83,17 +82,17 @@ export function failureLines(r: WatchReport): string[] {
   return r.servers.filter((s) => !s.ok).map((s) => `${s.server}: ${s.findings.filter((f) => f.level === 'error').map((f) => `${f.check}: ${f.message}`).join('; ')}`);
 }
 
-export async function watchMain(argv: string[]): Promise<number> {
+export function watchMain(argv: string[]): Promise<number> {
   const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
-  try {
+  return ownerCommand('watch', async () => {
     let parsed;
     try {
       parsed = parseArgs({
         args: argv,
         options: {
           help: { type: 'boolean', short: 'h' },
-          config: { type: 'string' }, target: { type: 'string' }, region: { type: 'string' }, endpoint: { type: 'string' }, credentials: { type: 'string' },
-          'gpg-homedir': { type: 'string' }, key: { type: 'string' }, 'passphrase-file': { type: 'string' }, tmpdir: { type: 'string' },
+          ...SOURCE_OPTIONS,
+          tmpdir: { type: 'string' },
           server: { type: 'string', multiple: true }, 'read-data': { type: 'boolean' }, sample: { type: 'string' }, 'slack-hours': { type: 'string' },
           now: { type: 'string' }, healthcheck: { type: 'string' }, 'mail-to': { type: 'string' }, json: { type: 'boolean' }, save: { type: 'string' },
         },
@@ -129,8 +128,7 @@ export async function watchMain(argv: string[]): Promise<number> {
     const sched = inventory.schedule.offsite;
     const policy: WatchPolicy = { fullEveryDays: sched.fullEveryDays, incrementalEveryDays: sched.incrementalEveryDays, slackHours, dropRatio: DEFAULT_DROP_RATIO };
 
-    const opts: Opts = {};
-    for (const k of ['config', 'target', 'region', 'endpoint', 'credentials', 'gpg-homedir', 'key', 'passphrase-file'] as const) if (o[k]) opts[k] = o[k]!;
+    const opts = sourceOpts(o);
     const target = await targetFrom(opts);
     const report: WatchReport = { pullvault: 'watch', v: 1, at: now.toISOString(), store: target.label, ok: true, servers: [] };
     try {
@@ -155,12 +153,5 @@ export async function watchMain(argv: string[]): Promise<number> {
       if (!r.sent && r.reason !== 'cron-mails') err(`warning: mail to ${o['mail-to']}: ${r.detail ?? r.reason}`);
     }
     return report.ok ? 0 : 1;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err(`pullvault watch: ${e.message}\n(see pullvault watch --help)`);
-      return 2;
-    }
-    err(`pullvault watch: error: ${(e as Error).message}`);
-    return 1;
-  }
+  });
 }

@@ -1,11 +1,14 @@
 // The watchdog's decision, on plain data: a listing, the manifests and archives it read, the
 // schedule and the time → findings. Each case is one way a store goes wrong while the Pi may
 // still report success.
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { readListing, type Listing } from '../../runtime/offsite/chain.ts';
 import { archiveKey, manifestObjectKey, type ArchiveName } from '../../runtime/offsite/naming.ts';
 import type { ManifestHeader } from '../../runtime/offsite/restore.ts';
-import { failureLines, renderWatch, type WatchReport } from '../../runtime/owner/watch.ts';
+import { failureLines, renderWatch, watchMain, type WatchReport } from '../../runtime/owner/watch.ts';
 import { judge, watchPlan, type ManifestCheck, type ServerEvidence, type WatchPolicy } from '../../runtime/owner/watch-judge.ts';
 
 const P = 'pi01/';
@@ -146,5 +149,30 @@ describe('watch: the decision', () => {
     expect(text).toMatch(/^web1 +ok +20240104T020000Z incr +18\.0h +3\.8d +4 +101 /m);
     expect(text).toMatch(/^db1 +FAILED +20240104T020000Z incr .* 0 BROKEN/m);
     expect(failureLines(r)).toEqual([expect.stringMatching(/^db1: chain: chain .* is broken/)]);
+  });
+});
+
+describe('watch: usage', () => {
+  const run = async (args: string[]) => {
+    let err = '';
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation((c) => ((err += String(c)), true));
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      return { code: await watchMain(args), err };
+    } finally {
+      e.mockRestore();
+      o.mockRestore();
+    }
+  };
+  it('says what is wrong and exits 2, before reading any store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pv-watch-usage-'));
+    const inv = join(dir, 'inventory.json');
+    writeFileSync(inv, JSON.stringify({ servers: [{ name: 'web1' }], schedule: { offsite: { fullEveryDays: 30 } }, offsite: { type: 'dir', path: '/nonexistent' } }));
+    expect(await run([])).toEqual({ code: 2, err: expect.stringContaining('--config FILE is required') });
+    expect(await run(['--config', inv, '--now', 'yesterday'])).toEqual({ code: 2, err: expect.stringContaining('--now: not a time: yesterday') });
+    expect(await run(['--config', inv, '--server', 'db9'])).toEqual({ code: 2, err: expect.stringContaining('--server db9: not in') });
+    expect(await run(['--config', inv, '--sample', '0'])).toEqual({ code: 2, err: expect.stringContaining('--sample: expected a number ≥ 1, got 0') });
+    expect(await run(['--config', inv, '--bogus'])).toEqual({ code: 2, err: expect.stringContaining("Unknown option '--bogus'") });
+    rmSync(dir, { recursive: true });
   });
 });

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import type { Inventory } from '../../../provision/inventory/schema.ts';
 import type { RuntimeConfig } from '../../config.ts';
 import { historyFile, readHistory } from '../../history.ts';
-import { decryptorFrom, targetFrom, type Opts } from '../../offsite/commands.ts';
+import { decryptorFrom, targetFrom } from '../../offsite/commands.ts';
+import { ownerCommand, SOURCE_OPTIONS, sourceOpts, UsageError } from '../command.ts';
 import { fetchDecrypt, listServer, readHeader } from '../../offsite/restore.ts';
 import { readUploads, uploadsFile } from '../../offsite/uploads.ts';
 import { writeFileAtomic } from '../../state.ts';
@@ -31,19 +32,16 @@ duration, archives uploaded offsite (full and incremental), failed and partial p
   --out FILE        default pullvault-report.html
   --title TEXT      the page's title`;
 
-class UsageError extends Error {}
-
-export async function reportMain(argv: string[]): Promise<number> {
+export function reportMain(argv: string[]): Promise<number> {
   const err = (s: string) => process.stderr.write(`${s}\n`);
-  try {
+  return ownerCommand('report', async () => {
     let values;
     try {
       ({ values } = parseArgs({
         args: argv,
         options: {
-          help: { type: 'boolean', short: 'h' }, config: { type: 'string' }, out: { type: 'string' }, from: { type: 'string' }, watch: { type: 'string' }, title: { type: 'string' },
-          target: { type: 'string' }, region: { type: 'string' }, endpoint: { type: 'string' }, credentials: { type: 'string' },
-          'gpg-homedir': { type: 'string' }, key: { type: 'string' }, 'passphrase-file': { type: 'string' },
+          help: { type: 'boolean', short: 'h' }, out: { type: 'string' }, from: { type: 'string' }, watch: { type: 'string' }, title: { type: 'string' },
+          ...SOURCE_OPTIONS,
         },
       }));
     } catch (e) {
@@ -74,8 +72,7 @@ export async function reportMain(argv: string[]): Promise<number> {
       data = fromPiHistory({ title, generatedAt: now, servers, history, uploads, watch });
       err(`report: ${history.length} run(s) from ${historyFile(config)}, ${uploads.length} upload(s)`);
     } else {
-      const opts: Opts = {};
-      for (const k of ['config', 'target', 'region', 'endpoint', 'credentials', 'gpg-homedir', 'key', 'passphrase-file'] as const) if (o[k]) opts[k] = o[k]!;
+      const opts = sourceOpts(o);
       const target = await targetFrom(opts);
       const archives: StoredArchive[] = [];
       const work = await mkdtemp(join(tmpdir(), 'pullvault-report-'));
@@ -108,12 +105,5 @@ export async function reportMain(argv: string[]): Promise<number> {
     await writeFileAtomic(out, renderReportHtml(data, chartAssets()));
     process.stdout.write(`wrote ${out}\n`);
     return 0;
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err(`pullvault report: ${e.message}\n(see pullvault report --help)`);
-      return 2;
-    }
-    err(`pullvault report: error: ${(e as Error).message}`);
-    return 1;
-  }
+  });
 }
