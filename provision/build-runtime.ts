@@ -12,6 +12,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { readUplotFromNodeModules } from '../lib/chart-assets.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const RUNTIME_ENTRY = 'runtime/main.ts';
@@ -102,6 +103,8 @@ export async function buildRuntime(opts: BuildOptions = {}): Promise<BuiltRuntim
         'const __dirname = __pvDirname(__filename);',
       ].join('\n'),
     },
+    // the report page's chart library, inlined into every page it writes (the Pi has no node_modules)
+    define: { __PULLVAULT_UPLOT__: JSON.stringify(JSON.stringify(readUplotFromNodeModules())) },
     // ssh2's optional native add-ons (sshcrypto.node, cpu-features) are tried in try/catch and
     // have pure-JS fallbacks; a single-file bundle cannot carry .node files.
     external: ['*.node', 'cpu-features'],

@@ -34,6 +34,9 @@ commands:
   list     local snapshots per server   [--server NAME] [--json]
   prune    apply local retention now   (--dry-run: list what would be deleted, delete nothing)
   restore, verify   offsite archives (see pullvault restore --help)
+  watch    the owner's watchdog over the offsite store: age, fulls, chains, decryptability,
+           totals per server; pings/mails; exit 1 naming server and reason (pullvault watch --help)
+  report   one self-contained HTML page with charts of the backups over time (pullvault report --help)
 
 options:
   --config FILE   default ${DEFAULT_CONFIG_PATH}
@@ -86,6 +89,8 @@ export async function main(argv: string[]): Promise<number> {
   // the offsite code (AWS SDK, OpenPGP) is loaded only when needed: a pull stays small
   if (argv[0] === 'restore') return (await import('./offsite/commands.ts')).restoreMain(argv.slice(1));
   if (argv[0] === 'verify') return (await import('./offsite/commands.ts')).verifyMain(argv.slice(1));
+  if (argv[0] === 'watch') return (await import('./owner/watch.ts')).watchMain(argv.slice(1));
+  if (argv[0] === 'report') return (await import('./owner/report/command.ts')).reportMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

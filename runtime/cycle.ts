@@ -9,6 +9,7 @@ import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { EXIT } from './exit-codes.ts';
 import { acquireLock, processStartTime, readLockHolder, type Lock, type LockHolder } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from '../contract/disk-layout.ts';
+import { appendHistory, historyEntry, historyFile } from './history.ts';
 import { ping } from './notify.ts';
 import { offsiteLockFile, pinLines } from './offsite-pins.ts';
 import { preflight } from './preflight.ts';
@@ -58,6 +59,8 @@ async function writeProm(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, 
 async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {
   await writeRunRecord(runRecordFile(config), run).catch((e) => warn(`warning: run record ${runRecordFile(config)}: ${(e as Error).message}`));
   await writeProm(config, doc, run, warn);
+  if (run.finishedAt)
+    await appendHistory(historyFile(config), historyEntry({ ...run, finishedAt: run.finishedAt }, doc)).catch((e) => warn(`warning: run history ${historyFile(config)}: ${(e as Error).message}`));
 }
 
 /** A run refused before any work (pre-flight, missing tools) is recorded as refused, with its reason. */

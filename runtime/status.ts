@@ -16,6 +16,8 @@ export interface ServerStatus {
   files?: number;
   bytes?: number;
   hashedFiles?: number;
+  /** bytes read anew by the pull (the rest hard-linked from the previous snapshot) */
+  hashedBytes?: number;
   seconds?: number;
   snapshots?: number;
 }
@@ -48,10 +50,11 @@ export function nextStatus(
       s.files = snap.info.stats.files;
       s.bytes = snap.info.stats.bytes;
       s.hashedFiles = snap.info.stats.hashedFiles;
+      s.hashedBytes = snap.info.stats.hashedBytes;
       s.seconds = snap.info.stats.seconds;
     } else if (old) {
       // keep what the last snapshot was
-      for (const k of ['lastSnapshot', 'lastSnapshotAt', 'partial', 'files', 'bytes', 'hashedFiles', 'seconds'] as const) {
+      for (const k of ['lastSnapshot', 'lastSnapshotAt', 'partial', 'files', 'bytes', 'hashedFiles', 'hashedBytes', 'seconds'] as const) {
         if (old[k] !== undefined) (s as unknown as Record<string, unknown>)[k] = old[k];
       }
     }

@@ -9,6 +9,8 @@ export interface Step extends ArchiveName {
   key: string;
   manifestKey: string;
   size: number;
+  /** when the store took the archive, where the store says */
+  modified?: Date;
 }
 
 export interface Plan {
@@ -28,18 +30,18 @@ export interface Listing {
 const stemOf = (n: ArchiveName) => `${n.chainId}/${n.kind}/${n.snapshot}/${n.base ?? ''}/${n.tag}`;
 
 export function readListing(objects: ListedObject[], prefix: string, server: string): Listing {
-  const archives = new Map<string, { n: ArchiveName; key: string; size: number }>();
+  const archives = new Map<string, { n: ArchiveName; key: string; size: number; modified?: Date }>();
   const manifests = new Map<string, string>();
   for (const o of objects) {
     const n = parseObjectKey(prefix, o.key);
     if (!n || n.server !== server) continue;
-    if (n.object === 'archive') archives.set(stemOf(n), { n, key: o.key, size: o.size });
+    if (n.object === 'archive') archives.set(stemOf(n), { n, key: o.key, size: o.size, ...(o.modified ? { modified: o.modified } : {}) });
     else manifests.set(stemOf(n), o.key);
   }
   const out: Listing = { archives: [], orphans: [], missing: [] };
   for (const [s, a] of archives) {
     const m = manifests.get(s);
-    if (m) out.archives.push({ ...a.n, key: a.key, manifestKey: m, size: a.size });
+    if (m) out.archives.push({ ...a.n, key: a.key, manifestKey: m, size: a.size, ...(a.modified ? { modified: a.modified } : {}) });
     else out.orphans.push(a.key);
   }
   for (const [s, m] of manifests) if (!archives.has(s)) out.missing.push(m);

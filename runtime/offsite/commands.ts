@@ -24,7 +24,8 @@ const USAGE = `usage: pullvault restore --server NAME --to DIR [--at TIME] [--pa
           the newest point of every chain and branch, so every archive in the store is decrypted,
           checked against its manifest's checksum, and its chain's tree against the manifest`;
 
-type Opts = Record<string, string | true>;
+/** Parsed options: --name value as a string, a flag as true (watch and report build theirs too). */
+export type Opts = Record<string, string | true>;
 const FLAGS = new Set(['force', 'help', 'all']);
 const VALUES = new Set(['config', 'target', 'region', 'endpoint', 'credentials', 'gpg-homedir', 'key', 'passphrase-file', 'server', 'at', 'to', 'path', 'tmpdir']);
 
@@ -48,7 +49,7 @@ function parseArgs(argv: string[]): Opts {
 
 const str = (o: Opts, k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
 
-async function targetFrom(o: Opts): Promise<Target> {
+export async function targetFrom(o: Opts): Promise<Target> {
   let spec: OffsiteSpec;
   const creds = str(o, 'credentials') ? await readCredentials(str(o, 'credentials')!) : undefined;
   if (str(o, 'target')) spec = parseTargetArg(str(o, 'target')!, str(o, 'region') ?? creds?.region, str(o, 'endpoint') ?? creds?.endpoint);
@@ -86,7 +87,7 @@ async function askPassphrase(): Promise<string> {
   }
 }
 
-async function decryptorFrom(o: Opts): Promise<Decryptor> {
+export async function decryptorFrom(o: Opts): Promise<Decryptor> {
   const pf = str(o, 'passphrase-file');
   if (str(o, 'key')) {
     const armored = await readFile(str(o, 'key')!, 'utf8');

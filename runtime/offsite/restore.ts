@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
+import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../archive/proc.ts';
@@ -41,6 +41,8 @@ export interface ManifestHeader {
   chainId: string;
   archive: { key: string; bytes: number; sha256: string };
   deletions: number;
+  /** the snapshot's own record (snapshot.json), when it had one */
+  info?: SnapshotInfo;
 }
 
 export interface RestoreReport {
@@ -84,7 +86,7 @@ async function isEmptyDir(dir: string): Promise<boolean> {
  * The manifest object, not the key's name, says what an archive is: a manifest that describes
  * another archive, kind, snapshot, base or chain is refused.
  */
-function checkHeader(h: ManifestHeader, step: Step): void {
+export function checkHeader(h: ManifestHeader, step: Step): void {
   if (h.archive.key !== step.key) throw new RestoreError(`${step.manifestKey} describes ${h.archive.key}, not ${step.key}`);
   const want = { kind: step.kind, server: step.server, snapshot: step.snapshot, base: step.base ?? null, chainId: step.chainId };
   for (const [k, v] of Object.entries(want))
@@ -92,7 +94,7 @@ function checkHeader(h: ManifestHeader, step: Step): void {
 }
 
 /** Downloads and decrypts one object into `out`; returns the ciphertext's sha256 and size. */
-async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
+export async function fetchDecrypt(target: Target, key: string, out: string, d: Decryptor): Promise<{ sha256: string; bytes: number }> {
   const body = await target.get(key);
   const h = hashTap();
   body.on('error', (e) => h.destroy(e));
@@ -105,7 +107,7 @@ function zstdCat(file: string) {
 }
 
 /** The manifest object: header + entries, decompressed lazily. */
-async function readHeader(file: string): Promise<ManifestHeader> {
+export async function readHeader(file: string): Promise<ManifestHeader> {
   const z = zstdCat(file);
   for await (const h of readJsonLines<ManifestHeader>(z.child.stdout!)) {
     z.child.kill();
@@ -115,7 +117,7 @@ async function readHeader(file: string): Promise<ManifestHeader> {
   throw new RestoreError(`${file}: empty manifest object`);
 }
 
-async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
+export async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
   const z = zstdCat(file);
   let first = true;
   for await (const e of readJsonLines<ManifestEntry>(z.child.stdout!)) {

@@ -11,6 +11,8 @@ import { Upload } from '@aws-sdk/lib-storage';
 export interface ListedObject {
   key: string;
   size: number;
+  /** when the store took it (S3 LastModified, a folder's mtime): a clock the Pi does not set */
+  modified?: Date;
 }
 
 export interface PutResult {
@@ -197,7 +199,10 @@ export class DirTarget implements Target {
         if (d.isDirectory()) await walk(p);
         else if (d.isFile() && !d.name.startsWith('.incoming-')) {
           const key = relative(this.root, p).split(sep).join('/');
-          if (key.startsWith(prefix)) out.push({ key, size: (await stat(p)).size });
+          if (key.startsWith(prefix)) {
+            const st = await stat(p);
+            out.push({ key, size: st.size, modified: st.mtime });
+          }
         }
       }
     };
@@ -303,7 +308,7 @@ export class S3Target implements Target {
     let token: string | undefined;
     do {
       const r = await this.o.client.send(new ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+      for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, ...(o.LastModified ? { modified: o.LastModified } : {}) });
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
     return out;
