@@ -53,8 +53,10 @@ const CLIENT = String.raw`
   function chart(parent, name, title, xs, series, cols, axes) {
     var box = el('div', null, 'chart'); box.setAttribute('data-chart', name); parent.appendChild(box);
     if (!xs.length) { box.appendChild(el('p', title + ': nothing recorded yet', 'empty')); return; }
-    new uPlot({ title: title, width: width, height: 230, scales: { x: { time: true } }, series: [{ value: function (u, v) { return v == null ? '-' : when(v); } }].concat(series), axes: [{}].concat(axes) }, [xs].concat(cols), box);
+    new uPlot({ title: title, width: width, height: 230, scales: { x: { time: true, range: padX } }, series: [{ value: function (u, v) { return v == null ? '-' : when(v); } }].concat(series), axes: [{}].concat(axes) }, [xs].concat(cols), box);
   }
+  // room on both sides, so the first and last bars are drawn whole
+  function padX(u, min, max) { var pad = Math.max((max - min) * 0.04, 6 * 3600); return [min - pad, max + pad]; }
   function col(pts, f) { return pts.map(function (p) { var v = f(p); return v == null ? null : v; }); }
 
   document.getElementById('pv-generated').textContent = 'generated ' + D.generatedAt + ' from ' + D.source;
