@@ -3,12 +3,13 @@
 import type { RuntimeConfig } from './config.ts';
 import { mailNotifier } from './notify-mail.ts';
 import { prometheusNotifier } from './notify-prometheus.ts';
+import { webhookNotifier } from './notify-webhook.ts';
 import { healthchecksNotifier } from './notify.ts';
 import { dispatch, type Delivery, type Notifier, type RunEvent } from './notifier.ts';
 
 export type NotifierFactory = (config: RuntimeConfig) => Notifier | undefined;
 
-export const NOTIFIERS: readonly NotifierFactory[] = [prometheusNotifier, healthchecksNotifier, mailNotifier];
+export const NOTIFIERS: readonly NotifierFactory[] = [prometheusNotifier, healthchecksNotifier, mailNotifier, webhookNotifier];
 
 export function notifiersFor(config: RuntimeConfig, factories: readonly NotifierFactory[] = NOTIFIERS): Notifier[] {
   return factories.flatMap((f) => f(config) ?? []);

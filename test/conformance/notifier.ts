@@ -49,6 +49,9 @@ export function sampleEvents(pi = 'pi-conformance'): Record<RunEventKind, RunEve
   };
 }
 
+/** The kind an event's title names ("pullvault on pi: run failed (exit 1)" → failed). */
+export const kindOfTitle = (t: string): RunEventKind | undefined => (/run started/.test(t) ? 'start' : (/run (ok|partial|failed|refused)/.exec(t)?.[1] as RunEventKind | undefined));
+
 const budget = (n: Notifier, ms: number): Notifier => ({ ...n, timeoutMs: ms });
 
 export function notifierConformance(name: string, setup: () => Promise<NotifierHarness> | NotifierHarness): void {

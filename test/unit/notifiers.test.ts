@@ -2,9 +2,7 @@
 // HTTP listener (healthchecks), sendmail programs in a temp folder (mail), a directory
 // (the Prometheus textfile); plus the event stream's own rules.
 import { execFileSync } from 'node:child_process';
-import { createServer, type IncomingMessage } from 'node:http';
 import { chmodSync, existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, constants } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,7 +13,8 @@ import { PROM_FILE, prometheusNotifier } from '../../runtime/notify-prometheus.t
 import { notifiersFor } from '../../runtime/notify-registry.ts';
 import { healthchecksNotifier } from '../../runtime/notify.ts';
 import { finishedRecord, startedRecord } from '../../runtime/run-record.ts';
-import { notifierConformance, sampleEvents } from '../conformance/notifier.ts';
+import { kindOfTitle, notifierConformance, sampleEvents } from '../conformance/notifier.ts';
+import { startRecorder } from '../fixtures/http-recorder.ts';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'pv-notifiers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,46 +22,20 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const configWith = (notifications: RuntimeConfig['inventory']['notifications']): RuntimeConfig =>
   ({ version: 1, inventory: { pi: { name: 'pi-conformance' }, notifications }, paths: { sshKeyFile: '/k', knownHostsFile: '/kh', dataDir: '/d', recipientKeysDir: '/r' } }) as unknown as RuntimeConfig;
 
-/** A local HTTP listener: records what arrives under /ok, answers 500 under /fail, never under /hang. */
-async function recordingListener(): Promise<{ base: string; requests: { method: string; url: string; headers: IncomingMessage['headers']; body: string }[]; close(): Promise<void> }> {
-  const requests: { method: string; url: string; headers: IncomingMessage['headers']; body: string }[] = [];
-  const srv = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      if (req.url!.startsWith('/hang')) return;
-      if (req.url!.startsWith('/fail')) return void res.writeHead(500).end('down');
-      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-      res.end('OK');
-    });
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    base: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`,
-    requests,
-    close: async () => {
-      srv.closeAllConnections();
-      await new Promise((r) => srv.close(r));
-    },
-  };
-}
-
-const kindFromTitle = (t: string): RunEventKind | undefined => (/run started/.test(t) ? 'start' : /run (ok|partial|failed|refused)/.exec(t)?.[1] as RunEventKind | undefined);
-
 const TOKEN = 'hc-token-0f3a9d2e7c';
 notifierConformance('healthchecks', async () => {
-  const l = await recordingListener();
+  const l = await startRecorder();
   const hc = (where: string) => healthchecksNotifier(configWith({ healthcheckUrl: `${l.base}/${where}/ping/${TOKEN}` }))!;
   return {
     working: () => hc('ok'),
     failing: () => hc('fail'),
     hanging: () => hc('hang'),
     async lastDelivered() {
-      const r = l.requests.splice(0).pop();
+      const r = l.requests.splice(0).filter((x) => x.status === 200).pop();
       if (!r) return undefined;
       // the ping's URL says start/success/fail; the body says which success or failure
       if (r.url.endsWith('/start')) return 'start';
-      return kindFromTitle(r.body);
+      return kindOfTitle(r.body);
     },
     secrets: [TOKEN],
     close: l.close,
@@ -88,7 +61,7 @@ notifierConformance('mail (sendmail -t)', () => {
       const text = readFileSync(box, 'utf8');
       rmSync(box);
       const subjects = [...text.matchAll(/^Subject: (.*)$/gm)].map((m) => m[1]);
-      return kindFromTitle(subjects.pop() ?? '');
+      return kindOfTitle(subjects.pop() ?? '');
     },
     secrets: [],
   };
