@@ -47,6 +47,7 @@ export interface CycleResult {
 
 export const statusFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/status.json`;
 export const lockFile = (config: RuntimeConfig) => `${vaultLayout(config.paths.dataDir).state}/lock`;
+
 interface Report {
   /** false when a later run's record is the last run's: it is kept, the event still goes out */
   current?: boolean;
