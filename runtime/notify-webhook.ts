@@ -102,6 +102,7 @@ export function webhookNotifier(config: RuntimeConfig): Notifier | undefined {
       let last = '';
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
         if (attempt > 1) await pause(RETRY_PAUSE_MS, ctx.signal);
+        ctx.signal.throwIfAborted();
         const a = attemptSignal(ctx.signal, attemptMs);
         try {
           const res = await fetch(spec.url, { method: 'POST', headers, body, signal: a.signal });
