@@ -2,7 +2,7 @@
 // The token (Authorization: Bearer) is read from its own 0600 file, installed by install-runtime
 // from the inventory's tokenFile; the URL may itself be the secret (an ntfy topic is), so lines
 // name only its host. One retry at most, for a network error, 429 or 5xx.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { RuntimeConfig } from './config.ts';
 import type { Notifier, RunEvent, RunEventKind } from './notifier.ts';
 
@@ -63,6 +63,9 @@ export function webhookRequest(spec: WebhookSpec, event: RunEvent, token?: strin
 function readToken(file: string | undefined): { token?: string; error?: string } {
   if (!file) return {};
   try {
+    // as ssh does with a private key: a token others can read is no longer only the Pi's
+    const mode = statSync(file).mode & 0o777;
+    if (mode & 0o077) return { error: `webhook token file ${file} is readable by others (mode ${mode.toString(8)}); chmod 600 it (install-runtime writes it so)` };
     return { token: readFileSync(file, 'utf8').trim() || undefined };
   } catch (e) {
     return { error: `webhook token file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };

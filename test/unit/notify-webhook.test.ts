@@ -1,7 +1,7 @@
 // The webhook channel (ntfy and generic JSON) against a real local HTTP listener: the conformance
 // suite for both formats, then what arrives (body, ntfy's headers, the bearer token from its
 // file), the one retry, and the token never printed.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,17 @@ describe('webhook requests', () => {
     const n = webhookNotifier(configWith({ url: `${l.base}/ok/t`, tokenFile: path.join(tmp, 'nope') }))!;
     const d = await dispatch([n], events.failed, { warn: () => {} });
     expect(d[0]).toMatchObject({ ok: false, error: expect.stringContaining(`${path.join(tmp, 'nope')}: ENOENT`) });
+    expect(l.requests).toEqual([]);
+  });
+
+  it('a token file others can read is refused, and nothing is sent', async () => {
+    l.requests.length = 0;
+    const loose = path.join(tmp, 'loose-token');
+    writeFileSync(loose, `${TOKEN}\n`, { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const n = webhookNotifier(configWith({ url: `${l.base}/ok/t`, tokenFile: loose }))!;
+    const d = await dispatch([n], events.failed, { warn: () => {} });
+    expect(d[0]).toMatchObject({ ok: false, error: expect.stringContaining('is readable by others (mode 644); chmod 600') });
     expect(l.requests).toEqual([]);
   });
 
