@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { loadRecipient, loadPrivateKey } from '../runtime/archive/pgp.ts';
 import { sendArchive } from '../runtime/offsite/phase.ts';
 import { restore } from '../runtime/offsite/restore.ts';
-import { DirTarget } from '../runtime/offsite/target.ts';
+import { DirTarget } from '../runtime/offsite/target-dir.ts';
 import type { UploadRecord } from '../runtime/offsite/uploads.ts';
 import { genKey, makeSnapshot } from '../test/integration/offsite-fixture.ts';
 import { readFileSync } from 'node:fs';

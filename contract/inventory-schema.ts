@@ -164,14 +164,39 @@ export const Retention = Type.Object(
   strict,
 );
 
+const RunEventKind = Type.Union([Type.Literal('start'), Type.Literal('ok'), Type.Literal('partial'), Type.Literal('refused'), Type.Literal('failed')]);
+
+export const Webhook = Type.Object(
+  {
+    url: Type.String({ format: 'uri', pattern: '^https?://', description: 'an ntfy topic URL or any endpoint taking a POST' }),
+    format: Type.Optional(Type.Union([Type.Literal('ntfy'), Type.Literal('json')], { description: 'default: ntfy for ntfy.sh URLs, json otherwise' })),
+    tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the bearer token (relative to the inventory); install-runtime puts it on the Pi, 0600' })),
+    events: Type.Optional(Type.Array(RunEventKind, { minItems: 1, uniqueItems: true, description: 'default: refused, partial, failed for ntfy; every event for json' })),
+    timeoutSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 60, description: 'per attempt (one retry at most); default 10' })),
+  },
+  strict,
+);
+
 export const Notifications = Type.Object(
   {
     healthcheckUrl: Type.Optional(Type.String({ format: 'uri' })),
     mailTo: Type.Optional(Type.String({ format: 'email' })),
     prometheusTextfileDir: Type.Optional(AbsPath),
+    webhook: Type.Optional(Webhook),
   },
   strict,
 );
+
+/**
+ * Inventory fields holding a secret, masked in everything the admin side prints. With `file`, the
+ * field names a file holding it: install-runtime reads it, installs it on the Pi as
+ * /etc/pullvault/secrets/<file> (0600) and points the Pi's copy of the field there.
+ */
+export const SECRET_FIELDS: readonly { field: readonly string[]; file?: string }[] = [
+  { field: ['notifications', 'healthcheckUrl'] }, // the URL is the check's token
+  { field: ['notifications', 'webhook', 'url'] }, // an ntfy topic is its own password
+  { field: ['notifications', 'webhook', 'tokenFile'], file: 'webhook-token' },
+];
 
 export const InventorySchema = Type.Object(
   {

@@ -19,7 +19,7 @@ import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
-import { installSteps, loadInstallTemplates, readRecipientKeys, readWriterCredentials } from './plan/install-steps.ts';
+import { installSteps, loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './plan/install-steps.ts';
 import { stateDir as defaultStateDir } from './state.ts';
 import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
@@ -56,13 +56,15 @@ export async function prepareInstall(inventory: Inventory, opts: InstallOptions 
   const bundle = opts.bundle ?? (await buildRuntime());
   const creds = inventory.offsite.type === 's3' ? await readWriterCredentials(opts.stateDir ?? defaultStateDir()) : undefined;
   for (const s of creds?.secrets ?? []) opts.redactor?.add(s);
-  if (inventory.notifications?.healthcheckUrl) opts.redactor?.add(inventory.notifications.healthcheckUrl);
+  const secrets = await readSecrets(inventory, inventoryDir);
+  for (const s of secrets.values) opts.redactor?.add(s);
   const plan = planInstall({
     inventory,
     templates: await loadInstallTemplates(),
     bundle,
     recipientKeys: await readRecipientKeys(inventory, inventoryDir),
     awsCredentials: creds?.text,
+    secrets: secrets.files,
     connect: opts.connect,
     allowUnmountedDataDir: opts.allowUnmountedDataDir,
     allowUnencryptedDataDir: opts.allowUnencryptedDataDir,
@@ -187,6 +189,7 @@ port, pinned hostKey, admin, adminKeyFile). Idempotent: a second run reports "0 
   /usr/local/bin/pullvault                 the command (runs it with the system's node)
   /etc/pullvault/config.json               the inventory as the Pi needs it + paths (0600)
   /etc/pullvault/aws-credentials.json      S3 writer credentials from state/aws/ (0600; s3 target)
+  /etc/pullvault/secrets/*                 the files of secret inventory fields (webhook token; 0600)
   /etc/pullvault/known_hosts               the servers' pinned host keys
   /etc/pullvault/recipients/*.asc          the recipients' public keys
   /etc/cron.d/pullvault                    schedule.pull; MAILTO from notifications.mailTo

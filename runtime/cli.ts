@@ -11,7 +11,6 @@ import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
 import { readStatus } from './status-file.ts';
 import { checkNativeTools } from './native-check.ts';
-import { mailOnFailure } from './notify-mail.ts';
 import { formatAge, formatBytes, renderStatus } from './status.ts';
 
 export const VERSION: string = pkg.version;
@@ -139,29 +138,21 @@ export async function main(argv: string[]): Promise<number> {
         if (!tools.ok) {
           err(`pullvault: cannot run: ${tools.message}`);
           const at = new Date();
-          await recordRefusal(config, at, at, `missing programs: ${tools.missing.map((t) => t.name).join(', ')}`, err);
-          await mailOnFailure(config, 'pullvault: cannot run', tools.message);
+          await recordRefusal(config, at, at, `missing programs: ${tools.missing.map((t) => t.name).join(', ')}`, err, [tools.message]);
           return EXIT.REFUSED;
         }
         const offsite = o['no-offsite'] ? undefined : await loadOffsite();
         const unhook = stopChildrenOnSignals(config);
-        // warnings are also kept for the failure mail (a mail failure never fails the run)
-        const warnings: string[] = [];
         try {
           const r = await runCycle(config, {
             log: verbose ? err : () => {},
-            warn: (line: string) => {
-              warnings.push(line);
-              err(line);
-            },
+            warn: err,
             progress: verbose && tty,
             onProgress: (chunk) => process.stderr.write(chunk),
             only: o.server,
             noPrune: o['no-prune'],
             offsite: o['no-offsite'] ? undefined : offsite?.offsitePhase,
           });
-          if (r.exitCode !== EXIT.OK && r.exitCode !== EXIT.LOCKED)
-            await mailOnFailure(config, `pullvault on ${config.inventory.pi.name}: run failed (exit ${r.exitCode})`, warnings.join('\n') || `exit code ${r.exitCode}`);
           return r.exitCode;
         } finally {
           unhook();

@@ -1,6 +1,7 @@
 // One `pullvault run`: pre-flight → pull lock → run record "started" → pull every server (making
 // room first) → offsite lock → retention → status.json → pull lock released → (offsite) → run
-// record "finished", Prometheus textfile, healthcheck pings. Composes the pieces; decides little.
+// record "finished". Each record is reported as an event (notifier.ts) to every channel — mail,
+// healthchecks, the Prometheus textfile — from record() alone. Composes the pieces; decides little.
 // The pull lock is let go before the upload, so a slow or stuck upload never keeps the next run
 // from pulling; that run skips its own upload while the offsite lock is held, and a later one
 // sends the newest snapshot.
@@ -10,7 +11,8 @@ import { EXIT } from './exit-codes.ts';
 import { acquireLock, processStartTime, readLockHolder, type Lock, type LockHolder } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from '../contract/disk-layout.ts';
 import { appendHistory, historyEntry, historyFile } from './history.ts';
-import { ping } from './notify.ts';
+import { runEvent } from './notifier.ts';
+import { sendEvent } from './notify-registry.ts';
 import { offsiteLockFile, pinLines } from './offsite-pins.ts';
 import { preflight } from './preflight.ts';
 import { prune, type PruneReport } from './prune.ts';
@@ -19,7 +21,7 @@ import { pullWithRoom } from './space.ts';
 import { finishedRecord, readRunRecord, runRecordFile, runState, startedRecord, writeRunRecord, type RunRecord } from './run-record.ts';
 import { writeFileAtomic } from './state.ts';
 import { readStatus } from './status-file.ts';
-import { nextStatus, prometheusText, type StatusDoc } from './status.ts';
+import { nextStatus, type StatusDoc } from './status.ts';
 
 export interface CycleOptions {
   /** progress and info lines (terminal), or nothing (cron) */
@@ -47,29 +49,35 @@ export interface CycleResult {
 
 export const statusFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).status;
 export const lockFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).lock;
-export const PROM_FILE = 'pullvault.prom';
 
-async function writeProm(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {
-  const dir = config.inventory.notifications?.prometheusTextfileDir;
-  if (!dir) return;
-  await writeFileAtomic(`${dir}/${PROM_FILE}`, prometheusText(doc, run)).catch((e) => warn(`warning: prometheus textfile: ${(e as Error).message}`));
+interface Report {
+  /** false when a later run's record is the last run's: it is kept, the event still goes out */
+  current?: boolean;
+  results?: PullResult[];
+  warnings?: string[];
+  log?: (s: string) => void;
 }
 
-/** The run record and the metrics derived from it; a failure to write is said, never fatal to the backup. */
-async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void): Promise<void> {
-  await writeRunRecord(runRecordFile(config), run).catch((e) => warn(`warning: run record ${runRecordFile(config)}: ${(e as Error).message}`));
-  await writeProm(config, doc, run, warn);
+/**
+ * The run record, then the event it stands for, to every channel: the one place a run reports.
+ * A failure to write or to notify is said, never fatal to the backup.
+ */
+async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, warn: (s: string) => void, report: Report = {}): Promise<void> {
+  const current = report.current ?? true;
+  if (current) await writeRunRecord(runRecordFile(config), run).catch((e) => warn(`warning: run record ${runRecordFile(config)}: ${(e as Error).message}`));
+  const event = runEvent({ pi: config.inventory.pi.name, run, status: doc, current, results: report.results, warnings: report.warnings });
+  await sendEvent(config, event, { warn, log: report.log });
   if (run.finishedAt)
     await appendHistory(historyFile(config), historyEntry({ ...run, finishedAt: run.finishedAt }, doc)).catch((e) => warn(`warning: run history ${historyFile(config)}: ${(e as Error).message}`));
 }
 
 /** A run refused before any work (pre-flight, missing tools) is recorded as refused, with its reason. */
-export async function recordRefusal(config: RuntimeConfig, startedAt: Date, finishedAt: Date, reason: string, warn: (s: string) => void): Promise<void> {
+export async function recordRefusal(config: RuntimeConfig, startedAt: Date, finishedAt: Date, reason: string, warn: (s: string) => void, details?: string[]): Promise<void> {
   // A run that is still going keeps its record: this refusal did nothing to replace it.
-  const current = await readRunRecord(runRecordFile(config));
-  if (runState(current, await runHolder(config, current)) === 'running') return;
+  const last = await readRunRecord(runRecordFile(config));
+  const current = runState(last, await runHolder(config, last)) !== 'running';
   const rec = finishedRecord(startedRecord(process.pid, await processStartTime(process.pid), startedAt), finishedAt, EXIT.REFUSED, { reason });
-  await record(config, await readStatus(statusFile(config)), rec, warn);
+  await record(config, await readStatus(statusFile(config)), rec, warn, { current, warnings: details });
 }
 
 /**
@@ -84,10 +92,10 @@ export async function runHolder(config: RuntimeConfig, rec: RunRecord | undefine
 }
 
 /** Writes this run's record unless a later run has started since (its record is the last run's now). */
-async function recordIfMine(config: RuntimeConfig, doc: StatusDoc, mine: RunRecord, warn: (s: string) => void): Promise<void> {
+async function recordIfMine(config: RuntimeConfig, doc: StatusDoc, mine: RunRecord, warn: (s: string) => void, report: Report = {}): Promise<void> {
   const cur = await readRunRecord(runRecordFile(config));
-  if (cur && (cur.pid !== mine.pid || cur.startedAt !== mine.startedAt)) return;
-  await record(config, doc, mine, warn);
+  const current = !cur || (cur.pid === mine.pid && cur.startedAt === mine.startedAt);
+  await record(config, doc, mine, warn, { ...report, current });
 }
 
 export function exitCodeFor(results: PullResult[]): number {
@@ -99,14 +107,18 @@ export function exitCodeFor(results: PullResult[]): number {
 export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promise<CycleResult> {
   const now = opts.now ?? (() => new Date());
   const startedAt = now();
-  const hc = config.inventory.notifications?.healthcheckUrl;
-  const { log, warn } = opts;
+  const { log } = opts;
+  // kept for the events' summaries (the failure mail's body)
+  const warnings: string[] = [];
+  const warn = (line: string) => {
+    warnings.push(line);
+    opts.warn(line);
+  };
 
   const verdict = await preflight(config);
   if (!verdict.ok) {
     warn(`pullvault: refusing to run: ${verdict.reason}`);
     await recordRefusal(config, startedAt, now(), verdict.reason, warn);
-    await ping(hc, 'fail', `refused: ${verdict.reason}`, warn);
     return { exitCode: EXIT.REFUSED, results: [], pruned: [], refused: verdict.reason };
   }
   for (const n of verdict.notes) log(n);
@@ -125,8 +137,7 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
   let pulled: { results: PullResult[]; pruned: PruneReport[]; doc: StatusDoc };
   try {
     try {
-      await record(config, await readStatus(statusFile(config)), started, warn);
-      await ping(hc, 'start', '', warn);
+      await record(config, await readStatus(statusFile(config)), started, warn, { log });
       const id = snapshotIdFor(startedAt);
       const servers = config.inventory.servers.filter((s) => !opts.only || opts.only.includes(s.name));
       const results: PullResult[] = [];
@@ -186,18 +197,14 @@ export async function runCycle(config: RuntimeConfig, opts: CycleOptions): Promi
     }
     const exitCode = exitCodeFor(results);
     const failed = results.filter((r) => !r.ok);
-    await recordIfMine(config, doc, finishedRecord(started, now(), exitCode, { failed: failed.map((r) => r.server) }), warn);
-    const summary = failed.length
-      ? `failed: ${failed.map((r) => `${r.server}: ${r.error}`).join('\n')}`
-      : `ok: ${results.map((r) => `${r.server} ${r.snapshot?.id}${r.snapshot?.info.partial ? ' (partial)' : ''}`).join(', ')}`;
-    await ping(hc, failed.length ? 'fail' : 'success', summary, warn);
+    await recordIfMine(config, doc, finishedRecord(started, now(), exitCode, { failed: failed.map((r) => r.server) }), warn, { results, warnings: [...warnings], log });
     if (failed.length) warn(`pullvault: run finished with failures: ${failed.map((r) => r.server).join(', ')} (exit ${exitCode})`);
     else log(`pullvault: run finished, exit ${exitCode}`);
     return { exitCode, results, pruned, status: doc };
   } catch (e) {
     // an unexpected error: the run ends here, and its record says so
     const rec = finishedRecord(started, now(), EXIT.INTERNAL, { outcome: 'failed', reason: `internal error: ${(e as Error).message}` });
-    await recordIfMine(config, await readStatus(statusFile(config)), rec, warn);
+    await recordIfMine(config, await readStatus(statusFile(config)), rec, warn, { warnings: [...warnings], log });
     throw e;
   }
 }

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { whichSync } from './native-check.ts';
+import type { Notifier } from './notifier.ts';
 
 export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];
 
@@ -19,6 +20,8 @@ export interface MailOptions {
   timeoutMs?: number;
   /** environment to read MAILTO from (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /** stops sendmail (killed) and gives up */
+  signal?: AbortSignal;
 }
 
 function findSendmail(): string | null {
@@ -67,14 +70,19 @@ export async function mailOnFailure(config: RuntimeConfig, subject: string, body
         if (!done) {
           done = true;
           clearTimeout(timer);
+          opts.signal?.removeEventListener('abort', onAbort);
           resolve(r);
         }
       };
       const child = spawn(sendmail, ['-t', '-oi'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const timer = setTimeout(() => {
+      const giveUp = (why: string) => {
         child.kill('SIGKILL');
-        finish({ sent: false, reason: 'failed', detail: `${sendmail} did not finish within ${timeoutMs} ms` });
-      }, timeoutMs);
+        finish({ sent: false, reason: 'failed', detail: `${sendmail} ${why}` });
+      };
+      const timer = setTimeout(() => giveUp(`did not finish within ${timeoutMs} ms`), timeoutMs);
+      const onAbort = () => giveUp('stopped: out of time');
+      if (opts.signal?.aborted) onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.on('error', (e) => finish({ sent: false, reason: 'failed', detail: `${sendmail}: ${e.message}` }));
       child.on('close', (code) =>
@@ -86,4 +94,22 @@ export async function mailOnFailure(config: RuntimeConfig, subject: string, body
   } catch (e) {
     return { sent: false, reason: 'failed', detail: (e as Error).message };
   }
+}
+
+/** Mail for the runs that need a look: refused, partial, failed. */
+export function mailNotifier(config: RuntimeConfig, opts: MailOptions = {}): Notifier | undefined {
+  if (!config.inventory.notifications?.mailTo) return undefined;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  return {
+    name: 'mail',
+    kinds: ['refused', 'partial', 'failed'],
+    timeoutMs: timeoutMs + 1000,
+    secrets: [],
+    async deliver(event, ctx) {
+      const r = await mailOnFailure(config, event.title, event.summary || event.title, { ...opts, timeoutMs, signal: ctx.signal });
+      if (r.sent) return;
+      if (r.reason === 'cron-mails') return ctx.log(`mail: ${r.detail}`);
+      throw new Error(`mail to ${config.inventory.notifications?.mailTo}: ${r.detail ?? r.reason}`);
+    },
+  };
 }

@@ -2,10 +2,10 @@
 // and files the Pi must have. No I/O: templates and file contents come in as strings, so the
 // same plan is applied over SSH to a running Pi and into an image's root by provision-pi.
 import Handlebars from 'handlebars';
-import type { Inventory } from '../../contract/inventory-schema.ts';
+import { SECRET_FIELDS, type Inventory } from '../../contract/inventory-schema.ts';
 import { sshPort } from '../../contract/inventory-defaults.ts';
 import type { ManagedFile } from '../engine/files.ts';
-import { checkRuntimeConfig, type RuntimeConfig } from '../../contract/runtime-config.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const posixDirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
 
@@ -22,6 +22,8 @@ export const INSTALL_PATHS = {
   awsCredentials: '/etc/pullvault/aws-credentials.json',
   knownHosts: '/etc/pullvault/known_hosts',
   recipientsDir: '/etc/pullvault/recipients',
+  /** the files SECRET_FIELDS name (a webhook's token), 0600 */
+  secretsDir: '/etc/pullvault/secrets',
   /** made by provision-pi (PI_PATHS.sshKey); install-runtime only points the config at it */
   sshKey: '/etc/pullvault/ssh/id_ed25519',
   cron: '/etc/cron.d/pullvault',
@@ -61,6 +63,8 @@ export interface InstallInput {
   recipientKeys: Record<string, string>;
   /** the writer's credentials JSON (state/aws/writer-credentials.json), s3 target only */
   awsCredentials?: string;
+  /** SECRET_FIELDS file name → the file's content, for each such field the inventory sets */
+  secrets?: Record<string, string>;
   /** lab/demo: reach servers at other addresses than the inventory's */
   connect?: RuntimeConfig['connect'];
   /** lab/demo only: the data dir need not be a mounted volume */
@@ -110,12 +114,34 @@ export function mailtoLine(inv: Inventory): string {
   return to ? `MAILTO=${to}` : '# MAILTO is not set (no notifications.mailTo): cron mails root on this machine';
 }
 
+export interface SecretField {
+  /** the field's object in the inventory, and its key */
+  holder: Record<string, unknown>;
+  key: string;
+  value: string;
+  /** a secret file: its name under secretsDir and its path on the Pi */
+  file?: { name: string; piPath: string };
+}
+
+/** The SECRET_FIELDS `inv` sets. */
+export function secretFields(inv: Inventory, secretsDir: string = INSTALL_PATHS.secretsDir): SecretField[] {
+  return SECRET_FIELDS.flatMap(({ field, file }) => {
+    let holder: unknown = inv;
+    for (const k of field.slice(0, -1)) holder = (holder as Record<string, unknown> | undefined)?.[k];
+    const key = field[field.length - 1];
+    const value = (holder as Record<string, unknown> | undefined)?.[key];
+    if (typeof value !== 'string') return [];
+    return [{ holder: holder as Record<string, unknown>, key, value, ...(file ? { file: { name: file, piPath: `${secretsDir}/${file}` } } : {}) }];
+  });
+}
+
 /**
- * The inventory as the Pi sees it: recipients' keys at their installed paths, and no admin-side
- * paths (admin key files) that mean nothing on the Pi.
+ * The inventory as the Pi sees it: recipients' keys and secret files at their installed paths,
+ * and no admin-side paths (admin key files) that mean nothing on the Pi.
  */
 export function piInventory(inv: Inventory, paths: InstallPaths): Inventory {
   const copy = structuredClone(inv);
+  for (const f of secretFields(copy, paths.secretsDir)) if (f.file) f.holder[f.key] = f.file.piPath;
   delete copy.$schema;
   if (copy.pi.ssh) delete copy.pi.ssh.adminKeyFile;
   for (const s of copy.servers) delete s.ssh.adminKeyFile;
@@ -139,8 +165,7 @@ export function runtimeConfig(input: InstallInput, paths: InstallPaths): Runtime
   if (input.allowUnmountedDataDir) config.allowUnmountedDataDir = true;
   if (input.allowUnencryptedDataDir) config.allowUnencryptedDataDir = true;
   if (input.connect && Object.keys(input.connect).length) config.connect = input.connect;
-  // checked before any file is written: a config the runtime would refuse never replaces a good one
-  return checkRuntimeConfig(config, `the config for ${paths.config}`);
+  return config;
 }
 
 /** Everything install-runtime manages on the Pi, in the order it is applied. */
@@ -186,6 +211,14 @@ export function planInstall(input: InstallInput): InstallPlan {
         `no S3 writer credentials (state/aws/writer-credentials.json): ${paths.awsCredentials} is left as it is on the Pi; run \`make provision-aws\` first, then install-runtime again`,
       );
     }
+  }
+
+  const secretFiles = secretFields(inv, paths.secretsDir).flatMap((f) => (f.file ? [{ ...f.file, from: f.value }] : []));
+  if (secretFiles.length) dirs.push({ path: paths.secretsDir, mode: '700', ...root });
+  for (const f of secretFiles) {
+    const content = input.secrets?.[f.name];
+    if (content === undefined) throw new Error(`${f.name}: no content for the secret file ${f.from}`);
+    files.push({ id: `secret ${f.piPath}`, path: f.piPath, content, mode: '600', ...root, sensitive: true });
   }
 
   files.push({

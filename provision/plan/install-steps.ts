@@ -11,7 +11,7 @@ import type { Change, Step } from '../engine/types.ts';
 import type { Executor } from '../exec/types.ts';
 import { resolveInventoryPath } from '../inventory/validate.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
-import { INSTALL_TEMPLATE_NAMES, type InstallPlan, type InstallTemplates, type ManagedDir, type PlannedFile } from './install-plan.ts';
+import { INSTALL_TEMPLATE_NAMES, secretFields, type InstallPlan, type InstallTemplates, type ManagedDir, type PlannedFile } from './install-plan.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const INSTALL_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'pi-runtime');
@@ -25,6 +25,26 @@ export async function readRecipientKeys(inv: Inventory, inventoryDir: string): P
   const out: Record<string, string> = {};
   for (const r of inv.recipients) out[r.name] = await readFile(resolveInventoryPath(inventoryDir, r.publicKeyFile), 'utf8');
   return out;
+}
+
+/** The inventory's secrets: the values to mask, and the secret files' contents by name. */
+export async function readSecrets(inv: Inventory, inventoryDir: string): Promise<{ files: Record<string, string>; values: string[] }> {
+  const files: Record<string, string> = {};
+  const values: string[] = [];
+  for (const f of secretFields(inv)) {
+    if (!f.file) {
+      values.push(f.value);
+      continue;
+    }
+    const file = resolveInventoryPath(inventoryDir, f.value);
+    try {
+      files[f.file.name] = `${(await readFile(file, 'utf8')).trim()}\n`;
+    } catch (e) {
+      throw new Error(`${f.key}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    values.push(files[f.file.name].trim());
+  }
+  return { files, values };
 }
 
 /** state/aws/writer-credentials.json as the Pi needs it ({accessKeyId, secretAccessKey}), or undefined. */

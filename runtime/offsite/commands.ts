@@ -7,7 +7,7 @@ import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
 import { loadPrivateKey, type Decryptor } from '../archive/pgp.ts';
 import { leaves, parseAt, planRestore, unreachable, type Plan } from './chain.ts';
-import { openTarget, parseTargetArg, readCredentials } from './open-target.ts';
+import { openTarget, parseTargetArg, readCredentials, targetKind } from './open-target.ts';
 import { listServer, restore, restorePlan, RestoreError, verifyObjects } from './restore.ts';
 import type { Target } from './target.ts';
 
@@ -56,9 +56,10 @@ export async function targetFrom(o: Opts): Promise<Target> {
   else if (str(o, 'config')) {
     const j = JSON.parse(await readFile(str(o, 'config')!, 'utf8')) as RuntimeConfig | RuntimeConfig['inventory'];
     spec = 'inventory' in j ? j.inventory.offsite : j.offsite;
-    if (spec.type === 's3' && str(o, 'endpoint')) spec = { ...spec, endpoint: str(o, 'endpoint') };
+    const kind = targetKind(spec.type);
+    if (kind.withEndpoint && str(o, 'endpoint')) spec = kind.withEndpoint(spec, str(o, 'endpoint')!);
   } else throw new UsageError('give --config FILE or --target');
-  if (spec.type === 's3' && !creds && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE)
+  if (targetKind(spec.type).credentials === 'file' && !creds && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE)
     process.stderr.write('note: no --credentials; using the AWS SDK default chain (environment, profile)\n');
   return openTarget(spec, creds);
 }

@@ -1,14 +1,19 @@
-// Builds a Target from the inventory's offsite spec (or a --target string) and credentials.
+// The registry of offsite store kinds: a spec (the inventory's offsite, or a --target string)
+// and credentials → an open Target. A new kind is one module exporting an OffsiteTargetKind,
+// listed here, and its schema fragment in the inventory's offsite union.
 import { readFile } from 'node:fs/promises';
-import { s3Client, type AwsCredentials, type AwsTimeouts } from '../../lib/s3-client.ts';
 import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
-import { DirTarget, S3Target, type Target } from './target.ts';
+import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { dirTargetKind } from './target-dir.ts';
+import { s3TargetKind } from './target-s3.ts';
+import type { CredentialsFile, OffsiteTargetKind, Target, TargetTuning } from './target.ts';
 
-export interface CredentialsFile extends AwsCredentials {
-  region?: string;
-  bucket?: string;
-  prefix?: string;
-  endpoint?: string;
+export const TARGET_KINDS: readonly OffsiteTargetKind<never>[] = [dirTargetKind, s3TargetKind] as OffsiteTargetKind<never>[];
+
+export function targetKind(type: string, kinds: readonly OffsiteTargetKind<never>[] = TARGET_KINDS): OffsiteTargetKind<OffsiteSpec> {
+  const k = kinds.find((x) => x.type === type);
+  if (!k) throw new Error(`offsite.type: unknown kind of store "${type}" (known: ${kinds.map((x) => x.type).join(', ')})`);
+  return k as unknown as OffsiteTargetKind<OffsiteSpec>;
 }
 
 export async function readCredentials(file: string): Promise<CredentialsFile> {
@@ -17,31 +22,23 @@ export async function readCredentials(file: string): Promise<CredentialsFile> {
   return c;
 }
 
-export interface TargetTuning {
-  partSize?: number;
-  queueSize?: number;
-  /** default AWS_TIMEOUTS (lib/s3-client.ts) */
-  timeouts?: Partial<AwsTimeouts>;
+/** Opens the store `spec` names (a spec the inventory's validation accepted). */
+export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: TargetTuning = {}, kinds = TARGET_KINDS): Target {
+  return targetKind(spec?.type, kinds).open(spec, creds, tuning);
 }
 
-export function openTarget(spec: OffsiteSpec, creds?: CredentialsFile, tuning: TargetTuning = {}): Target {
-  if (spec.type === 'dir') return new DirTarget(spec.path);
-  const endpoint = spec.endpoint ?? creds?.endpoint;
-  const { timeouts, ...sizes } = tuning;
-  const s3 = s3Client({
-    region: spec.region,
-    endpoint,
-    timeouts,
-    credentials: creds ? { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken } : undefined,
-  });
-  return new S3Target({ client: s3, bucket: spec.bucket, prefix: spec.prefix, storageClass: spec.storageClass, ...sizes });
+/** The store of the Pi's config, with the credentials file its kind needs. */
+export async function openConfiguredTarget(config: RuntimeConfig): Promise<Target> {
+  const spec = config.inventory.offsite;
+  const file = targetKind(spec.type).credentials === 'file' ? config.paths.awsCredentialsFile : undefined;
+  return openTarget(spec, file ? await readCredentials(file) : undefined);
 }
 
-/** "dir:/path" or "s3://bucket/prefix/" → an offsite spec. */
-export function parseTargetArg(arg: string, region?: string, endpoint?: string): OffsiteSpec {
-  if (arg.startsWith('dir:')) return { type: 'dir', path: arg.slice(4) };
-  const m = /^s3:\/\/([^/]+)\/(.*)$/.exec(arg);
-  if (!m) throw new Error(`--target: expected dir:PATH or s3://BUCKET/PREFIX/, got ${arg}`);
-  const prefix = m[2] === '' || m[2].endsWith('/') ? m[2] : `${m[2]}/`;
-  return { type: 's3', bucket: m[1], prefix, region: region ?? 'us-east-1', retentionDays: { full: 1, incremental: 1 }, ...(endpoint ? { endpoint } : {}) };
+/** A --target string ("dir:/path", "s3://bucket/prefix/") → an offsite spec. */
+export function parseTargetArg(arg: string, region?: string, endpoint?: string, kinds = TARGET_KINDS): OffsiteSpec {
+  for (const k of kinds) {
+    const spec = (k as unknown as OffsiteTargetKind<OffsiteSpec>).parseArg(arg, { region, endpoint });
+    if (spec) return spec;
+  }
+  throw new Error(`--target: expected ${kinds.map((k) => k.argForm).join(' or ')}, got ${arg}`);
 }

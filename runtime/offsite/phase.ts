@@ -18,7 +18,7 @@ import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } f
 import { decide } from './schedule.ts';
 import { selectFull, selectIncremental } from './select.ts';
 import { ObjectExistsError, type Target } from './target.ts';
-import { openTarget, readCredentials } from './open-target.ts';
+import { openConfiguredTarget } from './open-target.ts';
 import { appendUpload, readUploads, uploadsFile, type UploadRecord } from './uploads.ts';
 
 export interface OffsiteResult {
@@ -78,8 +78,7 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
   let target: Target;
   try {
     recipients = await loadRecipients(config);
-    const spec = config.inventory.offsite;
-    target = opts.target ?? openTarget(spec, spec.type === 's3' && config.paths.awsCredentialsFile ? await readCredentials(config.paths.awsCredentialsFile) : undefined);
+    target = opts.target ?? (await openConfiguredTarget(config));
   } catch (e) {
     const error = (e as Error).message;
     log(`offsite: ${error}`);

@@ -10,7 +10,7 @@ import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { loadPrivateKey } from '../../runtime/archive/pgp.ts';
 import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
 import { restore } from '../../runtime/offsite/restore.ts';
-import { DirTarget } from '../../runtime/offsite/target.ts';
+import { DirTarget } from '../../runtime/offsite/target-dir.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 

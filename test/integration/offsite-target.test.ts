@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DirTarget, ObjectExistsError } from '../../runtime/offsite/target.ts';
+import { DirTarget } from '../../runtime/offsite/target-dir.ts';
+import { ObjectExistsError } from '../../runtime/offsite/target.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'pv-offsite-target-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -1,13 +1,13 @@
 // install-runtime's pure plan: inventory → the Pi's files. Plain data in, plain data out.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../provision/inventory/validate.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import { cronSchedule, INSTALL_PATHS, knownHostsLines, planInstall, type InstallInput } from '../../provision/plan/install-plan.ts';
-import { loadInstallTemplates } from '../../provision/plan/install-steps.ts';
+import { loadInstallTemplates, readSecrets } from '../../provision/plan/install-steps.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const loaded = await loadInventory(path.resolve('inventory.json'));
@@ -93,6 +93,32 @@ describe('install plan', () => {
     expect(config.inventory.pi.ssh?.adminKeyFile).toBeUndefined();
     expect(config.inventory.servers[0]!.ssh.adminKeyFile).toBeUndefined();
     expect(inv.pi.ssh!.adminKeyFile).toBe('state/admin_key'); // the input is not modified
+  });
+
+  it('a secret file (the webhook token) goes in its own 0600 file; the config points there and never holds it', async () => {
+    const inv = structuredClone(loaded.inventory);
+    inv.notifications!.webhook = { url: 'https://ntfy.sh/pv-alerts-x7', tokenFile: 'secrets/ntfy-token' };
+    const token = `tk_${Date.now().toString(36)}made-at-run-time`;
+    mkdirSync(path.join(tmp, 'secrets'), { recursive: true });
+    writeFileSync(path.join(tmp, 'secrets/ntfy-token'), `${token}\n`);
+    const read = await readSecrets(inv, tmp);
+    expect(read.files).toEqual({ 'webhook-token': `${token}\n` });
+    // every secret value is masked in what install-runtime prints: the token, and the URLs that are tokens
+    expect(read.values.sort()).toEqual([inv.notifications!.healthcheckUrl!, 'https://ntfy.sh/pv-alerts-x7', token].sort());
+    const plan = planInstall(input({ secrets: read.files }, inv));
+    const f = byPath(plan, '/etc/pullvault/secrets/webhook-token');
+    expect(f).toMatchObject({ mode: '600', owner: 'root', sensitive: true, content: `${token}\n` });
+    expect(plan.dirs.find((d) => d.path === '/etc/pullvault/secrets')?.mode).toBe('700');
+    const config = JSON.parse(byPath(plan, INSTALL_PATHS.config).content) as RuntimeConfig;
+    expect(config.inventory.notifications?.webhook?.tokenFile).toBe('/etc/pullvault/secrets/webhook-token');
+    expect(JSON.stringify(config)).not.toContain(token);
+    expect(inv.notifications!.webhook.tokenFile).toBe('secrets/ntfy-token'); // the input is not modified
+    // without its content the plan refuses, naming the field's file; an unreadable file is named too
+    expect(() => planInstall(input({}, inv))).toThrow(/webhook-token: no content for the secret file secrets\/ntfy-token/);
+    inv.notifications!.webhook.tokenFile = 'secrets/missing';
+    await expect(readSecrets(inv, tmp)).rejects.toThrow(`tokenFile: cannot read ${path.join(tmp, 'secrets/missing')} (ENOENT)`);
+    // no webhook: no secrets folder at all
+    expect(planInstall(input()).dirs.some((d) => d.path === '/etc/pullvault/secrets')).toBe(false);
   });
 
   it('lab options reach the config only when asked', () => {

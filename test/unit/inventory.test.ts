@@ -61,6 +61,8 @@ const cases: [string, (inv: Json) => void, string][] = [
   ['bad sha256', (i) => (i.pi.baseImage.sha256 = 'abc'), 'inventory.json: pi.baseImage.sha256: must be 64 lower-case hex digits'],
   ['bad healthcheck URL', (i) => (i.notifications.healthcheckUrl = 'not a url'), 'inventory.json: notifications.healthcheckUrl: must be a valid uri'],
   ['bad mail address', (i) => (i.notifications.mailTo = 'owner'), 'inventory.json: notifications.mailTo: must be a valid email'],
+  ['webhook not over HTTP', (i) => (i.notifications.webhook = { url: 'ftp://ntfy.example/x' }), 'inventory.json: notifications.webhook.url: must be an ntfy topic URL or any endpoint taking a POST'],
+  ['webhook event unknown', (i) => (i.notifications.webhook = { url: 'https://ntfy.sh/x', events: ['done'] }), 'inventory.json: notifications.webhook.events[0]: must be one of "start", "ok", "partial", "refused", "failed"'],
   ['retention keeps nothing', (i) => (i.retention = { hourly: 0, daily: 0, weekly: 0, monthly: 0 }), 'inventory.json: retention: keeps nothing; set at least one of hourly, daily, weekly, monthly above 0'],
   ['negative retention', (i) => (i.retention.daily = -1), 'inventory.json: retention.daily: must be >= 0'],
   ['incrementals not more often than fulls', (i) => (i.schedule.offsite.incrementalEveryDays = 30), 'inventory.json: schedule.offsite.incrementalEveryDays: must be less than fullEveryDays (30)'],
