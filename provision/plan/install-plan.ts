@@ -5,7 +5,7 @@ import Handlebars from 'handlebars';
 import { SECRET_FIELDS, type Inventory } from '../../contract/inventory-schema.ts';
 import { sshPort } from '../../contract/inventory-defaults.ts';
 import type { ManagedFile } from '../engine/files.ts';
-import type { RuntimeConfig } from '../../contract/runtime-config.ts';
+import { checkRuntimeConfig, type RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const posixDirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
 
@@ -165,7 +165,8 @@ export function runtimeConfig(input: InstallInput, paths: InstallPaths): Runtime
   if (input.allowUnmountedDataDir) config.allowUnmountedDataDir = true;
   if (input.allowUnencryptedDataDir) config.allowUnencryptedDataDir = true;
   if (input.connect && Object.keys(input.connect).length) config.connect = input.connect;
-  return config;
+  // checked before any file is written: a config the runtime would refuse never replaces a good one
+  return checkRuntimeConfig(config, `the config for ${paths.config}`);
 }
 
 /** Everything install-runtime manages on the Pi, in the order it is applied. */
