@@ -9,10 +9,7 @@
 // The base in an incremental's name is what restore follows (not the listing order): an
 // orphan from a failed run can never be applied on top of the wrong tree.
 import { randomBytes } from 'node:crypto';
-import { ARCHIVE_EXT, fullKey, incrementalKey, manifestKey, parseKey } from './s3-layout.ts';
-
-export const MANIFEST_OBJECT_EXT = '.jsonl.zst.gpg';
-export { ARCHIVE_EXT };
+import { ARCHIVE_EXT, MANIFEST_EXT, fullKey, incrementalKey, manifestKey, parseKey } from './s3-layout.ts';
 
 export type Kind = 'full' | 'incremental';
 
@@ -43,7 +40,7 @@ export function archiveKey(prefix: string, n: ArchiveName): string {
 }
 
 export function manifestObjectKey(prefix: string, n: ArchiveName): string {
-  return manifestKey(prefix, n.server, n.chainId, stem(n), MANIFEST_OBJECT_EXT);
+  return manifestKey(prefix, n.server, n.chainId, stem(n), MANIFEST_EXT);
 }
 
 const STEM = /^(\d{8}T\d{6}Z)(?:\.from-(\d{8}T\d{6}Z))?\.([0-9a-f]+)$/;
@@ -52,7 +49,7 @@ const STEM = /^(\d{8}T\d{6}Z)(?:\.from-(\d{8}T\d{6}Z))?\.([0-9a-f]+)$/;
 export function parseObjectKey(prefix: string, key: string): (ArchiveName & { object: 'archive' | 'manifest' }) | null {
   const k = parseKey(prefix, key);
   if (!k) return null;
-  const ext = k.kind === 'manifest' ? MANIFEST_OBJECT_EXT : ARCHIVE_EXT;
+  const ext = k.kind === 'manifest' ? MANIFEST_EXT : ARCHIVE_EXT;
   if (!k.name.endsWith(ext)) return null;
   const m = STEM.exec(k.name.slice(0, -ext.length));
   if (!m) return null;

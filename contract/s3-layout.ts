@@ -13,9 +13,9 @@
 export const ARCHIVE_KINDS = ['full', 'incr', 'manifest'] as const;
 export type ArchiveKind = (typeof ARCHIVE_KINDS)[number];
 
-/** Default file endings: an OpenPGP-encrypted zstd tar, and an OpenPGP-encrypted manifest. */
+/** File endings: an OpenPGP-encrypted zstd tar, and an OpenPGP-encrypted zstd manifest (JSON lines). */
 export const ARCHIVE_EXT = '.tar.zst.gpg';
-export const MANIFEST_EXT = '.jsonl.gpg';
+export const MANIFEST_EXT = '.jsonl.zst.gpg';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 

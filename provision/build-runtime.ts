@@ -12,6 +12,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import standaloneCodeModule from 'ajv/dist/standalone/index.js';
+import { schemaAjv } from '../contract/json-schema.ts';
+import { RuntimeConfigSchema } from '../contract/runtime-config-schema.ts';
 import { readUplotFromNodeModules } from '../lib/chart-assets.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,6 +65,30 @@ await import(${JSON.stringify(entry.startsWith('/') ? entry : './' + entry)});
 `;
 }
 
+// ajv's standalone module is CommonJS; under NodeNext its default import is the module object.
+type StandaloneCode = typeof standaloneCodeModule.default;
+const standaloneCode: StandaloneCode = (standaloneCodeModule as unknown as { default?: StandaloneCode }).default ?? (standaloneCodeModule as unknown as StandaloneCode);
+
+/**
+ * The runtime's config check as ajv standalone code: the same schema and options as at dev time,
+ * compiled now instead of at each start of the Pi's program (no ajv compiler in the bundle).
+ */
+export function configCheckModule(): string {
+  const ajv = schemaAjv({ source: true, esm: true });
+  const validate = ajv.compile(RuntimeConfigSchema);
+  return `${standaloneCode(ajv, validate)}
+import { formatSchemaErrors } from './schema-errors.ts';
+export const runtimeConfigSchemaProblems = (data) => (validate(data) ? [] : formatSchemaErrors(validate.errors ?? [], data));
+`;
+}
+
+const precompiledConfigCheck: esbuild.Plugin = {
+  name: 'precompiled-config-check',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]contract[\\/]runtime-config-check\.ts$/ }, () => ({ contents: configCheckModule(), loader: 'js', resolveDir: path.join(REPO_ROOT, 'contract') }));
+  },
+};
+
 export interface BuildOptions {
   /** write the bundle here (default dist/pullvault.mjs); null: do not write */
   outFile?: string | null;
@@ -108,6 +135,7 @@ export async function buildRuntime(opts: BuildOptions = {}): Promise<BuiltRuntim
     // ssh2's optional native add-ons (sshcrypto.node, cpu-features) are tried in try/catch and
     // have pure-JS fallbacks; a single-file bundle cannot carry .node files.
     external: ['*.node', 'cpu-features'],
+    plugins: [precompiledConfigCheck],
   });
   const warnings = result.warnings.map((w) => `${w.location?.file ?? ''}:${w.location?.line ?? ''}: ${w.text}`);
   const raw = result.outputFiles[0]!.text;

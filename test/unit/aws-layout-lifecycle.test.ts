@@ -11,7 +11,7 @@ describe('s3 layout', () => {
     expect(chainPrefixes('pi01/')).toEqual({ full: 'pi01/full/', incr: 'pi01/incr/', manifest: 'pi01/manifest/' });
     expect(fullKey('pi01/', 'web1', 'c1', 's1')).toBe('pi01/full/web1/c1/s1.tar.zst.gpg');
     expect(incrementalKey('pi01/', 'web1', 'c1', 's2')).toBe('pi01/incr/web1/c1/s2.tar.zst.gpg');
-    expect(manifestKey('pi01/', 'web1', 'c1', 's2')).toBe('pi01/manifest/web1/c1/s2.jsonl.gpg');
+    expect(manifestKey('pi01/', 'web1', 'c1', 's2')).toBe('pi01/manifest/web1/c1/s2.jsonl.zst.gpg');
     expect(parseKey('pi01/', 'pi01/incr/web1/c1/s2.tar.zst.gpg')).toEqual({ kind: 'incr', server: 'web1', chainId: 'c1', name: 's2.tar.zst.gpg' });
     expect(parseKey('pi01/', 'pi02/incr/web1/c1/x')).toBeNull();
   });
