@@ -8,7 +8,7 @@ import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInvento
 import { buildImage, checkBaseLayout, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
-import { CommandError, run } from './image/run.ts';
+import { CommandError, run } from '../lib/proc/index.ts';
 import { piKnownHostsLine, publicKeyBody } from './image/access.ts';
 
 const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] [--rotate] [--keep-work]

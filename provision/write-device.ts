@@ -8,14 +8,13 @@
 // The facts about a device come from a DeviceProbe reading /sys/block/*/removable, `lsblk -J`,
 // /proc/mounts and /proc/swaps; tests inject a probe with fake facts only where no real device
 // exists (the write + read-back path itself runs against real files).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync, writeSync, fsyncSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { pathToFileURL } from 'node:url';
 import { loadInventory, InventoryError } from './inventory/validate.ts';
-import { run } from './image/run.ts';
+import { run, start } from '../lib/proc/index.ts';
 
 export interface DeviceFacts {
   /** the path given, resolved (e.g. /dev/sdb) */
@@ -192,14 +191,9 @@ export function writeImage(image: string, target: string, onWrite?: WriteObserve
 export async function sha256Of(file: string, bytes: number, direct: boolean): Promise<string> {
   const h = createHash('sha256');
   const argv = ['dd', `if=${file}`, 'bs=4M', `count=${bytes}`, `iflag=count_bytes${direct ? ',direct' : ''}`, 'status=none'];
-  await new Promise<void>((resolve, reject) => {
-    const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    c.stdout.on('data', (b: Buffer) => h.update(b));
-    c.stderr.on('data', (b) => (err += b));
-    c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')}: exit ${code}: ${err.trim()}`))));
-  });
+  const dd = start(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  dd.child.stdout!.on('data', (b: Buffer) => h.update(b));
+  await dd.done;
   return h.digest('hex');
 }
 

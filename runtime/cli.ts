@@ -7,7 +7,7 @@ import { recordRefusal, runCycle, runHolder, statusFile } from './cycle.ts';
 import { EXIT } from './exit-codes.ts';
 import { preflight, PULL_SPACE_MARGIN } from './preflight.ts';
 import { prune } from './prune.ts';
-import { stopChildren } from './children.ts';
+import { stopChildren } from '../lib/proc/index.ts';
 import { listSnapshots, type PullResult } from './pull/snapshot.ts';
 import { markInterruptedSync, readRunRecord, runRecordFile, runState, stateIsFailure } from './run-record.ts';
 import { readStatus } from './state.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/schema.ts';
 import { usbKeyFilesystem } from '../inventory/defaults.ts';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
 
 export { hostArch } from './chroot.ts';

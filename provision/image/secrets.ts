@@ -5,7 +5,7 @@
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 export interface PiSecrets {
   dir: string;

@@ -9,7 +9,7 @@
 // apply it. Must run as root.
 import { chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 interface Entry {
   ino: number;

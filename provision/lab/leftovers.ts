@@ -1,6 +1,6 @@
 // Inspect the machine for lab leftovers: processes in lab namespaces, mounts, network links.
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { run } from './proc.ts';
+import { run } from './env.ts';
 
 export type NsKind = 'net' | 'mnt' | 'pid' | 'uts' | 'ipc';
 

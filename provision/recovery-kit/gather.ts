@@ -8,7 +8,7 @@ import { credentialsFile, readCredentials } from '../aws/credentials.ts';
 import { restoreUserName } from '../inventory/defaults.ts';
 import type { LoadedInventory } from '../inventory/validate.ts';
 import { crypttabVars } from '../image/plan.ts';
-import { CommandError, run } from '../image/run.ts';
+import { CommandError, run } from '../../lib/proc/index.ts';
 import { piStateDir, SECRET_FILES } from '../image/secrets.ts';
 import { REPO_ROOT } from '../state.ts';
 import type { KitInput, KitKey } from './kit.ts';
@@ -40,7 +40,7 @@ async function paperkey(secretKey: Uint8Array, file: string): Promise<string> {
   try {
     return (await run(['paperkey'], { input: Buffer.from(secretKey), timeoutMs: 60_000 })).stdout;
   } catch (e) {
-    if (e instanceof CommandError && e.code === null) throw new KitError('paperkey is not installed (apt-get install paperkey)');
+    if (e instanceof CommandError && e.notStarted) throw new KitError('paperkey is not installed (apt-get install paperkey)');
     throw new KitError(`${file}: paperkey failed: ${(e as Error).message.split('\n').slice(-1)[0].trim()}`);
   }
 }

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
-import { start } from './proc.ts';
+import { start } from '../proc.ts';
 
 export interface Recipient {
   name: string;

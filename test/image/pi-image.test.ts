@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../provision/pi.ts';
-import { run } from '../../provision/image/run.ts';
+import { run } from '../../lib/proc/index.ts';
 import { LAB_DISK_ID, labBaseImage } from './lab-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
 

@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../provision/image/run.ts';
+import { run } from '../../lib/proc/index.ts';
 import { deviceProblems, main, systemProbe, writeImage, sha256Of, type DeviceFacts, type DeviceProbe } from '../../provision/write-device.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
