@@ -1,0 +1,38 @@
+// What a `pullvault` action is: its name and help, its options (node:util parseArgs), whether it
+// reads the Pi's config, and its body. The frame (runtime/cli.ts) parses, prints help, loads the
+// config and turns errors into the documented exit codes; an action only returns its code.
+import type { parseArgs, ParseArgsConfig } from 'node:util';
+import type { RuntimeConfig } from '../config.ts';
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'];
+
+/** A bad command line or config: exit 2 (EXIT.USAGE), the message on one line. */
+export class UsageError extends Error {}
+
+export interface ActionContext<O extends Options> {
+  values: Values<O>;
+  /** the Pi's config (--config, validated), for actions with `config: true` */
+  config: RuntimeConfig;
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export interface Action<O extends Options = Options> {
+  name: string;
+  /** lines under `commands:` in `pullvault --help` */
+  summary: string;
+  /** `pullvault <name> --help` */
+  help: string;
+  options: O;
+  /** reads --config FILE (default /etc/pullvault/config.json) before `main`; --server NAME must name a server in it */
+  config: boolean;
+  /** an error thrown by `main` is the operation failing (exit 1, one line), not a bug (exit 70) */
+  errorsAreFailures?: boolean;
+  main(ctx: ActionContext<O>): Promise<number>;
+}
+
+export function defineAction<const O extends Options>(a: Action<O>): Action<O> {
+  return a;
+}
