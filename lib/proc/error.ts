@@ -31,7 +31,7 @@ export function exitMeaning(code: number | null, meanings: Record<number, string
 }
 
 /** Quote an argument for display only (never executed through a shell). */
-export function showArg(a: string): string {
+function showArg(a: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -39,7 +39,7 @@ export function stderrTail(stderr: string, lines = 8): string {
   return stderr.trim().split('\n').slice(-lines).join('\n');
 }
 
-export function describeEnding(e: Ending, meanings?: Record<number, string>): string {
+function describeEnding(e: Ending, meanings?: Record<number, string>): string {
   if (e.startError) return `could not start: ${e.startError.message}`;
   if (e.timedOutMs !== undefined) return `timed out after ${e.timedOutMs / 1000} s${e.signal ? ` (killed by ${e.signal})` : ''}`;
   if (e.signal) return `killed by ${e.signal}`;

@@ -336,7 +336,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     let restoreCheck: RestoreCheck | undefined;
     const firstSnap = cycles[0]!.servers.find((s) => s.server === 'web1')?.snapshot;
     const uploadedFirst = cycles[0]!.uploads.some((u) => u.server === 'web1');
-    if (!uploadedFirst) skipped.push('skipped: restore — nothing was uploaded offsite in cycle 1 (the offsite phase is not part of `pullvault run` in this tree yet)');
+    if (!uploadedFirst) skipped.push('skipped: restore — nothing was uploaded offsite in cycle 1');
     else if (!firstSnap) skipped.push('skipped: restore — web1 has no snapshot from cycle 1');
     else {
       log(`restoring web1 as of cycle 1 (${firstSnap}) on the owner's machine, from ${target === 's3' ? 'S3 with the read-only restore user' : 'the offsite folder'}, decrypting with the owner's key …`);

@@ -38,7 +38,7 @@ export function hostArch(): string {
 }
 
 /** qemu-user-static's binfmt registration for a foreign arch, or an error saying what to install. */
-export function binfmtConf(arch: Arch): string {
+function binfmtConf(arch: Arch): string {
   const conf = `/usr/lib/binfmt.d/${arch === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64'}.conf`;
   if (!existsSync(conf)) throw new Error(`${conf} not found: install qemu-user-static to configure an ${arch} root on this ${hostArch()} machine`);
   return conf;

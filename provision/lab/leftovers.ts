@@ -15,18 +15,6 @@ export async function processesInNamespace(kind: NsKind, nsLink: string): Promis
   return pids;
 }
 
-/** Namespaces (links like 'mnt:[…]') of every live process other than the machine's own ones. */
-export async function foreignNamespaces(kind: NsKind): Promise<Set<string>> {
-  const own = await readlink(`/proc/1/ns/${kind}`);
-  const found = new Set<string>();
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const link = await readlink(`/proc/${e}/ns/${kind}`).catch(() => undefined);
-    if (link && link !== own) found.add(link);
-  }
-  return found;
-}
-
 export interface MachineSnapshot {
   /** Interface names in the machine's network namespace. */
   links: string[];

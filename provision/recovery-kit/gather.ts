@@ -16,7 +16,7 @@ import type { KitInput, KitKey } from './kit.ts';
 /** Secret keys that pullvault made (the demo) sit here as <recipient>.secret.asc; the kit picks them up. */
 export const generatedKeysDir = (stateDir: string): string => path.join(stateDir, 'openpgp');
 
-export const PROCEDURE_DOC = path.join(REPO_ROOT, 'docs', 'restore-by-hand.md');
+const PROCEDURE_DOC = path.join(REPO_ROOT, 'docs', 'restore-by-hand.md');
 
 export class KitError extends Error {}
 
@@ -46,7 +46,7 @@ async function paperkey(secretKey: Uint8Array, file: string): Promise<string> {
 }
 
 /** The kit's view of one secret key file, matched to its recipient by fingerprint. */
-export async function kitKey(file: string, recipients: { name: string; fingerprint: string }[]): Promise<KitKey> {
+async function kitKey(file: string, recipients: { name: string; fingerprint: string }[]): Promise<KitKey> {
   const key = await readSecretKey(file);
   const fingerprint = key.getFingerprint().toUpperCase();
   const recipient = recipients.find((r) => r.fingerprint.toUpperCase() === fingerprint);

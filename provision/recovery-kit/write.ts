@@ -7,13 +7,13 @@ import { pathToFileURL } from 'node:url';
 import { ensureDir } from '../image/secrets.ts';
 import { CommandError, run } from '../../lib/proc/index.ts';
 
-export const KIT_HTML = 'recovery-kit.html';
-export const KIT_PDF = 'recovery-kit.pdf';
+const KIT_HTML = 'recovery-kit.html';
+const KIT_PDF = 'recovery-kit.pdf';
 
 export const recoveryKitDir = (stateDir: string): string => path.join(stateDir, 'recovery-kit');
 
 /** The browser: $CHROMIUM, or the first of chromium / chromium-browser / google-chrome on PATH. */
-export function chromiumBinary(): string {
+function chromiumBinary(): string {
   if (process.env.CHROMIUM) return process.env.CHROMIUM;
   for (const dir of (process.env.PATH ?? '').split(':')) {
     for (const name of ['chromium', 'chromium-browser', 'google-chrome']) if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);

@@ -32,7 +32,7 @@ export interface PullOptions {
   onProgress?: (chunk: string) => void;
 }
 
-export class PullError extends Error {}
+class PullError extends Error {}
 
 export interface SnapshotListing {
   id: string;
