@@ -3,8 +3,8 @@
 // state folder decided (stateDirFor: --state, $PULLVAULT_STATE, else state/ next to the
 // inventory), and the exit code of an error decided here: usage and inventory errors 2, any
 // other failure 1 (one line; the stack with PULLVAULT_DEBUG=1).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import path from 'node:path';
+import { parseOptions, UsageError, type OptionValues, type Options } from '../lib/cli/args.ts';
 import { InventoryError, loadInventory, type LoadedInventory } from './inventory/validate.ts';
 import { Redactor } from './engine/redact.ts';
 import { TextReporter } from './engine/report.ts';
@@ -13,16 +13,11 @@ import { stateDirFor } from './state.ts';
 const EXIT_USAGE = 2;
 const EXIT_FAILED = 1;
 
-/** A bad command line: exit 2. */
-export class UsageError extends Error {}
-
-export type Options = NonNullable<ParseArgsConfig['options']>;
-
-type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'];
+export { UsageError };
 
 export interface CommandContext<O extends Options> {
   /** the command's own options */
-  values: Values<O>;
+  values: OptionValues<O>;
   /** --dry-run (commands with `dryRun: true`) */
   dryRun: boolean;
   /** the loaded, validated inventory (commands with `inventory: true`) */
@@ -61,16 +56,11 @@ export async function runCommand<O extends Options>(command: Command<O>, argv: s
       ...(command.inventory ? INVENTORY_OPTIONS : {}),
       ...(command.dryRun ? { 'dry-run': { type: 'boolean', short: 'n' } } : {}),
     };
-    let values: Record<string, unknown>;
-    try {
-      ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
+    const values = parseOptions(argv, options);
     if (values.help) return (console.log(command.help), 0);
     const loaded = command.inventory ? await loadInventory(path.resolve((values.inventory as string | undefined) || process.env.INVENTORY || 'inventory.json')) : undefined;
     const state = loaded ? stateDirFor(loaded.dir, values.state as string | undefined) : '';
-    return await command.run({ values: values as Values<O>, dryRun: values['dry-run'] === true, loaded: loaded as LoadedInventory, state, cmd });
+    return await command.run({ values: values as OptionValues<O>, dryRun: values['dry-run'] === true, loaded: loaded as LoadedInventory, state, cmd });
   } catch (e) {
     if (e instanceof InventoryError) {
       console.error(e.message);

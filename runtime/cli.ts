@@ -3,10 +3,10 @@
 // command line parsed (node:util parseArgs), --help and --version, the config loaded and checked,
 // and errors turned into the documented exit codes.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
+import { parseOptions, UsageError, type Options } from '../lib/cli/args.ts';
 import { ACTIONS } from './actions/index.ts';
-import { UsageError, type Action, type Options } from './actions/action.ts';
+import type { Action } from './actions/action.ts';
 import { DEFAULT_CONFIG_PATH, type RuntimeConfig } from './config.ts';
 import { EXIT } from './exit-codes.ts';
 
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   let action: Action | undefined;
   try {
     if (!cmd) {
-      const { values } = parseArgs({ args: globals, options: { ...FRAME_OPTIONS, ...CONFIG_OPTION }, strict: true });
+      const values = parseOptions(globals, { ...FRAME_OPTIONS, ...CONFIG_OPTION });
       if (values.version) return (out(`pullvault ${VERSION}`), EXIT.OK);
       (values.help ? out : err)(await help());
       return values.help ? EXIT.OK : EXIT.USAGE;
@@ -83,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
     const options = { ...action.options, ...FRAME_OPTIONS, ...(action.config ? CONFIG_OPTION : {}) };
     let values: Record<string, unknown>;
     try {
-      ({ values } = parseArgs({ args: [...globals, ...rest], options, strict: true, allowPositionals: false }));
+      values = parseOptions([...globals, ...rest], options);
     } catch (e) {
       throw new UsageError(`${(e as Error).message}\n(see pullvault ${cmd} --help)`);
     }

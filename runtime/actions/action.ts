@@ -1,18 +1,13 @@
 // What a `pullvault` action is: its name and help, its options (node:util parseArgs), whether it
 // reads the Pi's config, and its body. The frame (runtime/cli.ts) parses, prints help, loads the
 // config and turns errors into the documented exit codes; an action only returns its code.
-import type { parseArgs, ParseArgsConfig } from 'node:util';
+import type { OptionValues, Options } from '../../lib/cli/args.ts';
 import type { RuntimeConfig } from '../config.ts';
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
-
-type Values<O extends Options> = ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>['values'];
-
-/** A bad command line or config: exit 2 (EXIT.USAGE), the message on one line. */
-export class UsageError extends Error {}
+export { UsageError } from '../../lib/cli/args.ts';
 
 export interface ActionContext<O extends Options> {
-  values: Values<O>;
+  values: OptionValues<O>;
   /** the Pi's config (--config, validated), for actions with `config: true` */
   config: RuntimeConfig;
   out(line: string): void;
