@@ -5,7 +5,6 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { defineCommand, makeOutput, UsageError } from './cli-common.ts';
 import { exitCodeOf, runSteps, type Reporter, type RunSummary } from './engine/index.ts';
 import { HostKeyMismatchError, SshExecutor } from './exec/ssh.ts';

@@ -13,7 +13,7 @@ import { TextReporter } from '../engine/report.ts';
 import type { RunSummary } from '../engine/types.ts';
 import { loadInventory, type LoadedInventory } from '../inventory/validate.ts';
 import type { Inventory } from '../inventory/schema.ts';
-import { buildRuntime, type BuiltRuntime } from '../build-runtime.ts';
+import { buildRuntime } from '../build-runtime.ts';
 import { INSTALL_PATHS, installRuntimeOverSsh } from '../runtime-install.ts';
 import { MARIADB_SEED, POSTGRES_SEED } from '../lab/seed.ts';
 import { isRoot, type LabHost } from '../lab/index.ts';
