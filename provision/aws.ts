@@ -1,9 +1,8 @@
 // `make provision-aws`: the offsite bucket, its write-once policy and lifecycle, the Pi's IAM
 // user and access key (state/aws/writer-credentials.json). See provision/aws/.
-import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand, UsageError } from './cli-common.ts';
+import { defineCommand, makeOutput } from './cli-common.ts';
 import { exitCodeOf } from './engine/index.ts';
 import { awsClients } from './exec/aws.ts';
-import { stateDir } from './state.ts';
 import { AwsProvisionError, provisionAws, s3Target } from './aws/index.ts';
 
 const HELP = `usage: make provision-aws [INVENTORY=inventory.json] [ARGS="…"]
@@ -35,24 +34,22 @@ options:
                            machine → <state>/aws/restore-credentials.json (never put it on the Pi)
       --print-policies DIR write the identity policies, bucket policy and lifecycle configuration
                            it would apply as JSON files into DIR; change nothing
-      --state DIR          the state directory (default state/, or $PULLVAULT_STATE)
+      --state DIR          the state folder (default $PULLVAULT_STATE, else state/ next to the inventory)
   -h, --help               this text
 
 environment: PULLVAULT_AWS_ENDPOINT (or offsite.endpoint) points at an S3/IAM-compatible test server.`;
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...commonOptions,
-      'rotate-key': { type: 'boolean', default: false },
-      'retire-old-keys': { type: 'boolean', default: false },
-      'restore-user': { type: 'boolean', default: false },
-      'print-policies': { type: 'string' },
-      state: { type: 'string' },
-    });
-    if (values.help) return (console.log(HELP), 0);
-    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    const { inventory } = await loadOrExplain(values.inventory!);
+export const command = defineCommand({
+  help: HELP,
+  options: {
+    'rotate-key': { type: 'boolean', default: false },
+    'retire-old-keys': { type: 'boolean', default: false },
+    'restore-user': { type: 'boolean', default: false },
+    'print-policies': { type: 'string' },
+  },
+  inventory: true,
+  dryRun: true,
+  async run({ values, dryRun, loaded: { inventory }, state }) {
     const target = s3Target(inventory);
     const { redactor, reporter } = makeOutput();
     const envSecret = process.env.AWS_SECRET_ACCESS_KEY;
@@ -61,10 +58,10 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const r = await provisionAws(inventory, {
         clients,
-        dryRun: values['dry-run'],
+        dryRun,
         reporter,
         redactor,
-        stateDir: stateDir(values.state),
+        stateDir: state,
         rotateKey: values['rotate-key'],
         retireOldKeys: values['retire-old-keys'],
         restoreUser: values['restore-user'],
@@ -78,5 +75,5 @@ export async function main(argv: string[]): Promise<number> {
       }
       throw e;
     }
-  });
-}
+  },
+});

@@ -18,8 +18,8 @@ import { RuntimeConfigSchema } from '../contract/runtime-config-schema.ts';
 import { readUplotFromNodeModules } from '../lib/chart-assets.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const RUNTIME_ENTRY = 'runtime/main.ts';
-export const DEFAULT_OUT = path.join(REPO_ROOT, 'dist', 'pullvault.mjs');
+const RUNTIME_ENTRY = 'runtime/main.ts';
+const DEFAULT_OUT = path.join(REPO_ROOT, 'dist', 'pullvault.mjs');
 /** The oldest Node the bundle runs on (Raspberry Pi OS bookworm ships 18). */
 export const NODE_TARGET_MAJOR = 18;
 
@@ -101,7 +101,7 @@ export interface BuildOptions {
 export async function buildRuntime(opts: BuildOptions = {}): Promise<BuiltRuntime> {
   const entry = opts.entry ?? RUNTIME_ENTRY;
   if (!existsSync(path.resolve(REPO_ROOT, entry)))
-    throw new Error(`${entry} is missing: the runtime is not in this tree (yet), so there is nothing to bundle`);
+    throw new Error(`${entry} is missing: nothing to bundle`);
   const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
   const result = await esbuild.build({
     stdin: { contents: entryShim(pkg.version, entry), resolveDir: REPO_ROOT, sourcefile: 'pullvault-entry.mjs', loader: 'js' },

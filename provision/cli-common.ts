@@ -1,56 +1,83 @@
-// What every provisioning command shares: argument parsing with --help, loading the
-// inventory (exit 2 with one line per problem), and the reporter that masks secrets.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+// The one frame of every provisioning command (provision/cli.ts runs them): the command line
+// parsed with node:util parseArgs, --help, the inventory loaded (--inventory, $INVENTORY), the
+// state folder decided (stateDirFor: --state, $PULLVAULT_STATE, else state/ next to the
+// inventory), and the exit code of an error decided here: usage and inventory errors 2, any
+// other failure 1 (one line; the stack with PULLVAULT_DEBUG=1).
 import path from 'node:path';
+import { parseOptions, UsageError, type OptionValues, type Options } from '../lib/cli/args.ts';
 import { InventoryError, loadInventory, type LoadedInventory } from './inventory/validate.ts';
 import { Redactor } from './engine/redact.ts';
 import { TextReporter } from './engine/report.ts';
+import { stateDirFor } from './state.ts';
 
-export const EXIT_USAGE = 2;
+const EXIT_USAGE = 2;
+const EXIT_FAILED = 1;
 
-export class UsageError extends Error {}
+export { UsageError };
 
-export type Options = NonNullable<ParseArgsConfig['options']>;
-
-export const commonOptions = {
-  inventory: { type: 'string', short: 'i', default: process.env.INVENTORY || 'inventory.json' },
-  'dry-run': { type: 'boolean', short: 'n', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies Options;
-
-export function parseCommandArgs<O extends Options>(argv: string[], options: O) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+export interface CommandContext<O extends Options> {
+  /** the command's own options */
+  values: OptionValues<O>;
+  /** --dry-run (commands with `dryRun: true`) */
+  dryRun: boolean;
+  /** the loaded, validated inventory (commands with `inventory: true`) */
+  loaded: LoadedInventory;
+  /** the state folder (commands with `inventory: true`) */
+  state: string;
+  /** the name it was called by (write-sd, write-usbkey) */
+  cmd: string;
 }
 
-export async function loadOrExplain(file: string): Promise<LoadedInventory> {
-  return loadInventory(path.resolve(file));
+export interface Command<O extends Options = Options> {
+  help: string;
+  options: O;
+  /** takes --inventory FILE and --state DIR; loaded before `run` */
+  inventory: boolean;
+  /** takes -n/--dry-run */
+  dryRun?: boolean;
+  run(ctx: CommandContext<O>): Promise<number>;
+}
+
+export function defineCommand<const O extends Options>(c: Command<O>): Command<O> {
+  return c;
+}
+
+const INVENTORY_OPTIONS = {
+  inventory: { type: 'string', short: 'i' },
+  state: { type: 'string' },
+} as const satisfies Options;
+
+/** Runs `command` on `argv` and returns its exit code; every error becomes one line and an exit code here. */
+export async function runCommand<O extends Options>(command: Command<O>, argv: string[], cmd: string): Promise<number> {
+  try {
+    const options: Options = {
+      ...command.options,
+      help: { type: 'boolean', short: 'h' },
+      ...(command.inventory ? INVENTORY_OPTIONS : {}),
+      ...(command.dryRun ? { 'dry-run': { type: 'boolean', short: 'n' } } : {}),
+    };
+    const values = parseOptions(argv, options);
+    if (values.help) return (console.log(command.help), 0);
+    const loaded = command.inventory ? await loadInventory(path.resolve((values.inventory as string | undefined) || process.env.INVENTORY || 'inventory.json')) : undefined;
+    const state = loaded ? stateDirFor(loaded.dir, values.state as string | undefined) : '';
+    return await command.run({ values: values as OptionValues<O>, dryRun: values['dry-run'] === true, loaded: loaded as LoadedInventory, state, cmd });
+  } catch (e) {
+    if (e instanceof InventoryError) {
+      console.error(e.message);
+      return EXIT_USAGE;
+    }
+    if (e instanceof UsageError) {
+      console.error(`${cmd}: usage error: ${e.message} (see --help)`);
+      return EXIT_USAGE;
+    }
+    console.error(`${cmd}: ${(e as Error).message}`);
+    if (process.env.PULLVAULT_DEBUG) console.error((e as Error).stack);
+    return EXIT_FAILED;
+  }
 }
 
 export function makeOutput() {
   const redactor = new Redactor();
   const reporter = new TextReporter(redactor);
   return { redactor, reporter };
-}
-
-/** Runs a command body, turning the errors people should read into clean lines and exit codes. */
-export async function runCommand(body: () => Promise<number>): Promise<number> {
-  try {
-    return await body();
-  } catch (e) {
-    if (e instanceof InventoryError) {
-      process.stderr.write(e.message + '\n');
-      return EXIT_USAGE;
-    }
-    if (e instanceof UsageError) {
-      process.stderr.write(`usage error: ${e.message} (see --help)\n`);
-      return EXIT_USAGE;
-    }
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    if (process.env.PULLVAULT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
-    return 1;
-  }
 }

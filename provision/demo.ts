@@ -1,5 +1,5 @@
 // `sudo make demo`: the whole system on this machine, in disposable lab hosts. See provision/demo/flow.ts.
-import { commonOptions, parseCommandArgs, runCommand, UsageError } from './cli-common.ts';
+import { defineCommand, UsageError } from './cli-common.ts';
 import { runDemo } from './demo/flow.ts';
 import { renderReport } from './demo/report.ts';
 
@@ -17,10 +17,11 @@ options:
       --keep            leave the lab running and print how to look in (Ctrl-C ends it)
   -h, --help            this text`;
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { help: commonOptions.help, target: { type: 'string', default: 's3' }, keep: { type: 'boolean', default: false } });
-    if (values.help) return (console.log(HELP), 0);
+export const command = defineCommand({
+  help: HELP,
+  options: { target: { type: 'string', default: 's3' }, keep: { type: 'boolean', default: false } },
+  inventory: false,
+  async run({ values }) {
     if (values.target !== 's3' && values.target !== 'dir') throw new UsageError(`--target: "${values.target}" is not s3 or dir`);
     // the AWS SDK's notice about Node versions of 2027 is not news for someone watching a demo
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -44,5 +45,5 @@ export async function main(argv: string[]): Promise<number> {
       console.log('lab stopped.');
     } else console.log('The lab is torn down; this machine is as it was (apart from installed packages).');
     return failed ? 1 : 0;
-  });
-}
+  },
+});

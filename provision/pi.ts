@@ -3,13 +3,14 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { loadInventory, InventoryError, resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
+import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
+import { defineCommand } from './cli-common.ts';
 import { buildImage, checkBaseLayout, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
-import { CommandError, run } from './image/run.ts';
+import { run } from '../lib/proc/index.ts';
 import { piKnownHostsLine, publicKeyBody } from './image/access.ts';
+import { installRuntimeInto } from './runtime-install.ts';
 
 const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] [--rotate] [--keep-work]
 
@@ -26,54 +27,6 @@ Write them with: make write-sd DEVICE=/dev/sdX   and   make write-usbkey DEVICE=
   --rotate          new LUKS UUID, USB keyfile, recovery passphrase, data-disk key and Pi SSH key
   --keep-work       keep state/<pi>/work (the unpacked root) for debugging
 Runs as root on a Debian/Ubuntu machine; needs no device-mapper and no loop devices.`;
-
-interface Args {
-  inventory: string;
-  state?: string;
-  dryRun: boolean;
-  rotate: boolean;
-  keepWork: boolean;
-  help: boolean;
-}
-
-export function parseArgs(argv: string[]): Args {
-  const a: Args = { inventory: process.env.INVENTORY || 'inventory.json', state: process.env.PULLVAULT_STATE || undefined, dryRun: false, rotate: false, keepWork: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const x = argv[i];
-    const val = () => {
-      const eq = x.indexOf('=');
-      if (eq > 0) return x.slice(eq + 1);
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${x} needs a value`);
-      return v;
-    };
-    if (x === '--help' || x === '-h') a.help = true;
-    else if (x === '--dry-run' || x === '-n') a.dryRun = true;
-    else if (x === '--rotate') a.rotate = true;
-    else if (x === '--keep-work') a.keepWork = true;
-    else if (x === '--inventory' || x.startsWith('--inventory=')) a.inventory = val();
-    else if (x === '--state' || x.startsWith('--state=')) a.state = val();
-    else if (/^INVENTORY=/.test(x)) a.inventory = x.slice('INVENTORY='.length);
-    else throw new UsageError(`unknown argument: ${x}`);
-  }
-  return a;
-}
-
-class UsageError extends Error {}
-
-type RuntimeInstaller = (rootDir: string, inv: LoadedInventory, opts: { stateDir?: string }) => Promise<{ failed?: number; skipped?: number } | void>;
-
-/** provision/runtime-install.ts is another engineer's module; use it only if it exists and exports installRuntimeInto. */
-export async function findRuntimeInstaller(): Promise<RuntimeInstaller | undefined> {
-  const file = fileURLToPath(new URL('./runtime-install.ts', import.meta.url));
-  if (!existsSync(file)) return undefined;
-  try {
-    const mod = (await import(pathToFileURL(file).href)) as { installRuntimeInto?: RuntimeInstaller };
-    return typeof mod.installRuntimeInto === 'function' ? mod.installRuntimeInto : undefined;
-  } catch (e) {
-    throw new Error(`provision/runtime-install.ts exists but could not be loaded: ${(e as Error).message}`);
-  }
-}
 
 /**
  * The admin's public key to authorize on the Pi: pi.ssh.adminKeyFile's .pub (or derived from the
@@ -102,33 +55,27 @@ export async function adminPublicKey(loaded: LoadedInventory): Promise<string | 
   throw new Error('pi.ssh.adminKeyFile is not set and there is no ~/.ssh/id_ed25519 (or id_ecdsa, id_rsa): the Pi would accept no login; set pi.ssh.adminKeyFile in the inventory');
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (e) {
-    console.error(`provision-pi: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const t0 = Date.now();
-  const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s]`;
-  const log = (s: string) => console.log(`${stamp()} ${s}`);
-  const phase = async <T>(title: string, fn: () => Promise<T>): Promise<T> => {
-    const p0 = Date.now();
-    log(`${title} …`);
-    const r = await fn();
-    log(`${title.split(':')[0]}: done in ${((Date.now() - p0) / 1000).toFixed(1)} s`);
-    return r;
-  };
-  try {
-    const loaded = await loadInventory(path.resolve(args.inventory));
+export const command = defineCommand({
+  help: USAGE,
+  options: {
+    rotate: { type: 'boolean', default: false },
+    'keep-work': { type: 'boolean', default: false },
+  },
+  inventory: true,
+  dryRun: true,
+  async run({ values, dryRun, loaded, state: stateDir }) {
+    const t0 = Date.now();
+    const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s]`;
+    const log = (s: string) => console.log(`${stamp()} ${s}`);
+    const phase = async <T>(title: string, fn: () => Promise<T>): Promise<T> => {
+      const p0 = Date.now();
+      log(`${title} …`);
+      const r = await fn();
+      log(`${title.split(':')[0]}: done in ${((Date.now() - p0) / 1000).toFixed(1)} s`);
+      return r;
+    };
     const { inventory, dir } = loaded;
     const pi = inventory.pi;
-    const stateDir = path.resolve(args.state ?? path.join(dir, 'state'));
     const baseImage = resolveInventoryPath(dir, pi.baseImage.path);
     if (!/\.img(\.xz)?$/.test(baseImage)) throw new Error(`pi.baseImage.path: ${baseImage} must be a .img or .img.xz file`);
     if (!existsSync(baseImage)) throw new Error(`pi.baseImage.path: ${baseImage} does not exist (download Raspberry Pi OS Lite arm64 and point the inventory at it)`);
@@ -144,17 +91,15 @@ export async function main(argv: string[]): Promise<number> {
     await phase('check-base: Raspberry Pi OS boot layout', () => checkBaseLayout(baseImage, pi));
 
     const awsCreds = path.join(stateDir, 'aws', 'writer-credentials.json');
-    const installRuntime = await findRuntimeInstaller();
     const steps = planSteps(inventory, {
       baseImage,
       stateDir,
-      rotate: args.rotate,
+      rotate: values.rotate,
       haveState: haveSecrets(piStateDir(stateDir, pi.name)),
       haveS3Credentials: existsSync(awsCreds),
-      runtimeAvailable: !!installRuntime,
       hostArch: hostArch(),
     });
-    if (args.dryRun) {
+    if (dryRun) {
       console.log(`provision-pi --dry-run: would build for ${pi.name} (${pi.model}, ${pi.arch ?? 'arm64'}):`);
       for (const s of steps) console.log(`  - ${s.id}: ${s.title}${s.detail ? `\n      ${s.detail}` : ''}`);
       console.log('nothing changed');
@@ -168,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       await checkCipherUsable(l.cipher, l.keySizeBits, stateDir);
     });
-    const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: args.rotate, baseSha256: pi.baseImage.sha256 });
+    const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256 });
     log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
     const res = await buildImage(
       {
@@ -178,15 +123,13 @@ export async function main(argv: string[]): Promise<number> {
         secrets,
         templates: loadTemplates(),
         log,
-        installRuntime: installRuntime
-          ? async (rootDir) => {
-              const summary = await installRuntime(rootDir, loaded, { stateDir });
-              if (summary && (summary.failed || summary.skipped)) throw new Error(`installRuntimeInto: ${summary.failed} step(s) failed, ${summary.skipped} skipped`);
-            }
-          : undefined,
+        installRuntime: async (rootDir) => {
+          const summary = await installRuntimeInto(rootDir, loaded, { stateDir });
+          if (summary.failed || summary.skipped) throw new Error(`installRuntimeInto: ${summary.failed} step(s) failed, ${summary.skipped} skipped`);
+        },
         s3Credentials: existsSync(awsCreds) ? readFileSync(awsCreds, 'utf8') : undefined,
         adminPublicKey: adminKey,
-        keepWork: args.keepWork,
+        keepWork: values['keep-work'],
       },
       phase,
     );
@@ -207,14 +150,5 @@ export async function main(argv: string[]): Promise<number> {
     } else log(`recovery passphrase: unchanged (${secrets.recoveryFile})`);
     log(`next: make write-sd DEVICE=/dev/… ; make write-usbkey DEVICE=/dev/…`);
     return 0;
-  } catch (e) {
-    if (e instanceof InventoryError) console.error(e.message);
-    else if (e instanceof CommandError) console.error(`provision-pi: ${e.message}`);
-    else console.error(`provision-pi: ${(e as Error).message}`);
-    return 1;
-  }
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((c) => process.exit(c));
-}
+  },
+});

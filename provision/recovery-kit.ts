@@ -1,7 +1,6 @@
 // `make recovery-kit`: the page to print and put in a drawer (state/recovery-kit/). See provision/recovery-kit/.
 import path from 'node:path';
-import { commonOptions, loadOrExplain, parseCommandArgs, runCommand, UsageError } from './cli-common.ts';
-import { stateDir } from './state.ts';
+import { defineCommand } from './cli-common.ts';
 import { gatherKit, generatedKeysDir, KitError } from './recovery-kit/gather.ts';
 import { kitContents } from './recovery-kit/kit.ts';
 import { renderKit } from './recovery-kit/render.ts';
@@ -28,25 +27,22 @@ options:
   -n, --dry-run            list what would go in (no secret values); write nothing
       --secret-key FILE    a recipient's secret key (armored or binary export), repeatable
       --no-credentials     leave the restore user's credentials out
-      --state DIR          the state directory (default state/, or $PULLVAULT_STATE)
+      --state DIR          the state folder (default $PULLVAULT_STATE, else state/ next to the inventory)
   -h, --help               this text`;
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand(async () => {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...commonOptions,
-      'secret-key': { type: 'string', multiple: true, default: [] },
-      'no-credentials': { type: 'boolean', default: false },
-      state: { type: 'string' },
-    });
-    if (values.help) return (console.log(HELP), 0);
-    if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-    const loaded = await loadOrExplain(values.inventory!);
-    const state = stateDir(values.state);
+export const command = defineCommand({
+  help: HELP,
+  options: {
+    'secret-key': { type: 'string', multiple: true, default: [] },
+    'no-credentials': { type: 'boolean', default: false },
+  },
+  inventory: true,
+  dryRun: true,
+  async run({ values, dryRun, loaded, state }) {
     try {
       const kit = await gatherKit(loaded, { stateDir: state, secretKeyFiles: values['secret-key'] ?? [], noCredentials: values['no-credentials'] });
       const dir = recoveryKitDir(state);
-      if (values['dry-run']) {
+      if (dryRun) {
         console.log(`recovery kit (dry run): would write ${path.join(dir, 'recovery-kit.{html,pdf}')} with`);
         for (const l of kitContents(kit)) console.log(`  ${l}`);
         console.log(`(secret keys pullvault generated are read from ${generatedKeysDir(state)})`);
@@ -63,5 +59,5 @@ export async function main(argv: string[]): Promise<number> {
       }
       throw e;
     }
-  });
-}
+  },
+});

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand } from './cli-common.ts';
+import { defineCommand, makeOutput } from './cli-common.ts';
 import { Redactor } from './engine/redact.ts';
 import { TextReporter, type Reporter } from './engine/report.ts';
 import { exitCodeOf, runSteps } from './engine/run.ts';
@@ -19,8 +19,8 @@ import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
+import { stateDirFor } from './state.ts';
 import { installSteps, loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './plan/install-steps.ts';
-import { stateDir as defaultStateDir } from './state.ts';
 import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 
@@ -29,7 +29,7 @@ export { planInstall, INSTALL_PATHS, cronSchedule } from './plan/install-plan.ts
 export interface InstallOptions {
   /** folder that relative paths in the inventory are relative to (default: cwd) */
   inventoryDir?: string;
-  /** provisioning state (state/aws/writer-credentials.json); default state/ or $PULLVAULT_STATE */
+  /** provisioning state (state/aws/writer-credentials.json); default: state/ next to the inventory, or $PULLVAULT_STATE */
   stateDir?: string;
   /** a bundle built already (default: build runtime/main.ts now, into dist/pullvault.mjs) */
   bundle?: BuiltRuntime;
@@ -51,10 +51,10 @@ export interface PreparedInstall {
 }
 
 /** Reads everything the plan needs on the admin side, and plans. */
-export async function prepareInstall(inventory: Inventory, opts: InstallOptions = {}): Promise<PreparedInstall> {
+async function prepareInstall(inventory: Inventory, opts: InstallOptions = {}): Promise<PreparedInstall> {
   const inventoryDir = opts.inventoryDir ?? process.cwd();
   const bundle = opts.bundle ?? (await buildRuntime());
-  const creds = inventory.offsite.type === 's3' ? await readWriterCredentials(opts.stateDir ?? defaultStateDir()) : undefined;
+  const creds = inventory.offsite.type === 's3' ? await readWriterCredentials(opts.stateDir ?? stateDirFor(inventoryDir)) : undefined;
   for (const s of creds?.secrets ?? []) opts.redactor?.add(s);
   const secrets = await readSecrets(inventory, inventoryDir);
   for (const s of secrets.values) opts.redactor?.add(s);
@@ -199,18 +199,19 @@ port, pinned hostKey, admin, adminKeyFile). Idempotent: a second run reports "0 
 options:
   -i, --inventory FILE   the inventory (default inventory.json, or $INVENTORY)
   -n, --dry-run          show what would change (with diffs), change nothing
-      --state DIR        provisioning state (default state/, or $PULLVAULT_STATE)
+      --state DIR        the state folder (default $PULLVAULT_STATE, else state/ next to the inventory)
   -h, --help             this text`;
 
-export async function main(argv: string[]): Promise<number> {
-  return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, { ...commonOptions, state: { type: 'string' } });
-    if (values.help) return (console.log(HELP), 0);
-    const loaded = await loadOrExplain(values.inventory!);
+export const command = defineCommand({
+  help: HELP,
+  options: {},
+  inventory: true,
+  dryRun: true,
+  async run({ dryRun, loaded, state }) {
     const { redactor, reporter } = makeOutput();
     reporter.line(`building the runtime bundle …`);
     const bundle = await buildRuntime({ log: (l) => reporter.line(l) });
-    const { summary } = await installRuntimeOverSsh(loaded, { bundle, stateDir: defaultStateDir(values.state), dryRun: values['dry-run'], reporter, redactor });
+    const { summary } = await installRuntimeOverSsh(loaded, { bundle, stateDir: state, dryRun, reporter, redactor });
     return exitCodeOf(summary);
-  });
-}
+  },
+});

@@ -5,8 +5,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { commonOptions, loadOrExplain, makeOutput, parseCommandArgs, runCommand, UsageError } from './cli-common.ts';
+import { defineCommand, makeOutput, UsageError } from './cli-common.ts';
 import { exitCodeOf, runSteps, type Reporter, type RunSummary } from './engine/index.ts';
 import { HostKeyMismatchError, SshExecutor } from './exec/ssh.ts';
 import type { Executor } from './exec/types.ts';
@@ -16,7 +15,7 @@ import { resolveInventoryPath } from './inventory/validate.ts';
 import { gatherFacts } from './plan/server-facts.ts';
 import { planServer, type ServerPlan } from './plan/server-plan.ts';
 import { SERVER_TEMPLATE_NAMES, type ServerTemplates } from './plan/server-render.ts';
-import { REPO_ROOT, stateDir } from './state.ts';
+import { REPO_ROOT } from './state.ts';
 
 export { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../contract/dispatch-protocol.ts';
 
@@ -36,13 +35,13 @@ options:
   -n, --dry-run            show the plan and a diff; change nothing
       --uninstall          remove everything provision-server created, and nothing else
       --server NAME        only this server (repeatable)
-      --pi-public-key FILE the Pi's SSH public key (default state/<pi.name>/pi_ssh_key.pub)
-      --state DIR          state directory (default state/ or $PULLVAULT_STATE)
+      --pi-public-key FILE the Pi's SSH public key (default <state>/<pi.name>/pi_ssh_key.pub)
+      --state DIR          the state folder (default $PULLVAULT_STATE, else state/ next to the inventory)
   -h, --help               this text
 
 Running it again after a Pi rebuild replaces the old key. A second run reports 0 changed.`;
 
-export const SERVER_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'server');
+const SERVER_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'server');
 
 export async function loadServerTemplates(dir = SERVER_TEMPLATES_DIR): Promise<ServerTemplates> {
   const entries = await Promise.all(SERVER_TEMPLATE_NAMES.map(async (n) => [n, await readFile(path.join(dir, `${n}.hbs`), 'utf8')] as const));
@@ -166,7 +165,7 @@ export async function provisionServer(inventory: Inventory, server: ServerSpec, 
   }
 }
 
-export async function readPiPublicKey(inventory: Inventory, file: string | undefined, state: string): Promise<string> {
+async function readPiPublicKey(inventory: Inventory, file: string | undefined, state: string): Promise<string> {
   const f = file ?? path.join(state, inventory.pi.name, 'pi_ssh_key.pub');
   try {
     return await readFile(f, 'utf8');
@@ -179,30 +178,29 @@ export async function readPiPublicKey(inventory: Inventory, file: string | undef
   }
 }
 
-export async function main(argv: string[], cmd = 'provision-server'): Promise<number> {
-  return runCommand(async () => {
-    const { values } = parseCommandArgs(argv, {
-      ...commonOptions,
-      uninstall: { type: 'boolean', default: false },
-      server: { type: 'string', multiple: true },
-      'pi-public-key': { type: 'string' },
-      state: { type: 'string' },
-    });
-    if (values.help) return (console.log(HELP), 0);
-    const { inventory, dir } = await loadOrExplain(values.inventory!);
+export const command = defineCommand({
+  help: HELP,
+  options: {
+    uninstall: { type: 'boolean', default: false },
+    server: { type: 'string', multiple: true },
+    'pi-public-key': { type: 'string' },
+  },
+  inventory: true,
+  dryRun: true,
+  async run({ values, dryRun, loaded: { inventory, dir }, state, cmd }) {
     const wanted = values.server ?? [];
     for (const n of wanted) if (!inventory.servers.some((s) => s.name === n)) throw new UsageError(`--server ${n}: no such server in the inventory`);
     const servers = inventory.servers.filter((s) => !wanted.length || wanted.includes(s.name));
-    const piPublicKey = values.uninstall ? undefined : await readPiPublicKey(inventory, values['pi-public-key'], stateDir(values.state));
+    const piPublicKey = values.uninstall ? undefined : await readPiPublicKey(inventory, values['pi-public-key'], state);
     const { reporter } = makeOutput();
     const templates = await loadServerTemplates();
     let code = 0;
     for (const server of servers) {
-      reporter.line(`== ${cmd}${values.uninstall ? ' --uninstall' : ''}${values['dry-run'] ? ' (dry run)' : ''}: ${server.name} (${adminLogin(server.ssh)}@${server.ssh.host}:${sshPort(server.ssh)})`);
+      reporter.line(`== ${cmd}${values.uninstall ? ' --uninstall' : ''}${dryRun ? ' (dry run)' : ''}: ${server.name} (${adminLogin(server.ssh)}@${server.ssh.host}:${sshPort(server.ssh)})`);
       try {
         const r = await provisionServer(inventory, server, {
           piPublicKey,
-          dryRun: values['dry-run'],
+          dryRun,
           uninstall: values.uninstall,
           reporter,
           inventoryDir: dir,
@@ -217,10 +215,5 @@ export async function main(argv: string[], cmd = 'provision-server'): Promise<nu
       }
     }
     return code;
-  });
-}
-
-// `tsx provision/server.ts …` directly, too
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((c) => process.exit(c));
-}
+  },
+});

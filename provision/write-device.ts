@@ -8,14 +8,12 @@
 // The facts about a device come from a DeviceProbe reading /sys/block/*/removable, `lsblk -J`,
 // /proc/mounts and /proc/swaps; tests inject a probe with fake facts only where no real device
 // exists (the write + read-back path itself runs against real files).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, realpathSync, statSync, writeSync, fsyncSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { pathToFileURL } from 'node:url';
-import { loadInventory, InventoryError } from './inventory/validate.ts';
-import { run } from './image/run.ts';
+import { defineCommand, UsageError } from './cli-common.ts';
+import { run, start } from '../lib/proc/index.ts';
 
 export interface DeviceFacts {
   /** the path given, resolved (e.g. /dev/sdb) */
@@ -130,7 +128,7 @@ export function systemProbe(src: Partial<ProbeSources> = {}): DeviceProbe {
 const MiB = 1048576;
 const GiB = 1024 * MiB;
 /** larger than any SD card / USB stick one would sacrifice for this: surely a system or data disk */
-export const MAX_PLAUSIBLE_BYTES = 2048 * GiB;
+const MAX_PLAUSIBLE_BYTES = 2048 * GiB;
 
 /** Pure: why this device must not be written (empty = acceptable). */
 export function deviceProblems(f: DeviceFacts, imageBytes: number): string[] {
@@ -149,7 +147,7 @@ export function deviceProblems(f: DeviceFacts, imageBytes: number): string[] {
   return p;
 }
 
-export function fmtSize(b: number): string {
+function fmtSize(b: number): string {
   return b >= GiB ? `${(b / GiB).toFixed(1)} GiB` : `${(b / MiB).toFixed(1)} MiB`;
 }
 
@@ -192,14 +190,9 @@ export function writeImage(image: string, target: string, onWrite?: WriteObserve
 export async function sha256Of(file: string, bytes: number, direct: boolean): Promise<string> {
   const h = createHash('sha256');
   const argv = ['dd', `if=${file}`, 'bs=4M', `count=${bytes}`, `iflag=count_bytes${direct ? ',direct' : ''}`, 'status=none'];
-  await new Promise<void>((resolve, reject) => {
-    const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    c.stdout.on('data', (b: Buffer) => h.update(b));
-    c.stderr.on('data', (b) => (err += b));
-    c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${argv.join(' ')}: exit ${code}: ${err.trim()}`))));
-  });
+  const dd = start(argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  dd.child.stdout!.on('data', (b: Buffer) => h.update(b));
+  await dd.done;
   return h.digest('hex');
 }
 
@@ -216,95 +209,73 @@ export interface WriteDeps {
   log?: (s: string) => void;
 }
 
-export async function main(argv: string[], deps: WriteDeps = {}): Promise<number> {
-  const log = deps.log ?? ((s: string) => console.log(s));
-  let device = process.env.DEVICE || '';
-  let image = '';
-  let yes = false;
-  let inventory = process.env.INVENTORY || 'inventory.json';
-  let state = process.env.PULLVAULT_STATE || '';
-  try {
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      const val = () => {
-        const eq = a.indexOf('=');
-        if (a.startsWith('--') && eq > 0) return a.slice(eq + 1);
-        const v = argv[++i];
-        if (v === undefined) throw new Error(`${a} needs a value`);
-        return v;
-      };
-      if (a === '--help' || a === '-h') {
-        log(USAGE);
-        return 0;
-      } else if (a === '--yes' || a === '-y') yes = true;
-      else if (a === '--device' || a.startsWith('--device=')) device = val();
-      else if (a === '--image' || a.startsWith('--image=')) image = val();
-      else if (a === '--inventory' || a.startsWith('--inventory=')) inventory = val();
-      else if (a === '--state' || a.startsWith('--state=')) state = val();
-      else if (a.startsWith('DEVICE=')) device = a.slice(7);
-      else throw new Error(`unknown argument: ${a}`);
-    }
-    if (!device) throw new Error('--device is required (e.g. DEVICE=/dev/sdb)');
-    if (image !== 'sd' && image !== 'usbkey') throw new Error('--image must be sd or usbkey');
-  } catch (e) {
-    console.error(`write-device: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  try {
-    const { inventory: inv, dir } = await loadInventory(path.resolve(inventory));
-    const stateDir = path.resolve(state || path.join(dir, 'state'));
-    const file = path.join(stateDir, inv.pi.name, image === 'sd' ? 'sdcard.img' : 'usbkey.img');
-    if (!existsSync(file)) throw new Error(`${file} does not exist: run make provision-pi first`);
-    const bytes = statSync(file).size;
-    const facts = await (deps.probe ?? systemProbe()).facts(device);
-    const problems = deviceProblems(facts, bytes);
-    if (problems.length) {
-      console.error(`write-device: refusing to write ${facts.path}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-      return 1;
-    }
-    log(`target: ${facts.path}  model: ${facts.model || '?'}  serial: ${facts.serial || '?'}  size: ${fmtSize(facts.sizeBytes)}  (${facts.transport}, removable)`);
-    log(`image:  ${file} (${fmtSize(bytes)})`);
-    if (!yes) {
-      const ask =
-        deps.confirm ??
-        (async (q: string) => {
-          if (!process.stdin.isTTY) throw new Error('not a terminal: pass --yes to write without asking');
-          const rl = createInterface({ input: process.stdin, output: process.stdout });
-          const a = await rl.question(q);
-          rl.close();
-          return a.trim() === 'yes';
-        });
-      if (!(await ask(`ALL DATA on ${facts.path} (${facts.model || 'unknown model'}, serial ${facts.serial || '?'}) will be lost. Type "yes" to write: `))) {
-        log('not written');
-        return 1;
-      }
-    }
-    const t0 = Date.now();
-    let lastPct = -1;
-    writeImage(file, facts.path, undefined, (done, total) => {
-      const pct = Math.floor((done / total) * 10) * 10;
-      if (pct !== lastPct) {
-        lastPct = pct;
-        log(`  written ${pct}%`);
-      }
-    });
-    log(`written in ${((Date.now() - t0) / 1000).toFixed(1)} s (first MiB last, fsync'd); reading back with O_DIRECT …`);
-    const [want, got] = [await sha256Of(file, bytes, false), await sha256Of(facts.path, bytes, true)];
-    if (want !== got) {
-      console.error(`write-device: VERIFY FAILED: ${facts.path} reads back ${got}, the image is ${want}. The device may be faulty or counterfeit.`);
-      return 1;
-    }
-    log(`verified: sha256 ${want}`);
-    return 0;
-  } catch (e) {
-    if (e instanceof InventoryError) console.error(e.message);
-    else console.error(`write-device: ${(e as Error).message}`);
-    return 1;
-  }
+/** write-device, with what it asks and probes replaceable (tests); `image` preset by write-sd / write-usbkey. */
+export function writeDeviceCommand(deps: WriteDeps = {}, preset?: 'sd' | 'usbkey') {
+  return defineCommand({
+    help: USAGE,
+    options: {
+      device: { type: 'string' },
+      image: { type: 'string' },
+      yes: { type: 'boolean', short: 'y', default: false },
+    },
+    inventory: true,
+    run: ({ values, loaded, state }) => {
+      const device = values.device || process.env.DEVICE || '';
+      const image = values.image ?? preset;
+      if (!device) throw new UsageError('--device is required (e.g. make write-sd DEVICE=/dev/sdb)');
+      if (image !== 'sd' && image !== 'usbkey') throw new UsageError('--image must be sd or usbkey');
+      return writeDevice({ device, image, yes: values.yes, file: path.join(state, loaded.inventory.pi.name, image === 'sd' ? 'sdcard.img' : 'usbkey.img') }, deps);
+    },
+  });
 }
 
-void fstatSync;
+export const command = writeDeviceCommand();
+export const writeSdCommand = writeDeviceCommand({}, 'sd');
+export const writeUsbkeyCommand = writeDeviceCommand({}, 'usbkey');
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((c) => process.exit(c));
+async function writeDevice(o: { device: string; image: string; yes: boolean; file: string }, deps: WriteDeps): Promise<number> {
+  const log = deps.log ?? ((s: string) => console.log(s));
+  const { file, yes } = o;
+  if (!existsSync(file)) throw new Error(`${file} does not exist: run make provision-pi first`);
+  const bytes = statSync(file).size;
+  const facts = await (deps.probe ?? systemProbe()).facts(o.device);
+  const problems = deviceProblems(facts, bytes);
+  if (problems.length) {
+    console.error(`write-device: refusing to write ${facts.path}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    return 1;
+  }
+  log(`target: ${facts.path}  model: ${facts.model || '?'}  serial: ${facts.serial || '?'}  size: ${fmtSize(facts.sizeBytes)}  (${facts.transport}, removable)`);
+  log(`image:  ${file} (${fmtSize(bytes)})`);
+  if (!yes) {
+    const ask =
+      deps.confirm ??
+      (async (q: string) => {
+        if (!process.stdin.isTTY) throw new Error('not a terminal: pass --yes to write without asking');
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const a = await rl.question(q);
+        rl.close();
+        return a.trim() === 'yes';
+      });
+    if (!(await ask(`ALL DATA on ${facts.path} (${facts.model || 'unknown model'}, serial ${facts.serial || '?'}) will be lost. Type "yes" to write: `))) {
+      log('not written');
+      return 1;
+    }
+  }
+  const t0 = Date.now();
+  let lastPct = -1;
+  writeImage(file, facts.path, undefined, (done, total) => {
+    const pct = Math.floor((done / total) * 10) * 10;
+    if (pct !== lastPct) {
+      lastPct = pct;
+      log(`  written ${pct}%`);
+    }
+  });
+  log(`written in ${((Date.now() - t0) / 1000).toFixed(1)} s (first MiB last, fsync'd); reading back with O_DIRECT …`);
+  const [want, got] = [await sha256Of(file, bytes, false), await sha256Of(facts.path, bytes, true)];
+  if (want !== got) {
+    console.error(`write-device: VERIFY FAILED: ${facts.path} reads back ${got}, the image is ${want}. The device may be faulty or counterfeit.`);
+    return 1;
+  }
+  log(`verified: sha256 ${want}`);
+  return 0;
 }

@@ -15,7 +15,7 @@ export interface MountEntry {
 }
 
 /** Undo the kernel's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash). */
-export function unescapeMountField(s: string): string {
+function unescapeMountField(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
 

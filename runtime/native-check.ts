@@ -1,8 +1,7 @@
 // The few programs the runtime runs rather than reimplements: checked once at start-up, so a
 // missing one is a clear line ("rsync not found: apt-get install rsync") before any work starts,
 // not an ENOENT in the middle of a pull.
-import { accessSync, constants } from 'node:fs';
-import path from 'node:path';
+import { whichSync } from '../lib/proc/index.ts';
 
 export interface NativeTool {
   /** the program name looked up in PATH */
@@ -29,21 +28,6 @@ export interface NativeCheckResult {
   missing: NativeTool[];
   /** one line per missing tool plus the apt-get command; '' when ok */
   message: string;
-}
-
-/** Finds an executable in PATH (no shell, no spawn). */
-export function whichSync(name: string, envPath = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): string | null {
-  for (const dir of envPath.split(':')) {
-    if (!dir) continue;
-    const p = path.join(dir, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 /**

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
-import { whichSync } from './native-check.ts';
+import { whichSync } from '../lib/proc/index.ts';
 import type { Notifier } from './notifier.ts';
 
 export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];

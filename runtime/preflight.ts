@@ -61,7 +61,7 @@ export function judgeDisk(f: DiskFacts, r: DiskRules): DiskVerdict {
   return { ok: true, freeMiB: f.freeMiB, notes };
 }
 
-export function diskRules(config: RuntimeConfig): DiskRules {
+function diskRules(config: RuntimeConfig): DiskRules {
   return {
     mapperName: dataMapperName(config.inventory.pi),
     allowUnmounted: config.allowUnmountedDataDir === true,
@@ -71,7 +71,7 @@ export function diskRules(config: RuntimeConfig): DiskRules {
 
 const readText = (p: string) => readFile(p, 'utf8').then((s) => s.trim(), () => undefined);
 
-export async function gatherDiskFacts(dataDir: string): Promise<DiskFacts> {
+async function gatherDiskFacts(dataDir: string): Promise<DiskFacts> {
   const f: DiskFacts = { dataDir };
   f.realDir = await realpath(dataDir).catch(() => undefined);
   if (!f.realDir) return f;

@@ -3,7 +3,8 @@
 import { readdir, readlink, rename, rm } from 'node:fs/promises';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { vaultLayout } from '../contract/disk-layout.ts';
-import { finished, start, tail } from './pull/proc.ts';
+import { stderrTail as tail } from '../lib/proc/index.ts';
+import { pull } from './proc.ts';
 import { pinnedSnapshots } from './offsite-pins.ts';
 import { listSnapshots } from './pull/snapshot.ts';
 import { planRetention, type RetentionDecision } from './retention.ts';
@@ -113,9 +114,9 @@ export class FreedTally {
 export async function freedByDeleting(dirs: string[]): Promise<number[]> {
   const tally = new FreedTally();
   for (const dir of dirs) {
-    const child = start(['find', dir, '-printf', '%y %i %n %b\\n'], ['ignore', 'pipe', 'pipe']);
+    const find = pull.start(['find', dir, '-printf', '%y %i %n %b\\n']);
     let rest = '';
-    child.stdout!.setEncoding('latin1').on('data', (chunk: string) => {
+    find.child.stdout!.setEncoding('latin1').on('data', (chunk: string) => {
       const lines = (rest + chunk).split('\n');
       rest = lines.pop()!;
       for (const l of lines) {
@@ -123,7 +124,7 @@ export async function freedByDeleting(dirs: string[]): Promise<number[]> {
         tally.entry(type, ino, Number(links), Number(blocks) * 512);
       }
     });
-    const r = await finished(child);
+    const r = await find.done;
     if (r.code !== 0) throw new Error(`sizing ${dir}: find exit ${r.code}: ${tail(r.stderr, 2)}`);
     tally.endCandidate();
   }

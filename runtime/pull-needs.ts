@@ -31,7 +31,7 @@ export interface PullNeedsDoc {
   servers: Record<string, PullNeed>;
 }
 
-export const pullNeedsFile = (dataDir: string) => vaultLayout(dataDir).pullNeeds;
+const pullNeedsFile = (dataDir: string) => vaultLayout(dataDir).pullNeeds;
 
 /** The recorded needs; an absent or unreadable file is no record (the next pull measures again). */
 export async function readPullNeeds(dataDir: string): Promise<PullNeedsDoc> {

@@ -23,7 +23,7 @@ export interface RetentionDecision {
   reason: string;
 }
 
-export const RULES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
+const RULES = ['hourly', 'daily', 'weekly', 'monthly'] as const;
 export type Rule = (typeof RULES)[number];
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');

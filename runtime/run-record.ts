@@ -9,7 +9,7 @@ import { EXIT } from './exit-codes.ts';
 import type { LockHolder } from './lock.ts';
 import { writeFileAtomic } from './state.ts';
 
-export const DEFAULT_RUN_RECORD_FILE = '/var/lib/pullvault/last-run.json';
+const DEFAULT_RUN_RECORD_FILE = '/var/lib/pullvault/last-run.json';
 
 export type RunOutcome = 'ok' | 'partial' | 'failed' | 'refused' | 'interrupted';
 

@@ -2,8 +2,6 @@
 // a day's changes, and a listing (path, type, size, sha256) to compare a restore with.
 import type { LabHost } from '../lab/index.ts';
 
-export const WEB_USERS = ['alice', 'bob', 'carol'];
-
 /** web1: three users with documents and photos, a web site; MariaDB `shop` is seeded separately. */
 export const SEED_WEB1 = String.raw`set -e
 for u in alice bob carol; do

@@ -243,42 +243,36 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     // ---- provision-aws
     let aws: DemoReport['provisioned']['aws'];
     if (target === 's3') {
-      const mod = await import('../aws/index.ts').catch(() => undefined);
-      if (!mod) skipped.push('skipped: provision-aws (provision/aws/) not available');
-      else {
-        const { awsClients } = await import('../exec/aws.ts');
-        const { MOTO_CREDENTIALS } = await import('../lab/moto.ts');
-        const clients = awsClients({ region: 'eu-central-1', endpoint: lab.motoAdminEndpoint, credentials: { ...MOTO_CREDENTIALS } });
-        const once = async () => (await mod.provisionAws(loaded.inventory, { clients, reporter: quiet, redactor, stateDir: state, restoreUser: true })) as RunSummary;
-        log('provision-aws against the local S3/IAM endpoint (bucket, write-once policy, lifecycle, writer and restore users) …');
-        const first = await once();
-        const second = await once();
-        aws = { first: count(first), second: count(second) };
-        if (first.failed) throw new Error(`provision-aws failed: ${first.results.filter((r) => r.status === 'failed').map((r) => `${r.id}: ${r.error}`).join('; ')}`);
-      }
+      const mod = await import('../aws/index.ts');
+      const { awsClients } = await import('../exec/aws.ts');
+      const { MOTO_CREDENTIALS } = await import('../lab/moto.ts');
+      const clients = awsClients({ region: 'eu-central-1', endpoint: lab.motoAdminEndpoint, credentials: { ...MOTO_CREDENTIALS } });
+      const once = async () => (await mod.provisionAws(loaded.inventory, { clients, reporter: quiet, redactor, stateDir: state, restoreUser: true })) as RunSummary;
+      log('provision-aws against the local S3/IAM endpoint (bucket, write-once policy, lifecycle, writer and restore users) …');
+      const first = await once();
+      const second = await once();
+      aws = { first: count(first), second: count(second) };
+      if (first.failed) throw new Error(`provision-aws failed: ${first.results.filter((r) => r.status === 'failed').map((r) => `${r.id}: ${r.error}`).join('; ')}`);
     }
 
     // ---- provision-server
     const servers: DemoReport['provisioned']['servers'] = [];
-    const serverMod = await import('../server.ts').catch(() => undefined);
-    if (!serverMod?.provisionServer) skipped.push('skipped: provision-server (provision/server.ts) not available');
-    else {
-      log('provision-server on web1 and db1 (backup user, groups, dispatcher, the Pi\'s restricted key, database accounts) …');
-      await Promise.all(
-        loaded.inventory.servers.map(async (s) => {
-          const host = s.name === 'web1' ? web1 : db1;
-          const once = async () => {
-            const r = await serverMod.provisionServer(loaded.inventory, s, { sock: () => host.sock(), piPublicKey, reporter: quiet, inventoryDir: loaded.dir });
-            if (r.problems.length) throw new Error(`provision-server ${s.name}: ${r.problems.join('; ')}`);
-            if (r.summary!.failed) throw new Error(`provision-server ${s.name} failed: ${r.summary!.results.filter((x) => x.status === 'failed').map((x) => `${x.id}: ${x.error}`).join('; ')}`);
-            return count(r.summary!);
-          };
-          const first = await once();
-          servers.push({ name: s.name, first, second: await once() });
-        }),
-      );
-      servers.sort((a, b) => a.name.localeCompare(b.name));
-    }
+    const serverMod = await import('../server.ts');
+    log('provision-server on web1 and db1 (backup user, groups, dispatcher, the Pi\'s restricted key, database accounts) …');
+    await Promise.all(
+      loaded.inventory.servers.map(async (s) => {
+        const host = s.name === 'web1' ? web1 : db1;
+        const once = async () => {
+          const r = await serverMod.provisionServer(loaded.inventory, s, { sock: () => host.sock(), piPublicKey, reporter: quiet, inventoryDir: loaded.dir });
+          if (r.problems.length) throw new Error(`provision-server ${s.name}: ${r.problems.join('; ')}`);
+          if (r.summary!.failed) throw new Error(`provision-server ${s.name} failed: ${r.summary!.results.filter((x) => x.status === 'failed').map((x) => `${x.id}: ${x.error}`).join('; ')}`);
+          return count(r.summary!);
+        };
+        const first = await once();
+        servers.push({ name: s.name, first, second: await once() });
+      }),
+    );
+    servers.sort((a, b) => a.name.localeCompare(b.name));
 
     // ---- install-runtime (the pi reaches moto at its lab address)
     log('install-runtime into the pi over SSH (bundle, config, known_hosts, recipients, cron, logrotate) …');
@@ -340,7 +334,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     let restoreCheck: RestoreCheck | undefined;
     const firstSnap = cycles[0]!.servers.find((s) => s.server === 'web1')?.snapshot;
     const uploadedFirst = cycles[0]!.uploads.some((u) => u.server === 'web1');
-    if (!uploadedFirst) skipped.push('skipped: restore — nothing was uploaded offsite in cycle 1 (the offsite phase is not part of `pullvault run` in this tree yet)');
+    if (!uploadedFirst) skipped.push('skipped: restore — nothing was uploaded offsite in cycle 1');
     else if (!firstSnap) skipped.push('skipped: restore — web1 has no snapshot from cycle 1');
     else {
       log(`restoring web1 as of cycle 1 (${firstSnap}) on the owner's machine, from ${target === 's3' ? 'S3 with the read-only restore user' : 'the offsite folder'}, decrypting with the owner's key …`);

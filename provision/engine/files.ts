@@ -21,7 +21,7 @@ export interface FileState {
   group: string;
 }
 
-export async function readFileState(exec: Executor, path: string): Promise<FileState | null> {
+async function readFileState(exec: Executor, path: string): Promise<FileState | null> {
   const st = await exec.run(['stat', '-c', '%a %U %G %F', '--', path], { okCodes: [0, 1] });
   if (st.code !== 0) return null;
   const [mode, owner, group, ...type] = st.stdout.trim().split(' ');
@@ -31,7 +31,7 @@ export async function readFileState(exec: Executor, path: string): Promise<FileS
   return { content, mode, owner, group };
 }
 
-export function fileChange(current: FileState | null, want: ManagedFile): Change | null {
+function fileChange(current: FileState | null, want: ManagedFile): Change | null {
   if (!current) return { action: 'create', summary: `${want.path} (${want.owner}:${want.group} ${want.mode})`, before: '', after: want.content };
   const diffs: string[] = [];
   if (current.content !== want.content) diffs.push('content');

@@ -10,7 +10,7 @@ export interface Reporter {
   summary(s: RunSummary): void;
 }
 
-export function renderDiff(before: string | undefined, after: string | undefined): string {
+function renderDiff(before: string | undefined, after: string | undefined): string {
   const patch = createTwoFilesPatch('current', 'wanted', before ?? '', after ?? '', '', '', { context: 2 });
   // drop the "Index/====" header lines; keep ---/+++ and hunks
   return patch
@@ -20,7 +20,7 @@ export function renderDiff(before: string | undefined, after: string | undefined
     .trimEnd();
 }
 
-export function summaryLine(s: RunSummary): string {
+function summaryLine(s: RunSummary): string {
   const parts = [`${s.ok} ok`, `${s.changed} ${s.dryRun ? 'to change' : 'changed'}`, `${s.failed} failed`];
   if (s.skipped) parts.push(`${s.skipped} skipped`);
   return parts.join(', ');

@@ -24,7 +24,7 @@ export interface SshTarget {
 }
 
 /** OpenSSH-style fingerprint of a key blob: SHA256:base64-without-padding */
-export function fingerprintOfBlob(blob: Buffer): string {
+function fingerprintOfBlob(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
 }
 

@@ -1,5 +1,8 @@
-// One interface for running commands, wherever they run: locally (zx), on a server (ssh2),
+// One interface for running commands, wherever they run: locally (lib/proc), on a server (ssh2),
 // or nowhere (dry-run wrapper). Arguments are always an argv array, never a shell string.
+import { CommandError } from '../../lib/proc/index.ts';
+
+export { CommandError };
 
 export interface CommandResult {
   stdout: string;
@@ -23,22 +26,7 @@ export interface Executor {
   close(): Promise<void>;
 }
 
-export class CommandError extends Error {
-  constructor(
-    readonly where: string,
-    readonly argv: string[],
-    readonly code: number,
-    readonly stderr: string,
-    sensitive = false,
-  ) {
-    const shown = sensitive ? `${argv[0]} …` : argv.map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ');
-    const tail = stderr.trim().split('\n').slice(-5).join('\n    ');
-    super(`${where}: \`${shown}\` exited with ${code}${tail ? `:\n    ${tail}` : ''}`);
-    this.name = 'CommandError';
-  }
-}
-
 export function checkResult(where: string, argv: string[], r: CommandResult, opts?: CommandOptions): CommandResult {
-  if (!(opts?.okCodes ?? [0]).includes(r.code)) throw new CommandError(where, argv, r.code, r.stderr, opts?.sensitive);
+  if (!(opts?.okCodes ?? [0]).includes(r.code)) throw new CommandError({ where, argv, code: r.code, stderr: r.stderr, sensitive: opts?.sensitive, tailLines: 5 });
   return r;
 }

@@ -15,7 +15,7 @@ export class UnsupportedBaseError extends Error {}
 const PIOS_HINT = 'use Raspberry Pi OS Lite (arm64) from https://www.raspberrypi.com/software/operating-systems/ and pin its sha256 in pi.baseImage';
 
 /** Pi 5-class boards load kernel_2712.img when present and kernel8.img otherwise; a Pi OS image carries both. */
-export function isPi5Class(model: PiSpec['model']): boolean {
+function isPi5Class(model: PiSpec['model']): boolean {
   return model === 'pi5' || model === 'pi500' || model === 'cm5';
 }
 
@@ -23,7 +23,7 @@ export function isPi5Class(model: PiSpec['model']): boolean {
  * Kernel files on the boot partition that this model needs (pi-gen's arm64 image ships both
  * flavours); lab images (amd64) have one Debian kernel standing in for kernel8.img.
  */
-export function requiredKernelFiles(model: PiSpec['model'], arch: 'arm64' | 'amd64'): string[] {
+function requiredKernelFiles(model: PiSpec['model'], arch: 'arm64' | 'amd64'): string[] {
   return isPi5Class(model) && arch === 'arm64' ? ['kernel8.img', 'kernel_2712.img'] : ['kernel8.img'];
 }
 

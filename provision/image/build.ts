@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import { usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
 
 export { hostArch } from './chroot.ts';
@@ -21,12 +21,12 @@ import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
-  RUNTIME_SKIPPED, TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
+  TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
 } from './plan.ts';
 
 export type Log = (line: string) => void;
 
-export function templatesDir(): string {
+function templatesDir(): string {
   return fileURLToPath(new URL('../../templates/pi/', import.meta.url));
 }
 
@@ -61,7 +61,7 @@ export interface SfdiskTable {
   partitions: SfdiskPart[];
 }
 
-export async function readPartitionTable(image: string): Promise<SfdiskTable> {
+async function readPartitionTable(image: string): Promise<SfdiskTable> {
   const { stdout } = await run(['sfdisk', '-J', image]);
   return (JSON.parse(stdout) as { partitiontable: SfdiskTable }).partitiontable;
 }
@@ -113,8 +113,8 @@ export interface BuildContext {
   secrets: PiSecrets;
   templates: Templates;
   log: Log;
-  /** optional `installRuntimeInto(rootDir, inventory)` from provision/runtime-install.ts */
-  installRuntime?: (rootDir: string) => Promise<void>;
+  /** installs the runtime into the unpacked root (provision/runtime-install.ts: installRuntimeInto) */
+  installRuntime: (rootDir: string) => Promise<void>;
   s3Credentials?: string;
   /** the inventory admin's public key, authorized for pi.ssh.admin */
   adminPublicKey?: string;
@@ -140,7 +140,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   const chroot = (r: string, argv: string[], o: ChrootOptions = {}) => chrootIn(r, argv, { ...o, arch });
   try {
     // ------------------------------------------------------------ extract
-    const { table, bootPart, rootPart, base } = await phase('extract: partitions, FAT and ext4 contents', async () => {
+    const { table, bootPart, rootPart } = await phase('extract: partitions, FAT and ext4 contents', async () => {
       let base = ctx.baseImage;
       if (base.endsWith('.xz')) {
         base = path.join(work, 'base.img');
@@ -164,7 +164,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       if (readdirSync(fw).length) throw new Error(`${ctx.baseImage}: /boot/firmware in the root is not empty; expected the FAT partition to be mounted there`);
       await run(['mcopy', '-s', '-n', '-m', '-i', path.join(work, 'boot.vfat'), '::*', fw + '/']);
       ctx.log(`  root: ${rep.entries} entries, ${rep.hardLinks} hard links, ${rep.xattrs} xattrs, ${rep.devices} device nodes`);
-      return { table, bootPart, rootPart, base };
+      return { table, bootPart, rootPart };
     });
 
     // ------------------------------------------------------------ configure
@@ -244,8 +244,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     });
 
     // ------------------------------------------------------------ runtime
-    if (ctx.installRuntime) await phase('runtime: installRuntimeInto', () => ctx.installRuntime!(root));
-    else ctx.log(RUNTIME_SKIPPED);
+    await phase('runtime: installRuntimeInto', () => ctx.installRuntime(root));
 
     // ------------------------------------------------------------ access
     // after the packages: openssh-server's postinst makes host keys of its own
@@ -383,7 +382,6 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       chmodSync(sdcard, 0o600);
       ctx.log(`  ${sdcard} (${(end / 1048576).toFixed(0)} MiB, disk id ${diskId}; the root grows to fill the card at first boot)`);
     });
-    void base;
 
     // ------------------------------------------------------------ usb key
     const usbkey = path.join(outDir, 'usbkey.img');
@@ -449,7 +447,7 @@ function isSymlink(p: string): boolean {
 }
 
 /** A 16 MiB superfloppy (no partition table) holding the keyfile; FAT or ext4. */
-export async function makeUsbKey(out: string, label: string, fs: 'vfat' | 'ext4', keyFile: string, work: string): Promise<void> {
+async function makeUsbKey(out: string, label: string, fs: 'vfat' | 'ext4', keyFile: string, work: string): Promise<void> {
   const tmp = `${out}.tmp`;
   rmSync(tmp, { force: true });
   const fd = openSync(tmp, 'w', 0o600);

@@ -9,7 +9,7 @@
 // (/usr/lib/binfmt.d/qemu-<arch>.conf, flag F: the interpreter is opened at registration, so it need
 // not exist inside the root) is written. The machine's registrations are neither read nor changed.
 import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
-import { run, type RunResult } from './run.ts';
+import { run, type RunResult } from '../../lib/proc/index.ts';
 
 // Constant scripts (never built from values). In the foreign case /sys is bound, not mounted anew: a
 // user namespace may not mount sysfs without its own network namespace, and the chroot needs the
@@ -38,7 +38,7 @@ export function hostArch(): string {
 }
 
 /** qemu-user-static's binfmt registration for a foreign arch, or an error saying what to install. */
-export function binfmtConf(arch: Arch): string {
+function binfmtConf(arch: Arch): string {
   const conf = `/usr/lib/binfmt.d/${arch === 'arm64' ? 'qemu-aarch64' : 'qemu-x86_64'}.conf`;
   if (!existsSync(conf)) throw new Error(`${conf} not found: install qemu-user-static to configure an ${arch} root on this ${hostArch()} machine`);
   return conf;
@@ -48,7 +48,7 @@ export function chroot(root: string, argv: string[], opts: ChrootOptions = {}): 
   const base = { env: ENV, input: opts.input, liveStderr: opts.liveStderr, okCodes: opts.okCodes };
   if (!opts.arch || opts.arch === hostArch()) return run(['unshare', '--mount', '--propagation', 'private', '--fork', '--', 'sh', '-ec', CHROOT_SH, 'chroot-sh', root, ...argv], base);
   const conf = binfmtConf(opts.arch);
-  return run(['unshare', '--user', '--mount', '--propagation', 'private', '--pid', '--fork', '--', 'sh', '-ec', FOREIGN_SH, 'foreign-sh', conf, root, ...argv], { ...base, onSpawn: mapIdentity });
+  return run(['unshare', '--user', '--mount', '--propagation', 'private', '--pid', '--fork', '--', 'sh', '-ec', FOREIGN_SH, 'foreign-sh', conf, root, ...argv], { ...base, onSpawn: (c) => c.pid !== undefined && mapIdentity(c.pid) });
 }
 
 /** Once `pid` (unshare) is in its new user namespace, map every uid and gid to itself. */

@@ -5,7 +5,7 @@
 // modules.builtin.modinfo ("name.key=value" records separated by NUL). Pure functions only.
 
 /** Module names compare with "-" and "_" the same (as modprobe does). */
-export function moduleName(s: string): string {
+function moduleName(s: string): string {
   return s.replace(/-/g, '_');
 }
 

@@ -28,18 +28,18 @@ export const PI_PATHS = {
   s3Credentials: '/etc/pullvault/aws-credentials.json',
 } as const;
 
-export const ROOT_MAPPER = 'cryptroot';
+const ROOT_MAPPER = 'cryptroot';
 /** the key file's name on the USB stick */
 export const USB_KEY_FILE = 'pullvault-root.key';
 /** LUKS2 header room taken from the end of the ext4 image by `reencrypt --encrypt --reduce-device-size` */
 export const LUKS_HEADER_MIB = 32;
 // (Debian 12 / Pi OS bookworm: systemd's crypttab generator is in the systemd package itself)
-export const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
+const ROOT_PACKAGES = ['cryptsetup', 'cryptsetup-initramfs', 'busybox', 'fdisk', 'e2fsprogs'];
 /**
  * What the runtime and the admin's login need (Pi OS Lite has no nodejs; bookworm's is 18, trixie's 20),
  * installed from the base image's own apt sources.
  */
-export const RUNTIME_PACKAGES = ['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux', 'sudo'];
+const RUNTIME_PACKAGES = ['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux', 'sudo'];
 
 export type Templates = Record<string, string>;
 export const TEMPLATE_NAMES = [
@@ -71,7 +71,7 @@ export function luksPlan(pi: PiSpec): LuksPlan {
 }
 
 /** `cryptsetup` options shared by reencrypt --encrypt and luksAddKey (argv fragments, no secrets). */
-export function luksPbkdfArgs(l: LuksPlan): string[] {
+function luksPbkdfArgs(l: LuksPlan): string[] {
   return ['--pbkdf', l.pbkdf, '--pbkdf-memory', String(l.pbkdfMemoryKiB), '--pbkdf-force-iterations', String(l.pbkdfIterations), '--pbkdf-parallel', String(l.pbkdfParallel)];
 }
 
@@ -104,7 +104,7 @@ export function initramfsModulesMode(arch: 'arm64' | 'amd64', hostArch: string):
 }
 
 /** Extra modules for MODULES=list: the Pi's SD controllers (plus virtio for lab boots). */
-export function listModeExtras(arch: 'arm64' | 'amd64'): string[] {
+function listModeExtras(arch: 'arm64' | 'amd64'): string[] {
   const common = ['mmc_block', 'virtio_pci', 'virtio_blk', 'virtio_mmio'];
   return arch === 'arm64' ? [...common, 'sdhci_iproc', 'bcm2835'] : common;
 }
@@ -214,8 +214,8 @@ export function knownHostsLines(inv: Inventory): string[] {
  * hub enumeration, a busy udev) still gets unlocked and mounted. The mapping waits for the disk plus
  * the argon2 unlock, so its timeout must be the longer one.
  */
-export const DATA_DISK_TIMEOUT = '180s';
-export const DATA_MAPPING_TIMEOUT = '300s';
+const DATA_DISK_TIMEOUT = '180s';
+const DATA_MAPPING_TIMEOUT = '300s';
 
 export function crypttabVars(pi: PiSpec, rootUuid: string) {
   const dataMapper = dataMapperName(pi);
@@ -321,11 +321,8 @@ export interface PlanOptions {
   rotate: boolean;
   haveState: boolean;
   haveS3Credentials: boolean;
-  runtimeAvailable: boolean;
   hostArch: string;
 }
-
-export const RUNTIME_SKIPPED = 'runtime: not installed into the image yet (install-runtime not available)';
 
 export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
   const pi = inv.pi;
@@ -342,7 +339,7 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
     { id: 'extract', title: 'extract the boot (FAT) and root (ext4) partitions', detail: 'sfdisk -J, dd, debugfs rdump + ownership/mode/xattr/hard-link fix-up (no loop devices, no mounts)' },
     { id: 'configure', title: 'write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys', detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
     { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
-    o.runtimeAvailable ? { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' } : { id: 'runtime', title: RUNTIME_SKIPPED },
+    { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' },
     { id: 'access', title: 'install the SSH host key from state/ (first-boot regeneration masked), authorize the admin key, enable sshd, mask the userconf wizard; cloud-init off', detail: `host key pinned in ${piState}/ssh_host_ed25519_key.pub and ${piState}/known_hosts` },
     { id: 'initramfs', title: `rebuild the initramfs for every installed kernel (MODULES=${initramfsModulesMode(arch, o.hostArch)}) and check the firmware copies` },
     { id: 'boot', title: 'edit the boot partition: cmdline.txt root=/dev/mapper/cryptroot, config.txt auto_initramfs=1, new kernels/initramfs (mtools)' },

@@ -5,7 +5,7 @@
 import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 export interface PiSecrets {
   dir: string;
@@ -32,7 +32,7 @@ export const SECRET_FILES = {
 } as const;
 
 /** Kept apart from SECRET_FILES: a state made before the host key existed gains one without losing the rest. */
-export const HOST_KEY_FILES = { key: 'ssh_host_ed25519_key', pub: 'ssh_host_ed25519_key.pub' } as const;
+const HOST_KEY_FILES = { key: 'ssh_host_ed25519_key', pub: 'ssh_host_ed25519_key.pub' } as const;
 
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read off paper, typed on a console
 

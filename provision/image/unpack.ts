@@ -7,9 +7,9 @@
 // FIFOs and xattrs; so after it we read the metadata with debugfs (`ls -p` per directory inode,
 // `ea_list`/`ea_get` for xattrs, `stat` for device numbers; one debugfs process per batch) and
 // apply it. Must run as root.
-import { chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, utimesSync } from 'node:fs';
+import { chmodSync, lchownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from './run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 interface Entry {
   ino: number;
@@ -38,7 +38,7 @@ async function debugfsBatch(image: string, commands: string[], tmp: string): Pro
 }
 
 /** Parses `ls -p` output: "/ino/mode/uid/gid/name/size/" lines (the name cannot contain "/"). */
-export function parseLsP(out: string): { ino: number; mode: number; uid: number; gid: number; name: string }[] {
+function parseLsP(out: string): { ino: number; mode: number; uid: number; gid: number; name: string }[] {
   const res = [];
   for (const line of out.split('\n')) {
     if (!line.startsWith('/')) continue;
@@ -90,8 +90,6 @@ export async function unpackExt4(image: string, dest: string): Promise<UnpackRep
   try {
     await run(['debugfs', '-R', `rdump / ${dest}`, image]);
     const entries = await listAll(image, tmp);
-    const rootStat = parseLsP(await debugfsBatch(image, ['ls -p <2>'], tmp)); // for "." of the root
-    void rootStat;
     const report: UnpackReport = { entries: entries.length, hardLinks: 0, devices: 0, fifos: 0, xattrs: 0 };
 
     // device numbers for special files
@@ -158,9 +156,7 @@ export async function unpackExt4(image: string, dest: string): Promise<UnpackRep
     const mm = /Mode:\s*0?(\d+)/.exec(rootInfo);
     if (um) lchownSync(dest, Number(um[1]), Number(um[2]));
     if (mm) chmodSync(dest, parseInt(mm[1], 8) & 0o7777);
-    // rdump keeps mtimes of files; keep the root's as is
-    void utimesSync;
-    void lstatSync;
+    // rdump keeps mtimes of files; the root's is left as is
     return report;
   } finally {
     rmSync(tmp, { recursive: true, force: true });

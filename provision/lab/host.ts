@@ -8,7 +8,8 @@ import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { processesInNamespace } from './leftovers.ts';
 import { checkAddress, checkName, type LabNetwork } from './network.ts';
-import { BASE_ENV, run, type RunResult } from './proc.ts';
+import type { RunResult } from '../../lib/proc/index.ts';
+import { BASE_ENV, run } from './env.ts';
 import { startMariadbIn, startPostgresIn } from './services.ts';
 import { newStateDir, runnerState } from './state.ts';
 import { waitExit, waitFor } from './wait.ts';
@@ -158,7 +159,7 @@ export async function startHost(opts: StartHostOptions): Promise<LabHost> {
     } else if (opts.extraAddresses?.length) {
       await run(['nsenter', '-t', String(pid), '-n', 'ip', '-batch', '-'], {
         input: opts.extraAddresses.map((a) => `addr add ${checkAddress(a)} dev lo\n`).join(''),
-        label: `lab host ${opts.name}`,
+        where: `lab host ${opts.name}`,
       });
     }
   })();
@@ -273,7 +274,7 @@ function makeHost(h: HostInternals): LabHostImpl {
     exec(argv, opts = {}) {
       if (stopping) return Promise.reject(new Error(`${label}: exec after stop()`));
       return run(nsArgv(argv, opts.user), {
-        input: opts.input, env: envFor(opts.env), okCodes: opts.okCodes, label, onSpawn: track,
+        input: opts.input, env: envFor(opts.env), okCodes: opts.okCodes, where: label, onSpawn: track,
       });
     },
 

@@ -4,7 +4,8 @@ export { startHost, type LabHost, type StartHostOptions, type ExecOptions, type 
 export { startLabNetwork, type LabNetwork } from './network.ts';
 export { seedDatabases, createDumpUser, SEEDED_ITEMS } from './seed.ts';
 export { snapshotMachine, processesInNamespace, type MachineSnapshot } from './leftovers.ts';
-export { run, RunError, type RunResult } from './proc.ts';
+export { run } from './env.ts';
+export type { RunResult } from '../../lib/proc/index.ts';
 export { LAB_ROOT, cleanStaleRunners } from './state.ts';
 
 /** Lab hosts need root (namespaces, mounts). */

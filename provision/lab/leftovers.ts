@@ -1,6 +1,6 @@
 // Inspect the machine for lab leftovers: processes in lab namespaces, mounts, network links.
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { run } from './proc.ts';
+import { run } from './env.ts';
 
 export type NsKind = 'net' | 'mnt' | 'pid' | 'uts' | 'ipc';
 
@@ -13,18 +13,6 @@ export async function processesInNamespace(kind: NsKind, nsLink: string): Promis
     if (link === nsLink) pids.push(Number(e));
   }
   return pids;
-}
-
-/** Namespaces (links like 'mnt:[…]') of every live process other than the machine's own ones. */
-export async function foreignNamespaces(kind: NsKind): Promise<Set<string>> {
-  const own = await readlink(`/proc/1/ns/${kind}`);
-  const found = new Set<string>();
-  for (const e of await readdir('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const link = await readlink(`/proc/${e}/ns/${kind}`).catch(() => undefined);
-    if (link && link !== own) found.add(link);
-  }
-  return found;
 }
 
 export interface MachineSnapshot {

@@ -27,8 +27,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const VENV = join(REPO_ROOT, '.venv');
-export const MOTO_SERVER = join(VENV, 'bin', 'moto_server');
+const VENV = join(REPO_ROOT, '.venv');
+const MOTO_SERVER = join(VENV, 'bin', 'moto_server');
 
 /** Any credentials work against moto when IAM is not enforced (the default). Account 123456789012. */
 export const MOTO_CREDENTIALS = { accessKeyId: 'MOTOTESTADMINKEYID00', secretAccessKey: 'moto-test-admin-secret-not-real' } as const;

@@ -4,7 +4,7 @@
 // network namespace, and no `ip netns add` (which would mount under the machine's /run/netns).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readlink } from 'node:fs/promises';
-import { run } from './proc.ts';
+import { run } from './env.ts';
 import { waitFor, waitExit } from './wait.ts';
 
 export interface LabNetworkMember {
@@ -58,7 +58,7 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
   });
   const netns = await readlink(`/proc/${pid}/ns/net`);
   const inSwitch = (batch: string) =>
-    run(['nsenter', '-t', String(pid), '-n', 'ip', '-batch', '-'], { input: batch, label: 'lab network' });
+    run(['nsenter', '-t', String(pid), '-n', 'ip', '-batch', '-'], { input: batch, where: 'lab network' });
   await inSwitch('link set lo up\nlink add br0 type bridge\nlink set br0 up\n');
 
   const addresses = new Map<string, string>();
@@ -111,7 +111,7 @@ export async function startLabNetwork(opts: { subnet?: string } = {}): Promise<L
           `addr add ${address}/24 dev eth0\n` +
           extra.map((a) => `addr add ${a} dev eth0\n`).join('') +
           'link set eth0 up\n',
-        label: `lab network (${member.name})`,
+        where: `lab network (${member.name})`,
       });
       members.set(member.name, member);
       try {

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import { run } from './proc.ts';
+import { run } from './env.ts';
 
 export const LAB_ROOT = '/tmp/pullvault-lab';
 

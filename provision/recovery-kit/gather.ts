@@ -8,7 +8,7 @@ import { credentialsFile, readCredentials } from '../aws/credentials.ts';
 import { restoreUserName } from '../../contract/inventory-defaults.ts';
 import type { LoadedInventory } from '../inventory/validate.ts';
 import { crypttabVars } from '../image/plan.ts';
-import { CommandError, run } from '../image/run.ts';
+import { CommandError, run } from '../../lib/proc/index.ts';
 import { piStateDir, SECRET_FILES } from '../image/secrets.ts';
 import { REPO_ROOT } from '../state.ts';
 import type { KitInput, KitKey } from './kit.ts';
@@ -16,7 +16,7 @@ import type { KitInput, KitKey } from './kit.ts';
 /** Secret keys that pullvault made (the demo) sit here as <recipient>.secret.asc; the kit picks them up. */
 export const generatedKeysDir = (stateDir: string): string => path.join(stateDir, 'openpgp');
 
-export const PROCEDURE_DOC = path.join(REPO_ROOT, 'docs', 'restore-by-hand.md');
+const PROCEDURE_DOC = path.join(REPO_ROOT, 'docs', 'restore-by-hand.md');
 
 export class KitError extends Error {}
 
@@ -40,13 +40,13 @@ async function paperkey(secretKey: Uint8Array, file: string): Promise<string> {
   try {
     return (await run(['paperkey'], { input: Buffer.from(secretKey), timeoutMs: 60_000 })).stdout;
   } catch (e) {
-    if (e instanceof CommandError && e.code === null) throw new KitError('paperkey is not installed (apt-get install paperkey)');
+    if (e instanceof CommandError && e.notStarted) throw new KitError('paperkey is not installed (apt-get install paperkey)');
     throw new KitError(`${file}: paperkey failed: ${(e as Error).message.split('\n').slice(-1)[0].trim()}`);
   }
 }
 
 /** The kit's view of one secret key file, matched to its recipient by fingerprint. */
-export async function kitKey(file: string, recipients: { name: string; fingerprint: string }[]): Promise<KitKey> {
+async function kitKey(file: string, recipients: { name: string; fingerprint: string }[]): Promise<KitKey> {
   const key = await readSecretKey(file);
   const fingerprint = key.getFingerprint().toUpperCase();
   const recipient = recipients.find((r) => r.fingerprint.toUpperCase() === fingerprint);

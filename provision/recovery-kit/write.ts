@@ -5,10 +5,10 @@ import { chmodSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync }
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ensureDir } from '../image/secrets.ts';
-import { CommandError, run } from '../image/run.ts';
+import { CommandError, run } from '../../lib/proc/index.ts';
 
-export const KIT_HTML = 'recovery-kit.html';
-export const KIT_PDF = 'recovery-kit.pdf';
+const KIT_HTML = 'recovery-kit.html';
+const KIT_PDF = 'recovery-kit.pdf';
 
 export const recoveryKitDir = (stateDir: string): string => path.join(stateDir, 'recovery-kit');
 

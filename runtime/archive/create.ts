@@ -4,11 +4,11 @@
 // own (zstd -d outputs concatenated frames as one stream). Nothing is buffered whole and no
 // plaintext touches the disk.
 import { spawnSync } from 'node:child_process';
-import { deathBoundArgv } from '../children.ts';
 import { closeSync, openSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { DELETED_MEMBER, INFO_MEMBER, tarCreateArgv, ustarMember } from './tar-format.ts';
-import { start, type Proc } from './proc.ts';
+import { deathBoundArgv, type Proc } from '../../lib/proc/index.ts';
+import { start } from '../proc.ts';
 
 export interface ArchiveInput {
   /** snapshot root (cwd for tar) */

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
-import { start } from './proc.ts';
+import { start } from '../proc.ts';
 
 export interface Recipient {
   name: string;
@@ -37,8 +37,8 @@ export async function encryptStream(input: Readable, recipients: Recipient[]): P
 /**
  * The same OpenPGP message shape openpgp.js writes for GnuPG-2.2 keys (PKESK per recipient +
  * SEIPDv1 with MDC around a binary literal packet, AES-256), with the bulk done by Node's native
- * AES-256-CFB and SHA-1 instead of openpgp.js's JavaScript/WebCrypto stream (≈50 MB/s on this
- * machine, a third of `gpg --encrypt`). openpgp.js still does everything key-related: it
+ * AES-256-CFB and SHA-1 instead of openpgp.js's JavaScript/WebCrypto stream (too slow for the
+ * archive path: bench/OFFSITE.md). openpgp.js still does everything key-related: it
  * encrypts the session key to each recipient (encryptSessionKey). Decryptable by GnuPG ≥ 2.2
  * and openpgp.js (both tested).
  */

@@ -58,7 +58,7 @@ export async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]
   return out;
 }
 
-/** What the pull phase hands over: this module's shape, or the pull engineer's PullResult. */
+/** What the pull phase hands over: a snapshot per server, or a PullResult (runtime/pull/snapshot.ts). */
 export type PulledSnapshot =
   | { server: string; snapshotDir: string; id: string; ok: boolean }
   | { server: string; ok: boolean; snapshot?: { id: string; dir: string }; error?: string };

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
-import { start } from '../archive/proc.ts';
+import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
 import { hashTap, type Target } from './target.ts';

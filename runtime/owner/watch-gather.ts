@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Decryptor } from '../archive/pgp.ts';
-import { start } from '../archive/proc.ts';
+import { start } from '../proc.ts';
 import type { Step } from '../offsite/chain.ts';
 import { checkHeader, fetchDecrypt, listServer, manifestEntries, readHeader } from '../offsite/restore.ts';
 import type { Target } from '../offsite/target.ts';

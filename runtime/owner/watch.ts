@@ -4,14 +4,13 @@
 // decryptable, the newest manifest's totals against the previous one (watch-judge.ts). Pings its
 // own healthcheck URL and/or mails; exits 1 naming each failing server and the reason.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { ping } from '../notify.ts';
 import { mailOnFailure } from '../notify-mail.ts';
 import { parseAt } from '../offsite/chain.ts';
-import { decryptorFrom, targetFrom } from '../offsite/commands.ts';
-import { ownerCommand, SOURCE_OPTIONS, sourceOpts, UsageError } from './command.ts';
+import { UsageError, type OptionValues, type Options } from '../../lib/cli/args.ts';
+import { decryptorFrom, SOURCE_OPTIONS, targetFrom } from '../offsite/commands.ts';
 import { writeFileAtomic } from '../state.ts';
 import { formatAge, formatBytes } from '../status.ts';
 import { gatherServer } from './watch-gather.ts';
@@ -82,76 +81,66 @@ export function failureLines(r: WatchReport): string[] {
   return r.servers.filter((s) => !s.ok).map((s) => `${s.server}: ${s.findings.filter((f) => f.level === 'error').map((f) => `${f.check}: ${f.message}`).join('; ')}`);
 }
 
-export function watchMain(argv: string[]): Promise<number> {
-  const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
-  return ownerCommand('watch', async () => {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: {
-          help: { type: 'boolean', short: 'h' },
-          ...SOURCE_OPTIONS,
-          tmpdir: { type: 'string' },
-          server: { type: 'string', multiple: true }, 'read-data': { type: 'boolean' }, sample: { type: 'string' }, 'slack-hours': { type: 'string' },
-          now: { type: 'string' }, healthcheck: { type: 'string' }, 'mail-to': { type: 'string' }, json: { type: 'boolean' }, save: { type: 'string' },
-        },
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const o = parsed.values;
-    if (o.help) {
-      process.stdout.write(WATCH_HELP + '\n');
-      return 0;
-    }
-    if (!o.config) throw new UsageError('--config FILE is required (the servers and the schedule come from it)');
-    const num = (name: string, v: string | undefined, dflt: number, min: number) => {
-      if (v === undefined) return dflt;
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: expected a number ≥ ${min}, got ${v}`);
-      return n;
-    };
-    const sample = num('sample', o.sample, 2, 1);
-    const slackHours = num('slack-hours', o['slack-hours'], DEFAULT_SLACK_HOURS, 0);
-    let now: Date;
-    try {
-      now = o.now ? parseAt(o.now) : new Date();
-    } catch (e) {
-      throw new UsageError(`--now: ${(e as Error).message.replace(/^--at: /, '')}`);
-    }
-    const inventory = await readInventory(o.config).catch((e: Error) => {
-      throw new UsageError(`${o.config}: ${e.message}`);
-    });
-    const names = inventory.servers.map((s) => s.name);
-    for (const s of o.server ?? []) if (!names.includes(s)) throw new UsageError(`--server ${s}: not in ${o.config} (${names.join(', ')})`);
-    const sched = inventory.schedule.offsite;
-    const policy: WatchPolicy = { fullEveryDays: sched.fullEveryDays, incrementalEveryDays: sched.incrementalEveryDays, slackHours, dropRatio: DEFAULT_DROP_RATIO };
+export const WATCH_OPTIONS = {
+  ...SOURCE_OPTIONS,
+  server: { type: 'string', multiple: true },
+  'read-data': { type: 'boolean' },
+  sample: { type: 'string' },
+  'slack-hours': { type: 'string' },
+  now: { type: 'string' },
+  healthcheck: { type: 'string' },
+  'mail-to': { type: 'string' },
+  json: { type: 'boolean' },
+  save: { type: 'string' },
+} as const satisfies Options;
 
-    const opts = sourceOpts(o);
-    const target = await targetFrom(opts);
-    const report: WatchReport = { pullvault: 'watch', v: 1, at: now.toISOString(), store: target.label, ok: true, servers: [] };
-    try {
-      const decryptor = await decryptorFrom(opts);
-      for (const server of o.server ?? names) {
-        const { evidence, plan } = await gatherServer(target, server, { decryptor, readData: o['read-data'] === true, sample, log: err, tmpDir: o.tmpdir });
-        report.servers.push(judge(evidence, plan, policy, now));
-      }
-    } finally {
-      target.close();
-    }
-    report.ok = report.servers.every((s) => s.ok);
-    if (o.save) await writeFileAtomic(o.save, JSON.stringify(report, null, 2) + '\n');
-    process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : renderWatch(report));
-    const failures = failureLines(report);
-    for (const l of failures) err(`pullvault watch: ${l}`);
-    const summary = report.ok ? `ok: ${report.servers.map((s) => `${s.server} ${s.newest?.snapshot}`).join(', ')}` : failures.join('\n');
-    await ping(o.healthcheck, report.ok ? 'success' : 'fail', summary, err);
-    if (!report.ok && o['mail-to']) {
-      const mailConfig = { inventory: { notifications: { mailTo: o['mail-to'] } } } as unknown as RuntimeConfig;
-      const r = await mailOnFailure(mailConfig, `pullvault watch: ${report.servers.filter((s) => !s.ok).map((s) => s.server).join(', ')} FAILED`, renderWatch(report));
-      if (!r.sent && r.reason !== 'cron-mails') err(`warning: mail to ${o['mail-to']}: ${r.detail ?? r.reason}`);
-    }
-    return report.ok ? 0 : 1;
+/** `pullvault watch` with its parsed options: 0 every server ok, 1 a check failed (each named on stderr). */
+export async function watch(o: OptionValues<typeof WATCH_OPTIONS>, err: (s: string) => void): Promise<number> {
+  if (!o.config) throw new UsageError('--config FILE is required (the servers and the schedule come from it)');
+  const num = (name: string, v: string | undefined, dflt: number, min: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name}: expected a number ≥ ${min}, got ${v}`);
+    return n;
+  };
+  const sample = num('sample', o.sample, 2, 1);
+  const slackHours = num('slack-hours', o['slack-hours'], DEFAULT_SLACK_HOURS, 0);
+  let now: Date;
+  try {
+    now = o.now ? parseAt(o.now) : new Date();
+  } catch (e) {
+    throw new UsageError(`--now: ${(e as Error).message.replace(/^--at: /, '')}`);
+  }
+  const inventory = await readInventory(o.config).catch((e: Error) => {
+    throw new UsageError(`${o.config}: ${e.message}`);
   });
+  const names = inventory.servers.map((s) => s.name);
+  for (const s of o.server ?? []) if (!names.includes(s)) throw new UsageError(`--server ${s}: not in ${o.config} (${names.join(', ')})`);
+  const sched = inventory.schedule.offsite;
+  const policy: WatchPolicy = { fullEveryDays: sched.fullEveryDays, incrementalEveryDays: sched.incrementalEveryDays, slackHours, dropRatio: DEFAULT_DROP_RATIO };
+
+  const target = await targetFrom(o);
+  const report: WatchReport = { pullvault: 'watch', v: 1, at: now.toISOString(), store: target.label, ok: true, servers: [] };
+  try {
+    const decryptor = await decryptorFrom(o);
+    for (const server of o.server ?? names) {
+      const { evidence, plan } = await gatherServer(target, server, { decryptor, readData: o['read-data'] === true, sample, log: err, tmpDir: o.tmpdir });
+      report.servers.push(judge(evidence, plan, policy, now));
+    }
+  } finally {
+    target.close();
+  }
+  report.ok = report.servers.every((s) => s.ok);
+  if (o.save) await writeFileAtomic(o.save, JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : renderWatch(report));
+  const failures = failureLines(report);
+  for (const l of failures) err(`pullvault watch: ${l}`);
+  const summary = report.ok ? `ok: ${report.servers.map((s) => `${s.server} ${s.newest?.snapshot}`).join(', ')}` : failures.join('\n');
+  await ping(o.healthcheck, report.ok ? 'success' : 'fail', summary, err);
+  if (!report.ok && o['mail-to']) {
+    const mailConfig = { inventory: { notifications: { mailTo: o['mail-to'] } } } as unknown as RuntimeConfig;
+    const r = await mailOnFailure(mailConfig, `pullvault watch: ${report.servers.filter((s) => !s.ok).map((s) => s.server).join(', ')} FAILED`, renderWatch(report));
+    if (!r.sent && r.reason !== 'cron-mails') err(`warning: mail to ${o['mail-to']}: ${r.detail ?? r.reason}`);
+  }
+  return report.ok ? 0 : 1;
 }

@@ -8,16 +8,17 @@ import { engineVerb, type DispatchVerb } from '../../contract/dispatch-protocol.
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dumpFile, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
-import { finished, start, tail } from './proc.ts';
+import { stderrTail as tail } from '../../lib/proc/index.ts';
+import { pull } from '../proc.ts';
 
 export type DumpRecord = SnapshotInfo['dumps'][number];
 
 export class DumpError extends Error {}
 
 async function listVerb(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb): Promise<string[]> {
-  const r = await finished(start(sshVerbArgv(config, ep, verb)), { collectStdout: true });
+  const r = await pull.run(sshVerbArgv(config, ep, verb));
   if (r.code !== 0) throw new DumpError(`${verb} failed (exit ${r.code}): ${tail(r.stderr, 3)}`);
-  return r.stdout.toString('utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
+  return r.stdout.split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
 /** Stream one verb's stdout into `file`, through `zstd` when `compress`. Removes the file on failure. */
@@ -27,15 +28,15 @@ export async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: Disp
   const what = arg ? `${verb} ${arg}` : verb;
   try {
     if (compress) {
-      const ssh = start(sshVerbArgv(config, ep, verb, arg), ['ignore', 'pipe', 'pipe']);
-      const zstd = start(['zstd', '-q', '-c', '-3'], [ssh.stdout!, fh.fd, 'pipe']);
+      const ssh = pull.start(sshVerbArgv(config, ep, verb, arg));
+      const zstd = pull.start(['zstd', '-q', '-c', '-3'], { stdio: [ssh.child.stdout!, fh.fd, 'pipe'] });
       // zstd has its own copy of the pipe; ours would keep ssh's 'close' from ever firing
-      ssh.stdout!.destroy();
-      const [s, z] = await Promise.all([finished(ssh), finished(zstd)]);
+      ssh.child.stdout!.destroy();
+      const [s, z] = await Promise.all([ssh.done, zstd.done]);
       if (s.code !== 0) throw new DumpError(`${what} failed (exit ${s.code}): ${tail(s.stderr, 3)}`);
       if (z.code !== 0) throw new DumpError(`${what}: zstd failed (exit ${z.code}): ${tail(z.stderr, 3)}`);
     } else {
-      const s = await finished(start(sshVerbArgv(config, ep, verb, arg), ['ignore', fh.fd, 'pipe']));
+      const s = await pull.start(sshVerbArgv(config, ep, verb, arg), { stdio: ['ignore', fh.fd, 'pipe'] }).done;
       if (s.code !== 0) throw new DumpError(`${what} failed (exit ${s.code}): ${tail(s.stderr, 3)}`);
     }
     await fh.sync();

@@ -5,9 +5,8 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 
-// Small enough that what read() copied in is still in the core's L2 cache when sha256 reads it:
-// 500 MiB from the page cache, read + hash, measured 440–460 ms CPU with 64–128 KiB against
-// 610–660 ms with 256 KiB–1 MiB (AMD EPYC, 512 KiB L2 per core; a Pi 4's L2 is 1 MiB, shared).
+// Small enough that what read() copied in is still in the core's L2 cache when sha256 reads it
+// (figures in bench/README.md).
 export const HASH_CHUNK = 128 << 10;
 
 /** An inode in one state, as (l)stat gives it: a file changed or replaced since no longer matches. */

@@ -22,7 +22,7 @@ export function reusableHash(cur: FileIdentity, prevStat: Pick<FileIdentity, 'de
 }
 
 /** Map key for raw path bytes (latin1 is lossless for arbitrary bytes). */
-export const pathKey = (e: Pick<ManifestEntry, 'p' | 'pb'>): string => entryPath(e).toString('latin1');
+const pathKey = (e: Pick<ManifestEntry, 'p' | 'pb'>): string => entryPath(e).toString('latin1');
 
 export interface ManifestDiff {
   added: string[];

@@ -101,7 +101,7 @@ class PrevCursor {
 // --- hashing ---------------------------------------------------------------------------------
 
 /** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts). */
-export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
+function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {

@@ -10,7 +10,8 @@ import { endpointFor, filesDirFor, rsyncArgv } from './commands.ts';
 import { dumpDatabases } from './dumps.ts';
 import { buildManifest, INFO_FILE } from './manifest.ts';
 import { PreHasher } from './prehash.ts';
-import { finished, start, tail } from './proc.ts';
+import { stderrTail } from '../../lib/proc/index.ts';
+import { pull } from '../proc.ts';
 import { describeRsyncExit, RSYNC_PARTIAL_CODES, unreadablePaths } from './rsync-output.ts';
 
 export interface PullResult {
@@ -31,7 +32,7 @@ export interface PullOptions {
   onProgress?: (chunk: string) => void;
 }
 
-export class PullError extends Error {}
+class PullError extends Error {}
 
 export interface SnapshotListing {
   id: string;
@@ -126,15 +127,15 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
       const linkDest = prevRoot && (await exists(prevRoot)) ? prevRoot : undefined;
       const argv = rsyncArgv(config, ep, { root: p.path, exclude: p.exclude ?? [], dest, linkDest, progress: opts.progress, listNames: !!prehash });
       log(`  rsync ${p.path}${linkDest ? ` (link-dest ${prev!.id})` : ''}`);
-      const child = start(argv, ['ignore', 'pipe', 'pipe']);
+      const rsync = pull.start(argv);
       if (prehash) {
         const names = prehash.feed(dest);
-        child.stdout!.on('data', (b: Buffer) => names.write(b));
-        child.stdout!.on('end', () => names.end());
-      } else if (opts.onProgress) child.stdout!.on('data', (b: Buffer) => opts.onProgress!(b.toString()));
-      else child.stdout!.resume();
+        rsync.child.stdout!.on('data', (b: Buffer) => names.write(b));
+        rsync.child.stdout!.on('end', () => names.end());
+      } else if (opts.onProgress) rsync.child.stdout!.on('data', (b: Buffer) => opts.onProgress!(b.toString()));
+      else rsync.child.stdout!.resume();
       const tR = Date.now();
-      const r = await finished(child);
+      const r = await rsync.done;
       log(`  rsync ${p.path}: exit ${r.code} in ${((Date.now() - tR) / 1000).toFixed(1)} s`);
       if (r.code === 0) continue;
       if ((RSYNC_PARTIAL_CODES as readonly number[]).includes(r.code)) {
@@ -144,7 +145,7 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
         log(`  warning: ${p.path}: ${describeRsyncExit(r.code)}; ${paths.length} path(s) not read`);
         continue;
       }
-      throw new PullError(`${p.path}: ${describeRsyncExit(r.code)}: ${tail(r.stderr, 4)}`);
+      throw new PullError(`${p.path}: ${describeRsyncExit(r.code)}: ${stderrTail(r.stderr, 4)}`);
     }
 
     const { dumps, errors } = await dumpDatabases(config, server, ep, partial, log);

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkBaseLayout, sha256File } from '../../provision/image/build.ts';
-import { main } from '../../provision/pi.ts';
+import { main as provision } from '../../provision/cli.ts';
+
+const main = (argv: string[]) => provision(['provision-pi', ...argv]);
 import type { PiSpec } from '../../contract/inventory-schema.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');

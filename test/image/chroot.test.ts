@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chroot, hostArch } from '../../provision/image/chroot.ts';
-import { run } from '../../provision/image/run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 const isRoot = process.getuid?.() === 0;
 const BINFMT = '/proc/sys/fs/binfmt_misc';

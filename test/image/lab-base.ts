@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync, symlinkSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { run } from '../../provision/image/run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 export const LAB_DISK_ID = '0x5eed1ab5';
 const BOOT_MIB = 256;

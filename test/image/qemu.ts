@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from '../../provision/image/run.ts';
+import { run } from '../../lib/proc/index.ts';
 
 export interface BootOptions {
   sdcard: string;

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
-import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 
@@ -45,8 +46,8 @@ async function snapshotAndSend(i: number, onStored?: () => void) {
 }
 
 const key = ['--gpg-homedir'];
-const restoreTo = (dir: string, to: string, ...more: string[]) => quietly(() => restoreMain(['--target', `dir:${dir}`, '--server', 'web1', '--to', to, ...key, owner.homedir, ...more]));
-const verify = (dir: string, ...more: string[]) => quietly(() => verifyMain(['--target', `dir:${dir}`, '--server', 'web1', ...key, owner.homedir, ...more]));
+const restoreTo = (dir: string, to: string, ...more: string[]) => quietly(() => pullvault(['restore', '--target', `dir:${dir}`, '--server', 'web1', '--to', to, ...key, owner.homedir, ...more]));
+const verify = (dir: string, ...more: string[]) => quietly(() => pullvault(['verify', '--target', `dir:${dir}`, '--server', 'web1', ...key, owner.homedir, ...more]));
 
 function flipByteOf(storeDir: string, objectKey: string) {
   const f = join(storeDir, objectKey);
@@ -125,7 +126,7 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
     const all = await verify(store, '--all');
     expect(all.value, all.out + all.err).toBe(0);
     expect(all.out).toContain(`restore drills of ${IDS[4]}, ${IDS[3]}, ${IDS[2]} match their manifests`);
-    const both = await quietly(() => verifyMain(['--target', `dir:${store}`, '--server', 'web1', '--all', '--at', IDS[1]]));
+    const both = await quietly(() => pullvault(['verify', '--target', `dir:${store}`, '--server', 'web1', '--all', '--at', IDS[1]]));
     expect(both.value).toBe(2);
   });
 

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { loadPrivateKey } from '../../runtime/archive/pgp.ts';
-import { offsitePhase, restoreMain, verifyMain } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
 import { restore } from '../../runtime/offsite/restore.ts';
 import { DirTarget } from '../../runtime/offsite/target-dir.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
@@ -163,7 +164,7 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
   it('pullvault restore reproduces each point in time exactly', async () => {
     for (const [i, id] of IDS.entries()) {
       const to = join(work, `restore-${i}`);
-      const { value, out, err } = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
+      const { value, out, err } = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
       expect(value, out + err).toBe(0);
       expect(treeSignature(join(to, 'files'))).toEqual(treeSignature(join(snapDirs[i], 'files')));
       expect(readFileSync(join(to, 'manifest.jsonl'))).toEqual(readFileSync(join(snapDirs[i], 'manifest.jsonl')));
@@ -179,37 +180,37 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
     writeFileSync(pf, escrow.passphrase + '\n', { mode: 0o600 });
     // escrow: openpgp.js with an armored, passphrase-protected key (streaming decrypt)
     const { value, out, err } = await quietly(() =>
-      restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--to', join(work, 'escrow-restore'), '--key', escrow.secretFile, '--passphrase-file', pf]),
+      pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', join(work, 'escrow-restore'), '--key', escrow.secretFile, '--passphrase-file', pf]),
     );
     expect(value, out + err).toBe(0);
     expect(treeSignature(join(work, 'escrow-restore', 'files'))).toEqual(treeSignature(join(snapDirs[3], 'files')));
     // escrow through gpg too
-    const g = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--at', IDS[0], '--to', join(work, 'escrow-gpg'), '--gpg-homedir', escrow.homedir, '--passphrase-file', pf]));
+    const g = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--at', IDS[0], '--to', join(work, 'escrow-gpg'), '--gpg-homedir', escrow.homedir, '--passphrase-file', pf]));
     expect(g.value, g.out + g.err).toBe(0);
     // a stranger: both decryptors say so clearly
     const target = new DirTarget(store);
     await expect(restore({ target, server: 'web1', to: join(work, 's1'), decryptor: { kind: 'key', privateKey: await loadPrivateKey(readFileSync(stranger.secretFile, 'utf8')) }, log: () => {} })).rejects.toThrow(/cannot decrypt: key [0-9A-F]{40} is not a recipient/);
     await expect(restore({ target, server: 'web1', to: join(work, 's2'), decryptor: { kind: 'gpg', homedir: stranger.homedir }, log: () => {} })).rejects.toThrow(/cannot decrypt: no secret key here is a recipient/);
-    const s = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--to', join(work, 's3'), '--gpg-homedir', stranger.homedir]));
+    const s = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', join(work, 's3'), '--gpg-homedir', stranger.homedir]));
     expect(s.value).toBe(1);
     expect(s.err).toMatch(/cannot decrypt: no secret key here is a recipient/);
   });
 
   it('restores a part with --path, and refuses a non-empty target without --force', async () => {
     const to = join(work, 'part');
-    const r = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--path', '/home/alice', '--to', to, '--gpg-homedir', owner.homedir]));
+    const r = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--path', '/home/alice', '--to', to, '--gpg-homedir', owner.homedir]));
     expect(r.value, r.out + r.err).toBe(0);
     expect(treeSignature(join(to, 'files/home/alice'))).toEqual(treeSignature(join(snapDirs[3], 'files/home/alice')));
     expect(existsSync(join(to, 'files/home/bob'))).toBe(false);
-    const refused = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--to', to, '--gpg-homedir', owner.homedir]));
+    const refused = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', to, '--gpg-homedir', owner.homedir]));
     expect(refused.value).toBe(1);
     expect(refused.err).toMatch(/not empty.*--force/);
-    const forced = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--to', to, '--gpg-homedir', owner.homedir, '--force']));
+    const forced = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', to, '--gpg-homedir', owner.homedir, '--force']));
     expect(forced.value, forced.out + forced.err).toBe(0);
   });
 
   it('verify passes on the good store, and names a corrupted or missing object', async () => {
-    const ok = await quietly(() => verifyMain(['--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
+    const ok = await quietly(() => pullvault(['verify', '--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
     expect(ok.value, ok.out + ok.err).toBe(0);
     expect(ok.out).toMatch(/ok — 4 archive\(s\) in 1 chain\(s\), restore drill of 20240104T020000Z/);
 
@@ -221,7 +222,7 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
     const buf = readFileSync(victim);
     buf[buf.length >> 1] ^= 0x55;
     writeFileSync(victim, buf);
-    const bad = await quietly(() => verifyMain(['--target', `dir:${copy}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
+    const bad = await quietly(() => pullvault(['verify', '--target', `dir:${copy}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
     expect(bad.value).toBe(1);
     expect(bad.out).toContain(recs[2].key);
     expect(bad.out).toMatch(/FAILED/);
@@ -230,12 +231,12 @@ describe.skipIf(!root)('offsite: archive → dir target → restore', () => {
     rmSync(copy, { recursive: true });
     cpSync(store, copy, { recursive: true });
     rmSync(join(copy, recs[1].key));
-    const gone = await quietly(() => verifyMain(['--target', `dir:${copy}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
+    const gone = await quietly(() => pullvault(['verify', '--target', `dir:${copy}`, '--server', 'web1', '--gpg-homedir', owner.homedir]));
     expect(gone.value).toBe(1);
     expect(gone.out).toContain(`missing object: the archive of manifest ${recs[1].manifestKey}`);
 
     // a key that cannot decrypt
-    const nokey = await quietly(() => verifyMain(['--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', stranger.homedir]));
+    const nokey = await quietly(() => pullvault(['verify', '--target', `dir:${store}`, '--server', 'web1', '--gpg-homedir', stranger.homedir]));
     expect(nokey.value).toBe(1);
     expect(nokey.out).toMatch(/cannot decrypt: no secret key here is a recipient/);
   });

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { awsClients } from '../../provision/exec/aws.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
-import { offsitePhase, restoreMain } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
 import { openTarget } from '../../runtime/offsite/open-target.ts';
 import { ObjectExistsError } from '../../runtime/offsite/target.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
@@ -155,7 +156,7 @@ describe.skipIf(!root)('offsite: S3 target (moto) with faults', () => {
     writeFileSync(creds, JSON.stringify(MOTO_CREDENTIALS));
     const to = join(work, 'restore-0');
     const res = await quietly(() =>
-      restoreMain(['--target', `s3://${BUCKET}/${PREFIX}`, '--region', REGION, '--endpoint', moto.endpoint, '--credentials', creds, '--server', 'web1', '--to', to, '--gpg-homedir', escrow.homedir]),
+      pullvault(['restore', '--target', `s3://${BUCKET}/${PREFIX}`, '--region', REGION, '--endpoint', moto.endpoint, '--credentials', creds, '--server', 'web1', '--to', to, '--gpg-homedir', escrow.homedir]),
     );
     expect(res.value, res.out).toBe(0);
     expect(treeSignature(join(to, 'files'))).toEqual(treeSignature(join(snaps[0], 'files')));
@@ -221,7 +222,7 @@ describe.skipIf(!root)('offsite: S3 target (moto) with faults', () => {
     const creds = join(work, 'reader.json');
     const to = join(work, 'restore-3');
     const res = await quietly(() =>
-      restoreMain(['--target', `s3://${BUCKET}/${PREFIX}`, '--region', REGION, '--endpoint', moto.endpoint, '--credentials', creds, '--server', 'web1', '--to', to, '--key', owner.secretFile]),
+      pullvault(['restore', '--target', `s3://${BUCKET}/${PREFIX}`, '--region', REGION, '--endpoint', moto.endpoint, '--credentials', creds, '--server', 'web1', '--to', to, '--key', owner.secretFile]),
     );
     expect(res.value, res.out).toBe(0);
     expect(treeSignature(join(to, 'files'))).toEqual(treeSignature(join(snaps[3], 'files')));

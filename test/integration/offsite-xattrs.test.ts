@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
-import { offsitePhase, restoreMain } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
 
@@ -75,7 +76,7 @@ describe.skipIf(!root)('offsite: extended attributes', () => {
 
     for (const [i, id] of IDS.entries()) {
       const to = join(work, `restore-${i}`);
-      const { value: code, out, err } = await quietly(() => restoreMain(['--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
+      const { value: code, out, err } = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
       expect(code, out + err).toBe(0);
       const want = xattrsOf(join(snaps[i], 'files'));
       expect(want.length).toBe(i === 0 ? 4 : 5);

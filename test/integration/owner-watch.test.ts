@@ -11,10 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awsClients } from '../../provision/exec/aws.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
-import { offsitePhase } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { openTarget } from '../../runtime/offsite/open-target.ts';
 import { readUploads, uploadsFile, type UploadRecord } from '../../runtime/offsite/uploads.ts';
-import { watchMain, type WatchReport } from '../../runtime/owner/watch.ts';
+import { type WatchReport } from '../../runtime/owner/watch.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
+
+const watchMain = (args: string[]) => pullvault(['watch', ...args]);
 import { startMoto, MOTO_CREDENTIALS, type Moto } from '../lab/moto.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey } from './offsite-fixture.ts';
 

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
-import { offsitePhase } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
 import { generatePassphrase } from '../../provision/image/secrets.ts';
 import { keyIdOf } from '../../provision/recovery-kit/kit.ts';

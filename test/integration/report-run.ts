@@ -9,7 +9,7 @@ import { readdir, readFile, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { runCycle } from '../../runtime/cycle.ts';
-import { offsitePhase } from '../../runtime/offsite/commands.ts';
+import { offsitePhase } from '../../runtime/offsite/phase.ts';
 
 const [configPath, days] = process.argv.slice(2);
 const config = JSON.parse(await readFile(configPath, 'utf8')) as RuntimeConfig;

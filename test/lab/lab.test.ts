@@ -78,11 +78,11 @@ describeLab('lab hosts', () => {
   });
 
   it('shows the runner’s checkout at its own path when it lives under the private /tmp', async () => {
-    // A checkout under /tmp holding a copy of the lab module (and this repo's node_modules):
+    // A checkout under /tmp holding a copy of the lab module, the lib/ it imports (and this repo's node_modules):
     // a host started from it must run that tree, while its /tmp stays otherwise fresh.
     const checkout = await mkdtemp('/tmp/pv-checkout-');
     try {
-      await run(['sh', '-c', 'mkdir "$2/provision" && cp -a "$1/provision/lab" "$2/provision/" && cp "$1/package.json" "$1/test/lab/checkout-probe.ts" "$2/" && ln -s "$1/node_modules" "$2/node_modules"', 'sh', REPO, checkout]);
+      await run(['sh', '-c', 'mkdir "$2/provision" && cp -a "$1/provision/lab" "$2/provision/" && cp -a "$1/lib" "$2/" && cp "$1/package.json" "$1/test/lab/checkout-probe.ts" "$2/" && ln -s "$1/node_modules" "$2/node_modules"', 'sh', REPO, checkout]);
       const marker = join(checkout, 'marker');
       const token = `checkout ${process.pid} ${Date.now()}\n`;
       await writeFile(marker, token);

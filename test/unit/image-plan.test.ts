@@ -7,7 +7,7 @@ import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import {
   firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles,
-  transformCmdline, transformConfigTxt, transformFstab, PI_PATHS, RUNTIME_SKIPPED,
+  transformCmdline, transformConfigTxt, transformFstab, PI_PATHS,
 } from '../../provision/image/plan.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -170,19 +170,17 @@ describe('rendered root files (golden)', () => {
 });
 
 describe('build steps', () => {
-  const base = { baseImage: '/img/raspios.img.xz', stateDir: '/s', rotate: false, haveState: false, haveS3Credentials: false, runtimeAvailable: false, hostArch: 'amd64' };
-  it('lists every phase; runtime skipped with the agreed line when install-runtime is absent', () => {
+  const base = { baseImage: '/img/raspios.img.xz', stateDir: '/s', rotate: false, haveState: false, haveS3Credentials: false, hostArch: 'amd64' };
+  it('lists every phase, the runtime installed into the root among them', () => {
     const steps = planSteps(inventory(), base);
     expect(steps.map((s) => s.id)).toEqual(['verify-base', 'secrets', 'extract', 'configure', 'packages', 'runtime', 'access', 'initramfs', 'boot', 'root', 'assemble', 'usbkey']);
-    expect(steps.find((s) => s.id === 'runtime')?.title).toBe(RUNTIME_SKIPPED);
-    expect(RUNTIME_SKIPPED).toBe('runtime: not installed into the image yet (install-runtime not available)');
+    expect(steps.find((s) => s.id === 'runtime')?.title).toMatch(/installRuntimeInto/);
     expect(steps.find((s) => s.id === 'configure')?.detail).toMatch(/qemu-user \(arm64\)/);
     expect(steps.find((s) => s.id === 'initramfs')?.title).toMatch(/MODULES=list/);
   });
-  it('reuse vs rotate, S3 credentials, runtime present', () => {
+  it('reuse vs rotate, S3 credentials', () => {
     expect(planSteps(inventory(), { ...base, haveState: true }).find((s) => s.id === 'secrets')?.title).toMatch(/^reuse/);
     expect(planSteps(inventory(), { ...base, haveState: true, rotate: true }).find((s) => s.id === 'secrets')?.title).toMatch(/^generate/);
     expect(planSteps(inventory(), { ...base, haveS3Credentials: true }).map((s) => s.id)).toContain('s3-credentials');
-    expect(planSteps(inventory(), { ...base, runtimeAvailable: true }).find((s) => s.id === 'runtime')?.title).toMatch(/installRuntimeInto/);
   });
 });

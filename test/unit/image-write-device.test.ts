@@ -6,8 +6,9 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../provision/image/run.ts';
-import { deviceProblems, main, systemProbe, writeImage, sha256Of, type DeviceFacts, type DeviceProbe } from '../../provision/write-device.ts';
+import { run } from '../../lib/proc/index.ts';
+import { runCommand } from '../../provision/cli-common.ts';
+import { deviceProblems, systemProbe, writeDeviceCommand, writeImage, sha256Of, type DeviceFacts, type DeviceProbe } from '../../provision/write-device.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const MiB = 1048576;
@@ -132,7 +133,7 @@ describe('write + read-back (real files)', () => {
     const orig = console.error;
     console.error = (s: string) => errs.push(s);
     try {
-      expect(await main(['--device', target, '--image', 'sd', '--yes', '--inventory', invFile, '--state', stateDir], { probe, log: () => {} })).toBe(1);
+      expect(await runCommand(writeDeviceCommand({ probe, log: () => {} }), ['--device', target, '--image', 'sd', '--yes', '--inventory', invFile, '--state', stateDir], 'write-device')).toBe(1);
     } finally {
       console.error = orig;
     }
@@ -146,11 +147,11 @@ describe('write + read-back (real files)', () => {
     const probe: DeviceProbe = { facts: async () => facts({ path: target, sizeBytes: 32 * MiB, model: 'SanDisk Ultra', serial: '4C530001' }) };
     const out: string[] = [];
     let asked = '';
-    expect(await main(['--device', target, '--image', 'sd', '--inventory', invFile, '--state', stateDir], { probe, log: (s) => out.push(s), confirm: async (q) => ((asked = q), false) })).toBe(1);
+    expect(await runCommand(writeDeviceCommand({ probe, log: (s) => out.push(s), confirm: async (q) => ((asked = q), false) }), ['--device', target, '--image', 'sd', '--inventory', invFile, '--state', stateDir], 'write-device')).toBe(1);
     expect(asked).toMatch(/SanDisk Ultra, serial 4C530001/);
     expect(out.join('\n')).toMatch(/model: SanDisk Ultra {2}serial: 4C530001 {2}size: 32\.0 MiB/);
     expect(readFileSync(target).every((b) => b === 0x11)).toBe(true);
-    expect(await main(['--device', target, '--image', 'sd', '--inventory', invFile, '--state', stateDir], { probe, log: (s) => out.push(s), confirm: async () => true })).toBe(0);
+    expect(await runCommand(writeDeviceCommand({ probe, log: (s) => out.push(s), confirm: async () => true }), ['--device', target, '--image', 'sd', '--inventory', invFile, '--state', stateDir], 'write-device')).toBe(0);
     expect(out.join('\n')).toMatch(/verified: sha256 [0-9a-f]{64}/);
     expect(await sha256Of(target, 24 * MiB, true)).toBe(await sha256Of(path.join(stateDir, 'pi01', 'sdcard.img'), 24 * MiB, false));
   });

@@ -8,7 +8,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { readListing, type Listing } from '../../runtime/offsite/chain.ts';
 import { archiveKey, manifestObjectKey, type ArchiveName } from '../../contract/offsite-naming.ts';
 import type { ManifestHeader } from '../../runtime/offsite/restore.ts';
-import { failureLines, renderWatch, watchMain, type WatchReport } from '../../runtime/owner/watch.ts';
+import { failureLines, renderWatch, type WatchReport } from '../../runtime/owner/watch.ts';
+import { main as pullvault } from '../../runtime/cli.ts';
+
+const watchMain = (args: string[]) => pullvault(['watch', ...args]);
 import { judge, watchPlan, type ManifestCheck, type ServerEvidence, type WatchPolicy } from '../../runtime/owner/watch-judge.ts';
 
 const P = 'pi01/';

@@ -53,6 +53,6 @@ describe('runtime bundle', () => {
     expect(expected.length).toBeGreaterThanOrEqual(6);
     const r = spawnSync(process.execPath, [out, 'status', '--config', file], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(expected.map((p, i) => `${i === 0 ? 'pullvault: ' : ''}${file}: ${p}`));
+    expect(r.stderr.trim().split('\n')).toEqual(expected.map((p, i) => `${i === 0 ? 'pullvault status: ' : ''}${file}: ${p}`));
   }, 60_000);
 });

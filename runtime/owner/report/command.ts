@@ -3,12 +3,11 @@
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Inventory } from '../../../contract/inventory-schema.ts';
 import type { RuntimeConfig } from '../../../contract/runtime-config.ts';
 import { historyFile, readHistory } from '../../history.ts';
-import { decryptorFrom, targetFrom } from '../../offsite/commands.ts';
-import { ownerCommand, SOURCE_OPTIONS, sourceOpts, UsageError } from '../command.ts';
+import { UsageError, type OptionValues, type Options } from '../../../lib/cli/args.ts';
+import { decryptorFrom, SOURCE_OPTIONS, targetFrom } from '../../offsite/commands.ts';
 import { fetchDecrypt, listServer, readHeader } from '../../offsite/restore.ts';
 import { readUploads, uploadsFile } from '../../offsite/uploads.ts';
 import { writeFileAtomic } from '../../state.ts';
@@ -32,78 +31,66 @@ duration, archives uploaded offsite (full and incremental), failed and partial p
   --out FILE        default pullvault-report.html
   --title TEXT      the page's title`;
 
-export function reportMain(argv: string[]): Promise<number> {
-  const err = (s: string) => process.stderr.write(`${s}\n`);
-  return ownerCommand('report', async () => {
-    let values;
+export const REPORT_OPTIONS = {
+  ...SOURCE_OPTIONS,
+  out: { type: 'string' },
+  from: { type: 'string' },
+  watch: { type: 'string' },
+  title: { type: 'string' },
+} as const satisfies Options;
+
+/** `pullvault report` with its parsed options: writes the page, 0. */
+export async function report(o: OptionValues<typeof REPORT_OPTIONS>, err: (s: string) => void): Promise<number> {
+  if (!o.config) throw new UsageError('--config FILE is required');
+  const j = JSON.parse(await readFile(o.config, 'utf8').catch((e: Error) => Promise.reject(new UsageError(`${o.config}: ${e.message}`)))) as RuntimeConfig | Inventory;
+  const isPi = 'inventory' in j && 'paths' in j;
+  const inventory = 'inventory' in j ? j.inventory : j;
+  const from = o.from ?? (isPi ? 'pi' : 'store');
+  if (from !== 'pi' && from !== 'store') throw new UsageError(`--from: pi or store, not ${from}`);
+  if (from === 'pi' && !isPi) throw new UsageError(`--from pi needs the Pi's config.json (paths of the run record and the backup disk); ${o.config} is an inventory`);
+  const watch = o.watch ? (JSON.parse(await readFile(o.watch, 'utf8')) as WatchReport) : undefined;
+  if (watch && watch.pullvault !== 'watch') throw new UsageError(`--watch ${o.watch}: not the output of pullvault watch --save`);
+  const servers = inventory.servers.map((s) => s.name);
+  const title = o.title ?? `pullvault: ${inventory.pi?.name ?? 'backups'}`;
+  const now = new Date();
+  let data;
+  if (from === 'pi') {
+    const config = j as RuntimeConfig;
+    const history = await readHistory(historyFile(config));
+    const uploads = await readUploads(uploadsFile(config.paths.dataDir)).catch(() => []);
+    data = fromPiHistory({ title, generatedAt: now, servers, history, uploads, watch });
+    err(`report: ${history.length} run(s) from ${historyFile(config)}, ${uploads.length} upload(s)`);
+  } else {
+      const target = await targetFrom(o);
+    const archives: StoredArchive[] = [];
+    const work = await mkdtemp(join(tmpdir(), 'pullvault-report-'));
     try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          help: { type: 'boolean', short: 'h' }, out: { type: 'string' }, from: { type: 'string' }, watch: { type: 'string' }, title: { type: 'string' },
-          ...SOURCE_OPTIONS,
-        },
-      }));
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    const o = values;
-    if (o.help) {
-      process.stdout.write(REPORT_HELP + '\n');
-      return 0;
-    }
-    if (!o.config) throw new UsageError('--config FILE is required');
-    const j = JSON.parse(await readFile(o.config, 'utf8').catch((e: Error) => Promise.reject(new UsageError(`${o.config}: ${e.message}`)))) as RuntimeConfig | Inventory;
-    const isPi = 'inventory' in j && 'paths' in j;
-    const inventory = 'inventory' in j ? j.inventory : j;
-    const from = o.from ?? (isPi ? 'pi' : 'store');
-    if (from !== 'pi' && from !== 'store') throw new UsageError(`--from: pi or store, not ${from}`);
-    if (from === 'pi' && !isPi) throw new UsageError(`--from pi needs the Pi's config.json (paths of the run record and the backup disk); ${o.config} is an inventory`);
-    const watch = o.watch ? (JSON.parse(await readFile(o.watch, 'utf8')) as WatchReport) : undefined;
-    if (watch && watch.pullvault !== 'watch') throw new UsageError(`--watch ${o.watch}: not the output of pullvault watch --save`);
-    const servers = inventory.servers.map((s) => s.name);
-    const title = o.title ?? `pullvault: ${inventory.pi?.name ?? 'backups'}`;
-    const now = new Date();
-    let data;
-    if (from === 'pi') {
-      const config = j as RuntimeConfig;
-      const history = await readHistory(historyFile(config));
-      const uploads = await readUploads(uploadsFile(config.paths.dataDir)).catch(() => []);
-      data = fromPiHistory({ title, generatedAt: now, servers, history, uploads, watch });
-      err(`report: ${history.length} run(s) from ${historyFile(config)}, ${uploads.length} upload(s)`);
-    } else {
-      const opts = sourceOpts(o);
-      const target = await targetFrom(opts);
-      const archives: StoredArchive[] = [];
-      const work = await mkdtemp(join(tmpdir(), 'pullvault-report-'));
-      try {
-        const decryptor = await decryptorFrom(opts);
-        for (const server of servers) {
-          const listing = await listServer(target, server);
-          for (const [i, a] of listing.archives.entries()) {
-            const f = join(work, `m${i}`);
-            let info;
-            try {
-              await fetchDecrypt(target, a.manifestKey, f, decryptor);
-              info = (await readHeader(f)).info;
-            } catch (e) {
-              err(`report: ${a.manifestKey}: ${(e as Error).message.split('\n')[0]} (its figures are left out)`);
-            } finally {
-              await rm(f, { force: true });
-            }
-            archives.push({ server, snapshot: a.snapshot, kind: a.kind, bytes: a.size, ...(info ? { info } : {}) });
+      const decryptor = await decryptorFrom(o);
+      for (const server of servers) {
+        const listing = await listServer(target, server);
+        for (const [i, a] of listing.archives.entries()) {
+          const f = join(work, `m${i}`);
+          let info;
+          try {
+            await fetchDecrypt(target, a.manifestKey, f, decryptor);
+            info = (await readHeader(f)).info;
+          } catch (e) {
+            err(`report: ${a.manifestKey}: ${(e as Error).message.split('\n')[0]} (its figures are left out)`);
+          } finally {
+            await rm(f, { force: true });
           }
-          err(`report: ${server}: ${listing.archives.length} archive(s)`);
+          archives.push({ server, snapshot: a.snapshot, kind: a.kind, bytes: a.size, ...(info ? { info } : {}) });
         }
-      } finally {
-        target.close();
-        await rm(work, { recursive: true, force: true });
+        err(`report: ${server}: ${listing.archives.length} archive(s)`);
       }
-      data = fromStore({ title, generatedAt: now, store: target.label, servers, archives, watch });
+    } finally {
+      target.close();
+      await rm(work, { recursive: true, force: true });
     }
-    const out = o.out ?? 'pullvault-report.html';
-    await writeFileAtomic(out, renderReportHtml(data, chartAssets()));
-    process.stdout.write(`wrote ${out}\n`);
-    return 0;
-  });
+    data = fromStore({ title, generatedAt: now, store: target.label, servers, archives, watch });
+  }
+  const out = o.out ?? 'pullvault-report.html';
+  await writeFileAtomic(out, renderReportHtml(data, chartAssets()));
+  process.stdout.write(`wrote ${out}\n`);
+  return 0;
 }
