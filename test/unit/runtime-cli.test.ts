@@ -3,19 +3,24 @@
 // 2, a failed restore/verify 1, the action's own code otherwise.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadInventory } from '../../provision/inventory/validate.ts';
+import { planInstall } from '../../provision/plan/install-plan.ts';
+import { loadInstallTemplates } from '../../provision/plan/install-steps.ts';
 import { ACTIONS } from '../../runtime/actions/index.ts';
 import { main, VERSION } from '../../runtime/cli.ts';
 import { quietly } from '../integration/offsite-fixture.ts';
 
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = mkdtempSync(join(tmpdir(), 'pv-cli-'));
 const CONFIG = join(dir, 'config.json');
-writeFileSync(CONFIG, JSON.stringify({
-  version: 1,
-  inventory: { servers: [{ name: 'web1' }, { name: 'db1' }], retention: { daily: 7 } },
-  paths: { sshKeyFile: '/etc/pullvault/id_ed25519', knownHostsFile: '/etc/pullvault/known_hosts', dataDir: join(dir, 'data') },
-}));
+// a config as install-runtime writes it for the example inventory (servers web1, db1), its disk here
+const loaded = await loadInventory(join(REPO, 'inventory.json'));
+const recipientKeys = Object.fromEntries(loaded.inventory.recipients.map((r) => [r.name, 'key']));
+const planned = planInstall({ inventory: loaded.inventory, templates: await loadInstallTemplates(), bundle: { content: '', version: '0', buildHash: '0' }, recipientKeys }).config;
+writeFileSync(CONFIG, JSON.stringify({ ...planned, paths: { ...planned.paths, dataDir: join(dir, 'data') } }));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const pv = (...argv: string[]) => quietly(() => main(argv));
