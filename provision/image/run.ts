@@ -19,6 +19,8 @@ export interface RunOptions {
   liveStderr?: boolean;
   /** kill the child (SIGTERM) after this many milliseconds: a run that hangs fails instead */
   timeoutMs?: number;
+  /** called with each chunk of the child's stdout as it arrives (progress of a long step) */
+  onStdout?: (chunk: string) => void;
   /** called with the child's pid once it is started */
   onSpawn?: (pid: number) => void;
 }
@@ -64,7 +66,10 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     if (opts.onSpawn && child.pid !== undefined) opts.onSpawn(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stdout?.on('data', (b: Buffer) => {
+      out.push(b);
+      opts.onStdout?.(b.toString('utf8'));
+    });
     child.stderr?.on('data', (b: Buffer) => {
       err.push(b);
       if (opts.liveStderr) process.stderr.write(b);
