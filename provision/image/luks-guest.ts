@@ -131,12 +131,32 @@ async function encryptInGuest(o: EncryptRoot, w: Extract<LuksWhere, { where: 'gu
     writeFileSync(initrd, Buffer.concat([padTo4(readFileSync(o.initrd)), readFileSync(initCpio)]), { mode: 0o600 });
     if (!existsSync(o.kernel)) throw new Error(`luks-guest: the image's kernel ${o.kernel} is missing`);
 
-    const argv = guestQemuArgs(w, o.arch, { kernel: o.kernel, initrd, device: o.device, secretsDisk }, guestMemoryMiB(o.plan));
     const bytes = statSync(o.device).size;
     const t0 = Date.now();
-    o.log(`  this machine's kernel lacks ${o.plan.cipher}: encrypting in a ${o.arch} VM (${path.basename(w.qemu)}, ${w.accel}) booting the image's own kernel`);
-    let console = '';
-    let pending = '';
+    o.log(`  this machine's kernel lacks ${o.plan.cipher}: encrypting in a ${o.arch} VM (${path.basename(w.qemu)}) booting the image's own kernel`);
+    let vm = await runVm(o, w, { initrd, secretsDisk }, bytes);
+    // a KVM that fails before the guest prints anything (nested virtualisation, an MSR qemu cannot
+    // set) has not touched the disk: the same VM under TCG
+    if (w.accel === 'kvm' && !vm.console.trim()) {
+      o.log(`  KVM did not start the VM (${firstLine(vm.error ?? `qemu exit ${vm.code}`)}); again under TCG`);
+      vm = await runVm(o, { ...w, accel: 'tcg' }, { initrd, secretsDisk }, bytes);
+    }
+    const console = vm.console;
+    if (vm.error) throw new Error(`luks-guest: the VM did not finish (${firstLine(vm.error)}); its console:\n${tail(console)}`);
+    const res = guestResult(console);
+    if (!res) throw new Error(`luks-guest: the VM ended (qemu exit ${vm.code}) without reporting; the image's kernel may not boot under ${path.basename(w.qemu)}. Its console:\n${tail(console)}`);
+    if (res.rc !== 0) throw new Error(`luks-guest: cryptsetup in the VM failed (exit ${res.rc}); its console:\n${tail(console)}`);
+    o.log(`  encrypted in the VM in ${((Date.now() - t0) / 1000).toFixed(0)} s (${(bytes / 1048576).toFixed(0)} MiB)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runVm(o: EncryptRoot, w: Extract<LuksWhere, { where: 'guest' }>, f: { initrd: string; secretsDisk: string }, bytes: number): Promise<{ console: string; code?: number; error?: string }> {
+  const argv = guestQemuArgs(w, o.arch, { kernel: o.kernel, initrd: f.initrd, device: o.device, secretsDisk: f.secretsDisk }, guestMemoryMiB(o.plan));
+  let console = '';
+  let pending = '';
+  try {
     const r = await run(argv, {
       timeoutMs: guestTimeoutMs(bytes, w.accel),
       okCodes: [0, 1],
@@ -145,17 +165,16 @@ async function encryptInGuest(o: EncryptRoot, w: Extract<LuksWhere, { where: 'gu
         pending += chunk;
         const lines = pending.split(/\r?\n|\r/);
         pending = lines.pop() ?? '';
-        for (const line of lines) if (/luks-guest|Finished|cryptsetup|Key slot|Progress|error|fail/i.test(line)) o.log(`  vm: ${line.trim()}`);
+        for (const line of lines) if (/luks-guest|cryptsetup|Key slot|Progress|error|fail/i.test(line)) o.log(`  vm: ${line.trim()}`);
       },
-    }).catch((e: Error) => {
-      throw new Error(`luks-guest: the VM did not finish (${firstLine(e.message)}); its console:\n${tail(console)}`);
     });
-    const res = guestResult(console);
-    if (!res) throw new Error(`luks-guest: the VM ended (qemu exit ${r.code}) without reporting; the image's kernel may not boot under ${path.basename(w.qemu)}. Its console:\n${tail(console)}`);
-    if (res.rc !== 0) throw new Error(`luks-guest: cryptsetup in the VM failed (exit ${res.rc}); its console:\n${tail(console)}`);
-    o.log(`  encrypted in the VM in ${((Date.now() - t0) / 1000).toFixed(0)} s (${(bytes / 1048576).toFixed(0)} MiB)`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    return { console, code: r.code };
+  } catch (e) {
+    const err = e as Error & { stderr?: string };
+    const why = err.stderr?.trim().split('\n').slice(-1)[0];
+    // "exit code N" or "killed by SIGTERM" (the time limit), and qemu's last word
+    const how = err.message.split('\n')[1]?.trim();
+    return { console, error: [how, why].filter(Boolean).join(': ') || err.message };
   }
 }
 
