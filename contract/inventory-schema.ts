@@ -39,6 +39,15 @@ export const SshEndpoint = Type.Object(
   strict,
 );
 
+// The Pi's endpoint: its host key may be left out, since provision-pi makes it and pins it in state/<pi>/known_hosts.
+export const PiSshEndpoint = Type.Object(
+  {
+    ...SshEndpoint.properties,
+    hostKey: Type.Optional({ ...SshPublicKey, description: 'the Pi\'s host key; default: the one provision-pi pinned in state/<pi>/known_hosts' }),
+  },
+  strict,
+);
+
 export const PathSpec = Type.Object({ path: AbsPath, exclude: Type.Optional(Type.Array(Type.String({ minLength: 1 }))) }, strict);
 
 const DbSelection = Type.Union([Type.Literal('all'), Type.Array(DbName, { minItems: 1 })], {
@@ -86,7 +95,7 @@ export const Pi = Type.Object(
       pattern: '^[0-9a-fA-F.:/]+$',
       description: 'the address (or CIDR) servers see the Pi connect from, for authorized_keys from=',
     }),
-    ssh: Type.Optional(SshEndpoint),
+    ssh: Type.Optional(PiSshEndpoint),
     luks: Type.Optional(
       Type.Object(
         {

@@ -5,7 +5,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { defineCommand } from './cli-common.ts';
-import { buildImage, checkBaseLayout, checkCipherUsable, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { buildImage, checkBaseLayout, hostArch, loadTemplates, sha256File } from './image/build.ts';
+import { decideLuksWhere } from './image/luks-guest.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
 import { run } from '../lib/proc/index.ts';
@@ -17,7 +18,8 @@ const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] 
 Turns the Raspberry Pi OS Lite base image named in the inventory (pi.baseImage) into
   state/<pi>/sdcard.img   LUKS2 root, unlocked at boot by the USB key or the recovery passphrase
   state/<pi>/usbkey.img   the USB key (label pi.usbKey.label) holding the root's keyfile
-  state/<pi>/ssh_host_ed25519_key.pub  the Pi's SSH host key, installed in the image (set pi.ssh.hostKey to it);
+  state/<pi>/ssh_host_ed25519_key.pub  the Pi's SSH host key, installed in the image and pinned in
+                          state/<pi>/known_hosts (install-runtime dials the Pi with it);
                           the admin key (pi.ssh.adminKeyFile's public half) is authorized for pi.ssh.admin
 Write them with: make write-sd DEVICE=/dev/sdX   and   make write-usbkey DEVICE=/dev/sdY
 
@@ -109,9 +111,11 @@ export const command = defineCommand({
 
     const adminKey = await adminPublicKey(loaded);
     const l = luksPlan(pi);
-    await phase(`preflight: ${l.cipher} usable offline on this machine`, async () => {
+    const luksWhere = await phase(`preflight: where ${l.cipher} can encrypt the root`, async () => {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      await checkCipherUsable(l.cipher, l.keySizeBits, stateDir);
+      const w = await decideLuksWhere(l, pi.arch ?? 'arm64', stateDir);
+      log(w.where === 'host' ? '  on this machine (cryptsetup in userspace)' : `  in a VM: this machine's kernel lacks ${l.cipher} (${w.qemu}, ${w.accel})`);
+      return w;
     });
     const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256 });
     log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
@@ -130,6 +134,7 @@ export const command = defineCommand({
         s3Credentials: existsSync(awsCreds) ? readFileSync(awsCreds, 'utf8') : undefined,
         adminPublicKey: adminKey,
         keepWork: values['keep-work'],
+        luksWhere,
       },
       phase,
     );
@@ -138,9 +143,9 @@ export const command = defineCommand({
     const hostPub = readFileSync(secrets.hostPubFile, 'utf8');
     const pin = piKnownHostsLine(inventory, hostPub);
     if (pin) writeFileSync(path.join(secrets.dir, 'known_hosts'), pin + '\n', { mode: 0o644 });
-    if (pi.ssh && publicKeyBody(pi.ssh.hostKey) !== publicKeyBody(hostPub))
-      log(`pi.ssh.hostKey: the image's host key is ${publicKeyBody(hostPub)} (${secrets.hostPubFile}); set pi.ssh.hostKey to it so install-runtime accepts the Pi`);
-    else if (pi.ssh) log(`pi.ssh.hostKey matches the image's host key (${secrets.hostPubFile})`);
+    if (pi.ssh?.hostKey && publicKeyBody(pi.ssh.hostKey) !== publicKeyBody(hostPub))
+      log(`pi.ssh.hostKey differs from the image's host key ${publicKeyBody(hostPub)}; install-runtime pins the image's, from ${path.join(secrets.dir, 'known_hosts')} (remove pi.ssh.hostKey or set it to that key)`);
+    else if (pi.ssh) log(`the image's host key is pinned in ${path.join(secrets.dir, 'known_hosts')}${pi.ssh.hostKey ? ' (pi.ssh.hostKey matches)' : ''}`);
     if (secrets.created) {
       // shown once, on the terminal only; kept in state/ (0600) for the admin to copy to paper
       const pass = readFileSync(secrets.recoveryFile, 'utf8');

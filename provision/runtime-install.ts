@@ -21,6 +21,8 @@ import { resolveInventoryPath, type LoadedInventory } from './inventory/validate
 import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
 import { stateDirFor } from './state.ts';
 import { installSteps, loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './plan/install-steps.ts';
+import { piHostKeyPin } from './image/access.ts';
+import { piStateDir } from './image/secrets.ts';
 import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 
@@ -152,14 +154,17 @@ async function piWarnings(exec: Executor, plan: InstallPlan): Promise<string[]> 
 export async function installRuntimeOverSsh(loaded: LoadedInventory, opts: SshInstallOptions = {}): Promise<SshInstallResult> {
   const inv = loaded.inventory;
   const ssh = inv.pi.ssh;
-  if (!ssh) throw new Error('pi.ssh: not set; install-runtime needs the Pi\'s address and pinned host key: "pi": {"ssh": {"host": …, "hostKey": "ssh-ed25519 …"}}');
+  if (!ssh) throw new Error('pi.ssh: not set; install-runtime needs the Pi\'s address: "pi": {"ssh": {"host": …}} (its host key: pinned by provision-pi in state/<pi>/known_hosts, or pi.ssh.hostKey)');
+  const knownHostsFile = path.join(piStateDir(opts.stateDir ?? stateDirFor(opts.inventoryDir ?? loaded.dir), inv.pi.name), 'known_hosts');
+  const pin = piHostKeyPin(inv, existsSync(knownHostsFile) ? await readFile(knownHostsFile, 'utf8') : undefined, knownHostsFile);
   const redactor = opts.redactor ?? new Redactor();
   const reporter = opts.reporter ?? new TextReporter(redactor);
   const { plan, bundle } = await prepareInstall(inv, { ...opts, inventoryDir: opts.inventoryDir ?? loaded.dir, redactor });
   reporter.line(`runtime: pullvault ${bundle.version} (build ${bundle.buildHash}), ${(bundle.bytes / 1024).toFixed(0)} KiB`);
   for (const n of plan.notes) reporter.line(`note: ${n}`);
+  reporter.line(`${inv.pi.name}: host key pinned from ${pin.source}`);
   const exec = await SshExecutor.connect(
-    { name: inv.pi.name, host: ssh.host, port: sshPort(ssh), username: adminLogin(ssh), hostKey: ssh.hostKey, privateKey: opts.privateKey ?? (await adminKey(loaded)), sock: opts.sock },
+    { name: inv.pi.name, host: ssh.host, port: sshPort(ssh), username: adminLogin(ssh), hostKey: pin.hostKey, privateKey: opts.privateKey ?? (await adminKey(loaded)), sock: opts.sock },
     { requireRoot: true },
   );
   try {
@@ -183,7 +188,8 @@ export async function installRuntimeOverSsh(loaded: LoadedInventory, opts: SshIn
 const HELP = `usage: make install-runtime [INVENTORY=inventory.json] [ARGS="--dry-run"]
 
 Installs or updates the pullvault runtime on the running Pi over SSH (inventory pi.ssh: host,
-port, pinned hostKey, admin, adminKeyFile). Idempotent: a second run reports "0 changed".
+port, admin, adminKeyFile; the host key pinned by provision-pi in state/<pi>/known_hosts, else
+pi.ssh.hostKey). Idempotent: a second run reports "0 changed".
 
   /usr/local/lib/pullvault/pullvault.mjs   the runtime (one file, Node ${NODE_MIN_MAJOR}+), built now from runtime/
   /usr/local/bin/pullvault                 the command (runs it with the system's node)

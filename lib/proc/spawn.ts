@@ -44,6 +44,8 @@ export interface RunOptions extends Omit<ProcOptions, 'stdio'> {
   input?: string | Buffer;
   /** file descriptor for the child's stdout (e.g. to decompress into a file); default: collected */
   stdoutFd?: number;
+  /** each stdout chunk as it comes (the console of a long step), besides collecting it */
+  onStdout?: (s: string) => void;
 }
 
 export interface Finished {
@@ -133,10 +135,13 @@ export function createProc(defaults: ProcDefaults = {}) {
 
   /** Runs to completion with stdout collected (unless stdoutFd), stdin fed from `input`. */
   async function run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
-    const { input, stdoutFd, ...rest } = options;
+    const { input, stdoutFd, onStdout, ...rest } = options;
     const p = start(argv, { ...rest, stdio: [input !== undefined ? 'pipe' : 'ignore', stdoutFd ?? 'pipe', 'pipe'] });
     const out: Buffer[] = [];
-    p.child.stdout?.on('data', (b: Buffer) => out.push(b));
+    p.child.stdout?.on('data', (b: Buffer) => {
+      out.push(b);
+      onStdout?.(b.toString('utf8'));
+    });
     if (input !== undefined) p.child.stdin?.end(input);
     const f = await p.done;
     const stdoutBuffer = Buffer.concat(out);

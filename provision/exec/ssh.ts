@@ -79,7 +79,8 @@ export class SshExecutor implements Executor {
     };
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
-      client.once('error', (err: Error & { level?: string; code?: string }) => {
+      // on, not once: a handshake that failed can still emit a late error (no listener → the process dies)
+      client.on('error', (err: Error & { level?: string; code?: string }) => {
         if (presented && !presented.equals(pinnedBlob))
           reject(new HostKeyMismatchError(target.name, target.host, fingerprintOfBlob(pinnedBlob), fingerprintOfBlob(presented)));
         else if (err.level === 'client-authentication')

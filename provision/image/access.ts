@@ -53,6 +53,29 @@ export function piKnownHostsLine(inv: Inventory, hostPublicKey: string): string 
   return `${port === 22 ? ssh.host : `[${ssh.host}]:${port}`} ${key}`;
 }
 
+/**
+ * The host key install-runtime pins for the Pi: the one provision-pi put on the card and wrote to
+ * state/<pi>/known_hosts (a line for the Pi's host[:port]) first, else pi.ssh.hostKey. Pure: the
+ * file's text comes in (undefined when there is none).
+ */
+export function piHostKeyPin(inv: Inventory, knownHosts: string | undefined, knownHostsFile: string): { hostKey: string; source: string } {
+  const ssh = inv.pi.ssh;
+  if (!ssh) throw new Error(`pi.ssh: not set; install-runtime needs the Pi's address: "pi": {"ssh": {"host": …}}`);
+  const port = sshPort(ssh);
+  const pattern = port === 22 ? ssh.host : `[${ssh.host}]:${port}`;
+  for (const line of (knownHosts ?? '').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 3 || f[0].startsWith('#') || f[0].startsWith('@')) continue;
+    if (f[0].split(',').includes(pattern)) return { hostKey: `${f[1]} ${f[2]}`, source: knownHostsFile };
+  }
+  if (ssh.hostKey) return { hostKey: publicKeyBody(ssh.hostKey), source: 'pi.ssh.hostKey' };
+  throw new Error(
+    knownHosts === undefined
+      ? `the Pi's host key is not known: ${knownHostsFile} does not exist and pi.ssh.hostKey is not set. Build the card with make provision-pi (it pins the key it installs there), or set pi.ssh.hostKey to the key shown on the Pi's console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)`
+      : `the Pi's host key is not known: ${knownHostsFile} has no line for ${pattern} and pi.ssh.hostKey is not set. Re-run make provision-pi for this inventory, or set pi.ssh.hostKey`,
+  );
+}
+
 /** "<type> <base64>" of a public key line, without its comment. */
 export function publicKeyBody(line: string): string {
   return line.trim().split(/\s+/).slice(0, 2).join(' ');

@@ -19,8 +19,10 @@ import type { PiSecrets } from './secrets.ts';
 import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, UnsupportedBaseError } from './boot-layout.ts';
 import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED_FILES } from './access.ts';
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
+import { encryptRoot } from './luks-guest.ts';
+import type { LuksWhere } from './luks-where.ts';
 import {
-  deviceModulesMode, initramfsConf, initramfsModulesMode, LUKS_HEADER_MIB, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, rootFiles, rootPackages,
+  deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
 } from './plan.ts';
 
@@ -84,28 +86,6 @@ function writeRootFile(root: string, rel: string, content: string | Buffer, mode
   chmodSync(full, mode);
 }
 
-/**
- * Can this machine's cryptsetup encrypt with the cipher offline (no device-mapper)? Userspace
- * reencryption uses OpenSSL or the kernel's AF_ALG; Adiantum needs AF_ALG + the adiantum module,
- * which some kernels lack. Tried on a tiny file so the long build never fails at its end.
- */
-export async function checkCipherUsable(cipher: string, keySizeBits: number, dir: string): Promise<void> {
-  const f = path.join(dir, `.cipher-probe-${process.pid}`);
-  const k = `${f}.key`;
-  try {
-    writeFileSync(k, 'probe', { mode: 0o600 });
-    closeSync(openSync(f, 'w', 0o600));
-    await run(['truncate', '-s', '40M', f]);
-    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--cipher', cipher, '--key-size', String(keySizeBits), '--reduce-device-size', '32M', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', k, f]);
-  } catch (e) {
-    const hint = /adiantum|xchacha/.test(cipher) ? ' (the kernel needs AF_ALG skcipher + adiantum: modprobe algif_skcipher adiantum; or build on a stock Debian/Ubuntu kernel)' : '';
-    throw new Error(`this machine cannot encrypt with ${cipher} in userspace without device-mapper${hint}\n${(e as Error).message}`);
-  } finally {
-    rmSync(f, { force: true });
-    rmSync(k, { force: true });
-  }
-}
-
 export interface BuildContext {
   inventory: Inventory;
   baseImage: string;
@@ -119,6 +99,8 @@ export interface BuildContext {
   /** the inventory admin's public key, authorized for pi.ssh.admin */
   adminPublicKey?: string;
   keepWork?: boolean;
+  /** where the LUKS step runs (luks-where.ts); this machine when unset */
+  luksWhere?: LuksWhere;
 }
 
 export interface BuildResult {
@@ -289,7 +271,8 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       const versions = existsSync(modDir) ? readdirSync(modDir).filter((v) => existsSync(path.join(modDir, v, 'modules.dep')) || existsSync(path.join(root, 'boot', `vmlinuz-${v}`))) : [];
       if (!versions.length) throw new Error('the base image has no kernel under /usr/lib/modules');
       const flavours = checkFlavours(versions, pi.model, arch);
-      const required = requiredInitramfsModules(usbKeyFilesystem(pi));
+      // the Pi cannot open an Adiantum root without the module (the LUKS VM boots this initramfs too)
+      const required = [...requiredInitramfsModules(usbKeyFilesystem(pi)), ...(/adiantum/.test(luksPlan(pi).cipher) ? ['adiantum'] : [])];
       for (const k of flavours) {
         const has = existsSync(path.join(root, 'boot', `initrd.img-${k.version}`));
         await chroot(root, ['update-initramfs', has ? '-u' : '-c', '-k', k.version]);
@@ -354,8 +337,22 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       closeSync(fd);
       await run(['truncate', '-s', `${totalMiB}M`, rootLuks]);
       await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-i', '8192', '-E', 'root_owner=0:0', '-d', root, rootLuks, `${fsMiB}M`]);
-      await run(luksEncryptArgs(l, ctx.secrets.rootUuid, ctx.secrets.keyFile, rootLuks));
-      await run(luksAddRecoveryArgs(l, ctx.secrets.keyFile, ctx.secrets.recoveryFile, rootLuks));
+      const k = kernels[0];
+      await encryptRoot({
+        where: ctx.luksWhere ?? { where: 'host' },
+        plan: l,
+        uuid: ctx.secrets.rootUuid,
+        keyFile: ctx.secrets.keyFile,
+        recoveryFile: ctx.secrets.recoveryFile,
+        device: rootLuks,
+        kernel: path.join(root, 'boot', `vmlinuz-${k.version}`),
+        initrd: path.join(root, 'boot', `initrd.img-${k.version}`),
+        arch,
+        modules: initramfsModules(pi),
+        work,
+        templates: ctx.templates,
+        log: ctx.log,
+      });
       const dump = (await run(['cryptsetup', 'luksDump', rootLuks])).stdout;
       for (const slot of ['0: luks2', '1: luks2']) if (!dump.includes(slot)) throw new Error(`LUKS header lacks keyslot ${slot}`);
       ctx.log(`  ${fsMiB} MiB ext4 (${used} MiB used) + ${LUKS_HEADER_MIB} MiB LUKS2 header, UUID ${ctx.secrets.rootUuid}`);

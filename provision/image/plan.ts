@@ -45,7 +45,7 @@ export type Templates = Record<string, string>;
 export const TEMPLATE_NAMES = [
   'crypttab', 'fstab', 'cmdline.txt', 'keyscript', 'initramfs-hook', 'initramfs-conf', 'initramfs-modules', 'kernel-guard',
   'rpi-update-block', 'apt-pin-rpi-update', 'grow-root.sh', 'grow-root.service', 'cryptsetup-keys-readme', 'known_hosts', 'hostname',
-  'sshd-config', 'sudoers-admin',
+  'sshd-config', 'sudoers-admin', 'luks-guest-init',
 ] as const;
 
 export function render(templates: Templates, name: string, vars: Record<string, unknown>): string {

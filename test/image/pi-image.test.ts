@@ -1,20 +1,31 @@
 // The long image suite: build a Pi-OS-shaped lab base image (amd64, cached), run provision-pi on it
 // for real (chroot, mkfs.ext4 -d, userspace cryptsetup reencrypt), check the result statically, then
-// boot it under qemu TCG (one qemu at a time):
-//   stick present → unlocked by the keyfile; no stick → askpass waits, the recovery passphrase typed
-//   on the serial console unlocks; wrong stick → refused, then the passphrase unlocks; and one full
-//   systemd boot that unlocks + mounts the LUKS data disk and grows the root to fill the card.
+// boot it under qemu TCG (one qemu at a time). Two cards from the one base:
+//   pi5 (aes-xts-plain64, encrypted on this machine): stick present → unlocked by the keyfile; no stick →
+//   the prompt on tty1 (the Pi's /dev/console) and the recovery passphrase typed on an emulated USB
+//   keyboard unlocks; wrong stick → refused, then the typed passphrase unlocks; one full systemd boot that
+//   unlocks + mounts the LUKS data disk, grows the root, and accepts the admin's key over SSH with the
+//   host key pinned in state/<pi>/known_hosts (install-runtime --dry-run against it).
+//   pi4 (xchacha12,aes-adiantum-plain64: encrypted in provision-pi's qemu VM where this machine's kernel
+//   lacks Adiantum): unlocked by the stick; no stick and no passphrase → root never mounted.
+// Boot cases that differ only in how unlocking is attempted share one built card.
 // Needs root, mmdebstrap + network to the Debian mirror (first run only), qemu-system-x86,
 // qemu-utils, cryptsetup-bin, e2fsprogs, dosfstools, mtools, fdisk, attr, zstd, cpio.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as provision } from '../../provision/cli.ts';
 
 const main = (argv: string[]) => provision(['provision-pi', ...argv]);
 import { run } from '../../lib/proc/index.ts';
+import { piHostKeyPin } from '../../provision/image/access.ts';
+import { probeHostCipher } from '../../provision/image/luks-guest.ts';
+import { SshExecutor, HostKeyMismatchError } from '../../provision/exec/ssh.ts';
+import { loadInventory } from '../../provision/inventory/validate.ts';
+import { installRuntimeOverSsh } from '../../provision/runtime-install.ts';
 import { LAB_DISK_ID, labBaseImage } from './lab-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
 
@@ -23,26 +34,42 @@ const isRoot = process.getuid?.() === 0;
 const WORK = process.env.PULLVAULT_IMAGE_TEST_DIR ?? '/var/tmp/pullvault-image-test';
 const MARKER = /PILAB-MARKER: userspace reached; \/ is (\S+) (\S+)/;
 const PROMPT = /Please unlock disk cryptroot: insert the USB key PVKEY or type the recovery passphrase/g;
+// on the 80-column screen the prompt wraps: its first row
+const SCREEN_PROMPT = /Please unlock disk cryptroot: insert the USB key PVKEY or type the recovery/;
 const BOOT_MS = 360_000;
+const ADIANTUM = 'xchacha12,aes-adiantum-plain64';
 
 let dir: string;
 let stateDir: string;
 let invFile: string;
 let piState: string;
 let logs: string;
+let sshPort: number;
+
+/** A TCP port free on 127.0.0.1 now (the full boot forwards it to the guest's sshd). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function labInventory(base: { path: string; sha256: string }, overrides: Record<string, unknown> = {}) {
   const inv = JSON.parse(readFileSync(path.join(REPO, 'inventory.json'), 'utf8'));
   delete inv.$schema;
   inv.pi = {
     ...inv.pi,
-    model: 'pi5', // aes-xts-plain64: this host's kernel has no AF_ALG/adiantum, so userspace reencrypt can only do AES here
+    model: 'pi5', // aes-xts-plain64, encrypted on this machine (OpenSSL); the pi4 card below is adiantum
     arch: 'amd64',
     baseImage: { path: base.path, sha256: base.sha256 },
     usbKey: { label: 'PVKEY', filesystem: 'vfat' },
     luks: { pbkdfMemoryKiB: 65536, pbkdfIterations: 4 }, // small: argon2 under TCG
     dataDisk: { device: '/dev/disk/by-id/virtio-pvdata', mountpoint: '/srv/pullvault', mapperName: 'pullvault-data' },
-    ssh: { ...inv.pi.ssh, adminKeyFile: path.join(dir, 'admin_key') },
+    // the full boot forwards 127.0.0.1:sshPort to the guest; no hostKey: install-runtime pins state/'s
+    ssh: { host: '127.0.0.1', port: sshPort, admin: inv.pi.ssh.admin, adminKeyFile: path.join(dir, 'admin_key') },
     ...overrides,
   };
   for (const r of inv.recipients) r.publicKeyFile = path.join(REPO, r.publicKeyFile);
@@ -72,6 +99,33 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     expect(await building, 'provision-pi build').toBe(0);
   };
 
+  // the pi4 card: adiantum, in provision-pi's VM when this machine's kernel lacks it
+  let pi4Inv: string;
+  let pi4State: string;
+  let pi4Building: Promise<{ rc: number; log: string }> | undefined;
+  const pi4Built = async (): Promise<string> => {
+    pi4Building ??= (async () => {
+      const t = Date.now();
+      console.log('image suite: provision-pi build (pi4, adiantum) …');
+      const lines: string[] = [];
+      const orig = console.log;
+      console.log = (...a: unknown[]) => {
+        lines.push(a.map(String).join(' '));
+        orig(...a);
+      };
+      try {
+        const rc = await main(['--inventory', pi4Inv, '--state', pi4State]);
+        timings.buildPi4 = (Date.now() - t) / 1000;
+        return { rc, log: lines.join('\n') };
+      } finally {
+        console.log = orig;
+      }
+    })();
+    const r = await pi4Building;
+    expect(r.rc, 'provision-pi build (pi4)').toBe(0);
+    return r.log;
+  };
+
   beforeAll(async () => {
     mkdirSync(WORK, { recursive: true, mode: 0o700 });
     dir = mkdtempSync(path.join(WORK, 'run-'));
@@ -81,9 +135,13 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     base = await labBaseImage('amd64', (s) => console.log(s));
     timings.base = (Date.now() - t) / 1000;
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@lab', '-f', path.join(dir, 'admin_key')]);
+    sshPort = await freePort();
     invFile = path.join(dir, 'inventory.json');
     writeFileSync(invFile, JSON.stringify(labInventory(base), null, 1));
     piState = path.join(stateDir, 'pi01');
+    pi4Inv = path.join(dir, 'inventory-pi4.json');
+    pi4State = path.join(dir, 'state-pi4');
+    writeFileSync(pi4Inv, JSON.stringify(labInventory(base, { model: 'pi4' }), null, 1));
   }, 900_000);
 
   afterAll(() => {
@@ -133,7 +191,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     // the Pi's host key, pinned in state/ the way install-runtime dials the Pi
     const hostPub = readFileSync(path.join(piState, 'ssh_host_ed25519_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
     expect((statSync(path.join(piState, 'ssh_host_ed25519_key')).mode & 0o777).toString(8)).toBe('600');
-    expect(readFileSync(path.join(piState, 'known_hosts'), 'utf8')).toBe(`pi01.home.arpa ${hostPub}\n`);
+    expect(readFileSync(path.join(piState, 'known_hosts'), 'utf8')).toBe(`[127.0.0.1]:${sshPort} ${hostPub}\n`);
   }, 900_000);
 
   it('static: cmdline.txt, config.txt, initramfs contents', async () => {
@@ -210,52 +268,55 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     }
   }, BOOT_MS + 90_000);
 
-  it('boot without the USB key: root never mounted; the recovery passphrase typed on the console unlocks', async () => {
+  it('boot without the USB key: the prompt on tty1, root never mounted; the passphrase typed on a USB keyboard unlocks', async () => {
     await built();
-    const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-nostick.log'), memMiB: 768 });
+    const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), console: 'tty1', extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-keyboard.log'), memMiB: 768 });
     try {
-      await b.expect(PROMPT, BOOT_MS, /Kernel panic|Dropping to a shell/);
-      await new Promise((r) => setTimeout(r, 10_000));
-      expect(b.out).not.toMatch(MARKER);
-      expect(b.out).not.toMatch(/set up successfully/);
-      b.type(readFileSync(path.join(piState, 'recovery-passphrase.txt'), 'utf8') + '\n');
-      await b.expect(/cryptroot: set up successfully/, 120_000, /Kernel panic/);
-      const m = await b.expect(MARKER, 60_000);
-      expect(m[1]).toBe('/dev/mapper/cryptroot');
-      timings.bootPassphrase = b.seconds;
+      await b.expectScreen(SCREEN_PROMPT, BOOT_MS);
+      await sleep(10_000);
+      expect(await b.screen()).not.toMatch(MARKER);
+      // /dev/console is tty1 as on the Pi: the prompt is on the screen, not on the serial port
+      expect(b.out).not.toMatch(PROMPT);
+      const pass = readFileSync(path.join(piState, 'recovery-passphrase.txt'), 'utf8');
+      await b.typeKeys(pass);
+      const screen = await b.expectScreen(MARKER, 180_000);
+      expect(MARKER.exec(screen)?.[1]).toBe('/dev/mapper/cryptroot');
+      // askpass does not echo what is typed
+      expect(screen).not.toContain(pass.slice(0, 11));
+      timings.bootKeyboard = b.seconds;
     } finally {
       await b.stop();
     }
-  }, BOOT_MS + 200_000);
+  }, BOOT_MS + 300_000);
 
-  it('boot with a stick holding the wrong key: refused, never mounted, then the passphrase still unlocks', async () => {
+  it('boot with a stick holding the wrong key: refused, never mounted, then the passphrase typed on the keyboard unlocks', async () => {
     await built();
     const wrong = path.join(dir, 'wrongstick.img');
     const wrongKey = path.join(dir, 'wrong.key');
-    writeFileSync(wrongKey, Buffer.from(execFileSync('head', ['-c', '64', '/dev/urandom'])));
+    writeFileSync(wrongKey, randomBytes(64));
     await run(['truncate', '-s', '16M', wrong]);
     await run(['mkfs.vfat', '-n', 'PVKEY', wrong]);
     await run(['mcopy', '-i', wrong, wrongKey, '::pullvault-root.key']);
-    const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), stick: wrong, extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-wrongstick.log'), memMiB: 768 });
+    const b = await boot({ sdcard: path.join(piState, 'sdcard.img'), stick: wrong, console: 'tty1', extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-wrongstick.log'), memMiB: 768 });
     try {
-      await b.expect(/pullvault-unlock: USB key PVKEY found/, BOOT_MS, /Kernel panic|Dropping to a shell/);
-      await b.expect(/cryptroot: cryptsetup failed, bad password or options/, 120_000);
-      await b.expect(/the key did not unlock cryptroot; type the recovery passphrase/, 60_000);
-      await new Promise((r) => setTimeout(r, 10_000));
-      expect(b.out).not.toMatch(MARKER);
-      expect(b.out).not.toMatch(/set up successfully/);
-      // the wrong stick is not offered again: only one attempt with it
-      expect(b.out.match(/USB key PVKEY found/g)).toHaveLength(1);
-      b.type(readFileSync(path.join(piState, 'recovery-passphrase.txt'), 'utf8') + '\n');
-      await b.expect(/cryptroot: set up successfully/, 120_000);
-      expect((await b.expect(MARKER, 60_000))[1]).toBe('/dev/mapper/cryptroot');
+      const refused = await b.expectScreen(/the key did not unlock cryptroot; type the recovery/, BOOT_MS);
+      expect(refused).toMatch(/cryptroot: cryptsetup failed, bad password or options/);
+      await b.expectScreen(SCREEN_PROMPT, 60_000);
+      await sleep(10_000);
+      const waiting = await b.screen();
+      expect(waiting).not.toMatch(MARKER);
+      expect(waiting).not.toMatch(/set up successfully/);
+      // the wrong stick is not offered again: one attempt with it
+      expect(waiting.match(/USB key PVKEY found/g)?.length ?? 0).toBeLessThanOrEqual(1);
+      await b.typeKeys(readFileSync(path.join(piState, 'recovery-passphrase.txt'), 'utf8'));
+      expect(MARKER.exec(await b.expectScreen(MARKER, 180_000))?.[1]).toBe('/dev/mapper/cryptroot');
       timings.bootWrongStick = b.seconds;
     } finally {
       await b.stop();
     }
-  }, BOOT_MS + 200_000);
+  }, BOOT_MS + 300_000);
 
-  it('full systemd boot: data disk unlocked by its key on the root and mounted; root grown to fill the card', async () => {
+  it('full systemd boot: data disk unlocked and mounted; root grown; sshd accepts the admin key with the host key pinned in state/', async () => {
     await built();
     // the data disk: ext4 holding a marker, encrypted in userspace with the key provision-pi put on the root
     const data = path.join(dir, 'data.img');
@@ -272,13 +333,51 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       stick: path.join(piState, 'usbkey.img'),
       disks: [{ file: data, serial: 'pvdata' }],
       sdSizeMiB: Math.ceil(sdBytes / 1048576) + 512,
-      // unit status lines on the console: the log then shows which job waited for what
-      extraCmdline: 'systemd.show_status=1',
+      // unit status lines on the console: the log then shows which job waited for what. Networking:
+      // Pi OS brings the wired port up by DHCP (NetworkManager); here systemd-networkd from the
+      // kernel's ip=dhcp, as a test stand-in. The report fixture is started over SSH instead of at boot.
+      extraCmdline: 'systemd.show_status=1 ip=dhcp systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service systemd.mask=pilab-report.service',
+      sshPort,
       log: path.join(logs, 'boot-full.log'),
       memMiB: 1024,
     });
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
+      // sshd, dialled the way install-runtime does: the host key pinned in state/<pi>/known_hosts
+      const loaded = await loadInventory(invFile);
+      const knownHosts = path.join(piState, 'known_hosts');
+      const pin = piHostKeyPin(loaded.inventory, readFileSync(knownHosts, 'utf8'), knownHosts);
+      expect(pin.source).toBe(knownHosts);
+      const target = { name: 'pi01', host: '127.0.0.1', port: sshPort, username: 'root', hostKey: pin.hostKey, privateKey: readFileSync(path.join(dir, 'admin_key')), readyTimeoutMs: 60_000 };
+      const end = Date.now() + 600_000;
+      let exec: SshExecutor | undefined;
+      for (let tries = 1; !exec; tries++) {
+        exec = await SshExecutor.connect(target).catch((e: Error) => {
+          if (Date.now() > end || b.out.includes('Kernel panic')) throw new Error(`sshd not reachable after ${tries} tries: ${e.message} (log ${b.logFile})`);
+          return undefined;
+        });
+        if (!exec) await sleep(5_000);
+      }
+      timings.fullBootSshReady = b.seconds;
+      console.log(`  boot-full.log: +${b.seconds.toFixed(0)} s sshd accepted the admin key`);
+      expect((await exec.run(['hostname'])).stdout.trim()).toBe('pi01');
+      await exec.close();
+      // adversarial: another host key pinned, or a key that is not the admin's → refused
+      const stranger = path.join(dir, 'stranger_key');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
+      const strangerPub = readFileSync(`${stranger}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+      await expect(SshExecutor.connect({ ...target, hostKey: strangerPub })).rejects.toBeInstanceOf(HostKeyMismatchError);
+      await expect(SshExecutor.connect({ ...target, privateKey: readFileSync(stranger) })).rejects.toThrow(/login as root refused/);
+      // install-runtime itself: pins the key from state/, connects, checks the Pi, changes nothing (--dry-run)
+      const t = Date.now();
+      const inst = await installRuntimeOverSsh(loaded, { dryRun: true, stateDir });
+      timings.installRuntimeDryRun = (Date.now() - t) / 1000;
+      expect(inst.summary.failed).toBe(0);
+      expect(inst.warnings.filter((w) => /no node|lacks|no SSH key/.test(w))).toEqual([]);
+      // the report fixture: waits for the boot to end, prints to the serial port, powers off
+      const last = await SshExecutor.connect(target);
+      await last.run(['systemd-run', '--no-block', '--unit', 'pilab-report-now', '/usr/local/sbin/pilab-report']);
+      await last.close().catch(() => {});
       const m = await b.expect(/PILAB-FULLINIT-BEGIN([\s\S]*?)PILAB-FULLINIT-END/, 600_000, /Kernel panic/);
       const report = m[1];
       // the report waited for every boot job to end (not timed out while still "starting")
@@ -313,6 +412,66 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     } finally {
       await b.stop();
     }
-  }, BOOT_MS + 700_000);
+  }, BOOT_MS + 900_000);
+
+  it('pi4: built with Adiantum (in the VM when this machine lacks it); the LUKS header says so', async () => {
+    const log = await pi4Built();
+    const host = await probeHostCipher(ADIANTUM, 256, dir);
+    if (!host.ok) expect(log).toMatch(/encrypting in a amd64 VM \(qemu-system-x86_64\) booting the image's own kernel/);
+    expect(log).toMatch(/encrypted in the VM in \d+ s|on this machine \(cryptsetup in userspace\)/);
+    const p2 = path.join(dir, 'pi4-p2.luks');
+    await partitionFile(path.join(pi4State, 'pi01', 'sdcard.img'), 1, p2);
+    const dump = (await run(['cryptsetup', 'luksDump', p2])).stdout;
+    rmSync(p2);
+    const uuid = JSON.parse(readFileSync(path.join(pi4State, 'pi01', 'identity.json'), 'utf8')).rootUuid;
+    expect(dump).toMatch(new RegExp(`^UUID:\\s+${uuid}$`, 'm'));
+    expect(dump).toMatch(/cipher:\s+xchacha12,aes-adiantum-plain64/);
+    expect(dump).toMatch(/sector:\s+4096/);
+    const slots = dump.split(/^Tokens:/m)[0].split(/^Keyslots:/m)[1];
+    expect(slots.match(/^[ \t]+\d+: luks2$/gm)?.map((x) => x.trim())).toEqual(['0: luks2', '1: luks2']);
+    expect(slots.match(/Memory:\s+65536/g)).toHaveLength(2);
+    // the VM's scratch (a copy of the key and passphrase) is gone
+    expect(existsSync(path.join(pi4State, 'pi01', 'work'))).toBe(false);
+  }, 1_800_000);
+
+  it('pi4 boot with the USB key: the Adiantum root unlocked by the keyfile and mounted', async () => {
+    await pi4Built();
+    const s = path.join(pi4State, 'pi01');
+    const b = await boot({ sdcard: path.join(s, 'sdcard.img'), stick: path.join(s, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'boot-pi4-stick.log'), memMiB: 768 });
+    try {
+      await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
+      const m = await b.expect(MARKER, 60_000);
+      expect(m[1]).toBe('/dev/mapper/cryptroot');
+      expect(m[2]).toBe('ext4');
+      timings.bootPi4Stick = b.seconds;
+    } finally {
+      await b.stop();
+    }
+  }, BOOT_MS + 90_000);
+
+  it('pi4 boot with no stick and no passphrase: the prompt waits on tty1 and the root is never mounted', async () => {
+    await pi4Built();
+    const s = path.join(pi4State, 'pi01');
+    // loglevel=6: the kernel's "EXT4-fs (dm-0): mounted" line would show on the serial port
+    const b = await boot({ sdcard: path.join(s, 'sdcard.img'), console: 'tty1', extraCmdline: 'init=/usr/sbin/marker-init loglevel=6', log: path.join(logs, 'boot-pi4-nothing.log'), memMiB: 768 });
+    try {
+      await b.expectScreen(SCREEN_PROMPT, BOOT_MS);
+      const seen = b.seconds;
+      const WAIT_S = 45;
+      while (b.seconds < seen + WAIT_S) {
+        await sleep(5_000);
+        expect(await b.screen()).not.toMatch(MARKER);
+      }
+      expect(b.out).not.toMatch(/EXT4-fs \(dm-\d+\): mounted|PILAB-MARKER/);
+      expect(await b.screen()).toMatch(SCREEN_PROMPT);
+      // still waiting: kill the VM by its PID
+      expect(await b.waitExit(0)).toBe(false);
+      process.kill(b.pid!, 'SIGKILL');
+      expect(await b.waitExit(10_000)).toBe(true);
+      timings.bootPi4NoUnlock = b.seconds;
+    } finally {
+      await b.stop();
+    }
+  }, BOOT_MS + 120_000);
 });
 

@@ -1,10 +1,15 @@
 // Boots a built SD image under qemu TCG the way the Pi firmware would: kernel, initramfs and
 // cmdline are taken from the image's FAT partition (config.txt decides which files). The SD image
 // is a virtio-blk disk (copy-on-write overlay, the image stays pristine), the USB key a usb-storage
-// device on qemu-xhci, no network. The serial console is qemu's stdio, which we read AND write, so a test
-// can type the recovery passphrase at the askpass prompt.
+// device on qemu-xhci. The serial console is qemu's stdio, which we read (and may write).
+// console: 'tty1' keeps the image's own console= arguments, so /dev/console is tty1 as on the Pi:
+// the initramfs talks to the screen (VGA text, read back through the monitor) and a USB keyboard
+// on the xhci bus types into it (monitor sendkey); the serial port then only carries the kernel's
+// log and what the test fixtures write to /dev/ttyS0. hostfwd: user-mode networking with the guest's
+// port 22 forwarded from 127.0.0.1 only, restrict=on (the guest reaches nothing beyond qemu).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { run } from '../../lib/proc/index.ts';
 
@@ -30,6 +35,10 @@ export interface BootOptions {
   smp?: number;
   log: string;
   arch?: 'amd64';
+  /** 'serial' (default): console=ttyS0 only; 'tty1': the image's console= arguments, USB keyboard, monitor */
+  console?: 'serial' | 'tty1';
+  /** forward 127.0.0.1:<port> to the guest's sshd (user-mode networking, restricted) */
+  sshPort?: number;
 }
 
 export interface BootFiles {
@@ -115,6 +124,95 @@ export class Boot {
     }
   }
 
+  monitorSocket?: string;
+
+  /** One HMP command on the monitor socket; resolves with its output. */
+  async monitor(cmd: string): Promise<string> {
+    if (!this.monitorSocket) throw new Error('boot: started without a monitor (console: tty1)');
+    // qemu creates the socket a moment after it starts
+    const open = () => new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+      const c = connect(this.monitorSocket!);
+      c.once('connect', () => resolve(c)).once('error', reject);
+    });
+    let sock: ReturnType<typeof connect> | undefined;
+    for (const end = Date.now() + 30_000; !sock; ) {
+      sock = await open().catch((e: Error) => {
+        if (Date.now() > end || this.exited) throw new Error(`boot: monitor ${this.monitorSocket}: ${e.message}`);
+        return undefined;
+      });
+      if (!sock) await new Promise((r) => setTimeout(r, 200));
+    }
+    let out = '';
+    sock.on('data', (b) => (out += b.toString('latin1')));
+    const prompts = () => out.split('(qemu)').length - 1;
+    const wait = async (n: number) => {
+      const end = Date.now() + 20_000;
+      while (prompts() < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    };
+    await wait(1);
+    sock.write(`${cmd}\n`);
+    await wait(2);
+    sock.end();
+    return out;
+  }
+
+  /** Types on the USB keyboard, key by key (monitor sendkey), then Enter. */
+  async typeKeys(text: string): Promise<void> {
+    for (const ch of text) {
+      const key = /^[a-z0-9]$/.test(ch) ? ch : ch === '-' ? 'minus' : undefined;
+      if (!key) throw new Error(`typeKeys: no key for ${JSON.stringify(ch)}`);
+      await this.monitor(`sendkey ${key}`);
+    }
+    await this.monitor('sendkey ret');
+  }
+
+  /**
+   * The VGA text memory behind tty1 (vgacon): character + attribute cells at 0xb8000, 80 a row. vgacon
+   * scrolls by moving the display origin through the whole 32 KiB window (and copies the screen back to
+   * its start when it reaches the end), so the window holds the visible screen plus earlier lines: what
+   * a test looks for is in it once it has been shown.
+   */
+  async screen(): Promise<string> {
+    const f = path.join(this.tmp, 'screen.bin');
+    const said = await this.monitor(`pmemsave 0xb8000 0x8000 "${f}"`);
+    let b: Buffer;
+    try {
+      b = readFileSync(f);
+    } catch {
+      throw new Error(`boot: pmemsave wrote nothing: ${said}`);
+    }
+    const rows: string[] = [];
+    for (let r = 0; r < Math.floor(b.length / 160); r++) {
+      let line = '';
+      for (let c = 0; c < 80; c++) line += String.fromCharCode(b[(r * 80 + c) * 2] || 32);
+      rows.push(line.trimEnd());
+    }
+    return rows.join('\n');
+  }
+
+  /** Resolves once the screen matches, or rejects on timeout / qemu exit. */
+  async expectScreen(ok: RegExp, timeoutMs: number): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const text = this.exited ? '' : await this.screen();
+      if (ok.test(text)) {
+        console.log(`  ${path.basename(this.logFile)}: +${this.seconds.toFixed(0)} s screen shows ${ok.source.slice(0, 60)}`);
+        appendFileSync(this.logFile, `\n# screen at +${this.seconds.toFixed(0)} s:\n${text}\n`);
+        return text;
+      }
+      if (this.exited) throw new Error(`boot: qemu exited (${this.exitCode}) before the screen showed ${ok} (log ${this.logFile})`);
+      if (Date.now() > end) {
+        appendFileSync(this.logFile, `\n# screen at +${this.seconds.toFixed(0)} s:\n${text}\n`);
+        throw new Error(`boot: the screen did not show ${ok} after ${timeoutMs / 1000} s (log ${this.logFile})`);
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** Types on the serial console. */
   type(text: string): void {
     this.input?.write(text);
@@ -141,8 +239,11 @@ export async function boot(o: BootOptions): Promise<Boot> {
   mkdirSync(path.dirname(o.log), { recursive: true });
   const tmp = mkdtempSync(path.join(path.dirname(o.log), '.boot-'));
   const files = await bootFilesFromImage(o.sdcard, tmp);
-  // the Pi's console= args name its serial/HDMI consoles; the lab console is ttyS0 (qemu's serial)
-  const cmdline = `${files.cmdline.trim().replace(/(^| )console=\S+/g, '')} console=ttyS0,115200 ${o.extraCmdline ?? ''}`.replace(/\s+/g, ' ').trim();
+  // 'serial': the lab console is ttyS0 (qemu's serial) only; 'tty1': the image's own console= args
+  // (the lab base's cmdline names ttyS0 for the Pi's serial0, then tty1, as Pi OS does)
+  const tty1 = o.console === 'tty1';
+  const base = tty1 ? files.cmdline.trim() : `${files.cmdline.trim().replace(/(^| )console=\S+/g, '')} console=ttyS0,115200`;
+  const cmdline = `${base} ${o.extraCmdline ?? ''}`.replace(/\s+/g, ' ').trim();
   let sd = o.sdcard;
   let sdFormat = 'raw';
   const overlay = path.join(tmp, 'sd.qcow2');
@@ -156,9 +257,14 @@ export async function boot(o: BootOptions): Promise<Boot> {
     '-kernel', files.kernel, '-initrd', files.initrd, '-append', cmdline,
     '-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd',
     '-device', 'qemu-xhci,id=xhci',
-    '-display', 'none', '-monitor', 'none', '-nic', 'none', '-no-reboot',
+    '-display', 'none', '-no-reboot',
     '-serial', 'stdio',
   ];
+  const monitorSocket = path.join(tmp, 'monitor.sock');
+  q.push('-monitor', tty1 ? `unix:${monitorSocket},server=on,wait=off` : 'none');
+  // tty1: a powered-off guest stays (-no-shutdown) so its last screen can still be read; stop() kills it
+  if (tty1) q.push('-device', 'usb-kbd,bus=xhci.0', '-no-shutdown');
+  q.push('-nic', o.sshPort ? `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22` : 'none');
   if (o.stick) q.push('-drive', `if=none,id=stick,format=raw,file=${o.stick},readonly=on`, '-device', 'usb-storage,bus=xhci.0,drive=stick');
   for (const [i, d] of (o.disks ?? []).entries()) q.push('-drive', `if=none,id=d${i},format=raw,file=${d.file}`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial}`);
   mkdirSync(path.dirname(o.log), { recursive: true });
@@ -167,6 +273,7 @@ export async function boot(o: BootOptions): Promise<Boot> {
   console.log(`  ${path.basename(o.log)}: qemu started`);
   const child = spawn(q[0], q.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const b = new Boot(child, tmp, o.log);
+  if (tty1) b.monitorSocket = monitorSocket;
   child.stderr?.on('data', (x: Buffer) => appendFileSync(o.log, `\n# qemu stderr: ${x.toString()}`));
   b.attach(child.stdout!, child.stdin!);
   return b;

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { accessFiles, adminHome, CLOUD_INIT_DISABLED, HOST_KEY_PATH, MASKED_UNITS, piKnownHostsLine, SSHD_DROP_IN, SUDOERS_DROP_IN } from '../../provision/image/access.ts';
+import { accessFiles, adminHome, CLOUD_INIT_DISABLED, HOST_KEY_PATH, MASKED_UNITS, piHostKeyPin, piKnownHostsLine, SSHD_DROP_IN, SUDOERS_DROP_IN } from '../../provision/image/access.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import { rootPackages } from '../../provision/image/plan.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
@@ -70,5 +70,37 @@ describe('first boot: reachable with the pinned host key', () => {
 
   it('the runtime\'s dependencies are installed in the chroot', () => {
     expect(rootPackages(inventory().pi)).toEqual(expect.arrayContaining(['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux']));
+  });
+});
+
+describe('install-runtime: which host key it pins for the Pi', () => {
+  const FILE = 'state/pi01/known_hosts';
+  const other = sshKeyPair('root@elsewhere').pub.split(' ').slice(0, 2).join(' ');
+  const withPi = (ssh: Record<string, unknown> | undefined): Inventory => {
+    const inv = inventory();
+    if (ssh === undefined) delete inv.pi.ssh;
+    else inv.pi.ssh = ssh as Inventory['pi']['ssh'];
+    return inv;
+  };
+  it('state/<pi>/known_hosts (what provision-pi put on the card) first, over pi.ssh.hostKey', () => {
+    const inv = withPi({ host: 'pi01.home.arpa', hostKey: other });
+    const text = `${piKnownHostsLine(inv, HOST_PUB)}\n`;
+    expect(piHostKeyPin(inv, text, FILE)).toEqual({ hostKey: HOST_BODY, source: FILE });
+  });
+  it('the line must name the Pi as the SSH client would look it up: host, or [host]:port off port 22', () => {
+    const inv22 = withPi({ host: 'pi01.home.arpa' });
+    const inv2222 = withPi({ host: 'pi01.home.arpa', port: 2222 });
+    expect(piKnownHostsLine(inv2222, HOST_PUB)).toBe(`[pi01.home.arpa]:2222 ${HOST_BODY}`);
+    expect(piHostKeyPin(inv2222, `${piKnownHostsLine(inv2222, HOST_PUB)}\n`, FILE).hostKey).toBe(HOST_BODY);
+    // a line for another host, a comment, a marker line, or the port-22 form for a port-2222 Pi: not a pin
+    const text = `# ${HOST_BODY}\n@revoked pi01.home.arpa ${HOST_BODY}\nother.example ${HOST_BODY}\npi01.home.arpa ${HOST_BODY}\n`;
+    expect(() => piHostKeyPin(inv2222, text, FILE)).toThrow(`${FILE} has no line for [pi01.home.arpa]:2222 and pi.ssh.hostKey is not set`);
+    expect(piHostKeyPin(inv22, text, FILE)).toEqual({ hostKey: HOST_BODY, source: FILE });
+    expect(piHostKeyPin(inv22, `10.0.0.9,pi01.home.arpa ${HOST_BODY} c\n`, FILE).hostKey).toBe(HOST_BODY);
+  });
+  it('no state file: pi.ssh.hostKey; neither: an error that says how to get one', () => {
+    expect(piHostKeyPin(withPi({ host: 'pi01.home.arpa', hostKey: other }), undefined, FILE)).toEqual({ hostKey: other, source: 'pi.ssh.hostKey' });
+    expect(() => piHostKeyPin(withPi({ host: 'pi01.home.arpa' }), undefined, FILE)).toThrow(/state\/pi01\/known_hosts does not exist and pi\.ssh\.hostKey is not set\. Build the card with make provision-pi/);
+    expect(() => piHostKeyPin(withPi(undefined), undefined, FILE)).toThrow(/^pi\.ssh: not set/);
   });
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generatePassphrase, loadOrCreateSecrets } from '../../provision/image/secrets.ts';
-import { checkCipherUsable } from '../../provision/image/build.ts';
+import { decideLuksWhere, probeHostCipher } from '../../provision/image/luks-guest.ts';
 
 const dir = mkdtempSync(path.join('/var/tmp', 'pv-secrets-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,14 +60,19 @@ describe('secrets in state/', () => {
 });
 
 describe('cipher preflight (real cryptsetup, no device-mapper)', () => {
-  it('aes-xts-plain64 works offline on any host (OpenSSL backend)', async () => {
-    await expect(checkCipherUsable('aes-xts-plain64', 512, dir)).resolves.toBeUndefined();
+  const plan = (cipher: string, keySizeBits: number) => ({ cipher, keySizeBits, pbkdf: 'argon2id' as const, pbkdfMemoryKiB: 65536, pbkdfIterations: 4, pbkdfParallel: 4, sectorSize: 4096 });
+  it('aes-xts-plain64 works offline on any host (OpenSSL backend): encrypted here', async () => {
+    await expect(probeHostCipher('aes-xts-plain64', 512, dir)).resolves.toEqual({ ok: true });
+    await expect(decideLuksWhere(plan('aes-xts-plain64', 512), 'amd64', dir, { qemu: null })).resolves.toEqual({ where: 'host' });
   }, 30_000);
-  it('an unknown cipher is refused up front with a clear message', async () => {
-    await expect(checkCipherUsable('nosuchcipher-xts-plain64', 256, dir)).rejects.toThrow(/cannot encrypt with nosuchcipher-xts-plain64 in userspace without device-mapper/);
+  it('an unknown cipher: the probe says why, and without qemu the preflight refuses, saying how to go on', async () => {
+    const r = await probeHostCipher('nosuchcipher-xts-plain64', 256, dir);
+    expect(r.ok).toBe(false);
+    await expect(decideLuksWhere(plan('nosuchcipher-xts-plain64', 256), 'amd64', dir, { qemu: null })).rejects.toThrow(/cannot encrypt the root with nosuchcipher-xts-plain64 .*qemu-system-x86_64 is not installed[\s\S]*apt-get install qemu-system-x86/);
   }, 30_000);
-  it('adiantum: usable, or refused naming the kernel modules it needs (this VM: no AF_ALG)', async () => {
-    const r = await checkCipherUsable('xchacha12,aes-adiantum-plain64', 256, dir).then(() => 'ok', (e: Error) => e.message);
-    if (r !== 'ok') expect(r).toMatch(/algif_skcipher adiantum/);
+  it('adiantum: on this machine if its kernel can, else in a VM when qemu is installed', async () => {
+    const probe = await probeHostCipher('xchacha12,aes-adiantum-plain64', 256, dir);
+    const w = await decideLuksWhere(plan('xchacha12,aes-adiantum-plain64', 256), 'amd64', dir, { qemu: '/usr/bin/qemu-system-x86_64' });
+    expect(w.where).toBe(probe.ok ? 'host' : 'guest');
   }, 30_000);
 });
