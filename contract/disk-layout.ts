@@ -8,7 +8,7 @@
 //       dumps/mariadb/<db>.sql.zst       database dumps, compressed as they stream in
 //       dumps/postgres/<db>.pgdump       (pg_dump -Fc, compressed by pg_dump)
 //       dumps/postgres/globals.sql.zst
-//       dumps/sqlite/<path on the server>.zst   SQLite online-backup copies (sqliteDumpFile)
+//       dumps/sqlite/<path on the server>.zst   SQLite copies (VACUUM INTO; sqliteDumpFile)
 //       manifest.jsonl                   one ManifestEntry per line, sorted by path bytes
 //       snapshot.json                    SnapshotInfo
 //   snapshots/<server>/<id>.partial/     a pull in progress (or killed): never read as a snapshot

@@ -55,7 +55,7 @@ export const DISPATCH_VERBS = [
     engine: 'sqlite',
     role: 'dump',
     arg: 'file',
-    does: 'a consistent copy of one configured SQLite file (sqlite3 -readonly -nofollow FILE .backup) on stdout',
+    does: "a consistent copy of one configured SQLite file (sqlite3 -readonly -nofollow FILE 'VACUUM INTO …') on stdout",
   },
 ] as const satisfies readonly VerbSpec[];
 

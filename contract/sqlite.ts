@@ -3,7 +3,7 @@
 // provision-server (the dispatcher's list, the inventory check) and the runtime (the verb, the
 // file name) use it.
 
-/** The dispatcher verb: `sqlite-dump PATH` writes a consistent copy of the configured file on stdout. */
+/** The dispatcher verb: `sqlite-dump PATH` writes a consistent copy of the configured file (a database file itself) on stdout. */
 export const SQLITE_DUMP_VERB = 'sqlite-dump';
 
 /**
