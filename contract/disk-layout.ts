@@ -8,6 +8,7 @@
 //       dumps/mariadb/<db>.sql.zst       database dumps, compressed as they stream in
 //       dumps/postgres/<db>.pgdump       (pg_dump -Fc, compressed by pg_dump)
 //       dumps/postgres/globals.sql.zst
+//       dumps/sqlite/<path on the server>.zst   SQLite copies (VACUUM INTO; sqliteDumpFile)
 //       manifest.jsonl                   one ManifestEntry per line, sorted by path bytes
 //       snapshot.json                    SnapshotInfo
 //   snapshots/<server>/<id>.partial/     a pull in progress (or killed): never read as a snapshot
@@ -16,6 +17,7 @@
 //
 // Everything that names a path in it asks vaultLayout (the runtime, and the demo that looks at
 // a Pi's disk); dump file names inside a snapshot come from dumpFile.
+import { sqliteDumpFile } from './sqlite.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -53,7 +55,7 @@ export interface SnapshotInfo {
   /** rsync exit 23/24: some files could not be read or vanished */
   partial: boolean;
   unreadable: string[];
-  dumps: { engine: 'mariadb' | 'postgres'; name: string; file: string; bytes: number }[];
+  dumps: { engine: 'mariadb' | 'postgres' | 'sqlite'; name: string; file: string; bytes: number }[];
   stats: { files: number; bytes: number; hashedFiles: number; hashedBytes: number; prehashedFiles?: number; seconds: number };
   /** what went wrong while making a kept-but-partial snapshot (e.g. a failed dump); absent when none */
   errors?: string[];
@@ -95,8 +97,9 @@ export function vaultLayout(dataDir: string) {
 
 export type DumpEngine = SnapshotInfo['dumps'][number]['engine'];
 
-/** A dump's path inside a snapshot: MariaDB SQL and PostgreSQL globals zstd-compressed, pg_dump -Fc as it is. */
+/** A dump's path inside a snapshot: MariaDB SQL, PostgreSQL globals and SQLite copies zstd-compressed, pg_dump -Fc as it is. */
 export function dumpFile(engine: DumpEngine, db: string, what: 'database' | 'globals' = 'database'): string {
+  if (engine === 'sqlite') return sqliteDumpFile(db);
   if (engine === 'postgres') return what === 'globals' ? 'dumps/postgres/globals.sql.zst' : `dumps/postgres/${db}.pgdump`;
   return `dumps/mariadb/${db}.sql.zst`;
 }

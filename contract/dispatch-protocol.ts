@@ -1,6 +1,7 @@
 // The protocol between the Pi's runtime and /usr/local/sbin/pullvault-dispatch on a server:
 // what the Pi's key may ask for (nothing else), and how a refusal looks. Pure constants, so the
 // runtime (client) and provision-server (which renders the dispatcher) share one definition.
+import { SQLITE_DUMP_VERB, checkSqlitePath } from './sqlite.ts';
 
 /** Installed by provision-server; the forced command of the Pi's key. */
 export const DISPATCH_PATH = '/usr/local/sbin/pullvault-dispatch';
@@ -17,15 +18,17 @@ export const DB_NAME_RE = new RegExp(`^[${DB_NAME_CHARS}]+$`);
 
 /** The longest name each engine has (MariaDB: 64 characters; PostgreSQL: NAMEDATALEN-1 = 63 bytes). */
 export const DB_NAME_MAX = { mariadb: 64, postgres: 63 } as const;
-export type DbEngine = keyof typeof DB_NAME_MAX;
+/** The engines whose databases have names (SQLite's are configured files). */
+export type NamedDbEngine = keyof typeof DB_NAME_MAX;
+export type DbEngine = NamedDbEngine | 'sqlite';
 
 export interface VerbSpec {
   verb: string;
   engine: DbEngine;
   /** what the runtime uses it for: the databases there are, one database's dump, the engine's globals */
   role: 'list' | 'dump' | 'globals';
-  /** its one argument is a database name */
-  takesDb: boolean;
+  /** its one argument: none, a database name, or a configured database file's absolute path */
+  arg: 'none' | 'db' | 'file';
   /** what the dispatcher answers */
   does: string;
 }
@@ -36,17 +39,24 @@ export interface VerbSpec {
  * `rsync --server --sender …` (a pull of a configured root) is the only other thing allowed.
  */
 export const DISPATCH_VERBS = [
-  { verb: 'mysql-list', engine: 'mariadb', role: 'list', takesDb: false, does: 'MariaDB databases, one name per line (system schemas left out)' },
+  { verb: 'mysql-list', engine: 'mariadb', role: 'list', arg: 'none', does: 'MariaDB databases, one name per line (system schemas left out)' },
   {
     verb: 'mysql-dump',
     engine: 'mariadb',
     role: 'dump',
-    takesDb: true,
+    arg: 'db',
     does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
   },
-  { verb: 'pg-list', engine: 'postgres', role: 'list', takesDb: false, does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
-  { verb: 'pg-dump', engine: 'postgres', role: 'dump', takesDb: true, does: 'pg_dump -Fc (custom format) on stdout' },
-  { verb: 'pg-globals', engine: 'postgres', role: 'globals', takesDb: false, does: 'roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout' },
+  { verb: 'pg-list', engine: 'postgres', role: 'list', arg: 'none', does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
+  { verb: 'pg-dump', engine: 'postgres', role: 'dump', arg: 'db', does: 'pg_dump -Fc (custom format) on stdout' },
+  { verb: 'pg-globals', engine: 'postgres', role: 'globals', arg: 'none', does: 'roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout' },
+  {
+    verb: SQLITE_DUMP_VERB,
+    engine: 'sqlite',
+    role: 'dump',
+    arg: 'file',
+    does: "a consistent copy of one configured SQLite file (sqlite3 -readonly -nofollow FILE 'VACUUM INTO …') on stdout",
+  },
 ] as const satisfies readonly VerbSpec[];
 
 export type DispatchVerb = (typeof DISPATCH_VERBS)[number]['verb'];
@@ -59,7 +69,7 @@ export function engineVerb(engine: DbEngine, role: VerbSpec['role']): DispatchVe
 }
 
 /** How a verb is written in a command line: "mysql-dump DB" for one that takes a database. */
-export const verbUsage = (v: VerbSpec): string => (v.takesDb ? `${v.verb} DB` : v.verb);
+export const verbUsage = (v: VerbSpec): string => (v.arg === 'db' ? `${v.verb} DB` : v.arg === 'file' ? `${v.verb} FILE` : v.verb);
 
 /** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
 export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
@@ -87,16 +97,19 @@ export const RSYNC_DENIED_OPTIONS = [
  * The command line (SSH_ORIGINAL_COMMAND) for a verb; throws for a name the dispatcher would
  * refuse, so a client never sends one.
  */
-export function dispatchCommand(verb: DispatchVerb, db?: string): string {
+export function dispatchCommand(verb: DispatchVerb, arg?: string): string {
   const spec: VerbSpec | undefined = DISPATCH_VERBS.find((v) => v.verb === verb);
   if (!spec) throw new Error(`${verb}: not a dispatcher verb`);
-  if (spec.takesDb !== (db !== undefined)) throw new Error(`${verb}: ${spec.takesDb ? 'needs a database name' : 'takes no argument'}`);
-  if (db !== undefined) checkDbName(spec.engine, db, verb);
-  return db === undefined ? verb : `${verb} ${db}`;
+  if ((spec.arg !== 'none') !== (arg !== undefined))
+    throw new Error(`${verb}: ${spec.arg === 'db' ? 'needs a database name' : spec.arg === 'file' ? 'needs a database file' : 'takes no argument'}`);
+  if (arg === undefined) return verb;
+  if (spec.arg === 'file') checkSqlitePath(arg, verb);
+  else checkDbName(spec.engine as NamedDbEngine, arg, verb);
+  return `${verb} ${arg}`;
 }
 
 /** Throws unless `name` is one the dispatcher accepts for the engine (quoting at most its first 64 characters). */
-export function checkDbName(engine: DbEngine, name: string, what: string = engine): void {
+export function checkDbName(engine: NamedDbEngine, name: string, what: string = engine): void {
   const shown = name.length > 64 ? `${JSON.stringify(name.slice(0, 64))}…` : JSON.stringify(name);
   if (!DB_NAME_RE.test(name)) throw new Error(`${what}: database name ${shown} does not match [${DB_NAME_CHARS}]+`);
   if (name.length > DB_NAME_MAX[engine]) throw new Error(`${what}: database name ${shown} is longer than ${engine}'s ${DB_NAME_MAX[engine]} bytes`);

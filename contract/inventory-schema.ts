@@ -2,6 +2,7 @@
 // TypeScript types derived from it (Static<>), so the two can never drift apart.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { DB_NAME_CHARS, DB_NAME_MAX } from './dispatch-protocol.ts';
+import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX } from './sqlite.ts';
 
 const strict = { additionalProperties: false } as const;
 
@@ -54,6 +55,14 @@ const DbSelection = Type.Union([Type.Literal('all'), Type.Array(DbName, { minIte
   description: '"all": the databases the server has at each run (system schemas and templates left out); or the names to dump',
 });
 
+// The pattern keeps to the characters; provision-server's plan says the rest (sqlitePathProblem).
+const SqliteFile = Type.String({
+  pattern: `^/[${SQLITE_PATH_CHARS}]*$`,
+  maxLength: SQLITE_PATH_MAX,
+  description:
+    'an SQLite database file: absolute, no . or .. components, no symbolic link on the way; the backup user needs read access to it and, in WAL mode, to its -wal and -shm files',
+});
+
 export const Server = Type.Object(
   {
     name: Name,
@@ -63,7 +72,14 @@ export const Server = Type.Object(
     users: Type.Optional(Type.Array(UnixName, { description: 'users whose private groups the backup user joins' })),
     paths: Type.Array(PathSpec, { minItems: 1 }),
     databases: Type.Optional(
-      Type.Object({ mariadb: Type.Optional(DbSelection), postgres: Type.Optional(DbSelection) }, strict),
+      Type.Object(
+        {
+          mariadb: Type.Optional(DbSelection),
+          postgres: Type.Optional(DbSelection),
+          sqlite: Type.Optional(Type.Array(SqliteFile, { minItems: 1, uniqueItems: true })),
+        },
+        strict,
+      ),
     ),
   },
   strict,

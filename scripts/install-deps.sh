@@ -6,7 +6,7 @@ if [ "$(id -u)" != 0 ]; then echo "install-deps: needs root (sudo make demo / su
 PKGS=(
   # the lab: isolated hosts with real daemons
   openssh-server openssh-client rsync socat util-linux iproute2 procps
-  mariadb-server mariadb-client postgresql postgresql-client
+  mariadb-server mariadb-client postgresql postgresql-client sqlite3
   # archives and their cross-checks
   gnupg zstd tar xz-utils
   # the local AWS endpoint (moto) runs in a venv

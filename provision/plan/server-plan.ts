@@ -5,6 +5,7 @@ import { backupUser } from '../../contract/inventory-defaults.ts';
 import { DISPATCH_PATH } from '../../contract/dispatch-protocol.ts';
 import { absentFileStep, fileStep } from '../engine/files.ts';
 import type { Step } from '../engine/types.ts';
+import { sqliteProblems, sqliteReadCheckStep } from '../engines/sqlite.ts';
 import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';
 import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './server-render.ts';
 import {
@@ -72,7 +73,7 @@ export function planServer(input: ServerPlanInput): ServerPlan {
     return { problems, steps, paths };
   }
 
-  problems.push(...rootProblems(server, index));
+  problems.push(...rootProblems(server, index), ...sqliteProblems(server, index));
   if (!input.piPublicKey) problems.push(`${s}: no public key for the Pi; run make provision-pi first, or pass --pi-public-key FILE`);
   let dispatcher = '';
   let authorizedKeys = '';
@@ -85,10 +86,11 @@ export function planServer(input: ServerPlanInput): ServerPlan {
   if (problems.length) return { problems, steps: [], paths };
 
   const userId = `${s}: backup user ${user}`;
+  const groupsId = `${s}: groups of ${user}`;
   const steps: Step<ServerCtx>[] = [
     backupUserStep(userId, user, paths.home),
     dirStep(`${s}: ${paths.home}`, paths.home, { mode: '755', owner: 'root', group: 'root' }, { after: [userId] }),
-    groupsStep(`${s}: groups of ${user}`, user, wantedGroups(server, facts), { after: [userId] }),
+    groupsStep(groupsId, user, wantedGroups(server, facts), { after: [userId] }),
     fileStep(`${s}: ${paths.dispatcher}`, exec, {
       path: paths.dispatcher,
       content: dispatcher,
@@ -115,5 +117,6 @@ export function planServer(input: ServerPlanInput): ServerPlan {
     const id = `${s}: postgres role ${user}`;
     steps.push(pgRoleStep(id, user, { after: [userId] }), pgLoginCheckStep(`${s}: postgres login as ${user}`, user, { after: [id] }));
   }
+  for (const file of server.databases?.sqlite ?? []) steps.push(sqliteReadCheckStep(`${s}: sqlite ${file} readable by ${user}`, user, file, { after: [groupsId] }));
   return { problems, steps, paths };
 }

@@ -16,8 +16,9 @@ import {
   RSYNC_DENIED_OPTIONS,
   checkDbName,
   verbUsage,
-  type DbEngine,
+  type NamedDbEngine,
 } from '../../contract/dispatch-protocol.ts';
+import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath } from '../../contract/sqlite.ts';
 
 export const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 
@@ -61,11 +62,17 @@ export function normalRoot(p: string): string {
 }
 
 /** '*' | 'a b c' | '' for the dispatcher's MYSQL_DBS / PG_DBS. */
-export function dbListValue(engine: DbEngine, sel: 'all' | string[] | undefined): string {
+export function dbListValue(engine: NamedDbEngine, sel: 'all' | string[] | undefined): string {
   if (sel === undefined) return '';
   if (sel === 'all') return '*';
   for (const n of sel) checkDbName(engine, n);
   return [...new Set(sel)].join(' ');
+}
+
+/** 'a b' | '' for the dispatcher's SQLITE_FILES (paths hold no spaces: checkSqlitePath). */
+export function sqliteListValue(files: string[] | undefined): string {
+  for (const f of files ?? []) checkSqlitePath(f);
+  return [...new Set(files ?? [])].join(' ');
 }
 
 /** The shell function of the dispatcher template that answers a verb. */
@@ -74,7 +81,7 @@ export const verbFunction = (verb: string): string => `verb_${verb.replace(/-/g,
 /** One case arm per verb of the protocol table: the pattern it matches, the function it calls. */
 export function verbArms(): { pattern: string; call: string }[] {
   return DISPATCH_VERBS.map((v) =>
-    v.takesDb
+    v.arg !== 'none'
       ? { pattern: `${shellQuote(`${v.verb} `)}*`, call: `${verbFunction(v.verb)} "\${c#${v.verb} }"` }
       : { pattern: shellQuote(v.verb), call: verbFunction(v.verb) },
   );
@@ -92,6 +99,9 @@ export function renderDispatcher(templates: ServerTemplates, server: ServerSpec)
     rootsAndWire: roots.flatMap((r) => [shellQuote(r), shellQuote(rsyncWireForm(r))]).join(' '),
     mysqlDbs: shellQuote(dbListValue('mariadb', server.databases?.mariadb)),
     pgDbs: shellQuote(dbListValue('postgres', server.databases?.postgres)),
+    sqliteFiles: shellQuote(sqliteListValue(server.databases?.sqlite)),
+    sqlitePathChars: SQLITE_PATH_CHARS,
+    sqlitePathMax: String(SQLITE_PATH_MAX),
     mysqlSystem: shellQuote(MARIADB_SYSTEM_SCHEMAS.join(' ')),
     pgTemplates: shellQuote(PG_TEMPLATE_DATABASES.join(' ')),
     mysqlNameMax: String(DB_NAME_MAX.mariadb),

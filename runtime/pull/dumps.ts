@@ -1,10 +1,10 @@
 // Database dumps through the server's dispatcher, streamed to disk: ssh stdout → zstd → file
-// (MariaDB SQL, PostgreSQL globals) or ssh stdout → file (pg_dump -Fc is compressed already).
+// (MariaDB SQL, PostgreSQL globals, SQLite copies) or ssh stdout → file (pg_dump -Fc is compressed already).
 // The data never passes through this process.
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { engineVerb, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import { engineVerb, type DbEngine, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dumpFile, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
@@ -59,7 +59,7 @@ export async function dumpDatabases(
   const dumps: DumpRecord[] = [];
   const errors: string[] = [];
   const dbs = server.databases ?? {};
-  const one = async (engine: 'mariadb' | 'postgres', name: string, verb: DispatchVerb, arg: string | undefined, rel: string, compress: boolean) => {
+  const one = async (engine: DbEngine, name: string, verb: DispatchVerb, arg: string | undefined, rel: string, compress: boolean) => {
     try {
       const t0 = Date.now();
       const bytes = await dumpToFile(config, ep, verb, arg, `${snapshotDir}/${rel}`, compress);
@@ -89,5 +89,6 @@ export async function dumpDatabases(
       await one('postgres', db, engineVerb('postgres', 'dump'), db, dumpFile('postgres', db), false);
     }
   }
+  for (const file of dbs.sqlite ?? []) await one('sqlite', file, engineVerb('sqlite', 'dump'), file, dumpFile('sqlite', file), true);
   return { dumps, errors };
 }

@@ -71,9 +71,9 @@ describe('rendering', () => {
     for (const v of DISPATCH_VERBS) {
       const fn = verbFunction(v.verb);
       expect(text).toMatch(new RegExp(`^${fn}\\(\\) \\{$`, 'm'));
-      expect(text).toContain(v.takesDb ? `  '${v.verb} '*) ${fn} "\${c#${v.verb} }" ;;` : `  ${v.verb}) ${fn} ;;`);
+      expect(text).toContain(v.arg !== 'none' ? `  '${v.verb} '*) ${fn} "\${c#${v.verb} }" ;;` : `  ${v.verb}) ${fn} ;;`);
     }
-    expect(text).toContain('(allowed: rsync pull of the configured roots, mysql-list, mysql-dump DB, pg-list, pg-dump DB, pg-globals)');
+    expect(text).toContain('(allowed: rsync pull of the configured roots, mysql-list, mysql-dump DB, pg-list, pg-dump DB, pg-globals, sqlite-dump FILE)');
   });
 
   it('builds only commands the dispatcher accepts', () => {
@@ -160,10 +160,11 @@ describe('the dispatcher, run locally', () => {
 
   it.each(DISPATCH_VERBS.map((v) => [v.verb, v]))('answers %s in its own function (not the catch-all refusal)', (_verb, v) => {
     // this server has MariaDB "shop" and no PostgreSQL: every verb reaches its engine's checks
-    const r = dispatch(v.takesDb ? `${v.verb} nosuchdb` : v.verb);
+    const r = dispatch(v.arg === 'db' ? `${v.verb} nosuchdb` : v.arg === 'file' ? `${v.verb} /srv/no.db` : v.verb);
     expect(r.stderr).not.toMatch(/not an allowed command/);
     if (v.engine === 'postgres') expect(r.stderr).toMatch(/postgres dumps are not enabled/);
-    else if (v.takesDb) expect(r.stderr).toMatch(/not in this server's mariadb list/);
+    else if (v.engine === 'sqlite') expect(r.stderr).toMatch(/sqlite dumps are not enabled/);
+    else if (v.arg === 'db') expect(r.stderr).toMatch(/not in this server's mariadb list/);
   });
 
   it('answers the sftp subsystem in SFTP, so the sftp client prints the refusal (sshd drops its stderr)', () => {
