@@ -1,8 +1,8 @@
 // What `pullvault restore` and `pullvault verify` share (the owner's machine: read-only
 // credentials, a private key): the store to read from and the key to decrypt with.
 import { readFile } from 'node:fs/promises';
-import type { RuntimeConfig } from '../../contract/runtime-config.ts';
-import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
+import { checkRuntimeConfig, ConfigError, type RuntimeConfig } from '../../contract/runtime-config.ts';
+import type { Inventory, OffsiteSpec } from '../../contract/inventory-schema.ts';
 import { loadPrivateKey, type Decryptor } from '../archive/pgp.ts';
 import { UsageError } from '../actions/action.ts';
 import { openTarget, parseTargetArg, readCredentials, targetKind } from './open-target.ts';
@@ -30,17 +30,52 @@ export const SOURCE_HELP = `  SOURCE: --config FILE (inventory.json or the Pi's 
 
 export type Source = { [K in keyof typeof SOURCE_OPTIONS]?: string };
 
-export async function targetFrom(o: Source): Promise<Target> {
+/** What --config FILE names on the owner's side: the inventory, or the Pi's config.json (then checked, as the Pi checks it). */
+export interface SourceConfig {
+  file: string;
+  inventory: Inventory;
+  /** set when FILE is the Pi's config.json */
+  config?: RuntimeConfig;
+}
+
+/**
+ * Reads --config FILE for restore, verify, watch and report. The Pi's config is checked with the
+ * runtime's own validator; an inventory only for the fields these commands read (its full check
+ * is `make validate` on the admin side). Every error names the file.
+ */
+export async function readSourceConfig(file: string): Promise<SourceConfig> {
+  let data: unknown;
+  try {
+    data = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${file}: ${code ? `cannot read: ${code}` : `not valid JSON: ${(e as Error).message}`}`);
+  }
+  if (data !== null && typeof data === 'object' && 'inventory' in data && 'paths' in data) {
+    try {
+      const config = checkRuntimeConfig(data, file);
+      return { file, inventory: config.inventory, config };
+    } catch (e) {
+      throw e instanceof ConfigError ? new UsageError(e.message) : e;
+    }
+  }
+  const inv = data as Partial<Inventory> | null;
+  if (!Array.isArray(inv?.servers) || typeof inv?.offsite?.type !== 'string')
+    throw new UsageError(`${file}: neither an inventory (servers, offsite, …) nor the Pi's config.json (inventory, paths)`);
+  return { file, inventory: inv as Inventory };
+}
+
+/** The store --target or --config names; `source` when the caller has read --config already. */
+export async function targetFrom(o: Source, source?: SourceConfig): Promise<Target> {
   let spec: OffsiteSpec;
   const creds = o.credentials ? await readCredentials(o.credentials) : undefined;
-  if (o.target) spec = parseTargetArg(o.target!, o.region ?? creds?.region, o.endpoint ?? creds?.endpoint);
+  if (o.target) spec = parseTargetArg(o.target, o.region ?? creds?.region, o.endpoint ?? creds?.endpoint);
   else if (o.config) {
-    const j = JSON.parse(await readFile(o.config!, 'utf8')) as RuntimeConfig | RuntimeConfig['inventory'];
-    spec = 'inventory' in j ? j.inventory.offsite : j.offsite;
+    spec = (source ?? (await readSourceConfig(o.config))).inventory.offsite;
     const kind = targetKind(spec.type);
     if (kind.withEndpoint && o.endpoint) spec = kind.withEndpoint(spec, o.endpoint);
   } else throw new UsageError('give --config FILE or --target');
-  if (spec.type === 's3' && !creds && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE)
+  if (targetKind(spec.type).credentials === 'file' && !creds && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE)
     process.stderr.write('note: no --credentials; using the AWS SDK default chain (environment, profile)\n');
   return openTarget(spec, creds);
 }

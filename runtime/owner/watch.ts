@@ -3,14 +3,12 @@
 // Pi: per server, the newest archive's age, the newest full's age, the newest chain complete and
 // decryptable, the newest manifest's totals against the previous one (watch-judge.ts). Pings its
 // own healthcheck URL and/or mails; exits 1 naming each failing server and the reason.
-import { readFile } from 'node:fs/promises';
-import type { Inventory } from '../../contract/inventory-schema.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { ping } from '../notify.ts';
 import { mailOnFailure } from '../notify-mail.ts';
 import { parseAt } from '../offsite/chain.ts';
 import { UsageError, type OptionValues, type Options } from '../../lib/cli/args.ts';
-import { decryptorFrom, SOURCE_OPTIONS, targetFrom } from '../offsite/commands.ts';
+import { decryptorFrom, readSourceConfig, SOURCE_OPTIONS, targetFrom } from '../offsite/commands.ts';
 import { writeFileAtomic } from '../state.ts';
 import { formatAge, formatBytes } from '../status.ts';
 import { gatherServer } from './watch-gather.ts';
@@ -48,11 +46,6 @@ export interface WatchReport {
   store: string;
   ok: boolean;
   servers: ServerVerdict[];
-}
-
-async function readInventory(file: string): Promise<Inventory> {
-  const j = JSON.parse(await readFile(file, 'utf8')) as RuntimeConfig | Inventory;
-  return 'inventory' in j ? j.inventory : j;
 }
 
 export function renderWatch(r: WatchReport): string {
@@ -111,15 +104,14 @@ export async function watch(o: OptionValues<typeof WATCH_OPTIONS>, err: (s: stri
   } catch (e) {
     throw new UsageError(`--now: ${(e as Error).message.replace(/^--at: /, '')}`);
   }
-  const inventory = await readInventory(o.config).catch((e: Error) => {
-    throw new UsageError(`${o.config}: ${e.message}`);
-  });
+  const source = await readSourceConfig(o.config);
+  const { inventory } = source;
   const names = inventory.servers.map((s) => s.name);
   for (const s of o.server ?? []) if (!names.includes(s)) throw new UsageError(`--server ${s}: not in ${o.config} (${names.join(', ')})`);
   const sched = inventory.schedule.offsite;
   const policy: WatchPolicy = { fullEveryDays: sched.fullEveryDays, incrementalEveryDays: sched.incrementalEveryDays, slackHours, dropRatio: DEFAULT_DROP_RATIO };
 
-  const target = await targetFrom(o);
+  const target = await targetFrom(o, source);
   const report: WatchReport = { pullvault: 'watch', v: 1, at: now.toISOString(), store: target.label, ok: true, servers: [] };
   try {
     const decryptor = await decryptorFrom(o);

@@ -1,7 +1,7 @@
 // The runtime's one CLI frame (runtime/cli.ts + runtime/actions/): every action listed in --help
 // and answering its own --help, and the exit codes decided in one place: usage and config errors
 // 2, a failed restore/verify 1, the action's own code otherwise.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,5 +84,34 @@ describe('pullvault CLI frame', () => {
     const r = await pv('restore', '--server', 'web1', '--to', join(dir, 'r'), '--key', join(dir, 'no-such-key.asc'), '--target', `dir:${dir}`);
     expect(r.value).toBe(1);
     expect(r.err).toMatch(/^error: .*no-such-key\.asc/m);
+  });
+
+  it('the owner-side commands read --config FILE one way: every bad file is exit 2 naming the file, nothing run', async () => {
+    const notJson = join(dir, 'not-json.json');
+    writeFileSync(notJson, '{ "servers": [');
+    const neither = join(dir, 'neither.json');
+    writeFileSync(neither, JSON.stringify({ hello: 'world' }));
+    const badPi = join(dir, 'bad-pi.json');
+    writeFileSync(badPi, JSON.stringify({ ...planned, paths: { ...planned.paths, dataDir: 'relative/data' } }));
+    const to = join(dir, 'restored');
+    const argv: Record<string, string[]> = {
+      restore: ['--server', 'web1', '--to', to],
+      verify: ['--server', 'web1'],
+      watch: [],
+      report: ['--out', join(dir, 'report.html')],
+    };
+    for (const [cmd, rest] of Object.entries(argv)) {
+      const a = await pv(cmd, ...rest, '--config', notJson, '--key', join(dir, 'no-such-key.asc'));
+      expect(a, cmd).toMatchObject({ value: 2 });
+      expect(a.err, cmd).toMatch(new RegExp(`^pullvault ${cmd}: .*not-json\\.json: not valid JSON`));
+      const b = await pv(cmd, ...rest, '--config', neither, '--key', join(dir, 'no-such-key.asc'));
+      expect(b.err, cmd).toMatch(/neither\.json: neither an inventory .* nor the Pi's config\.json/);
+      const c = await pv(cmd, ...rest, '--config', badPi, '--key', join(dir, 'no-such-key.asc'));
+      expect(c, cmd).toMatchObject({ value: 2 });
+      expect(c.err, cmd).toContain(`${badPi}: paths.dataDir: must be an absolute path`);
+      const missing = await pv(cmd, ...rest, '--config', join(dir, 'missing.json'), '--key', join(dir, 'no-such-key.asc'));
+      expect(missing.err, cmd).toMatch(/missing\.json: cannot read: ENOENT/);
+    }
+    expect(existsSync(to) || existsSync(join(dir, 'report.html'))).toBe(false);
   });
 });

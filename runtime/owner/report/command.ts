@@ -3,11 +3,9 @@
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Inventory } from '../../../contract/inventory-schema.ts';
-import type { RuntimeConfig } from '../../../contract/runtime-config.ts';
 import { historyFile, readHistory } from '../../history.ts';
 import { UsageError, type OptionValues, type Options } from '../../../lib/cli/args.ts';
-import { decryptorFrom, SOURCE_OPTIONS, targetFrom } from '../../offsite/commands.ts';
+import { decryptorFrom, readSourceConfig, SOURCE_OPTIONS, targetFrom } from '../../offsite/commands.ts';
 import { fetchDecrypt, listServer, readHeader } from '../../offsite/restore.ts';
 import { readUploads, uploadsFile } from '../../offsite/uploads.ts';
 import { writeFileAtomic } from '../../state.ts';
@@ -42,26 +40,25 @@ export const REPORT_OPTIONS = {
 /** `pullvault report` with its parsed options: writes the page, 0. */
 export async function report(o: OptionValues<typeof REPORT_OPTIONS>, err: (s: string) => void): Promise<number> {
   if (!o.config) throw new UsageError('--config FILE is required');
-  const j = JSON.parse(await readFile(o.config, 'utf8').catch((e: Error) => Promise.reject(new UsageError(`${o.config}: ${e.message}`)))) as RuntimeConfig | Inventory;
-  const isPi = 'inventory' in j && 'paths' in j;
-  const inventory = 'inventory' in j ? j.inventory : j;
+  const source = await readSourceConfig(o.config);
+  const { inventory } = source;
+  const isPi = source.config !== undefined;
   const from = o.from ?? (isPi ? 'pi' : 'store');
   if (from !== 'pi' && from !== 'store') throw new UsageError(`--from: pi or store, not ${from}`);
   if (from === 'pi' && !isPi) throw new UsageError(`--from pi needs the Pi's config.json (paths of the run record and the backup disk); ${o.config} is an inventory`);
-  const watch = o.watch ? (JSON.parse(await readFile(o.watch, 'utf8')) as WatchReport) : undefined;
-  if (watch && watch.pullvault !== 'watch') throw new UsageError(`--watch ${o.watch}: not the output of pullvault watch --save`);
+  const watch = o.watch ? await readWatchReport(o.watch) : undefined;
   const servers = inventory.servers.map((s) => s.name);
   const title = o.title ?? `pullvault: ${inventory.pi?.name ?? 'backups'}`;
   const now = new Date();
   let data;
   if (from === 'pi') {
-    const config = j as RuntimeConfig;
+    const config = source.config!;
     const history = await readHistory(historyFile(config));
     const uploads = await readUploads(uploadsFile(config.paths.dataDir)).catch(() => []);
     data = fromPiHistory({ title, generatedAt: now, servers, history, uploads, watch });
     err(`report: ${history.length} run(s) from ${historyFile(config)}, ${uploads.length} upload(s)`);
   } else {
-      const target = await targetFrom(o);
+      const target = await targetFrom(o, source);
     const archives: StoredArchive[] = [];
     const work = await mkdtemp(join(tmpdir(), 'pullvault-report-'));
     try {
@@ -93,4 +90,17 @@ export async function report(o: OptionValues<typeof REPORT_OPTIONS>, err: (s: st
   await writeFileAtomic(out, renderReportHtml(data, chartAssets()));
   process.stdout.write(`wrote ${out}\n`);
   return 0;
+}
+
+/** `pullvault watch --save FILE`'s output, or a usage error naming the file. */
+async function readWatchReport(file: string): Promise<WatchReport> {
+  let w: WatchReport;
+  try {
+    w = JSON.parse(await readFile(file, 'utf8')) as WatchReport;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`--watch ${file}: ${code ? `cannot read: ${code}` : `not valid JSON: ${(e as Error).message}`}`);
+  }
+  if (w?.pullvault !== 'watch') throw new UsageError(`--watch ${file}: not the output of pullvault watch --save`);
+  return w;
 }
