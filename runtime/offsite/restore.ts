@@ -301,7 +301,7 @@ export async function checkTree(root: string, entries: AsyncIterable<ManifestEnt
   return { entries: count, bytes, problems };
 }
 
-/** Decrypts every manifest object's header and checks its archive's stored size (no archive download). */
+/** Decrypts every manifest object's header, checks it as restore does (checkHeader) and its archive's stored size (no archive download). */
 export async function verifyObjects(target: Target, listing: Listing, d: Decryptor, log: (l: string) => void): Promise<string[]> {
   const problems: string[] = [];
   const work = await mkdtemp(join(tmpdir(), 'pullvault-verify-m-'));
@@ -311,8 +311,9 @@ export async function verifyObjects(target: Target, listing: Listing, d: Decrypt
       try {
         await fetchDecrypt(target, a.manifestKey, f, d);
         const h = await readHeader(f);
-        if (h.archive.key !== a.key) problems.push(`${a.manifestKey}: describes ${h.archive.key}, not ${a.key}`);
-        else if (h.archive.bytes !== a.size) problems.push(`${a.key}: ${a.size} bytes in the store, ${h.archive.bytes} uploaded (corrupted or truncated)`);
+        // the same check restore makes: key, kind, server, snapshot, base and chain as the key names them
+        checkHeader(h, a);
+        if (h.archive.bytes !== a.size) problems.push(`${a.key}: ${a.size} bytes in the store, ${h.archive.bytes} uploaded (corrupted or truncated)`);
       } catch (e) {
         const m = (e as Error).message;
         problems.push(m.startsWith(a.manifestKey) ? m : `${a.manifestKey}: ${m}`);

@@ -167,5 +167,9 @@ describe.skipIf(!root)('offsite: an unrecorded upload, branches, verify --all', 
     const all = await verify(copy, '--all');
     expect(all.value).toBe(1);
     expect(all.out).toContain(`its snapshot is "${IDS[2]}"`);
+    // the plain verify checks every manifest object as restore would, not only the newest point's
+    const one = await verify(copy);
+    expect(one.value, one.out + one.err).toBe(1);
+    expect(one.out + one.err).toContain(`${recs[1].manifestKey}: its snapshot is "${IDS[2]}"`);
   });
 });
