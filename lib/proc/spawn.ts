@@ -74,6 +74,7 @@ export interface ProcDefaults extends ProcOptions {
 }
 
 const KILL_GRACE_MS = 2000;
+const PIPE_GRACE_MS = 500;
 
 export function createProc(defaults: ProcDefaults = {}) {
   const { spawn: spawnFn = nodeSpawn as SpawnFn, ...base } = defaults;
@@ -97,9 +98,17 @@ export function createProc(defaults: ProcDefaults = {}) {
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     let killer: NodeJS.Timeout | undefined;
+    const releasePipes = () =>
+      setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        child.stdin?.destroy();
+      }, PIPE_GRACE_MS).unref();
     if (o.timeoutMs) {
       timer = setTimeout(() => {
         timedOut = true;
+        // exited already, only its pipes are held: let them go too
+        if (child.exitCode !== null || child.signalCode !== null) releasePipes();
         child.kill('SIGTERM');
         killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
         killer.unref();
@@ -119,6 +128,11 @@ export function createProc(defaults: ProcDefaults = {}) {
         if (settled) return;
         settle();
         reject(new CommandError({ ...details, code: null, stderr: err, startError: e }));
+      });
+      // 'close' waits for the pipes; after a timeout, a grandchild that inherited them (a shell
+      // script's sleep, a forking MTA) must not hold the caller past the time limit
+      child.once('exit', () => {
+        if (timedOut) releasePipes();
       });
       child.once('close', (exit, signal) => {
         if (settled) return;

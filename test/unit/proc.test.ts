@@ -68,6 +68,19 @@ describe('run', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
+  it('a timeout is kept even when a grandchild holds the pipes open (a forking MTA, a shell script)', async () => {
+    const t0 = Date.now();
+    // sh waits on sleep (not exec): killing sh leaves sleep holding stdout and stderr for 30 s
+    const e = (await run(['sh', '-c', 'sleep 30; true'], { timeoutMs: 200 }).catch((x) => x)) as CommandError;
+    expect(e.timedOut).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    // the child itself gone at once, its background grandchild holding the pipes past the limit
+    const t1 = Date.now();
+    const bg = (await run(['sh', '-c', 'sleep 30 & exit 0'], { timeoutMs: 300 }).catch((x) => x)) as CommandError;
+    expect(bg.timedOut).toBe(true);
+    expect(Date.now() - t1).toBeLessThan(5_000);
+  });
+
   it('keeps the tail of a long stderr, and passes each chunk to onStderr as it comes', async () => {
     const chunks: string[] = [];
     const r = await run(['sh', '-c', 'seq 1 2000 >&2'], { stderrCap: 100, onStderr: (s) => chunks.push(s) });
