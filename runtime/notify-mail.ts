@@ -1,10 +1,10 @@
 // Mail on failure through the system's sendmail (Debian: any MTA — nullmailer, msmtp-mta,
 // postfix, exim — provides /usr/sbin/sendmail). Notifying must never fail the backup: every
 // error here is swallowed and returned as a result for the log, never thrown.
-import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { whichSync } from '../lib/proc/index.ts';
+import { run } from './proc.ts';
 import type { Notifier } from './notifier.ts';
 
 export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];
@@ -49,48 +49,33 @@ export function composeMail(to: string, subject: string, body: string, from = `p
 }
 
 /**
- * Sends `subject`/`body` to inventory.notifications.mailTo with `sendmail -t`, when both are
- * there. Under cron with MAILTO set (the cron job of install-runtime), the cron wrapper already
- * prints the failure and cron mails it, so no second mail is sent. Never throws.
+ * Sends `subject`/`body` to `to` with `sendmail -t`, when both are there. Under cron with MAILTO
+ * set (the cron job of install-runtime), the cron wrapper already prints the failure and cron
+ * mails it, so no second mail is sent. Never throws.
  */
-export async function mailOnFailure(config: RuntimeConfig, subject: string, body: string, opts: MailOptions = {}): Promise<MailResult> {
+export async function mailOnFailure(to: string | undefined, subject: string, body: string, opts: MailOptions = {}): Promise<MailResult> {
   try {
-    const to = config.inventory.notifications?.mailTo;
     if (!to) return { sent: false, reason: 'no-recipient' };
     const env = opts.env ?? process.env;
     if (env.PULLVAULT_CRON === '1' && env.MAILTO) return { sent: false, reason: 'cron-mails', detail: `cron mails the output to ${env.MAILTO}` };
     const sendmail = opts.sendmail === undefined ? findSendmail() : opts.sendmail;
     if (!sendmail) return { sent: false, reason: 'no-sendmail', detail: 'no sendmail on this system (install an MTA such as nullmailer or msmtp-mta)' };
-    const message = composeMail(to, subject, body);
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    return await new Promise<MailResult>((resolve) => {
-      let stderr = '';
-      let done = false;
-      const finish = (r: MailResult) => {
-        if (!done) {
-          done = true;
-          clearTimeout(timer);
-          opts.signal?.removeEventListener('abort', onAbort);
-          resolve(r);
-        }
-      };
-      const child = spawn(sendmail, ['-t', '-oi'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      const giveUp = (why: string) => {
-        child.kill('SIGKILL');
-        finish({ sent: false, reason: 'failed', detail: `${sendmail} ${why}` });
-      };
-      const timer = setTimeout(() => giveUp(`did not finish within ${timeoutMs} ms`), timeoutMs);
-      const onAbort = () => giveUp('stopped: out of time');
-      if (opts.signal?.aborted) onAbort();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', (e) => finish({ sent: false, reason: 'failed', detail: `${sendmail}: ${e.message}` }));
-      child.on('close', (code) =>
-        finish(code === 0 ? { sent: true, to } : { sent: false, reason: 'failed', detail: `${sendmail} exited with ${code}: ${stderr.trim().slice(0, 300)}` }),
-      );
-      child.stdin!.on('error', () => undefined);
-      child.stdin!.end(message);
+    opts.signal?.throwIfAborted();
+    let aborted = false;
+    const r = await run([sendmail, '-t', '-oi'], {
+      input: composeMail(to, subject, body),
+      timeoutMs,
+      nothrow: true,
+      onSpawn: (child) =>
+        opts.signal?.addEventListener('abort', () => {
+          aborted = true;
+          child.kill('SIGKILL');
+        }, { once: true }),
     });
+    if (r.code === 0 && !r.timedOut) return { sent: true, to };
+    const why = aborted ? 'stopped: out of time' : r.timedOut ? `did not finish within ${timeoutMs} ms` : `exited with ${r.code}: ${r.stderr.trim().slice(0, 300)}`;
+    return { sent: false, reason: 'failed', detail: `${sendmail} ${why}` };
   } catch (e) {
     return { sent: false, reason: 'failed', detail: (e as Error).message };
   }
@@ -106,7 +91,7 @@ export function mailNotifier(config: RuntimeConfig, opts: MailOptions = {}): Not
     timeoutMs: timeoutMs + 1000,
     secrets: [],
     async deliver(event, ctx) {
-      const r = await mailOnFailure(config, event.title, event.summary || event.title, { ...opts, timeoutMs, signal: ctx.signal });
+      const r = await mailOnFailure(config.inventory.notifications?.mailTo, event.title, event.summary || event.title, { ...opts, timeoutMs, signal: ctx.signal });
       if (r.sent) return;
       if (r.reason === 'cron-mails') return ctx.log(`mail: ${r.detail}`);
       throw new Error(`mail to ${config.inventory.notifications?.mailTo}: ${r.detail ?? r.reason}`);

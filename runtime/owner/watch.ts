@@ -3,7 +3,6 @@
 // Pi: per server, the newest archive's age, the newest full's age, the newest chain complete and
 // decryptable, the newest manifest's totals against the previous one (watch-judge.ts). Pings its
 // own healthcheck URL and/or mails; exits 1 naming each failing server and the reason.
-import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { ping } from '../notify.ts';
 import { mailOnFailure } from '../notify-mail.ts';
 import { parseAt } from '../offsite/chain.ts';
@@ -130,8 +129,7 @@ export async function watch(o: OptionValues<typeof WATCH_OPTIONS>, err: (s: stri
   const summary = report.ok ? `ok: ${report.servers.map((s) => `${s.server} ${s.newest?.snapshot}`).join(', ')}` : failures.join('\n');
   await ping(o.healthcheck, report.ok ? 'success' : 'fail', summary, err);
   if (!report.ok && o['mail-to']) {
-    const mailConfig = { inventory: { notifications: { mailTo: o['mail-to'] } } } as unknown as RuntimeConfig;
-    const r = await mailOnFailure(mailConfig, `pullvault watch: ${report.servers.filter((s) => !s.ok).map((s) => s.server).join(', ')} FAILED`, renderWatch(report));
+    const r = await mailOnFailure(o['mail-to'], `pullvault watch: ${report.servers.filter((s) => !s.ok).map((s) => s.server).join(', ')} FAILED`, renderWatch(report));
     if (!r.sent && r.reason !== 'cron-mails') err(`warning: mail to ${o['mail-to']}: ${r.detail ?? r.reason}`);
   }
   return report.ok ? 0 : 1;

@@ -29,7 +29,7 @@ describe('mailOnFailure', () => {
   it('hands a well-formed message to sendmail -t', async () => {
     const out = path.join(tmp, 'mail.txt');
     const sm = fakeSendmail('sendmail-ok', `echo "ARGS: $*" > "${out}"; cat >> "${out}"`);
-    const r = await mailOnFailure(config, 'pullvault: run failed on pi01', 'web1: rsync exited 12\n', { sendmail: sm, env: {} });
+    const r = await mailOnFailure(config.inventory.notifications?.mailTo, 'pullvault: run failed on pi01', 'web1: rsync exited 12\n', { sendmail: sm, env: {} });
     expect(r).toEqual({ sent: true, to: 'owner@example.org' });
     const mail = readFileSync(out, 'utf8');
     expect(mail).toMatch(/^ARGS: -t -oi$/m);
@@ -40,21 +40,20 @@ describe('mailOnFailure', () => {
 
   it('never throws: a failing, missing or hanging sendmail is a result, not an error', async () => {
     const bad = fakeSendmail('sendmail-bad', 'cat >/dev/null; echo "mta down" >&2; exit 75');
-    expect(await mailOnFailure(config, 's', 'b', { sendmail: bad, env: {} })).toMatchObject({ sent: false, reason: 'failed', detail: expect.stringContaining('mta down') });
-    expect(await mailOnFailure(config, 's', 'b', { sendmail: path.join(tmp, 'does-not-exist'), env: {} })).toMatchObject({ sent: false, reason: 'failed' });
-    expect(await mailOnFailure(config, 's', 'b', { sendmail: null, env: {} })).toMatchObject({ sent: false, reason: 'no-sendmail' });
+    expect(await mailOnFailure(config.inventory.notifications?.mailTo, 's', 'b', { sendmail: bad, env: {} })).toMatchObject({ sent: false, reason: 'failed', detail: expect.stringContaining('mta down') });
+    expect(await mailOnFailure(config.inventory.notifications?.mailTo, 's', 'b', { sendmail: path.join(tmp, 'does-not-exist'), env: {} })).toMatchObject({ sent: false, reason: 'failed' });
+    expect(await mailOnFailure(config.inventory.notifications?.mailTo, 's', 'b', { sendmail: null, env: {} })).toMatchObject({ sent: false, reason: 'no-sendmail' });
     const slow = fakeSendmail('sendmail-slow', 'sleep 30');
     const t0 = Date.now();
-    expect(await mailOnFailure(config, 's', 'b', { sendmail: slow, env: {}, timeoutMs: 300 })).toMatchObject({ sent: false, reason: 'failed', detail: expect.stringContaining('did not finish') });
+    expect(await mailOnFailure(config.inventory.notifications?.mailTo, 's', 'b', { sendmail: slow, env: {}, timeoutMs: 300 })).toMatchObject({ sent: false, reason: 'failed', detail: expect.stringContaining('did not finish') });
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   it('sends nothing without notifications.mailTo, or when cron already mails the output', async () => {
     const marker = path.join(tmp, 'should-not-exist');
     const sm = fakeSendmail('sendmail-mark', `touch "${marker}"`);
-    const noMail = { ...config, inventory: { ...inventory, notifications: {} } };
-    expect(await mailOnFailure(noMail, 's', 'b', { sendmail: sm, env: {} })).toEqual({ sent: false, reason: 'no-recipient' });
-    expect(await mailOnFailure(config, 's', 'b', { sendmail: sm, env: { PULLVAULT_CRON: '1', MAILTO: 'owner@example.org' } })).toMatchObject({ sent: false, reason: 'cron-mails' });
+    expect(await mailOnFailure(undefined, 's', 'b', { sendmail: sm, env: {} })).toEqual({ sent: false, reason: 'no-recipient' });
+    expect(await mailOnFailure(config.inventory.notifications?.mailTo, 's', 'b', { sendmail: sm, env: { PULLVAULT_CRON: '1', MAILTO: 'owner@example.org' } })).toMatchObject({ sent: false, reason: 'cron-mails' });
     expect(existsSync(marker)).toBe(false);
   });
 
