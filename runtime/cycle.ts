@@ -10,7 +10,6 @@ import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { EXIT } from './exit-codes.ts';
 import { acquireLock, processStartTime, readLockHolder, type Lock, type LockHolder } from './lock.ts';
 import { snapshotIdFor, vaultLayout } from '../contract/disk-layout.ts';
-import { appendHistory, historyEntry, historyFile } from './history.ts';
 import { runEvent } from './notifier.ts';
 import { sendEvent } from './notify-registry.ts';
 import { offsiteLockFile, pinLines } from './offsite-pins.ts';
@@ -67,8 +66,6 @@ async function record(config: RuntimeConfig, doc: StatusDoc, run: RunRecord, war
   if (current) await writeRunRecord(runRecordFile(config), run).catch((e) => warn(`warning: run record ${runRecordFile(config)}: ${(e as Error).message}`));
   const event = runEvent({ pi: config.inventory.pi.name, run, status: doc, current, results: report.results, warnings: report.warnings });
   await sendEvent(config, event, { warn, log: report.log });
-  if (run.finishedAt)
-    await appendHistory(historyFile(config), historyEntry({ ...run, finishedAt: run.finishedAt }, doc)).catch((e) => warn(`warning: run history ${historyFile(config)}: ${(e as Error).message}`));
 }
 
 /** A run refused before any work (pre-flight, missing tools) is recorded as refused, with its reason. */

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 import { snapshotIdFor } from '../contract/disk-layout.ts';
 import { runRecordFile, type RunOutcome, type RunRecord } from './run-record.ts';
+import type { Notifier } from './notifier.ts';
 import type { StatusDoc } from './status.ts';
 
 export const HISTORY_MAX_BYTES = 1 << 20;
@@ -55,6 +56,23 @@ export function historyEntry(run: RunRecord & { finishedAt: string }, doc: Statu
   const { startedAt, finishedAt, exitCode, outcome, reason } = run;
   return { v: 1, startedAt, finishedAt, ...(exitCode !== undefined ? { exitCode } : {}), ...(outcome ? { outcome } : {}), ...(reason ? { reason } : {}), servers };
 }
+
+/** The history as a channel of the run's event stream: every finished run, this one's or a superseded one's. */
+export function historyChannel(file: string): Notifier {
+  return {
+    name: `run history ${file}`,
+    kinds: ['refused', 'ok', 'partial', 'failed'],
+    timeoutMs: 10_000,
+    secrets: [],
+    async deliver(event) {
+      const { run } = event;
+      if (run.finishedAt) await appendHistory(file, historyEntry({ ...run, finishedAt: run.finishedAt }, event.status));
+    },
+  };
+}
+
+/** Always on: `pullvault report` draws from it. */
+export const historyNotifier = (config: RuntimeConfig): Notifier => historyChannel(historyFile(config));
 
 export async function appendHistory(file: string, entry: HistoryEntry, maxBytes = HISTORY_MAX_BYTES): Promise<void> {
   const line = JSON.stringify(entry) + '\n';

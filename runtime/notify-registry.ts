@@ -1,6 +1,7 @@
 // The notification channels a config turns on. A new channel is one module exporting a
 // `(config) => Notifier | undefined` factory, listed here.
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
+import { historyNotifier } from './history.ts';
 import { mailNotifier } from './notify-mail.ts';
 import { prometheusNotifier } from './notify-prometheus.ts';
 import { webhookNotifier } from './notify-webhook.ts';
@@ -9,7 +10,7 @@ import { dispatch, type Delivery, type Notifier, type RunEvent } from './notifie
 
 export type NotifierFactory = (config: RuntimeConfig) => Notifier | undefined;
 
-export const NOTIFIERS: readonly NotifierFactory[] = [prometheusNotifier, healthchecksNotifier, mailNotifier, webhookNotifier];
+export const NOTIFIERS: readonly NotifierFactory[] = [historyNotifier, prometheusNotifier, healthchecksNotifier, mailNotifier, webhookNotifier];
 
 export function notifiersFor(config: RuntimeConfig, factories: readonly NotifierFactory[] = NOTIFIERS): Notifier[] {
   return factories.flatMap((f) => f(config) ?? []);

@@ -49,6 +49,9 @@ describeLab('pullvault report: a multi-day lab history in headless Chromium', ()
     // the owner's key, made in the pi (the owner's side runs there too, with the folder target)
     await pi.exec(['bash', '-c', `set -e; mkdir -m 700 ${GNUPG}; gpg --homedir ${GNUPG} --batch --pinentry-mode loopback --passphrase '' --quick-gen-key 'owner <owner@pullvault.test>' future-default default never 2>/dev/null; gpg --homedir ${GNUPG} --armor --export > /etc/pullvault/keys/owner.asc`]);
     const fpr = /^fpr:+([0-9A-F]{40}):/m.exec((await pi.exec(['gpg', '--homedir', GNUPG, '--with-colons', '--list-keys'])).stdout)![1];
+    // the second recipient the inventory requires (the escrow key); its secret half is not needed here
+    await pi.exec(['bash', '-c', `set -e; mkdir -m 700 /root/escrow-gnupg; gpg --homedir /root/escrow-gnupg --batch --pinentry-mode loopback --passphrase '' --quick-gen-key 'escrow <escrow@pullvault.test>' future-default default never 2>/dev/null; gpg --homedir /root/escrow-gnupg --armor --export > /etc/pullvault/keys/escrow.asc`]);
+    const escrowFpr = /^fpr:+([0-9A-F]{40}):/m.exec((await pi.exec(['gpg', '--homedir', '/root/escrow-gnupg', '--with-colons', '--list-keys'])).stdout)![1];
     const piPub = (await pi.readFile('/etc/pullvault/id_ed25519.pub')).toString().trim().split(' ').slice(0, 2).join(' ');
     const spec = serverSpec(web, [{ path: '/srv/data' }]);
     await provisionLabServer(web, spec, piPub, pi.address!);
@@ -60,7 +63,10 @@ describeLab('pullvault report: a multi-day lab history in headless Chromium', ()
       inventory: {
         ...base.inventory,
         offsite: { type: 'dir' as const, path: OFFSITE },
-        recipients: [{ name: 'owner', publicKeyFile: 'owner.asc', fingerprint: fpr }],
+        recipients: [
+          { name: 'owner', publicKeyFile: 'owner.asc', fingerprint: fpr },
+          { name: 'escrow', publicKeyFile: 'escrow.asc', fingerprint: escrowFpr },
+        ],
         schedule: { pull: '0 2 * * *', offsite: { fullEveryDays: 7, incrementalEveryDays: 1 } },
         pi: { ...base.inventory.pi, dataDisk: { ...base.inventory.pi.dataDisk, minFreeMiB: 1 } },
       },

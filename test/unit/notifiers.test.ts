@@ -2,7 +2,7 @@
 // HTTP listener (healthchecks), sendmail programs in a temp folder (mail), a directory
 // (the Prometheus textfile); plus the event stream's own rules.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, constants } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { dispatch, eventKind, runEvent, type Notifier, type RunEventKind } from '../../runtime/notifier.ts';
 import { mailNotifier } from '../../runtime/notify-mail.ts';
 import { PROM_FILE, prometheusNotifier } from '../../runtime/notify-prometheus.ts';
+import { historyChannel, readHistory } from '../../runtime/history.ts';
 import { notifiersFor } from '../../runtime/notify-registry.ts';
 import { healthchecksNotifier } from '../../runtime/notify.ts';
 import { finishedRecord, startedRecord } from '../../runtime/run-record.ts';
@@ -98,6 +99,35 @@ notifierConformance('Prometheus textfile', () => {
   };
 });
 
+notifierConformance('run history (JSON lines)', () => {
+  const file = path.join(tmp, 'history', 'history.jsonl');
+  mkdirSync(path.dirname(file), { recursive: true });
+  const notAdir = path.join(tmp, 'history-not-a-dir');
+  writeFileSync(notAdir, 'a file where the directory should be');
+  // a FIFO where the history file goes: appending blocks, as on a hung disk
+  const hung = path.join(tmp, 'history-hung.jsonl');
+  execFileSync('mkfifo', [hung]);
+  let seen = 0;
+  return {
+    working: () => historyChannel(file),
+    failing: () => historyChannel(path.join(notAdir, 'history.jsonl')),
+    hanging: () => historyChannel(hung),
+    abortable: false,
+    async lastDelivered() {
+      const all = await readHistory(file);
+      const fresh = all.slice(seen);
+      seen = all.length;
+      return fresh.at(-1)?.outcome as RunEventKind | undefined;
+    },
+    secrets: [],
+    async close() {
+      const fd = openSync(hung, constants.O_RDONLY | constants.O_NONBLOCK);
+      await new Promise((r) => setTimeout(r, 200));
+      closeSync(fd);
+    },
+  };
+});
+
 describe('the event stream', () => {
   const t0 = new Date('2026-01-02T03:00:00Z');
   const started = startedRecord(1, undefined, t0);
@@ -125,10 +155,11 @@ describe('the event stream', () => {
     expect(multi.title).toBe('pullvault on p: run refused: a b');
   });
 
-  it('the registry turns on exactly the channels the config names', () => {
-    expect(notifiersFor(configWith(undefined))).toEqual([]);
+  it('the registry turns on exactly the channels the config names, and the run history always', () => {
+    const history = 'run history /var/lib/pullvault/history.jsonl';
+    expect(notifiersFor(configWith(undefined)).map((n) => n.name)).toEqual([history]);
     const names = notifiersFor(configWith({ healthcheckUrl: 'https://hc.example/x', mailTo: 'a@b.example', prometheusTextfileDir: '/p' })).map((n) => n.name);
-    expect(names).toEqual(['prometheus textfile', 'healthchecks', 'mail']);
+    expect(names).toEqual([history, 'prometheus textfile', 'healthchecks', 'mail']);
   });
 
   it('the textfile keeps a later run\'s state: an event that is no longer current writes nothing', async () => {
