@@ -17,7 +17,7 @@ import { schemaAjv } from '../contract/json-schema.ts';
 import { RuntimeConfigSchema } from '../contract/runtime-config-schema.ts';
 import { readUplotFromNodeModules } from '../lib/chart-assets.ts';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { REPO_ROOT } from './state.ts';
 const RUNTIME_ENTRY = 'runtime/main.ts';
 const DEFAULT_OUT = path.join(REPO_ROOT, 'dist', 'pullvault.mjs');
 /** The oldest Node the bundle runs on (Raspberry Pi OS bookworm ships 18). */

@@ -4,7 +4,8 @@
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { startHost, startLabNetwork, type LabHost, type LabNetwork } from '../lab/index.ts';
-import { ensureMotoVenv, REPO_ROOT } from '../lab/moto.ts';
+import { ensureMotoVenv } from '../lab/moto.ts';
+import { REPO_ROOT } from '../state.ts';
 
 export const MOTO_PORT = 5000;
 
@@ -107,4 +108,3 @@ export async function startDemoLab(o: { s3: boolean; log: (l: string) => void })
   }
 }
 
-export { REPO_ROOT };

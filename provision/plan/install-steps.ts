@@ -5,15 +5,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ManagedFile } from '../engine/files.ts';
 import type { Change, Step } from '../engine/types.ts';
 import type { Executor } from '../exec/types.ts';
 import { resolveInventoryPath } from '../inventory/validate.ts';
+import { REPO_ROOT } from '../state.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import { INSTALL_TEMPLATE_NAMES, secretFields, type InstallPlan, type InstallTemplates, type ManagedDir, type PlannedFile } from './install-plan.ts';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const INSTALL_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'pi-runtime');
 
 export async function loadInstallTemplates(dir = INSTALL_TEMPLATES_DIR): Promise<InstallTemplates> {
