@@ -129,6 +129,6 @@ describe('webhook requests', () => {
   });
 
   it('is registered: a config with notifications.webhook turns it on', () => {
-    expect(notifiersFor(configWith({ url: 'https://ntfy.sh/x' })).map((n) => n.name)).toEqual(['webhook ntfy.sh']);
+    expect(notifiersFor(configWith({ url: 'https://ntfy.sh/x' })).map((n) => n.name)).toContain('webhook ntfy.sh');
   });
 });
