@@ -6,7 +6,7 @@ import { InventorySchema } from './inventory-schema.ts';
 const strict = { additionalProperties: false } as const;
 const AbsPath = Type.String({ pattern: '^/', description: 'an absolute path' });
 
-export const RuntimePathsSchema = Type.Object(
+const RuntimePathsSchema = Type.Object(
   {
     sshKeyFile: { ...AbsPath, description: "an absolute path (the Pi's private SSH key for pulling, on the encrypted root)" },
     knownHostsFile: { ...AbsPath, description: "an absolute path (the servers' pinned host keys, in OpenSSH known_hosts form)" },

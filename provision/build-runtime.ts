@@ -73,7 +73,7 @@ const standaloneCode: StandaloneCode = (standaloneCodeModule as unknown as { def
  * The runtime's config check as ajv standalone code: the same schema and options as at dev time,
  * compiled now instead of at each start of the Pi's program (no ajv compiler in the bundle).
  */
-export function configCheckModule(): string {
+function configCheckModule(): string {
   const ajv = schemaAjv({ source: true, esm: true });
   const validate = ajv.compile(RuntimeConfigSchema);
   return `${standaloneCode(ajv, validate)}

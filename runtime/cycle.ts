@@ -47,7 +47,7 @@ export interface CycleResult {
 }
 
 export const statusFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).status;
-export const lockFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).lock;
+const lockFile = (config: RuntimeConfig) => vaultLayout(config.paths.dataDir).lock;
 
 interface Report {
   /** false when a later run's record is the last run's: it is kept, the event still goes out */
@@ -95,7 +95,7 @@ async function recordIfMine(config: RuntimeConfig, doc: StatusDoc, mine: RunReco
   await record(config, doc, mine, warn, { ...report, current });
 }
 
-export function exitCodeFor(results: PullResult[]): number {
+function exitCodeFor(results: PullResult[]): number {
   if (results.some((r) => !r.ok)) return EXIT.SERVER_FAILED;
   if (results.some((r) => r.snapshot?.info.partial)) return EXIT.PARTIAL;
   return EXIT.OK;

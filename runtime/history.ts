@@ -10,7 +10,7 @@ import { runRecordFile, type RunOutcome, type RunRecord } from './run-record.ts'
 import type { Notifier } from './notifier.ts';
 import type { StatusDoc } from './status.ts';
 
-export const HISTORY_MAX_BYTES = 1 << 20;
+const HISTORY_MAX_BYTES = 1 << 20;
 
 export interface HistoryServer {
   server: string;

@@ -91,7 +91,7 @@ export function runEvent(i: RunEventInput): RunEvent {
   return { kind, pi: i.pi, run: i.run, status: i.status, title: `pullvault on ${i.pi}: ${what}`.slice(0, 200), summary: lines.join('\n'), current: i.current };
 }
 
-export function maskSecrets(text: string, secrets: string[]): string {
+function maskSecrets(text: string, secrets: string[]): string {
   let out = text;
   for (const s of [...secrets].filter((x) => x.length >= 6).sort((a, b) => b.length - a.length)) out = out.split(s).join('****');
   return out;

@@ -7,7 +7,7 @@ import { whichSync } from '../lib/proc/index.ts';
 import { run } from './proc.ts';
 import type { Notifier } from './notifier.ts';
 
-export const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];
+const SENDMAIL_CANDIDATES = ['/usr/sbin/sendmail', '/usr/lib/sendmail'];
 
 export type MailResult =
   | { sent: true; to: string }

@@ -10,7 +10,7 @@ import { dispatch, type Delivery, type Notifier, type RunEvent } from './notifie
 
 export type NotifierFactory = (config: RuntimeConfig) => Notifier | undefined;
 
-export const NOTIFIERS: readonly NotifierFactory[] = [historyNotifier, prometheusNotifier, healthchecksNotifier, mailNotifier, webhookNotifier];
+const NOTIFIERS: readonly NotifierFactory[] = [historyNotifier, prometheusNotifier, healthchecksNotifier, mailNotifier, webhookNotifier];
 
 export function notifiersFor(config: RuntimeConfig, factories: readonly NotifierFactory[] = NOTIFIERS): Notifier[] {
   return factories.flatMap((f) => f(config) ?? []);

@@ -20,7 +20,7 @@ const hostOf = (url: string): string => {
 };
 
 /** One ping; rejects with a message naming only the host. */
-export async function sendPing(base: string, kind: PingKind, body: string, signal: AbortSignal): Promise<void> {
+async function sendPing(base: string, kind: PingKind, body: string, signal: AbortSignal): Promise<void> {
   const host = hostOf(base);
   let res: Response;
   try {

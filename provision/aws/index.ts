@@ -37,7 +37,7 @@ export function s3Target(inv: Inventory): S3TargetSpec {
 }
 
 /** The account the admin credentials belong to (and a clear error when there are none). */
-export async function callerAccount(clients: AwsClients): Promise<{ accountId: string; arn: string }> {
+async function callerAccount(clients: AwsClients): Promise<{ accountId: string; arn: string }> {
   try {
     const id = await clients.sts.send(new GetCallerIdentityCommand({}));
     return { accountId: id.Account!, arn: id.Arn ?? '' };
@@ -79,7 +79,7 @@ export async function provisionAws(inv: Inventory, o: ProvisionAwsOptions): Prom
  * Writes the exact documents an apply would put in place (bucket policy and lifecycle merged
  * with what the bucket already has, when it exists), reading only. Returns the file paths.
  */
-export async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]> {
+async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]> {
   const readOrEmpty = async <T>(f: () => Promise<T>, empty: T): Promise<T> => {
     try {
       return await f();

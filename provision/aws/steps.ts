@@ -56,8 +56,8 @@ import { canonicalRule, lifecycleRules, mergeLifecycle, ruleIdPrefix } from '../
 import { AwsProvisionError, call, errName, httpStatus, isNotFound } from './errors.ts';
 import { credentialsFile, readCredentials, writeCredentials, type CredentialsRole, type S3Credentials } from './credentials.ts';
 
-export const WRITER_POLICY_NAME = 'pullvault-writer';
-export const RESTORE_POLICY_NAME = 'pullvault-restore';
+const WRITER_POLICY_NAME = 'pullvault-writer';
+const RESTORE_POLICY_NAME = 'pullvault-restore';
 
 export interface AwsCtx {
   clients: AwsClients;
@@ -88,7 +88,7 @@ export interface AwsCtx {
 const json = normalizedJson;
 
 /** Stands for the writer's unique id in a dry run before the user exists (IAM assigns it at creation). */
-export function pendingUserId(user: string): string {
+function pendingUserId(user: string): string {
   return `(unique id of ${user}, assigned when it is created)`;
 }
 
@@ -123,7 +123,7 @@ function regionMismatch(t: S3TargetSpec, actual: string): AwsProvisionError {
   return new AwsProvisionError(`region mismatch: bucket ${t.bucket} is in ${actual}, but offsite.region says ${t.region}; fix offsite.region (a bucket cannot move)`);
 }
 
-export function bucketStep(): Step<AwsCtx> {
+function bucketStep(): Step<AwsCtx> {
   return {
     id: 's3: bucket',
     async check(ctx) {
@@ -185,7 +185,7 @@ export function bucketStep(): Step<AwsCtx> {
 
 const PAB = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
 
-export function publicAccessStep(): Step<AwsCtx> {
+function publicAccessStep(): Step<AwsCtx> {
   return {
     id: 's3: block public access',
     after: ['s3: bucket'],
@@ -213,7 +213,7 @@ export function publicAccessStep(): Step<AwsCtx> {
   };
 }
 
-export function ownershipStep(): Step<AwsCtx> {
+function ownershipStep(): Step<AwsCtx> {
   return {
     id: 's3: object ownership',
     after: ['s3: bucket'],
@@ -262,7 +262,7 @@ export async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target
   }
 }
 
-export function encryptionStep(): Step<AwsCtx> {
+function encryptionStep(): Step<AwsCtx> {
   return {
     id: 's3: default encryption',
     after: ['s3: bucket'],
@@ -288,7 +288,7 @@ export function encryptionStep(): Step<AwsCtx> {
   };
 }
 
-export function versioningStep(): Step<AwsCtx> {
+function versioningStep(): Step<AwsCtx> {
   return {
     id: 's3: versioning',
     after: ['s3: bucket'],
@@ -320,7 +320,7 @@ async function getObjectLock(ctx: AwsCtx) {
   }
 }
 
-export function objectLockStep(): Step<AwsCtx> {
+function objectLockStep(): Step<AwsCtx> {
   return {
     id: 's3: object lock default retention',
     after: ['s3: bucket'],
@@ -373,7 +373,7 @@ function ownedView(rules: Record<string, unknown>[], piName: string): string {
   );
 }
 
-export function lifecycleStep(): Step<AwsCtx> {
+function lifecycleStep(): Step<AwsCtx> {
   return {
     id: 's3: lifecycle rules',
     after: ['s3: bucket'],
@@ -420,7 +420,7 @@ export async function currentBucketPolicy(ctx: Pick<AwsCtx, 'clients' | 'target'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function bucketPolicyStep(): Step<AwsCtx> {
+function bucketPolicyStep(): Step<AwsCtx> {
   return {
     id: 's3: bucket policy (write-once for the Pi)',
     after: ['s3: bucket', 's3: default encryption', 'iam: writer user'],
@@ -475,7 +475,7 @@ export async function readUserId(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accou
   }
 }
 
-export function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
+function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
   return {
     id: `iam: ${role} user`,
     async check(ctx) {
@@ -495,7 +495,7 @@ export function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
   };
 }
 
-export function userPolicyStep(role: CredentialsRole, user: string, policyName: string, doc: (ctx: AwsCtx) => PolicyDocument): Step<AwsCtx> {
+function userPolicyStep(role: CredentialsRole, user: string, policyName: string, doc: (ctx: AwsCtx) => PolicyDocument): Step<AwsCtx> {
   return {
     id: `iam: ${role} policy`,
     after: [`iam: ${role} user`, 's3: default encryption'],
@@ -568,7 +568,7 @@ interface KeyPlan {
  * once would stop every upload until then. The restore key lives only on the admin machine, so
  * its step is built with `retire: true`: its old keys go at once.
  */
-export function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
+function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
   const id = `iam: ${role} access key`;
   return {
     id,

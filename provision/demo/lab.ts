@@ -7,7 +7,7 @@ import { startHost, startLabNetwork, type LabHost, type LabNetwork } from '../la
 import { ensureMotoVenv } from '../lab/moto.ts';
 import { REPO_ROOT } from '../state.ts';
 
-export const MOTO_PORT = 5000;
+const MOTO_PORT = 5000;
 
 export interface DemoLab {
   net: LabNetwork;

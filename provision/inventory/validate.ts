@@ -35,7 +35,7 @@ function isInside(child: string, parent: string): boolean {
 }
 
 /** Rules the schema cannot express; pure, no I/O. */
-export function crossFieldProblems(inv: Inventory): string[] {
+function crossFieldProblems(inv: Inventory): string[] {
   const problems: string[] = [];
   const seen = new Map<string, number>();
   inv.servers.forEach((s, i) => {
@@ -96,7 +96,7 @@ export function crossFieldProblems(inv: Inventory): string[] {
 }
 
 /** Checks the recipients' key files: readable, the pinned fingerprint, usable for encryption, GnuPG 2.2-compatible. */
-export async function recipientKeyProblems(inv: Inventory, dir: string): Promise<string[]> {
+async function recipientKeyProblems(inv: Inventory, dir: string): Promise<string[]> {
   const problems: string[] = [];
   for (const [i, rc] of inv.recipients.entries()) {
     const field = `recipients[${i}].publicKeyFile`;

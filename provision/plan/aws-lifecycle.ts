@@ -11,9 +11,9 @@ import { manifestRetentionDays } from '../../contract/inventory-defaults.ts';
 import { chainPrefixes } from '../../contract/s3-layout.ts';
 
 /** Days a version stays after it stopped being current (an expiry or an admin's delete): a grace period. */
-export const NONCURRENT_DAYS = 30;
+const NONCURRENT_DAYS = 30;
 /** Incomplete multipart uploads (a Pi that died mid-upload) are aborted after this many days. */
-export const ABORT_MULTIPART_DAYS = 7;
+const ABORT_MULTIPART_DAYS = 7;
 
 /**
  * How much longer than fullEveryDays a chain can span, from its full's upload to the end of the
@@ -106,7 +106,7 @@ export function mergeLifecycle(current: Record<string, unknown>[], t: S3TargetSp
 }
 
 /** Minimum storage duration (days) billed per class: expiring sooner still costs the full period. */
-export const MIN_STORAGE_DAYS: Record<string, number> = {
+const MIN_STORAGE_DAYS: Record<string, number> = {
   STANDARD: 0,
   INTELLIGENT_TIERING: 0,
   STANDARD_IA: 30,

@@ -60,15 +60,15 @@ export function bucketEncryptionFrom(algorithm: string | undefined, kmsMasterKey
 }
 
 /** Archive storage classes: objects in them must be restored (s3:RestoreObject) before they can be read. */
-export const ARCHIVE_STORAGE_CLASSES = ['GLACIER', 'DEEP_ARCHIVE', 'INTELLIGENT_TIERING'] as const;
+const ARCHIVE_STORAGE_CLASSES = ['GLACIER', 'DEEP_ARCHIVE', 'INTELLIGENT_TIERING'] as const;
 
 /** The storage class every upload lands in: the inventory's, STANDARD when unset. */
-export function uploadStorageClass(t: S3TargetSpec): string {
+function uploadStorageClass(t: S3TargetSpec): string {
   return t.storageClass ?? 'STANDARD';
 }
 
 /** aws, aws-cn or aws-us-gov, from the region. */
-export function partitionOf(region: string): string {
+function partitionOf(region: string): string {
   if (region.startsWith('cn-')) return 'aws-cn';
   if (region.startsWith('us-gov-')) return 'aws-us-gov';
   return 'aws';
@@ -83,13 +83,13 @@ export function userArn(t: S3TargetSpec, accountId: string, userName: string): s
 }
 
 /** Where the Pi may write: only the layout's three kind prefixes, so lifecycle covers every object. */
-export function writableObjectArns(t: S3TargetSpec): string[] {
+function writableObjectArns(t: S3TargetSpec): string[] {
   const p = chainPrefixes(t.prefix);
   return [p.full, p.incr, p.manifest].map((k) => `${bucketArn(t)}/${k}*`);
 }
 
 /** The actions the Pi needs: PutObject covers CreateMultipartUpload, UploadPart and Complete. */
-export const WRITER_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'] as const;
+const WRITER_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'] as const;
 
 /** The Sids pullvault owns in the bucket policy; statements with other Sids are left alone. */
 export function ownedSids(piName: string): string[] {
@@ -188,7 +188,7 @@ export function writerIdentityPolicy(p: Pick<PolicyParams, 'target' | 'encryptio
  * The bucket policy statements pullvault owns: explicit Denies for the Pi's user that hold
  * whatever its identity policy says (an admin's `s3:*` mistake included), and no plain HTTP.
  */
-export function bucketPolicyStatements(p: PolicyParams): PolicyStatement[] {
+function bucketPolicyStatements(p: PolicyParams): PolicyStatement[] {
   const [mustIfNoneMatch, nothingElse, confined, tls, provisioned, noSseC, sse, kmsKey, storageClass] = ownedSids(p.piName);
   const t = p.target;
   const bucket = bucketArn(t);
@@ -297,7 +297,7 @@ const LISTS = ['Action', 'NotAction', 'Resource', 'NotResource'] as const;
 const asList = (v: string | string[]): string[] => [...new Set(Array.isArray(v) ? v : [v])].sort();
 
 /** One statement in a canonical form: lists sorted, single values as lists, so equal meaning compares equal. */
-export function canonicalStatement(s: PolicyStatement): PolicyStatement {
+function canonicalStatement(s: PolicyStatement): PolicyStatement {
   const out: Record<string, unknown> = { ...s };
   for (const k of LISTS) if (s[k] !== undefined) out[k] = asList(s[k]!);
   if (s.Principal && s.Principal !== '*') out.Principal = { AWS: asList(s.Principal.AWS) };

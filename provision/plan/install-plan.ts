@@ -9,7 +9,7 @@ import { checkRuntimeConfig, type RuntimeConfig } from '../../contract/runtime-c
 
 const posixDirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
 
-export const INSTALL_HEADER = 'managed by pullvault install-runtime; edits here are overwritten';
+const INSTALL_HEADER = 'managed by pullvault install-runtime; edits here are overwritten';
 
 /** Where everything lives on the Pi. The runtime reads only config.json; the rest is named there. */
 export const INSTALL_PATHS = {
@@ -90,7 +90,7 @@ export function render(templates: Partial<InstallTemplates>, name: keyof Install
 }
 
 /** `host` for port 22, `[host]:port` otherwise — OpenSSH known_hosts host patterns. */
-export function knownHostsPattern(host: string, port: number): string {
+function knownHostsPattern(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
@@ -109,7 +109,7 @@ export function knownHostsLines(inv: Inventory, connect?: RuntimeConfig['connect
 }
 
 /** The cron schedule line's MAILTO, computed here so the template stays logic-free. */
-export function mailtoLine(inv: Inventory): string {
+function mailtoLine(inv: Inventory): string {
   const to = inv.notifications?.mailTo;
   return to ? `MAILTO=${to}` : '# MAILTO is not set (no notifications.mailTo): cron mails root on this machine';
 }
@@ -149,7 +149,7 @@ export function piInventory(inv: Inventory, paths: InstallPaths): Inventory {
   return copy;
 }
 
-export function runtimeConfig(input: InstallInput, paths: InstallPaths): RuntimeConfig {
+function runtimeConfig(input: InstallInput, paths: InstallPaths): RuntimeConfig {
   const inv = input.inventory;
   const config: RuntimeConfig = {
     version: 1,

@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../state.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import { INSTALL_TEMPLATE_NAMES, secretFields, type InstallPlan, type InstallTemplates, type ManagedDir, type PlannedFile } from './install-plan.ts';
 
-export const INSTALL_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'pi-runtime');
+const INSTALL_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'pi-runtime');
 
 export async function loadInstallTemplates(dir = INSTALL_TEMPLATES_DIR): Promise<InstallTemplates> {
   const entries = await Promise.all(INSTALL_TEMPLATE_NAMES.map(async (n) => [n, await readFile(path.join(dir, `${n}.hbs`), 'utf8')] as const));
@@ -86,7 +86,7 @@ const FACTS_SCRIPT = `for p in "$@"; do
   fi
 done`;
 
-export async function readPathFacts(exec: Executor, paths: string[]): Promise<Map<string, PathFacts | null>> {
+async function readPathFacts(exec: Executor, paths: string[]): Promise<Map<string, PathFacts | null>> {
   const out = (await exec.run(['sh', '-c', FACTS_SCRIPT, 'sh', ...paths])).stdout;
   const facts = new Map<string, PathFacts | null>();
   for (const line of out.split('\n')) {
@@ -115,7 +115,7 @@ if [ $# -gt 0 ]; then "$@"; fi
 mv -f -- "$t" "$dst"
 trap - EXIT`;
 
-export async function writeFileOnce(exec: Executor, f: ManagedFile): Promise<void> {
+async function writeFileOnce(exec: Executor, f: ManagedFile): Promise<void> {
   const tmp = `${path.posix.dirname(f.path)}/.pullvault.${randomBytes(6).toString('hex')}`;
   await exec.run(['sh', '-c', WRITE_SCRIPT, 'sh', tmp, f.path, `${f.owner}:${f.group}`, f.mode, ...(f.validate?.(tmp) ?? [])], { input: f.content });
 }
@@ -152,7 +152,7 @@ export function dirStep<Ctx>(id: string, exec: (ctx: Ctx) => Executor, facts: Fa
  * A managed file, compared by sha256 against the facts read up front. A changed ordinary file
  * shows a diff (its current text is read only then); a large one (the bundle) shows hashes only.
  */
-export function managedFileStep<Ctx>(id: string, exec: (ctx: Ctx) => Executor, facts: Facts<Ctx>, f: PlannedFile, opts: { after?: string[] } = {}): Step<Ctx> {
+function managedFileStep<Ctx>(id: string, exec: (ctx: Ctx) => Executor, facts: Facts<Ctx>, f: PlannedFile, opts: { after?: string[] } = {}): Step<Ctx> {
   const want = sha256(f.content);
   return {
     id,

@@ -46,9 +46,9 @@ export function parsePasswd(line: string): PasswdEntry | null {
   return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4]!, home: f[5]!, shell: f[6]! };
 }
 
-export const PROGRAMS = ['rsync', 'python3', 'runuser', 'useradd', 'usermod', 'userdel', 'logger'] as const;
-export const MARIADB_PROGRAMS = ['mariadb', 'mariadb-dump'] as const;
-export const POSTGRES_PROGRAMS = ['psql', 'pg_dump', 'pg_dumpall'] as const;
+const PROGRAMS = ['rsync', 'python3', 'runuser', 'useradd', 'usermod', 'userdel', 'logger'] as const;
+const MARIADB_PROGRAMS = ['mariadb', 'mariadb-dump'] as const;
+const POSTGRES_PROGRAMS = ['psql', 'pg_dump', 'pg_dumpall'] as const;
 
 async function probeEngine(exec: Executor, programs: readonly string[], found: Record<string, boolean>, ping: string[]): Promise<EngineFact> {
   const missing = programs.filter((p) => !found[p]);
@@ -58,8 +58,8 @@ async function probeEngine(exec: Executor, programs: readonly string[], found: R
   return { installed: true, running: true };
 }
 
-export const MARIADB_PING = ['mariadb', '--batch', '--skip-column-names', '-e', 'SELECT 1'];
-export const POSTGRES_PING = ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-A', '-t', '-d', 'postgres', '-c', 'SELECT 1'];
+const MARIADB_PING = ['mariadb', '--batch', '--skip-column-names', '-e', 'SELECT 1'];
+const POSTGRES_PING = ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-A', '-t', '-d', 'postgres', '-c', 'SELECT 1'];
 
 /** Read-only probes (runs in dry-run too). */
 export async function gatherFacts(exec: Executor, server: ServerSpec): Promise<ServerFacts> {

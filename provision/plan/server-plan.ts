@@ -43,7 +43,7 @@ export interface ServerPlan {
   paths: { home: string; sshDir: string; authorizedKeys: string; dispatcher: string };
 }
 
-export function serverPaths(server: ServerSpec) {
+function serverPaths(server: ServerSpec) {
   const home = `/home/${backupUser(server)}`;
   return { home, sshDir: `${home}/.ssh`, authorizedKeys: `${home}/.ssh/authorized_keys`, dispatcher: DISPATCH_PATH };
 }

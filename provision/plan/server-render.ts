@@ -20,7 +20,7 @@ import {
 } from '../../contract/dispatch-protocol.ts';
 import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath } from '../../contract/sqlite.ts';
 
-export const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
+const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 
 export const SERVER_TEMPLATE_NAMES = ['pullvault-dispatch', 'authorized_keys'] as const;
 export type ServerTemplates = Record<(typeof SERVER_TEMPLATE_NAMES)[number], string>;
@@ -57,7 +57,7 @@ export function rootProblems(server: ServerSpec, index: number): string[] {
 }
 
 /** A root as configured, without a trailing slash ("/var/www/" → "/var/www"). */
-export function normalRoot(p: string): string {
+function normalRoot(p: string): string {
   return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
@@ -79,7 +79,7 @@ export function sqliteListValue(files: string[] | undefined): string {
 export const verbFunction = (verb: string): string => `verb_${verb.replace(/-/g, '_')}`;
 
 /** One case arm per verb of the protocol table: the pattern it matches, the function it calls. */
-export function verbArms(): { pattern: string; call: string }[] {
+function verbArms(): { pattern: string; call: string }[] {
   return DISPATCH_VERBS.map((v) =>
     v.arg !== 'none'
       ? { pattern: `${shellQuote(`${v.verb} `)}*`, call: `${verbFunction(v.verb)} "\${c#${v.verb} }"` }

@@ -3,7 +3,7 @@
 // are ever put into SQL (Unix names and [A-Za-z0-9_]+ database names only).
 import { DB_NAME_RE } from '../../contract/dispatch-protocol.ts';
 
-export const MARIADB_PRIVILEGES = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'EVENT'] as const;
+const MARIADB_PRIVILEGES = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'EVENT'] as const;
 
 const UNIX_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 
@@ -25,7 +25,7 @@ export interface MariadbAccount {
   grantOption: boolean;
 }
 
-export function wantedMariadbGrants(sel: 'all' | string[]): GrantMap {
+function wantedMariadbGrants(sel: 'all' | string[]): GrantMap {
   const privs = [...MARIADB_PRIVILEGES].sort();
   if (sel === 'all') return { '*.*': privs };
   const out: GrantMap = {};

@@ -76,7 +76,7 @@ function normalLength(n: number): Buffer {
  * The SHA-1 (MDC) covers prefix ‖ P ‖ 0xd3 0x14. A partial length is only written once more
  * bytes are known to follow, so the last piece of both packets has a normal length (≥ 1 byte).
  */
-export class Seipd {
+class Seipd {
   private readonly cipher;
   private readonly mdc = createHash('sha1');
   /** the literal packet's pending piece: [PARTIAL header slot][up to CHUNK body bytes] */
@@ -153,7 +153,7 @@ export class Seipd {
 }
 
 /** The OpenPGP message (PKESKs then SEIPD) of `input`, as a stream with backpressure. */
-export function sealStream(input: Readable, pkesk: Buffer, key: Buffer): Readable {
+function sealStream(input: Readable, pkesk: Buffer, key: Buffer): Readable {
   const out = new Readable({
     highWaterMark: 2 * CHUNK,
     read() {

@@ -47,7 +47,7 @@ export interface OffsiteOptions {
 /** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
 const encrypt = (input: Readable, r: Recipient[]) => (process.env.PULLVAULT_ENCRYPTOR === 'openpgp' ? encryptStream(input, r) : encryptStreamFast(input, r));
 
-export async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]> {
+async function loadRecipients(config: RuntimeConfig): Promise<Recipient[]> {
   const out: Recipient[] = [];
   for (const r of config.inventory.recipients) {
     const candidates = [join(config.paths.recipientKeysDir, `${r.name}.asc`), isAbsolute(r.publicKeyFile) ? r.publicKeyFile : resolve(config.paths.recipientKeysDir, r.publicKeyFile)];

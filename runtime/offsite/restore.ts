@@ -61,7 +61,7 @@ export async function listServer(target: Target, server: string): Promise<Listin
 }
 
 /** "/home/alice" → "files/home/alice"; "files/x" and "dumps/x" as they are. */
-export function normalizePart(p: string): Buffer {
+function normalizePart(p: string): Buffer {
   const s = p.startsWith('/') ? `files${p.replace(/\/+$/, '')}` : p.replace(/\/+$/, '');
   const b = Buffer.from(s);
   if (!isSafeRelative(b)) throw new RestoreError(`--path: not a usable path: ${p}`);
@@ -231,7 +231,7 @@ const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
 const idOf = (p: Buffer) => createHash('sha1').update(p).digest('base64').slice(0, 16);
 
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
-export async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part?: Buffer): Promise<{ entries: number; bytes: number; problems: string[] }> {
+async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part?: Buffer): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const problems: string[] = [];
   const known = new Set<string>(ROOT_FILES.map((f) => idOf(Buffer.from(f))));
   const rootB = Buffer.from(root + '/');

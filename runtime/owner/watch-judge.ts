@@ -87,7 +87,7 @@ export interface ServerVerdict {
 }
 
 /** When the archive came to be, as far as the store can tell: never later than the store took it. */
-export function archiveTime(s: Step): Date {
+function archiveTime(s: Step): Date {
   const named = dateOfSnapshotId(s.snapshot);
   return s.modified && s.modified.getTime() < named.getTime() ? s.modified : named;
 }

@@ -18,7 +18,7 @@ export function endpointFor(config: RuntimeConfig, server: ServerSpec): Endpoint
 }
 
 /** ssh options (without the destination): pinned host key, our key only, never a prompt. */
-export function sshOptions(config: RuntimeConfig, ep: Endpoint): string[] {
+function sshOptions(config: RuntimeConfig, ep: Endpoint): string[] {
   return [
     '-F', '/dev/null',
     '-i', config.paths.sshKeyFile,

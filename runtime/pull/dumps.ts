@@ -22,7 +22,7 @@ async function listVerb(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb)
 }
 
 /** Stream one verb's stdout into `file`, through `zstd` when `compress`. Removes the file on failure. */
-export async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb, arg: string | undefined, file: string, compress: boolean): Promise<number> {
+async function dumpToFile(config: RuntimeConfig, ep: Endpoint, verb: DispatchVerb, arg: string | undefined, file: string, compress: boolean): Promise<number> {
   await mkdir(dirname(file), { recursive: true });
   const fh = await open(file, 'w', 0o600);
   const what = arg ? `${verb} ${arg}` : verb;
