@@ -8,7 +8,6 @@ import { UsageError } from '../actions/action.ts';
 import { openTarget, parseTargetArg, readCredentials, targetKind } from './open-target.ts';
 import type { Target } from './target.ts';
 
-
 /** Where the archives are and how to decrypt them: the options `restore` and `verify` share. */
 export const SOURCE_OPTIONS = {
   config: { type: 'string' },
