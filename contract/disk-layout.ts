@@ -5,10 +5,7 @@
 // <disk mountpoint>/pullvault/
 //   snapshots/<server>/<id>/             a complete snapshot; id = UTC "YYYYMMDDTHHMMSSZ"
 //       files/<path without leading />   the rsync tree of every configured path
-//       dumps/mariadb/<db>.sql.zst       database dumps, compressed as they stream in
-//       dumps/postgres/<db>.pgdump       (pg_dump -Fc, compressed by pg_dump)
-//       dumps/postgres/globals.sql.zst
-//       dumps/sqlite/<path on the server>.zst   SQLite copies (VACUUM INTO; sqliteDumpFile)
+//       dumps/<engine>/…                 database dumps, each named by its engine (contract/db-engines/)
 //       manifest.jsonl                   one ManifestEntry per line, sorted by path bytes
 //       snapshot.json                    SnapshotInfo
 //   snapshots/<server>/<id>.partial/     a pull in progress (or killed): never read as a snapshot
@@ -17,7 +14,7 @@
 //
 // Everything that names a path in it asks vaultLayout (the runtime, and the demo that looks at
 // a Pi's disk); dump file names inside a snapshot come from dumpFile.
-import { sqliteDumpFile } from './sqlite.ts';
+import { dbEngine, type DbEngineName } from './db-engines.ts';
 
 export const MANIFEST_VERSION = 1;
 
@@ -55,7 +52,7 @@ export interface SnapshotInfo {
   /** rsync exit 23/24: some files could not be read or vanished */
   partial: boolean;
   unreadable: string[];
-  dumps: { engine: 'mariadb' | 'postgres' | 'sqlite'; name: string; file: string; bytes: number }[];
+  dumps: { engine: DbEngineName; name: string; file: string; bytes: number }[];
   stats: { files: number; bytes: number; hashedFiles: number; hashedBytes: number; prehashedFiles?: number; seconds: number };
   /** what went wrong while making a kept-but-partial snapshot (e.g. a failed dump); absent when none */
   errors?: string[];
@@ -97,11 +94,9 @@ export function vaultLayout(dataDir: string) {
 
 export type DumpEngine = SnapshotInfo['dumps'][number]['engine'];
 
-/** A dump's path inside a snapshot: MariaDB SQL, PostgreSQL globals and SQLite copies zstd-compressed, pg_dump -Fc as it is. */
+/** A dump's path inside a snapshot, as its engine names it. */
 export function dumpFile(engine: DumpEngine, db: string, what: 'database' | 'globals' = 'database'): string {
-  if (engine === 'sqlite') return sqliteDumpFile(db);
-  if (engine === 'postgres') return what === 'globals' ? 'dumps/postgres/globals.sql.zst' : `dumps/postgres/${db}.pgdump`;
-  return `dumps/mariadb/${db}.sql.zst`;
+  return dbEngine(engine).dumpFile(db, what);
 }
 
 export const SNAPSHOT_ID_RE = /^\d{8}T\d{6}Z$/;

@@ -1,7 +1,8 @@
 // The protocol between the Pi's runtime and /usr/local/sbin/pullvault-dispatch on a server:
 // what the Pi's key may ask for (nothing else), and how a refusal looks. Pure constants, so the
 // runtime (client) and provision-server (which renders the dispatcher) share one definition.
-import { SQLITE_DUMP_VERB, checkSqlitePath } from './sqlite.ts';
+import { DB_ENGINES, dbEngine, type DbEngineName } from './db-engines.ts';
+import type { VerbSpec } from './db-engine.ts';
 
 /** Installed by provision-server; the forced command of the Pi's key. */
 export const DISPATCH_PATH = '/usr/local/sbin/pullvault-dispatch';
@@ -12,54 +13,18 @@ export const DISPATCH_REFUSED_EXIT = 126;
 /** Prefix of every refusal line on stderr: `pullvault-dispatch: refused: <reason>`. */
 export const DISPATCH_REFUSED_PREFIX = 'pullvault-dispatch: refused:';
 
-/** The characters of a database name the dump verbs accept (a regex/shell bracket class). */
-export const DB_NAME_CHARS = 'A-Za-z0-9_';
-export const DB_NAME_RE = new RegExp(`^[${DB_NAME_CHARS}]+$`);
-
-/** The longest name each engine has (MariaDB: 64 characters; PostgreSQL: NAMEDATALEN-1 = 63 bytes). */
-export const DB_NAME_MAX = { mariadb: 64, postgres: 63 } as const;
-/** The engines whose databases have names (SQLite's are configured files). */
-export type NamedDbEngine = keyof typeof DB_NAME_MAX;
-export type DbEngine = NamedDbEngine | 'sqlite';
-
-export interface VerbSpec {
-  verb: string;
-  engine: DbEngine;
-  /** what the runtime uses it for: the databases there are, one database's dump, the engine's globals */
-  role: 'list' | 'dump' | 'globals';
-  /** its one argument: none, a database name, or a configured database file's absolute path */
-  arg: 'none' | 'db' | 'file';
-  /** what the dispatcher answers */
-  does: string;
-}
+export type { VerbSpec };
+export type DbEngine = DbEngineName;
 
 /**
- * The named verbs: the runtime builds its commands from this table, and provision-server renders
- * the dispatcher's case arms (one shell function verb_<verb> each) and its name checks from it.
+ * The named verbs, every registered engine's (contract/db-engines.ts): the runtime builds its
+ * commands from this table, and provision-server renders the dispatcher's case arms (one shell
+ * function verb_<verb> each) from it.
  * `rsync --server --sender …` (a pull of a configured root) is the only other thing allowed.
  */
-export const DISPATCH_VERBS = [
-  { verb: 'mysql-list', engine: 'mariadb', role: 'list', arg: 'none', does: 'MariaDB databases, one name per line (system schemas left out)' },
-  {
-    verb: 'mysql-dump',
-    engine: 'mariadb',
-    role: 'dump',
-    arg: 'db',
-    does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
-  },
-  { verb: 'pg-list', engine: 'postgres', role: 'list', arg: 'none', does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
-  { verb: 'pg-dump', engine: 'postgres', role: 'dump', arg: 'db', does: 'pg_dump -Fc (custom format) on stdout' },
-  { verb: 'pg-globals', engine: 'postgres', role: 'globals', arg: 'none', does: 'roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout' },
-  {
-    verb: SQLITE_DUMP_VERB,
-    engine: 'sqlite',
-    role: 'dump',
-    arg: 'file',
-    does: "a consistent copy of one configured SQLite file (sqlite3 -readonly -nofollow FILE 'VACUUM INTO …') on stdout",
-  },
-] as const satisfies readonly VerbSpec[];
+export const DISPATCH_VERBS: readonly VerbSpec[] = DB_ENGINES.flatMap((e) => e.verbs);
 
-export type DispatchVerb = (typeof DISPATCH_VERBS)[number]['verb'];
+export type DispatchVerb = string;
 
 /** The verb of an engine for a role; throws when the engine has none. */
 export function engineVerb(engine: DbEngine, role: VerbSpec['role']): DispatchVerb {
@@ -70,12 +35,6 @@ export function engineVerb(engine: DbEngine, role: VerbSpec['role']): DispatchVe
 
 /** How a verb is written in a command line: "mysql-dump DB" for one that takes a database. */
 export const verbUsage = (v: VerbSpec): string => (v.arg === 'db' ? `${v.verb} DB` : v.arg === 'file' ? `${v.verb} FILE` : v.verb);
-
-/** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
-export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
-
-/** Template databases pg-list never prints, and pg-dump refuses unless the inventory names them. */
-export const PG_TEMPLATE_DATABASES = ['template0', 'template1'] as const;
 
 /**
  * rsync options refused on a pull, by name and by any abbreviation: they read a file list from
@@ -103,14 +62,6 @@ export function dispatchCommand(verb: DispatchVerb, arg?: string): string {
   if ((spec.arg !== 'none') !== (arg !== undefined))
     throw new Error(`${verb}: ${spec.arg === 'db' ? 'needs a database name' : spec.arg === 'file' ? 'needs a database file' : 'takes no argument'}`);
   if (arg === undefined) return verb;
-  if (spec.arg === 'file') checkSqlitePath(arg, verb);
-  else checkDbName(spec.engine as NamedDbEngine, arg, verb);
+  dbEngine(spec.engine).checkArg(verb, arg);
   return `${verb} ${arg}`;
-}
-
-/** Throws unless `name` is one the dispatcher accepts for the engine (quoting at most its first 64 characters). */
-export function checkDbName(engine: NamedDbEngine, name: string, what: string = engine): void {
-  const shown = name.length > 64 ? `${JSON.stringify(name.slice(0, 64))}…` : JSON.stringify(name);
-  if (!DB_NAME_RE.test(name)) throw new Error(`${what}: database name ${shown} does not match [${DB_NAME_CHARS}]+`);
-  if (name.length > DB_NAME_MAX[engine]) throw new Error(`${what}: database name ${shown} is longer than ${engine}'s ${DB_NAME_MAX[engine]} bytes`);
 }

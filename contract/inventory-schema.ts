@@ -1,18 +1,12 @@
 // The one definition of inventory.json: JSON Schema (2020-12) built with TypeBox, and the
 // TypeScript types derived from it (Static<>), so the two can never drift apart.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { DB_NAME_CHARS, DB_NAME_MAX } from './dispatch-protocol.ts';
-import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX } from './sqlite.ts';
+import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox';
+import { DB_ENGINES } from './db-engines.ts';
 
 const strict = { additionalProperties: false } as const;
 
 const Name = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'a lower-case name (letters, digits, dashes; up to 32)' });
 const UnixName = Type.String({ pattern: '^[a-z_][a-z0-9_-]{0,31}$', description: 'a Unix user or group name' });
-const DbName = Type.String({
-  pattern: `^[${DB_NAME_CHARS}]+$`,
-  maxLength: Math.max(...Object.values(DB_NAME_MAX)),
-  description: `a database name: letters, digits, underscore; at most ${DB_NAME_MAX.mariadb} (MariaDB) or ${DB_NAME_MAX.postgres} (PostgreSQL) bytes`,
-});
 const AbsPath = Type.String({ pattern: '^/', minLength: 1, description: 'an absolute path' });
 const AnyPath = Type.String({ minLength: 1, description: 'a path, relative to the inventory file or absolute' });
 const Port = Type.Integer({ minimum: 1, maximum: 65535 });
@@ -51,17 +45,9 @@ export const PiSshEndpoint = Type.Object(
 
 export const PathSpec = Type.Object({ path: AbsPath, exclude: Type.Optional(Type.Array(Type.String({ minLength: 1 }))) }, strict);
 
-const DbSelection = Type.Union([Type.Literal('all'), Type.Array(DbName, { minItems: 1 })], {
-  description: '"all": the databases the server has at each run (system schemas and templates left out); or the names to dump',
-});
-
-// The pattern keeps to the characters; provision-server's plan says the rest (sqlitePathProblem).
-const SqliteFile = Type.String({
-  pattern: `^/[${SQLITE_PATH_CHARS}]*$`,
-  maxLength: SQLITE_PATH_MAX,
-  description:
-    'an SQLite database file: absolute, no . or .. components, no symbolic link on the way; the backup user needs read access to it and, in WAL mode, to its -wal and -shm files',
-});
+/** servers[].databases: one optional property per registered engine, its selection schema. */
+type EngineSelections = { [E in (typeof DB_ENGINES)[number] as E['name']]: TOptional<E['selection']> };
+const engineSelections = Object.fromEntries(DB_ENGINES.map((e) => [e.name, Type.Optional(e.selection)])) as EngineSelections;
 
 export const Server = Type.Object(
   {
@@ -72,14 +58,7 @@ export const Server = Type.Object(
     users: Type.Optional(Type.Array(UnixName, { description: 'users whose private groups the backup user joins' })),
     paths: Type.Array(PathSpec, { minItems: 1 }),
     databases: Type.Optional(
-      Type.Object(
-        {
-          mariadb: Type.Optional(DbSelection),
-          postgres: Type.Optional(DbSelection),
-          sqlite: Type.Optional(Type.Array(SqliteFile, { minItems: 1, uniqueItems: true })),
-        },
-        strict,
-      ),
+      Type.Object(engineSelections, strict),
     ),
   },
   strict,

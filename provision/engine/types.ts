@@ -1,5 +1,6 @@
 // The plan model: a change is data (Terraform's NoOp/Create/Update/Delete), a step pairs a
 // read-only check with an apply. Plans are built by pure functions in provision/plan/.
+import type { Executor } from '../exec/types.ts';
 
 export type Action = 'create' | 'update' | 'delete';
 
@@ -48,4 +49,9 @@ export interface RunSummary {
   failed: number;
   skipped: number;
   dryRun: boolean;
+}
+
+/** The context of steps that act through one Executor (a server, the Pi). */
+export interface ExecCtx {
+  exec: Executor;
 }

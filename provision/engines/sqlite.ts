@@ -3,9 +3,10 @@
 // dispatcher will (read-only, no symbolic link on the way). SQLite needs no account: access is
 // the file's and its directories' permissions, given through the backup user's groups.
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { sqlitePathProblem } from '../../contract/sqlite.ts';
-import type { Step } from '../engine/types.ts';
-import type { ServerCtx } from '../plan/server-steps.ts';
+import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath, sqlitePathProblem } from '../../contract/db-engines/sqlite.ts';
+import { shellQuote } from '../exec/quote.ts';
+import type { ExecCtx, Step } from '../engine/types.ts';
+import type { AdminDbEngine } from './types.ts';
 
 /** One line per configured file the dispatcher could not serve exactly. */
 export function sqliteProblems(server: ServerSpec, index: number): string[] {
@@ -24,7 +25,7 @@ r=$(realpath -e -- "$2" 2>/dev/null) || exit 5
 exec runuser -u "$1" -- sqlite3 -batch -bail -readonly -nofollow "$2" 'PRAGMA schema_version'`;
 
 /** Check-only: `user` opens `file` read-only as the dispatcher's sqlite-dump will (fails the run with what to do). */
-export function sqliteReadCheckStep(id: string, user: string, file: string, opts: { after?: string[] } = {}): Step<ServerCtx> {
+function sqliteReadCheckStep(id: string, user: string, file: string, opts: { after?: string[] } = {}): Step<ExecCtx> {
   return {
     id,
     ...opts,
@@ -55,3 +56,23 @@ export function sqliteReadCheckStep(id: string, user: string, file: string, opts
     async apply() {},
   };
 }
+
+/** 'a b' | '' for the dispatcher's SQLITE_FILES (paths hold no spaces: checkSqlitePath). */
+export function sqliteListValue(files: string[] | undefined): string {
+  for (const f of files ?? []) checkSqlitePath(f);
+  return [...new Set(files ?? [])].join(' ');
+}
+
+export const sqliteAdmin: AdminDbEngine = {
+  name: 'sqlite',
+  programs: ['sqlite3'],
+  package: 'sqlite3',
+  problems: sqliteProblems,
+  installSteps: ({ server, user, groupsStep }) =>
+    (server.databases?.sqlite ?? []).map((file) => sqliteReadCheckStep(`${server.name}: sqlite ${file} readable by ${user}`, user, file, { after: [groupsStep] })),
+  dispatcherVars: (server) => ({
+    files: shellQuote(sqliteListValue(server.databases?.sqlite)),
+    pathChars: SQLITE_PATH_CHARS,
+    pathMax: String(SQLITE_PATH_MAX),
+  }),
+};

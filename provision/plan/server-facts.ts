@@ -3,7 +3,9 @@
 import type { Executor } from '../exec/types.ts';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
 import { backupUser } from '../../contract/inventory-defaults.ts';
+import { dbEngine } from '../../contract/db-engines.ts';
 import { RRSYNC_PATH } from './server-render.ts';
+import { ADMIN_DB_ENGINES, type AdminDbEngine, type EngineFact } from '../engines/index.ts';
 
 /** GECOS of the backup user: how provision-server recognises an account it created. */
 export const BACKUP_USER_COMMENT = 'pullvault backup (managed by pullvault provision-server)';
@@ -17,15 +19,6 @@ export interface PasswdEntry {
   shell: string;
 }
 
-export interface EngineFact {
-  /** client and server programs are there */
-  installed: boolean;
-  /** the server answers as its admin (root via unix_socket / postgres via peer) */
-  running: boolean;
-  /** why not, when not */
-  detail?: string;
-}
-
 export interface ServerFacts {
   backupUser: PasswdEntry | null;
   /** inventory users → their primary (private) group, null when the user does not exist */
@@ -36,8 +29,8 @@ export interface ServerFacts {
   programs: Record<string, boolean>;
   /** rrsync understands -absolute (client paths are absolute paths under the restricted dir) */
   rrsyncAbsolute: boolean;
-  mariadb: EngineFact;
-  postgres: EngineFact;
+  /** each registered engine (provision/engines/) by name */
+  engines: Record<string, EngineFact>;
 }
 
 export function parsePasswd(line: string): PasswdEntry | null {
@@ -47,24 +40,20 @@ export function parsePasswd(line: string): PasswdEntry | null {
 }
 
 const PROGRAMS = ['rsync', 'python3', 'runuser', 'useradd', 'usermod', 'userdel', 'logger'] as const;
-const MARIADB_PROGRAMS = ['mariadb', 'mariadb-dump'] as const;
-const POSTGRES_PROGRAMS = ['psql', 'pg_dump', 'pg_dumpall'] as const;
 
-async function probeEngine(exec: Executor, programs: readonly string[], found: Record<string, boolean>, ping: string[]): Promise<EngineFact> {
-  const missing = programs.filter((p) => !found[p]);
+async function probeEngine(exec: Executor, engine: AdminDbEngine, found: Record<string, boolean>): Promise<EngineFact> {
+  const missing = engine.programs.filter((p) => !found[p]);
   if (missing.length) return { installed: false, running: false, detail: `${missing.join(', ')} not found` };
-  const r = await exec.run(ping, { okCodes: [0, 1, 2, 127] });
+  if (!engine.ping) return { installed: true, running: true };
+  const r = await exec.run([...engine.ping], { okCodes: [0, 1, 2, 127] });
   if (r.code !== 0) return { installed: true, running: false, detail: (r.stderr.trim().split('\n').pop() ?? '').trim() || `exit ${r.code}` };
   return { installed: true, running: true };
 }
 
-const MARIADB_PING = ['mariadb', '--batch', '--skip-column-names', '-e', 'SELECT 1'];
-const POSTGRES_PING = ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-A', '-t', '-d', 'postgres', '-c', 'SELECT 1'];
-
 /** Read-only probes (runs in dry-run too). */
 export async function gatherFacts(exec: Executor, server: ServerSpec): Promise<ServerFacts> {
   const user = backupUser(server);
-  const names = [...PROGRAMS, ...MARIADB_PROGRAMS, ...POSTGRES_PROGRAMS];
+  const names = [...PROGRAMS, ...ADMIN_DB_ENGINES.flatMap((e) => e.programs)];
   // independent probes, run at once over the one connection (each SSH exec costs a round trip)
   // (at most 5 channels at once: sshd's MaxSessions defaults to 10)
   const users_ = server.users ?? [];
@@ -85,11 +74,9 @@ export async function gatherFacts(exec: Executor, server: ServerSpec): Promise<S
   const have = new Set(which.stdout.split('\n').map((l) => l.trim()));
   const programs: Record<string, boolean> = Object.fromEntries(names.map((n) => [n, have.has(n)]));
   programs['rrsync'] = rr.code !== 2;
-  const [mariadb, postgres] = await Promise.all([
-    probeEngine(exec, MARIADB_PROGRAMS, programs, MARIADB_PING),
-    probeEngine(exec, POSTGRES_PROGRAMS, programs, POSTGRES_PING),
-  ]);
-  return { backupUser: pw.code === 0 ? parsePasswd(pw.stdout) : null, users, groups, programs, rrsyncAbsolute: rr.code === 0, mariadb, postgres };
+  const facts = await Promise.all(ADMIN_DB_ENGINES.map((e) => probeEngine(exec, e, programs)));
+  const engines = Object.fromEntries(ADMIN_DB_ENGINES.map((e, i) => [e.name, facts[i]!]));
+  return { backupUser: pw.code === 0 ? parsePasswd(pw.stdout) : null, users, groups, programs, rrsyncAbsolute: rr.code === 0, engines };
 }
 
 /**
@@ -115,14 +102,13 @@ export function factProblems(server: ServerSpec, index: number, facts: ServerFac
   if (missing.length) out.push(`${s}: ${missing.join(', ')} not found; install them (apt-get install rsync python3 passwd util-linux bsdutils)`);
   if (!facts.programs['rrsync']) out.push(`${s}: ${RRSYNC_PATH} not found; install rsync (Debian ships rrsync with it)`);
   else if (!facts.rrsyncAbsolute) out.push(`${s}: ${RRSYNC_PATH} has no -absolute option (older rsync); install a newer rsync package`);
-  const engines = [
-    ['mariadb', 'MariaDB', facts.mariadb, 'mariadb-server'] as const,
-    ['postgres', 'PostgreSQL', facts.postgres, 'postgresql'] as const,
-  ];
-  for (const [key, label, f, pkg] of engines) {
-    if (server.databases?.[key] === undefined) continue;
-    if (!f.installed) out.push(`${s}: ${at}.databases.${key} is set, but ${label} is not installed (${f.detail}); install ${pkg} or remove databases.${key}`);
-    else if (!f.running) out.push(`${s}: ${label} does not answer (${f.detail}); start it, or remove ${at}.databases.${key}`);
+  const dbs: Record<string, unknown> = server.databases ?? {};
+  for (const e of ADMIN_DB_ENGINES) {
+    if (dbs[e.name] === undefined) continue;
+    const f = facts.engines[e.name] ?? { installed: false, running: false, detail: 'not probed' };
+    const label = dbEngine(e.name).label;
+    if (!f.installed) out.push(`${s}: ${at}.databases.${e.name} is set, but ${label} is not installed (${f.detail}); install ${e.package} or remove databases.${e.name}`);
+    else if (!f.running) out.push(`${s}: ${label} does not answer (${f.detail}); start it, or remove ${at}.databases.${e.name}`);
   }
   return out;
 }

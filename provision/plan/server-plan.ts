@@ -5,23 +5,10 @@ import { backupUser } from '../../contract/inventory-defaults.ts';
 import { DISPATCH_PATH } from '../../contract/dispatch-protocol.ts';
 import { absentFileStep, fileStep } from '../engine/files.ts';
 import type { Step } from '../engine/types.ts';
-import { sqliteProblems, sqliteReadCheckStep } from '../engines/sqlite.ts';
+import { ADMIN_DB_ENGINES } from '../engines/index.ts';
 import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';
 import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './server-render.ts';
-import {
-  absentDirStep,
-  absentMariadbAccountStep,
-  absentPgRoleStep,
-  absentUserStep,
-  backupUserStep,
-  dirStep,
-  groupsStep,
-  mariadbAccountStep,
-  mariadbLoginCheckStep,
-  pgLoginCheckStep,
-  pgRoleStep,
-  type ServerCtx,
-} from './server-steps.ts';
+import { absentDirStep, absentUserStep, backupUserStep, dirStep, groupsStep, type ServerCtx } from './server-steps.ts';
 
 export interface ServerPlanInput {
   server: ServerSpec;
@@ -64,8 +51,7 @@ export function planServer(input: ServerPlanInput): ServerPlan {
       absentFileStep(`${s}: ${paths.dispatcher}`, exec, paths.dispatcher),
     ];
     // whatever the inventory says now: an account made by an earlier run must go too
-    if (facts.mariadb.running) steps.push(absentMariadbAccountStep(`${s}: mariadb account ${user}`, user));
-    if (facts.postgres.running) steps.push(absentPgRoleStep(`${s}: postgres role ${user}`, user));
+    for (const e of ADMIN_DB_ENGINES) if (facts.engines[e.name]?.running) steps.push(...(e.uninstallSteps?.(server, user) ?? []));
     steps.push(
       absentDirStep(`${s}: ${paths.home}`, paths.home, { after: [`${s}: ${paths.sshDir}`] }),
       absentUserStep(`${s}: backup user ${user}`, user, { after: steps.map((x) => x.id) }),
@@ -73,7 +59,7 @@ export function planServer(input: ServerPlanInput): ServerPlan {
     return { problems, steps, paths };
   }
 
-  problems.push(...rootProblems(server, index), ...sqliteProblems(server, index));
+  problems.push(...rootProblems(server, index), ...ADMIN_DB_ENGINES.flatMap((e) => e.problems?.(server, index) ?? []));
   if (!input.piPublicKey) problems.push(`${s}: no public key for the Pi; run make provision-pi first, or pass --pi-public-key FILE`);
   let dispatcher = '';
   let authorizedKeys = '';
@@ -108,15 +94,6 @@ export function planServer(input: ServerPlanInput): ServerPlan {
       { after: [`${s}: ${paths.sshDir}`, `${s}: ${paths.dispatcher}`] },
     ),
   ];
-  const mdb = server.databases?.mariadb;
-  if (mdb !== undefined) {
-    const id = `${s}: mariadb account ${user}`;
-    steps.push(mariadbAccountStep(id, user, mdb, { after: [userId] }), mariadbLoginCheckStep(`${s}: mariadb login as ${user}`, user, { after: [id] }));
-  }
-  if (server.databases?.postgres !== undefined) {
-    const id = `${s}: postgres role ${user}`;
-    steps.push(pgRoleStep(id, user, { after: [userId] }), pgLoginCheckStep(`${s}: postgres login as ${user}`, user, { after: [id] }));
-  }
-  for (const file of server.databases?.sqlite ?? []) steps.push(sqliteReadCheckStep(`${s}: sqlite ${file} readable by ${user}`, user, file, { after: [groupsId] }));
+  for (const e of ADMIN_DB_ENGINES) steps.push(...e.installSteps({ server, user, userStep: userId, groupsStep: groupsId }));
   return { problems, steps, paths };
 }

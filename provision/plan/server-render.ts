@@ -4,30 +4,22 @@
 import Handlebars from 'handlebars';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { shellQuote } from '../exec/quote.ts';
-import {
-  DB_NAME_CHARS,
-  DB_NAME_MAX,
-  DISPATCH_PATH,
-  DISPATCH_VERBS,
-  DISPATCH_REFUSED_EXIT,
-  DISPATCH_REFUSED_PREFIX,
-  MARIADB_SYSTEM_SCHEMAS,
-  PG_TEMPLATE_DATABASES,
-  RSYNC_DENIED_OPTIONS,
-  checkDbName,
-  verbUsage,
-  type NamedDbEngine,
-} from '../../contract/dispatch-protocol.ts';
-import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath } from '../../contract/sqlite.ts';
+import { DISPATCH_PATH, DISPATCH_VERBS, DISPATCH_REFUSED_EXIT, DISPATCH_REFUSED_PREFIX, RSYNC_DENIED_OPTIONS, verbUsage } from '../../contract/dispatch-protocol.ts';
+import { DB_NAME_CHARS } from '../../contract/db-engine.ts';
+import { ADMIN_DB_ENGINES } from '../engines/index.ts';
 
 const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 
-export const SERVER_TEMPLATE_NAMES = ['pullvault-dispatch', 'authorized_keys'] as const;
-export type ServerTemplates = Record<(typeof SERVER_TEMPLATE_NAMES)[number], string>;
+/** The dispatcher's section for one database engine. */
+const engineTemplate = (engine: string): string => `dispatch-${engine}`;
+
+export const SERVER_TEMPLATE_NAMES: readonly string[] = ['pullvault-dispatch', 'authorized_keys', ...ADMIN_DB_ENGINES.map((e) => engineTemplate(e.name))];
+/** templates/server/<name>.hbs by name (SERVER_TEMPLATE_NAMES) */
+export type ServerTemplates = Record<string, string>;
 
 export const RRSYNC_PATH = '/usr/bin/rrsync';
 
-function render(templates: ServerTemplates, name: keyof ServerTemplates, vars: Record<string, unknown>): string {
+function render(templates: ServerTemplates, name: string, vars: Record<string, unknown>): string {
   const src = templates[name];
   if (src === undefined) throw new Error(`template templates/server/${name}.hbs is missing`);
   return Handlebars.compile(src, { noEscape: true, strict: true })(vars);
@@ -61,20 +53,6 @@ function normalRoot(p: string): string {
   return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
-/** '*' | 'a b c' | '' for the dispatcher's MYSQL_DBS / PG_DBS. */
-export function dbListValue(engine: NamedDbEngine, sel: 'all' | string[] | undefined): string {
-  if (sel === undefined) return '';
-  if (sel === 'all') return '*';
-  for (const n of sel) checkDbName(engine, n);
-  return [...new Set(sel)].join(' ');
-}
-
-/** 'a b' | '' for the dispatcher's SQLITE_FILES (paths hold no spaces: checkSqlitePath). */
-export function sqliteListValue(files: string[] | undefined): string {
-  for (const f of files ?? []) checkSqlitePath(f);
-  return [...new Set(files ?? [])].join(' ');
-}
-
 /** The shell function of the dispatcher template that answers a verb. */
 export const verbFunction = (verb: string): string => `verb_${verb.replace(/-/g, '_')}`;
 
@@ -91,21 +69,13 @@ export function renderDispatcher(templates: ServerTemplates, server: ServerSpec)
   const roots = server.paths.map((p) => normalRoot(p.path));
   return render(templates, 'pullvault-dispatch', {
     header: SERVER_HEADER,
+    engineFragments: ADMIN_DB_ENGINES.map((e) => render(templates, engineTemplate(e.name), e.dispatcherVars(server)).trimEnd()),
     verbArms: verbArms(),
     allowedVerbs: DISPATCH_VERBS.map(verbUsage).join(', '),
     dbNameChars: DB_NAME_CHARS,
     refusedExit: String(DISPATCH_REFUSED_EXIT),
     refusedPrefix: DISPATCH_REFUSED_PREFIX,
     rootsAndWire: roots.flatMap((r) => [shellQuote(r), shellQuote(rsyncWireForm(r))]).join(' '),
-    mysqlDbs: shellQuote(dbListValue('mariadb', server.databases?.mariadb)),
-    pgDbs: shellQuote(dbListValue('postgres', server.databases?.postgres)),
-    sqliteFiles: shellQuote(sqliteListValue(server.databases?.sqlite)),
-    sqlitePathChars: SQLITE_PATH_CHARS,
-    sqlitePathMax: String(SQLITE_PATH_MAX),
-    mysqlSystem: shellQuote(MARIADB_SYSTEM_SCHEMAS.join(' ')),
-    pgTemplates: shellQuote(PG_TEMPLATE_DATABASES.join(' ')),
-    mysqlNameMax: String(DB_NAME_MAX.mariadb),
-    pgNameMax: String(DB_NAME_MAX.postgres),
     rsyncDenied: shellQuote(RSYNC_DENIED_OPTIONS.join(' ')),
     rrsync: shellQuote(RRSYNC_PATH),
   });

@@ -1,30 +1,11 @@
 // provision-server: the step kinds (check reads, apply changes), over any Executor. Every
-// command is an argv; SQL goes in on stdin. Built by server-plan.ts.
+// command is an argv. Built by server-plan.ts; each database engine's steps are its own
+// (provision/engines/).
 import type { Executor } from '../exec/types.ts';
-import type { Change, Step } from '../engine/types.ts';
+import type { Change, ExecCtx, Step } from '../engine/types.ts';
 import { BACKUP_USER_COMMENT, parsePasswd } from './server-facts.ts';
-import {
-  describeMariadb,
-  describePgRole,
-  mariadbAccountSql,
-  mariadbDropSql,
-  mariadbExistsSql,
-  mariadbGrantsQuery,
-  parsePgRole,
-  parseShowGrants,
-  pgDropSql,
-  pgRoleEqual,
-  pgRoleExistsSql,
-  pgRoleQuery,
-  pgRoleSql,
-  wantedMariadbAccount,
-  WANTED_PG_ROLE,
-  type MariadbAccount,
-} from './server-sql.ts';
 
-export interface ServerCtx {
-  exec: Executor;
-}
+export type ServerCtx = ExecCtx;
 
 export const BACKUP_SHELL = '/bin/sh';
 
@@ -164,131 +145,6 @@ export function absentDirStep(id: string, path: string, opts: Opts = {}): Step<S
       const r = await exec.run(['rmdir', '--', path], { okCodes: [0, 1] });
       if (r.code !== 0) throw new Error(`${exec.where}: ${path} is not empty (files added by someone else?); look inside and remove it by hand`);
     },
-  };
-}
-
-// ---- MariaDB ----
-
-async function mariadbSql(exec: Executor, sql: string): Promise<string> {
-  // SQL on stdin, never on the command line
-  return (await exec.run(['mariadb', '--batch', '--skip-column-names'], { input: sql })).stdout;
-}
-
-async function readMariadbAccount(exec: Executor, user: string): Promise<MariadbAccount | null> {
-  // one round trip: SHOW GRANTS only when the account exists (it errors otherwise)
-  const r = await exec.run(
-    ['sh', '-c', 'n=$(mariadb --batch --skip-column-names -e "$1") || exit 1; [ "$n" = 0 ] && exit 3; exec mariadb --batch --skip-column-names -e "$2"', 'sh', mariadbExistsSql(user), mariadbGrantsQuery(user)],
-    { okCodes: [0, 3] },
-  );
-  return r.code === 3 ? null : parseShowGrants(r.stdout);
-}
-
-export function mariadbAccountStep(id: string, user: string, sel: 'all' | string[], opts: Opts = {}): Step<ServerCtx> {
-  const want = wantedMariadbAccount(sel);
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const cur = await readMariadbAccount(exec, user);
-      if (describeMariadb(cur) === describeMariadb(want)) return null;
-      return {
-        action: cur ? 'update' : 'create',
-        summary: `'${user}'@'localhost' IDENTIFIED VIA unix_socket`,
-        before: describeMariadb(cur),
-        after: describeMariadb(want),
-      };
-    },
-    async apply({ exec }) {
-      await mariadbSql(exec, mariadbAccountSql(user, sel));
-    },
-  };
-}
-
-export function absentMariadbAccountStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const cur = await readMariadbAccount(exec, user);
-      return cur ? { action: 'delete', summary: `'${user}'@'localhost'`, before: describeMariadb(cur), after: '' } : null;
-    },
-    async apply({ exec }) {
-      await mariadbSql(exec, mariadbDropSql(user));
-    },
-  };
-}
-
-/** Check-only: the backup user really gets in over the socket (fails the run with a hint if not). */
-export function mariadbLoginCheckStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const r = await exec.run(
-        ['sh', '-c', 'n=$(mariadb --batch --skip-column-names -e "$1") || exit 1; [ "$n" = 0 ] && exit 3; exec runuser -u "$2" -- mariadb --batch --skip-column-names -e "SELECT 1"', 'sh', mariadbExistsSql(user), user],
-        { okCodes: [0, 1, 2, 3] },
-      );
-      if (r.code === 3) return null; // dry run before the account exists
-      if (r.code !== 0)
-        throw new Error(`${exec.where}: ${user} cannot log in to MariaDB via unix_socket (${r.stderr.trim().split('\n').pop()}); is the unix_socket plugin enabled?`);
-      return null;
-    },
-    async apply() {},
-  };
-}
-
-// ---- PostgreSQL ----
-
-async function psql(exec: Executor, sql: string): Promise<string> {
-  return (await exec.run(['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], { input: sql })).stdout;
-}
-
-export function pgRoleStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
-      if (pgRoleEqual(cur, WANTED_PG_ROLE)) return null;
-      return { action: cur ? 'update' : 'create', summary: `role ${user} (LOGIN, pg_read_all_data, peer auth)`, before: describePgRole(cur), after: describePgRole(WANTED_PG_ROLE) };
-    },
-    async apply({ exec }) {
-      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
-      await psql(exec, pgRoleSql(user, cur));
-    },
-  };
-}
-
-export function absentPgRoleStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
-      return cur ? { action: 'delete', summary: `role ${user}`, before: describePgRole(cur), after: '' } : null;
-    },
-    async apply({ exec }) {
-      await psql(exec, pgDropSql(user));
-    },
-  };
-}
-
-export function pgLoginCheckStep(id: string, user: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const psqlAsPostgres = 'runuser -u postgres -- psql -X -w -q -A -t -d postgres -c "$1"';
-      const r = await exec.run(
-        ['sh', '-c', `n=$(${psqlAsPostgres}) || exit 1; [ -z "$n" ] && exit 3; exec runuser -u "$2" -- psql -X -w -A -t -d postgres -c "SELECT 1"`, 'sh', pgRoleExistsSql(user), user],
-        { okCodes: [0, 1, 2, 3] },
-      );
-      if (r.code === 3) return null; // dry run before the role exists
-      if (r.code !== 0)
-        throw new Error(`${exec.where}: ${user} cannot log in to PostgreSQL by peer auth (${r.stderr.trim().split('\n').pop()}); add "local all ${user} peer" to pg_hba.conf`);
-      return null;
-    },
-    async apply() {},
   };
 }
 

@@ -1,12 +1,15 @@
-// Database dumps through the server's dispatcher, streamed to disk: ssh stdout → zstd → file
-// (MariaDB SQL, PostgreSQL globals, SQLite copies) or ssh stdout → file (pg_dump -Fc is compressed already).
-// The data never passes through this process.
+// Database dumps through the server's dispatcher, streamed to disk: ssh stdout → zstd → file,
+// or ssh stdout → file for a format compressed already (pg_dump -Fc). Which dumps a run takes and
+// where they land is each registered engine's (contract/db-engines.ts); the data never passes
+// through this process.
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { engineVerb, type DbEngine, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import { engineVerb, type DispatchVerb } from '../../contract/dispatch-protocol.ts';
+import { DB_ENGINES } from '../../contract/db-engines.ts';
+import type { DbEngineSpec, DumpJob } from '../../contract/db-engine.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
-import { dumpFile, type SnapshotInfo } from '../../contract/disk-layout.ts';
+import type { SnapshotInfo } from '../../contract/disk-layout.ts';
 import { sshVerbArgv, type Endpoint } from './commands.ts';
 import { stderrTail as tail } from '../../lib/proc/index.ts';
 import { pull } from '../proc.ts';
@@ -58,37 +61,30 @@ export async function dumpDatabases(
 ): Promise<{ dumps: DumpRecord[]; errors: string[] }> {
   const dumps: DumpRecord[] = [];
   const errors: string[] = [];
-  const dbs = server.databases ?? {};
-  const one = async (engine: DbEngine, name: string, verb: DispatchVerb, arg: string | undefined, rel: string, compress: boolean) => {
+  const dbs: Record<string, unknown> = server.databases ?? {};
+  const one = async (engine: DumpRecord['engine'], job: DumpJob) => {
     try {
       const t0 = Date.now();
-      const bytes = await dumpToFile(config, ep, verb, arg, `${snapshotDir}/${rel}`, compress);
-      dumps.push({ engine, name, file: rel, bytes });
-      log(`  ${rel}: ${bytes} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const bytes = await dumpToFile(config, ep, job.verb, job.arg, `${snapshotDir}/${job.file}`, job.compress);
+      dumps.push({ engine, name: job.name, file: job.file, bytes });
+      log(`  ${job.file}: ${bytes} bytes in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {
-      errors.push(`${engine} ${name}: ${(e as Error).message}`);
+      errors.push(`${engine} ${job.name}: ${(e as Error).message}`);
     }
   };
-  const selected = async (engine: 'mariadb' | 'postgres', sel: 'all' | string[], listVerbName: DispatchVerb): Promise<string[]> => {
-    if (sel !== 'all') return sel;
-    try {
-      return await listVerb(config, ep, listVerbName);
-    } catch (e) {
-      errors.push(`${engine}: ${(e as Error).message}`);
-      return [];
+  for (const spec of DB_ENGINES) {
+    const engine: DbEngineSpec = spec as DbEngineSpec;
+    const sel = dbs[engine.name];
+    if (sel === undefined) continue;
+    let listed: string[] = [];
+    if (engine.needsList(sel)) {
+      try {
+        listed = await listVerb(config, ep, engineVerb(spec.name, 'list'));
+      } catch (e) {
+        errors.push(`${engine.name}: ${(e as Error).message}`);
+      }
     }
-  };
-  if (dbs.mariadb) {
-    for (const db of await selected('mariadb', dbs.mariadb, engineVerb('mariadb', 'list'))) {
-      await one('mariadb', db, engineVerb('mariadb', 'dump'), db, dumpFile('mariadb', db), true);
-    }
+    for (const job of engine.dumps(sel, listed)) await one(spec.name, job);
   }
-  if (dbs.postgres) {
-    await one('postgres', 'globals', engineVerb('postgres', 'globals'), undefined, dumpFile('postgres', 'globals', 'globals'), true);
-    for (const db of await selected('postgres', dbs.postgres, engineVerb('postgres', 'list'))) {
-      await one('postgres', db, engineVerb('postgres', 'dump'), db, dumpFile('postgres', db), false);
-    }
-  }
-  for (const file of dbs.sqlite ?? []) await one('sqlite', file, engineVerb('sqlite', 'dump'), file, dumpFile('sqlite', file), true);
   return { dumps, errors };
 }

@@ -2,18 +2,24 @@
 // what the engine needs (and the dispatcher only the configured databases); the dispatcher
 // refuses what it must, from the Pi's key, with exit 126; `pullvault run` on the Pi dumps through
 // it into the snapshot, recorded in snapshot.json; and the dump restores into a scratch instance
-// (or file) on the Pi with the rows the server had. An engine's test supplies a fixture: how to
-// seed a server, what to refuse, and how to restore and count.
+// (or file) on the Pi with the rows the server had. Every engine of the registry
+// (contract/db-engines.ts) runs it with its fixture (db-engines/index.ts): how to seed a server,
+// what to refuse, and how to restore and count.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
 import type { SnapshotInfo } from '../../contract/disk-layout.ts';
+import type { DbEngineSpec } from '../../contract/db-engine.ts';
 import { DISPATCH_REFUSED_EXIT } from '../../contract/dispatch-protocol.ts';
 import { describeLab, startHost, startLabNetwork, type LabHost, type LabNetwork, type LabService } from '../lab/index.ts';
 import { CONFIG, DATA_DIR, labConfig, provisionLabServer, REPO, serverSpec } from '../integration/pull-lab.ts';
 
 export interface DbEngineFixture {
-  /** the engine, as snapshot.json names it */
-  engine: SnapshotInfo['dumps'][number]['engine'];
+  /** what the suite is called for this engine */
+  title?: string;
+  /** the lab network of its hosts (each engine its own, so suites can run side by side) */
+  subnet: string;
+  /** a selection servers[].databases.<engine> may hold, for the checks that need no lab */
+  sample: unknown;
   /** daemons the server runs, and the Pi runs to restore into */
   services: LabService[];
   /** data on the server, and what the inventory says of it */
@@ -33,16 +39,17 @@ export interface DbEngineFixture {
   done?(): Promise<void>;
 }
 
-export function dbEngineConformance(name: string, fx: DbEngineFixture, subnet: string): void {
-  describeLab(`DbEngine conformance: ${name}`, () => {
+export function dbEngineConformance(engine: DbEngineSpec, fx: DbEngineFixture): void {
+  describeLab(`DbEngine conformance: ${fx.title ?? engine.name}`, () => {
     let net: LabNetwork;
     let pi: LabHost;
     let server: LabHost;
     let snapshotDir = '';
+    let selection: unknown;
     const snap = `${DATA_DIR}/pullvault/snapshots`;
 
     beforeAll(async () => {
-      net = await startLabNetwork({ subnet });
+      net = await startLabNetwork({ subnet: fx.subnet });
       [pi, server] = await Promise.all([
         startHost({ name: 'pi', network: net, services: ['sshd', ...fx.services] }),
         startHost({ name: 'db', network: net, services: ['sshd', ...fx.services] }),
@@ -50,6 +57,7 @@ export function dbEngineConformance(name: string, fx: DbEngineFixture, subnet: s
       await pi.exec(['sh', '-c', `mkdir -p /etc/pullvault ${DATA_DIR} /srv/none && ssh-keygen -q -t ed25519 -N '' -C pi -f /etc/pullvault/id_ed25519 && mount -t tmpfs -o size=1g,mode=0755 backupdisk ${DATA_DIR}`]);
       const piPub = (await pi.readFile('/etc/pullvault/id_ed25519.pub')).toString().trim().split(' ').slice(0, 2).join(' ');
       const seeded = await fx.seed(server);
+      selection = (seeded.databases as Record<string, unknown> | undefined)?.[engine.name];
       await server.exec(['mkdir', '-p', '/srv/none']);
       const spec: ServerSpec = { ...serverSpec(server, [{ path: '/srv/none' }], seeded.databases), ...(seeded.groups ? { groups: seeded.groups } : {}), ...(seeded.users ? { users: seeded.users } : {}) };
       await provisionLabServer(server, spec, piPub, pi.address!);
@@ -77,8 +85,13 @@ export function dbEngineConformance(name: string, fx: DbEngineFixture, subnet: s
       expect(info.partial).toBe(false);
       expect(info.errors ?? []).toEqual([]);
       expect(info.dumps.map((d) => d.file).sort()).toEqual(fx.dumpFiles);
+      // the files are where the engine's contract says a run puts them
+      expect(selection).toBeDefined();
+      expect(engine.needsList(selection)).toBe(false);
+      expect(info.dumps.map((d) => d.file)).toEqual(engine.dumps(selection, []).map((j) => j.file));
       for (const d of info.dumps) {
-        expect(d.engine).toBe(fx.engine);
+        expect(d.engine).toBe(engine.name);
+        expect(d.file).toBe(engine.dumpFile(d.name, d.name === 'globals' ? 'globals' : 'database'));
         expect(d.bytes).toBeGreaterThan(0);
       }
     });

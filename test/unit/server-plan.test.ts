@@ -3,22 +3,20 @@ import { describe, expect, it } from 'vitest';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { BACKUP_USER_COMMENT, factProblems, wantedGroups, type ServerFacts } from '../../provision/plan/server-facts.ts';
 import { planServer } from '../../provision/plan/server-plan.ts';
-import {
-  describeMariadb,
-  mariadbAccountSql,
-  parsePgRole,
-  parseShowGrants,
-  pgRoleEqual,
-  pgRoleSql,
-  wantedMariadbAccount,
-  WANTED_PG_ROLE,
-} from '../../provision/plan/server-sql.ts';
+import { describeMariadb, mariadbAccountSql, parseShowGrants, wantedMariadbAccount } from '../../provision/engines/mariadb-sql.ts';
+import { parsePgRole, pgRoleEqual, pgRoleSql, WANTED_PG_ROLE } from '../../provision/engines/postgres-sql.ts';
 import { oneLineConnectError } from '../../provision/server.ts';
 import { HostKeyMismatchError } from '../../provision/exec/ssh.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
 const pi = { name: 'pi01', sourceAddress: '198.51.100.23' } as PiSpec;
-const templates = { 'pullvault-dispatch': '#!/bin/sh\n# {{{header}}}\nset -- {{{rootsAndWire}}}\n{{{mysqlDbs}}} {{{pgDbs}}} {{{rrsync}}} {{{refusedExit}}} {{{refusedPrefix}}}\n', authorized_keys: '{{{from}}} {{{command}}} {{{key}}} {{{comment}}}\n' };
+const templates = {
+  'pullvault-dispatch': '#!/bin/sh\n# {{{header}}}\nset -- {{{rootsAndWire}}}\n{{#each engineFragments}}{{{this}}}\n{{/each}}{{{rrsync}}} {{{refusedExit}}} {{{refusedPrefix}}}\n',
+  'dispatch-mariadb': 'MYSQL_DBS={{{dbs}}}',
+  'dispatch-postgres': 'PG_DBS={{{dbs}}}',
+  'dispatch-sqlite': 'SQLITE_FILES={{{files}}}',
+  authorized_keys: '{{{from}}} {{{command}}} {{{key}}} {{{comment}}}\n',
+};
 
 const server: ServerSpec = {
   name: 'web1',
@@ -35,8 +33,7 @@ const facts = (over: Partial<ServerFacts> = {}): ServerFacts => ({
   groups: { 'www-data': true },
   programs: Object.fromEntries(['rsync', 'python3', 'runuser', 'useradd', 'usermod', 'userdel', 'logger', 'rrsync'].map((p) => [p, true])),
   rrsyncAbsolute: true,
-  mariadb: { installed: true, running: true },
-  postgres: { installed: true, running: true },
+  engines: { mariadb: { installed: true, running: true }, postgres: { installed: true, running: true }, sqlite: { installed: true, running: true } },
   ...over,
 });
 
@@ -94,8 +91,10 @@ describe('facts → problems', () => {
       facts({
         users: { alice: 'alice', bob: null },
         groups: { 'www-data': false },
-        postgres: { installed: false, running: false, detail: 'psql not found' },
-        mariadb: { installed: true, running: false, detail: "Can't connect to local server through socket" },
+        engines: {
+          postgres: { installed: false, running: false, detail: 'psql not found' },
+          mariadb: { installed: true, running: false, detail: "Can't connect to local server through socket" },
+        },
         backupUser: { name: 'pullvault', uid: 1001, gid: 1001, gecos: 'someone else', home: '/home/pullvault', shell: '/bin/bash' },
       }),
       'install',
@@ -111,7 +110,7 @@ describe('facts → problems', () => {
 
   it('ignores engines the inventory does not name', () => {
     const noDb = { ...server, databases: undefined };
-    expect(factProblems(noDb, 0, facts({ postgres: { installed: false, running: false, detail: 'x' } }), 'install')).toEqual([]);
+    expect(factProblems(noDb, 0, facts({ engines: { postgres: { installed: false, running: false, detail: 'x' } } }), 'install')).toEqual([]);
   });
 
   it('explains connection errors in one line', () => {

@@ -7,8 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { loadServerTemplates } from '../../provision/server.ts';
-import { dbListValue, parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, verbFunction, type ServerTemplates } from '../../provision/plan/server-render.ts';
+import { parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, verbFunction, type ServerTemplates } from '../../provision/plan/server-render.ts';
 import { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../../contract/dispatch-protocol.ts';
+import { dbListValue } from '../../provision/engines/db-list.ts';
+import { MARIADB_NAME_MAX } from '../../contract/db-engines/mariadb.ts';
+import { PG_NAME_MAX } from '../../contract/db-engines/postgres.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
 const pi = { name: 'pi01', sourceAddress: '198.51.100.23' } as PiSpec;
@@ -53,11 +56,11 @@ describe('rendering', () => {
   });
 
   it('renders database lists and the roots into a dispatcher that parses', () => {
-    expect(dbListValue('mariadb', undefined)).toBe('');
-    expect(dbListValue('postgres', 'all')).toBe('*');
-    expect(dbListValue('mariadb', ['shop', 'wiki', 'shop'])).toBe('shop wiki');
-    expect(dbListValue('mariadb', ['m'.repeat(64)])).toBe('m'.repeat(64));
-    expect(() => dbListValue('postgres', ['p'.repeat(64)])).toThrow(/longer than postgres's 63 bytes/);
+    expect(dbListValue('mariadb', MARIADB_NAME_MAX, undefined)).toBe('');
+    expect(dbListValue('postgres', PG_NAME_MAX, 'all')).toBe('*');
+    expect(dbListValue('mariadb', MARIADB_NAME_MAX, ['shop', 'wiki', 'shop'])).toBe('shop wiki');
+    expect(dbListValue('mariadb', MARIADB_NAME_MAX, ['m'.repeat(64)])).toBe('m'.repeat(64));
+    expect(() => dbListValue('postgres', PG_NAME_MAX, ['p'.repeat(64)])).toThrow(/longer than postgres's 63 bytes/);
     const text = renderDispatcher(templates, server(['/var/www/', '/srv/my data'], { mariadb: ['shop'], postgres: 'all' }));
     expect(text).toContain("set -- /var/www /var/www '/srv/my data' '/srv/my\\ data'");
     expect(text).toContain("MYSQL_DBS=shop\n");

@@ -1,7 +1,8 @@
-// The SQLite engine's part of the contract: which database files a server may name, how the
-// dispatcher's verb is called for one, and where its copy lands in a snapshot. Pure; both
-// provision-server (the dispatcher's list, the inventory check) and the runtime (the verb, the
-// file name) use it.
+// SQLite: configured database files (no names, no account), each copied by sqlite-dump FILE;
+// which files a server may name, and where a copy lands in a snapshot. Pure; both
+// provision-server (the dispatcher's list, the inventory check) and the runtime use it.
+import { Type } from '@sinclair/typebox';
+import { defineDbEngine } from '../db-engine.ts';
 
 /** The dispatcher verb: `sqlite-dump PATH` writes a consistent copy of the configured file (a database file itself) on stdout. */
 export const SQLITE_DUMP_VERB = 'sqlite-dump';
@@ -37,3 +38,31 @@ export function sqliteDumpFile(path: string): string {
   checkSqlitePath(path);
   return `dumps/sqlite${path}.zst`;
 }
+
+const SqliteFile = Type.String({
+  // the pattern keeps to the characters; provision-server's plan says the rest (sqlitePathProblem)
+  pattern: `^/[${SQLITE_PATH_CHARS}]*$`,
+  maxLength: SQLITE_PATH_MAX,
+  description:
+    'an SQLite database file: absolute, no . or .. components, no symbolic link on the way; the backup user needs read access to it and, in WAL mode, to its -wal and -shm files',
+});
+
+export const sqlite = defineDbEngine({
+  name: 'sqlite',
+  label: 'SQLite',
+  selection: Type.Array(SqliteFile, { minItems: 1, uniqueItems: true }),
+  verbs: [
+    {
+      verb: SQLITE_DUMP_VERB,
+      engine: 'sqlite',
+      role: 'dump',
+      arg: 'file',
+      does: "a consistent copy of one configured SQLite file (sqlite3 -readonly -nofollow FILE 'VACUUM INTO …') on stdout",
+    },
+  ],
+  checkArg: (verb, arg) => checkSqlitePath(arg, verb),
+  needsList: () => false,
+  dumps: (files) => files.map((f) => ({ name: f, verb: SQLITE_DUMP_VERB, arg: f, file: sqliteDumpFile(f), compress: true })),
+  dumpFile: (path) => sqliteDumpFile(path),
+  restoreHint: 'zstd -d dumps/sqlite/PATH.zst, then open it with sqlite3',
+});
