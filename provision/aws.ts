@@ -1,6 +1,6 @@
 // `make provision-aws`: the offsite bucket, its write-once policy and lifecycle, the Pi's IAM
 // user and access key (state/aws/writer-credentials.json). See provision/aws/.
-import { defineCommand, makeOutput } from './cli-common.ts';
+import { defineCommand, makeOutput, planFileWriter } from './cli-common.ts';
 import { exitCodeOf } from './engine/index.ts';
 import { awsClients } from './exec/aws.ts';
 import { AwsProvisionError, provisionAws, s3Target } from './aws/index.ts';
@@ -26,6 +26,7 @@ list, delete, overwrite, retag or shorten retention — using the admin's AWS cr
 options:
   -i, --inventory FILE     the inventory (default inventory.json, or $INVENTORY)
   -n, --dry-run            show the plan and policy diffs (normalized JSON); change nothing
+      --plan-json FILE     write the plan as JSON before anything is applied
       --rotate-key         new access key for the Pi, saved to state; the old one stays active (the
                            Pi still uses it) until --retire-old-keys
       --retire-old-keys    delete the Pi user's keys other than the one in state: run it after
@@ -49,7 +50,8 @@ export const command = defineCommand({
   },
   inventory: true,
   dryRun: true,
-  async run({ values, dryRun, loaded: { inventory }, state }) {
+  plan: true,
+  async run({ values, dryRun, loaded: { inventory }, state, planJson }) {
     const target = s3Target(inventory);
     const { redactor, reporter } = makeOutput();
     const envSecret = process.env.AWS_SECRET_ACCESS_KEY;
@@ -59,6 +61,7 @@ export const command = defineCommand({
       const r = await provisionAws(inventory, {
         clients,
         dryRun,
+        onPlan: planFileWriter(planJson, redactor),
         reporter,
         redactor,
         stateDir: state,

@@ -7,14 +7,14 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { defineCommand, makeOutput } from './cli-common.ts';
+import { defineCommand, makeOutput, planFileWriter } from './cli-common.ts';
 import { Redactor } from './engine/redact.ts';
 import { TextReporter, type Reporter } from './engine/report.ts';
 import { exitCodeOf, runSteps } from './engine/run.ts';
-import type { RunSummary } from './engine/types.ts';
+import type { Plan, RunSummary } from './engine/types.ts';
 import { LocalExecutor } from './exec/local.ts';
 import { SshExecutor } from './exec/ssh.ts';
-import type { Executor } from './exec/types.ts';
+import { readOnly, type Executor } from './exec/types.ts';
 import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
@@ -42,6 +42,8 @@ export interface InstallOptions {
   allowUnencryptedDataDir?: boolean;
   paths?: Partial<InstallPaths>;
   dryRun?: boolean;
+  /** gets the plan before anything is applied */
+  onPlan?: (plan: Plan) => void | Promise<void>;
   reporter?: Reporter;
   /** secrets found while reading (S3 keys) are registered here, so no reporter prints them */
   redactor?: Redactor;
@@ -90,8 +92,9 @@ export async function installRuntimeInto(rootDir: string, inventory: Inventory |
   const reporter = opts.reporter ?? new TextReporter(redactor);
   const { plan } = await prepareInstall(inv, { ...opts, inventoryDir, redactor });
   for (const n of plan.notes) reporter.line(`note: ${n}`);
-  const exec = new LocalExecutor();
-  return runSteps(installSteps(plan, () => exec, path.resolve(rootDir)), undefined, { dryRun: opts.dryRun, reporter });
+  const local = new LocalExecutor();
+  const exec = opts.dryRun ? readOnly(local) : local;
+  return runSteps(installSteps(plan, () => exec, path.resolve(rootDir)), undefined, { dryRun: opts.dryRun, reporter, onPlan: opts.onPlan });
 }
 
 export interface SshInstallOptions extends InstallOptions {
@@ -171,7 +174,8 @@ export async function installRuntimeOverSsh(loaded: LoadedInventory, opts: SshIn
     reporter.line(`${exec.where}: ${opts.dryRun ? 'checking (dry run, nothing is changed)' : 'installing'}`);
     const warnings = await piWarnings(exec, plan);
     for (const w of warnings) reporter.line(`warning: ${w}`);
-    const summary = await runSteps(installSteps(plan, () => exec), undefined, { dryRun: opts.dryRun, reporter });
+    const planned = opts.dryRun ? readOnly(exec) : exec;
+    const summary = await runSteps(installSteps(plan, () => planned), undefined, { dryRun: opts.dryRun, reporter, onPlan: opts.onPlan });
     let installedVersion: string | undefined;
     if (!opts.dryRun && !summary.failed) {
       const r = await exec.run([plan.paths.wrapper, '--version'], { okCodes: [0, 1, 2, 127] });
@@ -205,6 +209,7 @@ pi.ssh.hostKey). Idempotent: a second run reports "0 changed".
 options:
   -i, --inventory FILE   the inventory (default inventory.json, or $INVENTORY)
   -n, --dry-run          show what would change (with diffs), change nothing
+      --plan-json FILE   write the plan as JSON before anything is applied
       --state DIR        the state folder (default $PULLVAULT_STATE, else state/ next to the inventory)
   -h, --help             this text`;
 
@@ -213,11 +218,12 @@ export const command = defineCommand({
   options: {},
   inventory: true,
   dryRun: true,
-  async run({ dryRun, loaded, state }) {
+  plan: true,
+  async run({ dryRun, loaded, state, planJson }) {
     const { redactor, reporter } = makeOutput();
     reporter.line(`building the runtime bundle …`);
     const bundle = await buildRuntime({ log: (l) => reporter.line(l) });
-    const { summary } = await installRuntimeOverSsh(loaded, { bundle, stateDir: state, dryRun, reporter, redactor });
+    const { summary } = await installRuntimeOverSsh(loaded, { bundle, stateDir: state, dryRun, onPlan: planFileWriter(planJson, redactor), reporter, redactor });
     return exitCodeOf(summary);
   },
 });

@@ -5,10 +5,10 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { defineCommand, makeOutput, UsageError } from './cli-common.ts';
-import { exitCodeOf, runSteps, type Reporter, type RunSummary } from './engine/index.ts';
+import { defineCommand, makeOutput, planFileWriter, UsageError } from './cli-common.ts';
+import { exitCodeOf, runSteps, type Plan, type Reporter, type RunSummary } from './engine/index.ts';
 import { HostKeyMismatchError, SshExecutor } from './exec/ssh.ts';
-import type { Executor } from './exec/types.ts';
+import { readOnly, type Executor } from './exec/types.ts';
 import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory, ServerSpec } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath } from './inventory/validate.ts';
@@ -33,6 +33,7 @@ servers[].ssh.adminKeyFile or ~/.ssh/id_ed25519; the host key must be the pinned
 options:
   -i, --inventory FILE     inventory (default inventory.json, or $INVENTORY)
   -n, --dry-run            show the plan and a diff; change nothing
+      --plan-json FILE     write each server's plan as JSON (by server name) before it is applied
       --uninstall          remove everything provision-server created, and nothing else
       --server NAME        only this server (repeatable)
       --pi-public-key FILE the Pi's SSH public key (default <state>/<pi.name>/pi_ssh_key.pub)
@@ -58,6 +59,8 @@ export interface ProvisionServerOptions {
   /** the Pi's public key text (required unless uninstall) */
   piPublicKey?: string;
   dryRun?: boolean;
+  /** gets the plan before anything is applied */
+  onPlan?: (plan: Plan) => void | Promise<void>;
   uninstall?: boolean;
   reporter: Reporter;
   /** folder relative inventory paths are resolved against */
@@ -158,7 +161,8 @@ export async function provisionServer(inventory: Inventory, server: ServerSpec, 
       mode: opts.uninstall ? 'uninstall' : 'install',
     });
     if (plan.problems.length) return { problems: plan.problems, plan };
-    const summary = await runSteps(plan.steps, { exec }, { dryRun: opts.dryRun, reporter: opts.reporter });
+    // a dry run plans with an executor that refuses every change
+    const summary = await runSteps(plan.steps, { exec: opts.dryRun ? readOnly(exec) : exec }, { dryRun: opts.dryRun, reporter: opts.reporter, onPlan: opts.onPlan });
     return { summary, problems: [], plan };
   } finally {
     if (!opts.executor) await exec.close();
@@ -187,12 +191,14 @@ export const command = defineCommand({
   },
   inventory: true,
   dryRun: true,
-  async run({ values, dryRun, loaded: { inventory, dir }, state, cmd }) {
+  plan: true,
+  async run({ values, dryRun, loaded: { inventory, dir }, state, cmd, planJson }) {
     const wanted = values.server ?? [];
     for (const n of wanted) if (!inventory.servers.some((s) => s.name === n)) throw new UsageError(`--server ${n}: no such server in the inventory`);
     const servers = inventory.servers.filter((s) => !wanted.length || wanted.includes(s.name));
     const piPublicKey = values.uninstall ? undefined : await readPiPublicKey(inventory, values['pi-public-key'], state);
-    const { reporter } = makeOutput();
+    const { reporter, redactor } = makeOutput();
+    const writePlan = planFileWriter(planJson, redactor);
     const templates = await loadServerTemplates();
     let code = 0;
     for (const server of servers) {
@@ -201,6 +207,7 @@ export const command = defineCommand({
         const r = await provisionServer(inventory, server, {
           piPublicKey,
           dryRun,
+          ...(writePlan ? { onPlan: (plan: Plan) => writePlan(plan, server.name) } : {}),
           uninstall: values.uninstall,
           reporter,
           inventoryDir: dir,

@@ -3,8 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import type { AwsClients } from '../exec/aws.ts';
-import { runSteps, type Redactor, type Reporter, type RunSummary } from '../engine/index.ts';
+import { readOnlyClients, type AwsClients } from '../exec/aws.ts';
+import { runSteps, type Plan, type Redactor, type Reporter, type RunSummary } from '../engine/index.ts';
 import type { Inventory, S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { restoreUserName, writerUserName } from '../../contract/inventory-defaults.ts';
 import { mergeBucketPolicy, normalizedJson, restoreIdentityPolicy, writerIdentityPolicy } from '../plan/aws-policies.ts';
@@ -19,6 +19,8 @@ export { credentialsFile, readCredentials, type S3Credentials } from './credenti
 export interface ProvisionAwsOptions {
   clients: AwsClients;
   dryRun?: boolean;
+  /** gets the plan before anything is applied */
+  onPlan?: (plan: Plan) => void | Promise<void>;
   reporter: Reporter;
   redactor: Redactor;
   stateDir: string;
@@ -49,7 +51,8 @@ async function callerAccount(clients: AwsClients): Promise<{ accountId: string; 
 function makeCtx(inv: Inventory, o: ProvisionAwsOptions, accountId: string): AwsCtx {
   const target = s3Target(inv);
   return {
-    clients: o.clients,
+    // a dry run (and --print-policies) plans with clients that refuse every change
+    clients: o.dryRun || o.printPoliciesDir ? readOnlyClients(o.clients) : o.clients,
     target,
     piName: inv.pi.name,
     fullEveryDays: inv.schedule.offsite.fullEveryDays,
@@ -72,7 +75,7 @@ export async function provisionAws(inv: Inventory, o: ProvisionAwsOptions): Prom
   const ctx = makeCtx(inv, o, accountId);
   if (o.printPoliciesDir) return { printed: await printPolicies(ctx, o.printPoliciesDir) };
   for (const w of storageClassWarnings(target, inv.schedule.offsite.fullEveryDays)) o.reporter.line(`warning: ${w}`);
-  return runSteps(awsSteps(ctx), ctx, { dryRun: o.dryRun, reporter: o.reporter });
+  return runSteps(awsSteps(ctx), ctx, { dryRun: o.dryRun, reporter: o.reporter, onPlan: o.onPlan });
 }
 
 /**

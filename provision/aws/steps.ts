@@ -1,5 +1,7 @@
 // provision-aws's steps: each a read-only check (AWS Get*/Head*/List*) that returns the change
-// it wants, and an apply through the injected clients. The documents come from provision/plan/.
+// it wants (with what apply needs in it: a plan file carries it), and an apply through the
+// injected clients. The bucket's settings are one step kind (bucketSettingStep); the documents
+// come from provision/plan/.
 import {
   CreateBucketCommand,
   GetBucketEncryptionCommand,
@@ -77,7 +79,6 @@ export interface AwsCtx {
   reporter: Reporter;
   /** facts learnt by earlier checks (so a dry run on a new account plans everything) */
   bucketExists?: boolean;
-  bucketCreatedNow?: boolean;
   usersExisting: Set<string>;
   /** IAM unique ids (AIDA…) of the users, learnt by their checks or creation */
   userIds: Map<string, string>;
@@ -178,70 +179,93 @@ function bucketStep(): Step<AwsCtx> {
         if (errName(e) !== 'BucketAlreadyOwnedByYou') await call('s3:CreateBucket', bucketArn(t), () => Promise.reject(e));
       }
       ctx.bucketExists = true;
-      ctx.bucketCreatedNow = true;
     },
   };
+}
+
+/**
+ * One setting of the bucket, as the step that converges it needs it: the wanted value and the
+ * current one as the diff shows them (null: the bucket has none), whether the current one will do,
+ * and the call that puts the wanted one. On a bucket that does not exist yet the setting is
+ * planned as a create.
+ */
+interface BucketSetting {
+  /** the step id after "s3: " */
+  name: string;
+  summary: (ctx: AwsCtx) => string;
+  want: (ctx: AwsCtx) => string;
+  read: (ctx: AwsCtx) => Promise<string | null>;
+  /** shown as the current value when there is none */
+  unset: string;
+  /** the current value is good enough (default: it is the wanted one) */
+  satisfied?: (current: string | null, want: string) => boolean;
+  /** IAM action for the put, for the error that names a missing permission */
+  putAction: string;
+  put: (ctx: AwsCtx) => Promise<unknown>;
+}
+
+function bucketSettingStep(s: BucketSetting): Step<AwsCtx> {
+  return {
+    id: `s3: ${s.name}`,
+    after: ['s3: bucket'],
+    async check(ctx) {
+      const want = s.want(ctx);
+      const planned = plannedOnNewBucket(ctx, s.summary(ctx), want);
+      if (planned) return planned;
+      const cur = await s.read(ctx);
+      if (s.satisfied ? s.satisfied(cur, want) : cur === want) return null;
+      return { action: 'update', summary: s.summary(ctx), before: cur ?? s.unset, after: want };
+    },
+    async apply(ctx) {
+      await call(s.putAction, bucketArn(ctx.target), () => s.put(ctx));
+    },
+  };
+}
+
+/** A bucket read that answers `notSet` (an error name) when the bucket has no such setting: null then. */
+async function readSetting<T>(ctx: AwsCtx, action: string, notSet: string, read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await call(action, bucketArn(ctx.target), read);
+  } catch (e) {
+    if (errName(e) === notSet) return null;
+    throw e;
+  }
 }
 
 const PAB = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
 
-function publicAccessStep(): Step<AwsCtx> {
-  return {
-    id: 's3: block public access',
-    after: ['s3: bucket'],
-    async check(ctx) {
-      const planned = plannedOnNewBucket(ctx, 'all four settings on', json(PAB));
-      if (planned) return planned;
-      let cur: Record<string, boolean | undefined> = {};
-      try {
-        const r = await call('s3:GetBucketPublicAccessBlock', bucketArn(ctx.target), () =>
-          ctx.clients.s3.send(new GetPublicAccessBlockCommand({ Bucket: ctx.target.bucket })),
-        );
-        cur = { ...r.PublicAccessBlockConfiguration };
-      } catch (e) {
-        if (errName(e) !== 'NoSuchPublicAccessBlockConfiguration') throw e;
-      }
-      const now = Object.fromEntries(Object.keys(PAB).map((k) => [k, cur[k] === true]));
-      if (Object.values(now).every(Boolean)) return null;
-      return { action: 'update', summary: 'all four settings on', before: json(now), after: json(PAB) };
-    },
-    async apply(ctx) {
-      await call('s3:PutBucketPublicAccessBlock', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(new PutPublicAccessBlockCommand({ Bucket: ctx.target.bucket, PublicAccessBlockConfiguration: PAB })),
-      );
-    },
-  };
-}
+const publicAccess: BucketSetting = {
+  name: 'block public access',
+  summary: () => 'all four settings on',
+  want: () => json(PAB),
+  async read(ctx) {
+    const r = await readSetting(ctx, 's3:GetBucketPublicAccessBlock', 'NoSuchPublicAccessBlockConfiguration', () =>
+      ctx.clients.s3.send(new GetPublicAccessBlockCommand({ Bucket: ctx.target.bucket })),
+    );
+    const cur: Record<string, boolean | undefined> = { ...r?.PublicAccessBlockConfiguration };
+    return json(Object.fromEntries(Object.keys(PAB).map((k) => [k, cur[k] === true])));
+  },
+  unset: '',
+  putAction: 's3:PutBucketPublicAccessBlock',
+  put: (ctx) => ctx.clients.s3.send(new PutPublicAccessBlockCommand({ Bucket: ctx.target.bucket, PublicAccessBlockConfiguration: PAB })),
+};
 
-function ownershipStep(): Step<AwsCtx> {
-  return {
-    id: 's3: object ownership',
-    after: ['s3: bucket'],
-    async check(ctx) {
-      const want = 'BucketOwnerEnforced (ACLs disabled)';
-      if (ctx.bucketCreatedNow) return null; // created with it
-      const planned = plannedOnNewBucket(ctx, want, 'BucketOwnerEnforced\n');
-      if (planned) return planned;
-      let cur = '(none)';
-      try {
-        const r = await call('s3:GetBucketOwnershipControls', bucketArn(ctx.target), () =>
-          ctx.clients.s3.send(new GetBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket })),
-        );
-        cur = r.OwnershipControls?.Rules?.[0]?.ObjectOwnership ?? '(none)';
-      } catch (e) {
-        if (errName(e) !== 'OwnershipControlsNotFoundError') throw e;
-      }
-      return cur === 'BucketOwnerEnforced' ? null : { action: 'update', summary: want, before: `${cur}\n`, after: 'BucketOwnerEnforced\n' };
-    },
-    async apply(ctx) {
-      await call('s3:PutBucketOwnershipControls', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(
-          new PutBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket, OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] } }),
-        ),
-      );
-    },
-  };
-}
+const ownership: BucketSetting = {
+  name: 'object ownership',
+  summary: () => 'BucketOwnerEnforced (ACLs disabled)',
+  want: () => 'BucketOwnerEnforced\n',
+  async read(ctx) {
+    const r = await readSetting(ctx, 's3:GetBucketOwnershipControls', 'OwnershipControlsNotFoundError', () =>
+      ctx.clients.s3.send(new GetBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket })),
+    );
+    const o = r?.OwnershipControls?.Rules?.[0]?.ObjectOwnership;
+    return o ? `${o}\n` : null;
+  },
+  unset: '(none)\n',
+  putAction: 's3:PutBucketOwnershipControls',
+  put: (ctx) =>
+    ctx.clients.s3.send(new PutBucketOwnershipControlsCommand({ Bucket: ctx.target.bucket, OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] } })),
+};
 
 /** The bucket's default encryption as set (null: none set), the KMS key as an ARN. */
 export async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>): Promise<BucketEncryption | null> {
@@ -262,51 +286,40 @@ export async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target
   }
 }
 
-function encryptionStep(): Step<AwsCtx> {
-  return {
-    id: 's3: default encryption',
-    after: ['s3: bucket'],
-    async check(ctx) {
-      ctx.encryption = SSE_S3;
-      const planned = plannedOnNewBucket(ctx, 'SSE-S3 (AES256)', 'AES256\n');
-      if (planned) return planned;
-      const cur = await readBucketEncryption(ctx);
-      // SSE-KMS set by the owner is at least as good: keep it (the policies pin it and grant its key)
-      if (cur) ctx.encryption = cur;
-      return cur ? null : { action: 'update', summary: 'SSE-S3 (AES256)', before: '(none)\n', after: 'AES256\n' };
-    },
-    async apply(ctx) {
-      await call('s3:PutEncryptionConfiguration', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(
-          new PutBucketEncryptionCommand({
-            Bucket: ctx.target.bucket,
-            ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-          }),
-        ),
-      );
-    },
-  };
-}
+const encryption: BucketSetting = {
+  name: 'default encryption',
+  summary: () => 'SSE-S3 (AES256)',
+  want: () => 'AES256\n',
+  async read(ctx) {
+    const cur = await readBucketEncryption(ctx);
+    // SSE-KMS set by the owner is at least as good: keep it (the policies pin it and grant its key)
+    ctx.encryption = cur ?? SSE_S3;
+    return cur ? `${cur.algorithm}\n` : null;
+  },
+  satisfied: (cur) => cur !== null,
+  unset: '(none)\n',
+  putAction: 's3:PutEncryptionConfiguration',
+  put: (ctx) =>
+    ctx.clients.s3.send(
+      new PutBucketEncryptionCommand({
+        Bucket: ctx.target.bucket,
+        ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      }),
+    ),
+};
 
-function versioningStep(): Step<AwsCtx> {
-  return {
-    id: 's3: versioning',
-    after: ['s3: bucket'],
-    async check(ctx) {
-      const planned = plannedOnNewBucket(ctx, 'Enabled', 'Enabled\n');
-      if (planned) return planned;
-      const r = await call('s3:GetBucketVersioning', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(new GetBucketVersioningCommand({ Bucket: ctx.target.bucket })),
-      );
-      return r.Status === 'Enabled' ? null : { action: 'update', summary: 'Enabled', before: `${r.Status ?? 'never enabled'}\n`, after: 'Enabled\n' };
-    },
-    async apply(ctx) {
-      await call('s3:PutBucketVersioning', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(new PutBucketVersioningCommand({ Bucket: ctx.target.bucket, VersioningConfiguration: { Status: 'Enabled' } })),
-      );
-    },
-  };
-}
+const versioning: BucketSetting = {
+  name: 'versioning',
+  summary: () => 'Enabled',
+  want: () => 'Enabled\n',
+  async read(ctx) {
+    const r = await call('s3:GetBucketVersioning', bucketArn(ctx.target), () => ctx.clients.s3.send(new GetBucketVersioningCommand({ Bucket: ctx.target.bucket })));
+    return r.Status ? `${r.Status}\n` : null;
+  },
+  unset: 'never enabled\n',
+  putAction: 's3:PutBucketVersioning',
+  put: (ctx) => ctx.clients.s3.send(new PutBucketVersioningCommand({ Bucket: ctx.target.bucket, VersioningConfiguration: { Status: 'Enabled' } })),
+};
 
 async function getObjectLock(ctx: AwsCtx) {
   try {
@@ -320,33 +333,28 @@ async function getObjectLock(ctx: AwsCtx) {
   }
 }
 
-function objectLockStep(): Step<AwsCtx> {
-  return {
-    id: 's3: object lock default retention',
-    after: ['s3: bucket'],
-    async check(ctx) {
-      const l = ctx.target.objectLock!;
-      const want = json({ Mode: l.mode, Days: l.days });
-      const planned = plannedOnNewBucket(ctx, `${l.mode}, ${l.days} days`, want);
-      if (planned) return planned;
-      const cur = await getObjectLock(ctx);
-      const ret = cur?.Rule?.DefaultRetention;
-      const have = json({ Mode: ret?.Mode, Days: ret?.Days });
-      return have === want ? null : { action: 'update', summary: `${l.mode}, ${l.days} days`, before: ret ? have : '(no default retention)\n', after: want };
-    },
-    async apply(ctx) {
-      const l = ctx.target.objectLock!;
-      await call('s3:PutBucketObjectLockConfiguration', bucketArn(ctx.target), () =>
-        ctx.clients.s3.send(
-          new PutObjectLockConfigurationCommand({
-            Bucket: ctx.target.bucket,
-            ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: l.mode, Days: l.days } } },
-          }),
-        ),
-      );
-    },
-  };
-}
+const lockText = (l: { mode?: string; days?: number }) => json({ Mode: l.mode, Days: l.days });
+
+const objectLock: BucketSetting = {
+  name: 'object lock default retention',
+  summary: (ctx) => `${ctx.target.objectLock!.mode}, ${ctx.target.objectLock!.days} days`,
+  want: (ctx) => lockText(ctx.target.objectLock!),
+  async read(ctx) {
+    const ret = (await getObjectLock(ctx))?.Rule?.DefaultRetention;
+    return ret ? lockText({ mode: ret.Mode, days: ret.Days }) : null;
+  },
+  unset: '(no default retention)\n',
+  putAction: 's3:PutBucketObjectLockConfiguration',
+  put: (ctx) => {
+    const l = ctx.target.objectLock!;
+    return ctx.clients.s3.send(
+      new PutObjectLockConfigurationCommand({
+        Bucket: ctx.target.bucket,
+        ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: l.mode, Days: l.days } } },
+      }),
+    );
+  },
+};
 
 // ---------------------------------------------------------------- lifecycle
 
@@ -568,7 +576,7 @@ interface KeyPlan {
  * once would stop every upload until then. The restore key lives only on the admin machine, so
  * its step is built with `retire: true`: its old keys go at once.
  */
-function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx & { keyPlans?: Map<string, KeyPlan> }> {
+function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: boolean; retire: boolean }): Step<AwsCtx> {
   const id = `iam: ${role} access key`;
   return {
     id,
@@ -586,7 +594,6 @@ function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: bool
       const ids = keys.map((k) => k.AccessKeyId!);
       const savedLive = saved && saved.userName === user && keys.some((k) => k.AccessKeyId === saved.accessKeyId && k.Status === 'Active');
       const others = ids.filter((k) => !(savedLive && k === saved!.accessKeyId));
-      const plans = ((ctx as { keyPlans?: Map<string, KeyPlan> }).keyPlans ??= new Map());
       const where = `state/aws/${role}-credentials.json`;
       const kept = (ks: string[]) =>
         `${user} still has ${ks.length === 1 ? 'key' : 'keys'} ${ks.join(', ')} besides the one in ${where}; the Pi may still use ${ks.length === 1 ? 'it' : 'them'}. ` +
@@ -597,9 +604,10 @@ function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: bool
         const deleteAfter = opts.retire ? others : [];
         if (others.length && !opts.retire) ctx.reporter.line(`note: ${kept(others)}`);
         if (!deleteAfter.length && !rewriteFile) return null;
-        plans.set(id, { create: false, deleteFirst: [], deleteAfter, rewriteFile });
+        const data: KeyPlan = { create: false, deleteFirst: [], deleteAfter, rewriteFile };
         return {
           action: 'update',
+          data,
           summary: [deleteAfter.length ? `delete old key(s) ${deleteAfter.join(', ')}` : '', rewriteFile ? `rewrite ${where}` : ''].filter(Boolean).join('; '),
         };
       }
@@ -616,17 +624,17 @@ function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: bool
       const deleteFirst = ids.length >= 2 ? others.slice(0, ids.length - 1) : [];
       const deleteAfter = opts.retire ? ids.filter((k) => !deleteFirst.includes(k)) : [];
       const keptOld = ids.filter((k) => !deleteFirst.includes(k) && !deleteAfter.includes(k));
-      plans.set(id, { create: true, deleteFirst, deleteAfter, rewriteFile: true });
+      const data: KeyPlan = { create: true, deleteFirst, deleteAfter, rewriteFile: true };
       const why = opts.rotate && savedLive ? `rotate: new key into ${where}` : saved ? `the key in ${where} is not active on ${user}: new key` : `new key into ${where}`;
       const tail = [
         deleteFirst.length ? `first delete ${deleteFirst.join(', ')}` : '',
         deleteAfter.length ? `then delete ${deleteAfter.join(', ')}` : '',
         keptOld.length ? `keep ${keptOld.join(', ')} active until --retire-old-keys (the Pi may still use it)` : '',
       ].filter(Boolean);
-      return { action: savedLive ? 'update' : 'create', summary: [why, ...tail].join('; ') };
+      return { action: savedLive ? 'update' : 'create', summary: [why, ...tail].join('; '), data };
     },
-    async apply(ctx) {
-      const plan = ctx.keyPlans!.get(id)!;
+    async apply(ctx, change) {
+      const plan = change.data as KeyPlan;
       const arn = iamUserArn(ctx, user);
       const file = credentialsFile(ctx.stateDir, role);
       const del = (k: string) => call('iam:DeleteAccessKey', arn, () => ctx.clients.iam.send(new DeleteAccessKeyCommand({ UserName: user, AccessKeyId: k })));
@@ -647,20 +655,20 @@ function accessKeyStep(role: CredentialsRole, user: string, opts: { rotate: bool
 // ---------------------------------------------------------------- the plan
 
 export function awsSteps(ctx: Pick<AwsCtx, 'target' | 'writerUser' | 'restoreUser' | 'rotateKey' | 'retireOldKeys'>): Step<AwsCtx>[] {
-  const steps: Step<AwsCtx>[] = [bucketStep(), publicAccessStep(), ownershipStep(), encryptionStep(), versioningStep()];
-  if (ctx.target.objectLock) steps.push(objectLockStep());
+  const settings = [publicAccess, ownership, encryption, versioning, ...(ctx.target.objectLock ? [objectLock] : [])];
+  const steps: Step<AwsCtx>[] = [bucketStep(), ...settings.map(bucketSettingStep)];
   steps.push(
     lifecycleStep(),
     userStep('writer', ctx.writerUser),
     userPolicyStep('writer', ctx.writerUser, WRITER_POLICY_NAME, (c) => writerIdentityPolicy(policyParams(c))),
-    accessKeyStep('writer', ctx.writerUser, { rotate: ctx.rotateKey, retire: ctx.retireOldKeys }) as Step<AwsCtx>,
+    accessKeyStep('writer', ctx.writerUser, { rotate: ctx.rotateKey, retire: ctx.retireOldKeys }),
     bucketPolicyStep(),
   );
   if (ctx.restoreUser) {
     steps.push(
       userStep('restore', ctx.restoreUser),
       userPolicyStep('restore', ctx.restoreUser, RESTORE_POLICY_NAME, (c) => restoreIdentityPolicy(policyParams(c))),
-      accessKeyStep('restore', ctx.restoreUser, { rotate: false, retire: true }) as Step<AwsCtx>,
+      accessKeyStep('restore', ctx.restoreUser, { rotate: false, retire: true }),
     );
   }
   return steps;

@@ -43,15 +43,15 @@ function fileChange(current: FileState | null, want: ManagedFile): Change | null
 
 export async function writeFileAtomic(exec: Executor, want: ManagedFile): Promise<void> {
   const dir = want.path.replace(/\/[^/]*$/, '') || '/';
-  const tmp = (await exec.run(['mktemp', '-p', dir, '.pullvault.XXXXXXXX'])).stdout.trim();
+  const tmp = (await exec.change(['mktemp', '-p', dir, '.pullvault.XXXXXXXX'])).stdout.trim();
   try {
-    await exec.run(['sh', '-c', 'cat > "$1"', 'sh', tmp], { input: want.content });
-    await exec.run(['chown', `${want.owner}:${want.group}`, '--', tmp]);
-    await exec.run(['chmod', want.mode, '--', tmp]);
-    if (want.validate) await exec.run(want.validate(tmp));
-    await exec.run(['mv', '-f', '--', tmp, want.path]);
+    await exec.change(['sh', '-c', 'cat > "$1"', 'sh', tmp], { input: want.content });
+    await exec.change(['chown', `${want.owner}:${want.group}`, '--', tmp]);
+    await exec.change(['chmod', want.mode, '--', tmp]);
+    if (want.validate) await exec.change(want.validate(tmp));
+    await exec.change(['mv', '-f', '--', tmp, want.path]);
   } catch (e) {
-    await exec.run(['rm', '-f', '--', tmp], { okCodes: [0, 1] }).catch(() => undefined);
+    await exec.change(['rm', '-f', '--', tmp], { okCodes: [0, 1] }).catch(() => undefined);
     throw e;
   }
 }
@@ -79,7 +79,7 @@ export function absentFileStep<Ctx>(id: string, exec: (ctx: Ctx) => Executor, pa
       return st.code === 0 ? { action: 'delete', summary: path } : null;
     },
     apply: async (ctx) => {
-      await exec(ctx).run(['rm', '-f', '--', path]);
+      await exec(ctx).change(['rm', '-f', '--', path]);
     },
   };
 }

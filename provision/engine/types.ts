@@ -11,6 +11,8 @@ export interface Change {
   /** current and desired text, rendered as a diff by the reporter (masked when the step is sensitive) */
   before?: string;
   after?: string;
+  /** what apply needs beyond the step's own inputs, decided by the check (plain JSON: a plan file carries it) */
+  data?: unknown;
 }
 
 export interface Step<Ctx = unknown> {
@@ -22,10 +24,31 @@ export interface Step<Ctx = unknown> {
   sensitive?: boolean;
   /** handlers (by name) to run once, after all steps, when this step changed something */
   notify?: string[];
-  /** read-only: null means "already as wanted". Runs in dry-run too. */
+  /**
+   * a check-only step (apply does nothing): its check runs again when the plan is applied, after
+   * the steps it depends on, since what it proves (a login works) holds only once they are done
+   */
+  verify?: boolean;
+  /** read-only: null means "already as wanted". Every check runs once, in order, to make the plan. */
   check(ctx: Ctx): Promise<Change | null>;
-  /** makes the change; called only when check returned one and not in dry-run */
+  /** makes the planned change (the plan's Change, possibly read back from a plan file); never in a dry run */
   apply(ctx: Ctx, change: Change): Promise<void>;
+}
+
+/** One step in a plan: what its check found. */
+export interface PlannedStep {
+  id: string;
+  after?: string[];
+  /** its change's before/after are never written out */
+  sensitive?: boolean;
+  status: 'ok' | 'change' | 'failed' | 'skipped';
+  change?: Change;
+  error?: string;
+}
+
+/** Everything the checks found, in step order, before anything is applied: printed, or written as JSON (--plan-json). */
+export interface Plan {
+  steps: PlannedStep[];
 }
 
 export interface Handler<Ctx = unknown> {

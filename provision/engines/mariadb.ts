@@ -23,8 +23,8 @@ type Opts = { after?: string[] };
 
 
 async function mariadbSql(exec: Executor, sql: string): Promise<string> {
-  // SQL on stdin, never on the command line
-  return (await exec.run(['mariadb', '--batch', '--skip-column-names'], { input: sql })).stdout;
+  // SQL on stdin, never on the command line (only apply runs it: account changes)
+  return (await exec.change(['mariadb', '--batch', '--skip-column-names'], { input: sql })).stdout;
 }
 
 async function readMariadbAccount(exec: Executor, user: string): Promise<MariadbAccount | null> {
@@ -76,6 +76,7 @@ export function mariadbLoginCheckStep(id: string, user: string, opts: Opts = {})
   return {
     id,
     ...opts,
+    verify: true,
     async check({ exec }) {
       const r = await exec.run(
         ['sh', '-c', 'n=$(mariadb --batch --skip-column-names -e "$1") || exit 1; [ "$n" = 0 ] && exit 3; exec runuser -u "$2" -- mariadb --batch --skip-column-names -e "SELECT 1"', 'sh', mariadbExistsSql(user), user],

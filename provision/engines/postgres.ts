@@ -13,8 +13,11 @@ import type { AdminDbEngine } from './types.ts';
 type Opts = { after?: string[] };
 
 
-async function psql(exec: Executor, sql: string): Promise<string> {
-  return (await exec.run(['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'], { input: sql })).stdout;
+const PSQL = ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-w', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'postgres'];
+
+/** SQL on stdin as the postgres user: a query (`read`), or a change (an apply). */
+async function psql(exec: Executor, sql: string, read = true): Promise<string> {
+  return (await (read ? exec.run(PSQL, { input: sql }) : exec.change(PSQL, { input: sql }))).stdout;
 }
 
 export function pgRoleStep(id: string, user: string, opts: Opts = {}): Step<ExecCtx> {
@@ -28,7 +31,7 @@ export function pgRoleStep(id: string, user: string, opts: Opts = {}): Step<Exec
     },
     async apply({ exec }) {
       const cur = parsePgRole(await psql(exec, pgRoleQuery(user)));
-      await psql(exec, pgRoleSql(user, cur));
+      await psql(exec, pgRoleSql(user, cur), false);
     },
   };
 }
@@ -42,7 +45,7 @@ export function absentPgRoleStep(id: string, user: string, opts: Opts = {}): Ste
       return cur ? { action: 'delete', summary: `role ${user}`, before: describePgRole(cur), after: '' } : null;
     },
     async apply({ exec }) {
-      await psql(exec, pgDropSql(user));
+      await psql(exec, pgDropSql(user), false);
     },
   };
 }
@@ -51,6 +54,7 @@ export function pgLoginCheckStep(id: string, user: string, opts: Opts = {}): Ste
   return {
     id,
     ...opts,
+    verify: true,
     async check({ exec }) {
       const psqlAsPostgres = 'runuser -u postgres -- psql -X -w -q -A -t -d postgres -c "$1"';
       const r = await exec.run(

@@ -29,6 +29,7 @@ function sqliteReadCheckStep(id: string, user: string, file: string, opts: { aft
   return {
     id,
     ...opts,
+    verify: true,
     async check({ exec }) {
       const r = await exec.run(['sh', '-c', OPEN_AS_USER, 'sh', user, file], { okCodes: [0, 1, 2, 3, 4, 5, 6, 7] });
       const where = `${exec.where}: ${file}`;

@@ -10,5 +10,9 @@ export class LocalExecutor implements Executor {
     return checkResult(this.where, argv, r, opts);
   }
 
+  change(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
+    return this.run(argv, opts);
+  }
+
   async close(): Promise<void> {}
 }

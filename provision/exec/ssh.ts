@@ -130,6 +130,10 @@ export class SshExecutor implements Executor {
     return checkResult(this.where, argv, r, opts);
   }
 
+  change(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
+    return this.run(argv, opts);
+  }
+
   async close(): Promise<void> {
     this.client.end();
   }

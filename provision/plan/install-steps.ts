@@ -117,7 +117,7 @@ trap - EXIT`;
 
 async function writeFileOnce(exec: Executor, f: ManagedFile): Promise<void> {
   const tmp = `${path.posix.dirname(f.path)}/.pullvault.${randomBytes(6).toString('hex')}`;
-  await exec.run(['sh', '-c', WRITE_SCRIPT, 'sh', tmp, f.path, `${f.owner}:${f.group}`, f.mode, ...(f.validate?.(tmp) ?? [])], { input: f.content });
+  await exec.change(['sh', '-c', WRITE_SCRIPT, 'sh', tmp, f.path, `${f.owner}:${f.group}`, f.mode, ...(f.validate?.(tmp) ?? [])], { input: f.content });
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -143,7 +143,7 @@ export function dirStep<Ctx>(id: string, exec: (ctx: Ctx) => Executor, facts: Fa
       return diffs.length ? { action: 'update', summary: `${d.path}/: ${diffs.join(', ')}` } : null;
     },
     apply: async (ctx) => {
-      await exec(ctx).run(['install', '-d', '-m', d.mode, '-o', d.owner, '-g', d.group, '--', d.path]);
+      await exec(ctx).change(['install', '-d', '-m', d.mode, '-o', d.owner, '-g', d.group, '--', d.path]);
     },
   };
 }

@@ -53,10 +53,10 @@ export function backupUserStep(id: string, name: string, home: string): Step<Ser
     },
     async apply({ exec }, change) {
       if (change.action === 'create')
-        await exec.run(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', home, '--shell', BACKUP_SHELL, '--comment', BACKUP_USER_COMMENT, '--', name]);
-      else await exec.run(['usermod', '--shell', BACKUP_SHELL, '--home', home, '--', name]);
+        await exec.change(['useradd', '--system', '--user-group', '--no-create-home', '--home-dir', home, '--shell', BACKUP_SHELL, '--comment', BACKUP_USER_COMMENT, '--', name]);
+      else await exec.change(['usermod', '--shell', BACKUP_SHELL, '--home', home, '--', name]);
       // '*': no password can match; unlike a '!'-locked hash, sshd with UsePAM=no still admits the key
-      await exec.run(['usermod', '--password', '*', '--', name]);
+      await exec.change(['usermod', '--password', '*', '--', name]);
     },
   };
 }
@@ -72,7 +72,7 @@ export function absentUserStep(id: string, name: string, opts: Opts = {}): Step<
       return { action: 'delete', summary: `user ${name} (and its private group)`, before: describeUser(cur), after: '' };
     },
     async apply({ exec }) {
-      const r = await exec.run(['userdel', '--', name], { okCodes: [0, 8] });
+      const r = await exec.change(['userdel', '--', name], { okCodes: [0, 8] });
       // 8: a process still runs as the user (a pull in progress); its key is already gone
       if (r.code === 8)
         throw new Error(`${exec.where}: ${name} still has a running process (${r.stderr.trim()}); let the running backup finish (or end it), then run --uninstall again`);
@@ -103,7 +103,7 @@ export function groupsStep(id: string, name: string, groups: string[], opts: Opt
       return { action: 'update', summary, before: cur.map((g) => `${g}\n`).join(''), after: want.map((g) => `${g}\n`).join('') };
     },
     async apply({ exec }) {
-      await exec.run(['usermod', '--groups', want.join(','), '--', name]);
+      await exec.change(['usermod', '--groups', want.join(','), '--', name]);
     },
   };
 }
@@ -125,9 +125,9 @@ export function dirStep(id: string, path: string, want: { mode: string; owner: s
       return { action: 'update', summary: path, before: describe(cur), after: describe(wantText) };
     },
     async apply({ exec }) {
-      await exec.run(['install', '-d', '-o', want.owner, '-g', want.group, '-m', want.mode, '--', path]);
-      await exec.run(['chown', `${want.owner}:${want.group}`, '--', path]);
-      await exec.run(['chmod', want.mode, '--', path]);
+      await exec.change(['install', '-d', '-o', want.owner, '-g', want.group, '-m', want.mode, '--', path]);
+      await exec.change(['chown', `${want.owner}:${want.group}`, '--', path]);
+      await exec.change(['chmod', want.mode, '--', path]);
     },
   };
 }
@@ -142,7 +142,7 @@ export function absentDirStep(id: string, path: string, opts: Opts = {}): Step<S
       return st.code === 0 ? { action: 'delete', summary: path } : null;
     },
     async apply({ exec }) {
-      const r = await exec.run(['rmdir', '--', path], { okCodes: [0, 1] });
+      const r = await exec.change(['rmdir', '--', path], { okCodes: [0, 1] });
       if (r.code !== 0) throw new Error(`${exec.where}: ${path} is not empty (files added by someone else?); look inside and remove it by hand`);
     },
   };

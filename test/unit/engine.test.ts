@@ -110,6 +110,9 @@ class FakeFs implements Executor {
   async run(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
     return checkResult(this.where, argv, this.exec(argv, opts), opts);
   }
+  change(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
+    return this.run(argv, opts);
+  }
   private exec(argv: string[], opts?: CommandOptions): CommandResult {
     const ok = (stdout = ''): CommandResult => ({ stdout, stderr: '', code: 0 });
     const [cmd] = argv;
