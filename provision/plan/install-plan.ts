@@ -4,7 +4,7 @@
 import Handlebars from 'handlebars';
 import { SECRET_FIELDS, type Inventory } from '../../contract/inventory-schema.ts';
 import { sshPort } from '../../contract/inventory-defaults.ts';
-import type { ManagedFile } from '../engine/files.ts';
+import type { ManagedDir, ManagedFile } from '../engine/files.ts';
 import { checkRuntimeConfig, type RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const posixDirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
@@ -39,20 +39,11 @@ export type InstallTemplates = Record<(typeof INSTALL_TEMPLATE_NAMES)[number], s
 
 export const NODE_MIN_MAJOR = 18;
 
-export interface ManagedDir {
-  path: string;
-  mode: string;
-  owner: string;
-  group: string;
-}
+export type { ManagedDir };
 
 export interface PlannedFile extends ManagedFile {
   /** step id, e.g. "config /etc/pullvault/config.json" */
   id: string;
-  /** never show the content (credentials) */
-  sensitive?: boolean;
-  /** compare by hash, show no diff (the bundle) */
-  large?: boolean;
 }
 
 export interface InstallInput {

@@ -3,12 +3,12 @@
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { backupUser } from '../../contract/inventory-defaults.ts';
 import { DISPATCH_PATH } from '../../contract/dispatch-protocol.ts';
-import { absentFileStep, fileStep } from '../engine/files.ts';
+import { absentDirStep, absentFileStep, dirStep, fileStep, pathFactsOf } from '../engine/files.ts';
 import type { Step } from '../engine/types.ts';
 import { ADMIN_DB_ENGINES } from '../engines/index.ts';
 import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';
 import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './server-render.ts';
-import { absentDirStep, absentUserStep, backupUserStep, dirStep, groupsStep, type ServerCtx } from './server-steps.ts';
+import { absentUserStep, backupUserStep, groupsStep, type ServerCtx } from './server-steps.ts';
 
 export interface ServerPlanInput {
   server: ServerSpec;
@@ -43,17 +43,19 @@ export function planServer(input: ServerPlanInput): ServerPlan {
   const user = backupUser(server);
   const s = server.name;
   const problems = [...factProblems(server, index, facts, mode)];
+  // the managed paths' state, read once for all of them at the first check
+  const paths_ = pathFactsOf(exec, [paths.home, paths.sshDir, paths.authorizedKeys, paths.dispatcher]);
   if (mode === 'uninstall') {
     if (problems.length) return { problems, steps: [], paths };
     const steps: Step<ServerCtx>[] = [
-      absentFileStep(`${s}: ${paths.authorizedKeys}`, exec, paths.authorizedKeys),
-      absentDirStep(`${s}: ${paths.sshDir}`, paths.sshDir, { after: [`${s}: ${paths.authorizedKeys}`] }),
-      absentFileStep(`${s}: ${paths.dispatcher}`, exec, paths.dispatcher),
+      absentFileStep(`${s}: ${paths.authorizedKeys}`, exec, paths_, paths.authorizedKeys),
+      absentDirStep(`${s}: ${paths.sshDir}`, exec, paths_, paths.sshDir, { after: [`${s}: ${paths.authorizedKeys}`] }),
+      absentFileStep(`${s}: ${paths.dispatcher}`, exec, paths_, paths.dispatcher),
     ];
     // whatever the inventory says now: an account made by an earlier run must go too
     for (const e of ADMIN_DB_ENGINES) if (facts.engines[e.name]?.running) steps.push(...(e.uninstallSteps?.(server, user) ?? []));
     steps.push(
-      absentDirStep(`${s}: ${paths.home}`, paths.home, { after: [`${s}: ${paths.sshDir}`] }),
+      absentDirStep(`${s}: ${paths.home}`, exec, paths_, paths.home, { after: [`${s}: ${paths.sshDir}`] }),
       absentUserStep(`${s}: backup user ${user}`, user, { after: steps.map((x) => x.id) }),
     );
     return { problems, steps, paths };
@@ -75,9 +77,9 @@ export function planServer(input: ServerPlanInput): ServerPlan {
   const groupsId = `${s}: groups of ${user}`;
   const steps: Step<ServerCtx>[] = [
     backupUserStep(userId, user, paths.home),
-    dirStep(`${s}: ${paths.home}`, paths.home, { mode: '755', owner: 'root', group: 'root' }, { after: [userId] }),
+    dirStep(`${s}: ${paths.home}`, exec, paths_, { path: paths.home, mode: '755', owner: 'root', group: 'root' }, { after: [userId] }),
     groupsStep(groupsId, user, wantedGroups(server, facts), { after: [userId] }),
-    fileStep(`${s}: ${paths.dispatcher}`, exec, {
+    fileStep(`${s}: ${paths.dispatcher}`, exec, paths_, {
       path: paths.dispatcher,
       content: dispatcher,
       mode: '755',
@@ -85,10 +87,11 @@ export function planServer(input: ServerPlanInput): ServerPlan {
       group: 'root',
       validate: (tmp) => ['sh', '-n', tmp],
     }),
-    dirStep(`${s}: ${paths.sshDir}`, paths.sshDir, { mode: '755', owner: 'root', group: 'root' }, { after: [`${s}: ${paths.home}`] }),
+    dirStep(`${s}: ${paths.sshDir}`, exec, paths_, { path: paths.sshDir, mode: '755', owner: 'root', group: 'root' }, { after: [`${s}: ${paths.home}`] }),
     fileStep(
       `${s}: ${paths.authorizedKeys}`,
       exec,
+      paths_,
       { path: paths.authorizedKeys, content: authorizedKeys, mode: '644', owner: 'root', group: 'root' },
       // the key goes in only once the dispatcher it is forced into is in place
       { after: [`${s}: ${paths.sshDir}`, `${s}: ${paths.dispatcher}`] },

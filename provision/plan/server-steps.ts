@@ -108,44 +108,4 @@ export function groupsStep(id: string, name: string, groups: string[], opts: Opt
   };
 }
 
-// ---- directories ----
-
-export function dirStep(id: string, path: string, want: { mode: string; owner: string; group: string }, opts: Opts = {}): Step<ServerCtx> {
-  const describe = (s: string) => `${path} ${s}\n`;
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const st = await exec.run(['stat', '-c', '%a %U %G %F', '--', path], { okCodes: [0, 1] });
-      const wantText = `${want.mode} ${want.owner} ${want.group} directory`;
-      if (st.code !== 0) return { action: 'create', summary: `${path} (${want.owner}:${want.group} ${want.mode})`, before: '', after: describe(wantText) };
-      const cur = st.stdout.trim();
-      if (cur === wantText) return null;
-      if (!cur.endsWith(' directory')) throw new Error(`${exec.where}: ${path} exists but is not a directory; move it away first`);
-      return { action: 'update', summary: path, before: describe(cur), after: describe(wantText) };
-    },
-    async apply({ exec }) {
-      await exec.change(['install', '-d', '-o', want.owner, '-g', want.group, '-m', want.mode, '--', path]);
-      await exec.change(['chown', `${want.owner}:${want.group}`, '--', path]);
-      await exec.change(['chmod', want.mode, '--', path]);
-    },
-  };
-}
-
-/** Removes a directory only when it is empty (what we created, and nothing someone added since). */
-export function absentDirStep(id: string, path: string, opts: Opts = {}): Step<ServerCtx> {
-  return {
-    id,
-    ...opts,
-    async check({ exec }) {
-      const st = await exec.run(['test', '-d', path], { okCodes: [0, 1] });
-      return st.code === 0 ? { action: 'delete', summary: path } : null;
-    },
-    async apply({ exec }) {
-      const r = await exec.change(['rmdir', '--', path], { okCodes: [0, 1] });
-      if (r.code !== 0) throw new Error(`${exec.where}: ${path} is not empty (files added by someone else?); look inside and remove it by hand`);
-    },
-  };
-}
-
 export type { Change };

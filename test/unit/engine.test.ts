@@ -1,6 +1,10 @@
-import { describe, expect, it } from 'vitest';
-import { Redactor, TextReporter, exitCodeOf, fileStep, runSteps, type Step } from '../../provision/engine/index.ts';
-import { checkResult, type CommandOptions, type CommandResult, type Executor } from '../../provision/exec/types.ts';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redactor, TextReporter, dirStep, exitCodeOf, fileStep, pathFactsOf, runSteps, type Step } from '../../provision/engine/index.ts';
+import { LocalExecutor } from '../../provision/exec/local.ts';
 
 /** An in-memory key/value "resource" and steps that converge it. */
 class Store {
@@ -102,60 +106,44 @@ describe('engine', () => {
   });
 });
 
-/** A tiny filesystem behind the Executor interface, understanding the commands files.ts sends. */
-class FakeFs implements Executor {
-  readonly where = 'fake';
-  files = new Map<string, { content: string; mode: string; owner: string }>();
-  private n = 0;
-  async run(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
-    return checkResult(this.where, argv, this.exec(argv, opts), opts);
-  }
-  change(argv: string[], opts?: CommandOptions): Promise<CommandResult> {
-    return this.run(argv, opts);
-  }
-  private exec(argv: string[], opts?: CommandOptions): CommandResult {
-    const ok = (stdout = ''): CommandResult => ({ stdout, stderr: '', code: 0 });
-    const [cmd] = argv;
-    const p = argv[argv.length - 1];
-    if (cmd === 'stat') {
-      const f = this.files.get(p);
-      return f ? ok(`${f.mode} ${f.owner.replace(':', ' ')} regular file\n`) : { stdout: '', stderr: 'No such file', code: 1 };
-    }
-    if (cmd === 'cat') return ok(this.files.get(p)!.content);
-    if (cmd === 'mktemp') return ok(`/etc/.pullvault.${++this.n}\n`);
-    if (cmd === 'sh') return (this.files.set(p, { content: String(opts?.input ?? ''), mode: '600', owner: 'root:root' }), ok());
-    if (cmd === 'chown') return (this.files.get(p)!.owner = argv[1]), ok();
-    if (cmd === 'chmod') return (this.files.get(p)!.mode = argv[1]), ok();
-    if (cmd === 'validate') return this.files.get(p)!.content.includes('bad') ? { stdout: '', stderr: 'syntax error', code: 1 } : ok();
-    if (cmd === 'mv') return this.files.set(argv[4], this.files.get(argv[3])!), this.files.delete(argv[3]), ok();
-    if (cmd === 'rm') return this.files.delete(p), ok();
-    throw new Error(`unexpected ${argv.join(' ')}`);
-  }
-  async close() {}
-}
-
-describe('managed files', () => {
-  const want = (content: string) => ({ path: '/etc/thing.conf', content, mode: '644', owner: 'root', group: 'root', validate: (tmp: string) => ['validate', tmp] });
+describe('managed files (engine/files.ts: one kind for server, runtime and image), on this machine in a temp dir', () => {
+  const me = userInfo().username;
+  const myGroup = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+  const exec = new LocalExecutor();
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'pv-files-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = () => path.join(dir, 'thing.conf');
+  // the validation refuses a candidate holding "bad", as `sshd -t` refuses a broken config
+  const want = (content: string) => ({ path: conf(), content, mode: '644', owner: me, group: myGroup, validate: (tmp: string) => ['sh', '-c', '! grep -q bad "$1"', 'sh', tmp] });
+  const steps = (content: string) => {
+    const facts = pathFactsOf(() => exec, [dir, conf()]);
+    return [dirStep('dir', () => exec, facts, { path: dir, mode: '750', owner: me, group: myGroup }), fileStep('conf', () => exec, facts, want(content), { after: ['dir'] })];
+  };
 
   it('writes through a validated temp file; an invalid file never replaces a good one', async () => {
-    const fs = new FakeFs();
     const c = capture();
-    await runSteps([fileStep('conf', () => fs, want('good\n'))], null, { reporter: c.reporter });
-    expect(fs.files.get('/etc/thing.conf')).toEqual({ content: 'good\n', mode: '644', owner: 'root:root' });
-    const s = await runSteps([fileStep('conf', () => fs, want('bad\n'))], null, { reporter: c.reporter });
+    expect((await runSteps(steps('good\n'), null, { reporter: c.reporter })).changed).toBe(2);
+    expect(readFileSync(conf(), 'utf8')).toBe('good\n');
+    expect((statSync(dir).mode & 0o777).toString(8)).toBe('750');
+    const s = await runSteps(steps('bad\n'), null, { reporter: c.reporter });
     expect(s.failed).toBe(1);
-    expect(fs.files.get('/etc/thing.conf')!.content).toBe('good\n');
-    expect([...fs.files.keys()]).toEqual(['/etc/thing.conf']); // temp file cleaned up
+    expect(readFileSync(conf(), 'utf8')).toBe('good\n');
+    expect(readdirSync(dir)).toEqual(['thing.conf']); // temp file cleaned up
+    expect((await runSteps(steps('good\n'), null, { reporter: c.reporter })).changed).toBe(0);
   });
 
-  it('detects a mode drift and puts it back', async () => {
-    const fs = new FakeFs();
-    await runSteps([fileStep('conf', () => fs, want('x\n'))], null, { reporter: capture().reporter });
-    fs.files.get('/etc/thing.conf')!.mode = '666';
+  it('detects a mode drift and puts it back, showing the diff of a content change', async () => {
+    await runSteps(steps('x\n'), null, { reporter: capture().reporter });
+    chmodSync(conf(), 0o666);
     const c = capture();
-    const s = await runSteps([fileStep('conf', () => fs, want('x\n'))], null, { reporter: c.reporter });
+    const s = await runSteps(steps('y\n'), null, { reporter: c.reporter });
     expect(s.changed).toBe(1);
-    expect(c.text()).toContain('mode 666→644');
-    expect(fs.files.get('/etc/thing.conf')!.mode).toBe('644');
+    expect(c.text()).toContain('content, mode 666→644');
+    expect(c.text()).toContain('-x');
+    expect(c.text()).toContain('+y');
+    expect((statSync(conf()).mode & 0o777).toString(8)).toBe('644');
   });
 });

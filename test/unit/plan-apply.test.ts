@@ -42,8 +42,11 @@ class FreshServer implements Executor {
     return this.answer('change', argv, opts);
   }
   private answer(kind: Call['kind'], argv: string[], opts?: CommandOptions): CommandResult {
-    this.calls.push({ kind, argv, ...(opts?.input !== undefined ? { input: String(opts.input) } : {}) });
+    // a managed file's temp name is random: recorded as one name
+    this.calls.push({ kind, argv: argv.map((a) => a.replace(/\.pullvault\.[0-9a-f]{12}$/, '.pullvault.TMP')), ...(opts?.input !== undefined ? { input: String(opts.input) } : {}) });
     if (kind === 'change') return { stdout: '', stderr: '', code: 0 };
+    // the managed paths' state (engine/files.ts): none of them exists
+    if (argv[0] === 'sh' && argv[2]?.includes('MISSING')) return { stdout: argv.slice(4).map((p) => `${p}\tMISSING\t-\n`).join(''), stderr: '', code: 0 };
     // gatherFacts: every program is there (command -v prints the names it finds), rrsync knows -absolute
     if (argv[0] === 'sh' && argv[2]?.includes('command -v "$p"')) return { stdout: argv.slice(4).join('\n'), stderr: '', code: 0 };
     const codes = opts?.okCodes ?? [0];
