@@ -2,8 +2,7 @@
 // (servers[].databases.<name>), which dispatcher verbs it answers and what their one argument may
 // be, which dumps a run takes and where each lands in a snapshot. Each engine is one module in
 // contract/db-engines/, listed in contract/db-engines.ts; its admin half (facts, account steps,
-// the dispatcher's shell fragment) is in provision/engines/. Pure.
-import type { Static, TSchema } from '@sinclair/typebox';
+// the dispatcher's shell fragment) is in provision/server/engines/. Pure.
 
 export interface VerbSpec {
   verb: string;
@@ -29,31 +28,39 @@ export interface DumpJob {
   compress: boolean;
 }
 
-export interface DbEngineSpec<Name extends string = string, Selection extends TSchema = TSchema> {
+/** A JSON Schema (2020-12) as plain data: the runtime bundle carries no schema builder. */
+export type JsonSchema = { readonly [k: string]: unknown };
+
+export interface DbEngineSpec<Name extends string = string, Selection = unknown> {
   /** the key under servers[].databases and the engine snapshot.json names */
   name: Name;
   /** for people: "PostgreSQL" */
   label: string;
-  /** the inventory schema of servers[].databases.<name> */
-  selection: Selection;
+  /** the inventory schema of servers[].databases.<name> (a value of it is a Selection) */
+  selection: JsonSchema;
   /** the dispatcher verbs it answers (the protocol table is every engine's verbs) */
   verbs: readonly VerbSpec[];
   /** throws unless the dispatcher accepts `arg` for `verb` (a database name, a configured file) */
   checkArg(verb: string, arg: string): void;
   /** the names of the selection's list verb answer when the selection asks for it (databases "all") */
-  needsList(selection: Static<Selection>): boolean;
+  needsList(selection: Selection): boolean;
   /** the dumps of one run, in order; `listed`: the list verb's lines when needsList said so */
-  dumps(selection: Static<Selection>, listed: string[]): DumpJob[];
+  dumps(selection: Selection, listed: string[]): DumpJob[];
   /** a dump's path inside a snapshot, from what snapshot.json records as its name */
   dumpFile(name: string, what?: 'database' | 'globals'): string;
   /** how the owner opens a restored dump file (README, restore output) */
   restoreHint: string;
 }
 
-/** Typed once per engine: keeps its name and selection schema literal for the inventory's types. */
-export function defineDbEngine<const Name extends string, Selection extends TSchema>(spec: DbEngineSpec<Name, Selection>): DbEngineSpec<Name, Selection> {
-  for (const v of spec.verbs) if (v.engine !== spec.name) throw new Error(`${spec.name}: verb ${v.verb} names engine ${v.engine}`);
-  return spec;
+/** The type of an engine's servers[].databases.<name>. */
+export type SelectionOf<E> = E extends DbEngineSpec<string, infer S> ? S : never;
+
+/** Typed once per engine: keeps its name literal and its selection's type for the inventory's types. */
+export function defineDbEngine<Selection>() {
+  return <const Name extends string>(spec: DbEngineSpec<Name, Selection>): DbEngineSpec<Name, Selection> => {
+    for (const v of spec.verbs) if (v.engine !== spec.name) throw new Error(`${spec.name}: verb ${v.verb} names engine ${v.engine}`);
+    return spec;
+  };
 }
 
 /** The characters of a database name the dump verbs accept (a regex/shell bracket class). */

@@ -1,5 +1,5 @@
 // The registry of database engines: each one's contract module, in the order a run dumps them.
-// A new engine is its module here (contract/db-engines/), its admin half (provision/engines/
+// A new engine is its module here (contract/db-engines/), its admin half (provision/server/engines/
 // and its dispatcher fragment templates/server/dispatch-<name>.hbs), and one line in each registry.
 import type { DbEngineSpec } from './db-engine.ts';
 import { mariadb } from './db-engines/mariadb.ts';

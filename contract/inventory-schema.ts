@@ -1,7 +1,8 @@
 // The one definition of inventory.json: JSON Schema (2020-12) built with TypeBox, and the
 // TypeScript types derived from it (Static<>), so the two can never drift apart.
-import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TOptional, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { DB_ENGINES } from './db-engines.ts';
+import type { SelectionOf } from './db-engine.ts';
 
 const strict = { additionalProperties: false } as const;
 
@@ -46,8 +47,8 @@ export const PiSshEndpoint = Type.Object(
 export const PathSpec = Type.Object({ path: AbsPath, exclude: Type.Optional(Type.Array(Type.String({ minLength: 1 }))) }, strict);
 
 /** servers[].databases: one optional property per registered engine, its selection schema. */
-type EngineSelections = { [E in (typeof DB_ENGINES)[number] as E['name']]: TOptional<E['selection']> };
-const engineSelections = Object.fromEntries(DB_ENGINES.map((e) => [e.name, Type.Optional(e.selection)])) as EngineSelections;
+type EngineSelections = { [E in (typeof DB_ENGINES)[number] as E['name']]: TOptional<TUnsafe<SelectionOf<E>>> };
+const engineSelections = Object.fromEntries(DB_ENGINES.map((e) => [e.name, Type.Optional(Type.Unsafe(e.selection))])) as EngineSelections;
 
 export const Server = Type.Object(
   {

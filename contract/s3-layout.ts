@@ -8,7 +8,7 @@
 // Retention is by prefix (lifecycle "expire after N days" on full/, incr/, manifest/), never by
 // tag: the Pi may not tag (a thief could retag objects into a short expiry). Lifecycle counts
 // days from each object's creation, while a restore point needs its whole chain: how the days
-// per prefix follow from the chain's span is in aws-lifecycle.ts.
+// per prefix follow from the chain's span is in provision/aws/lifecycle.ts.
 
 export const ARCHIVE_KINDS = ['full', 'incr', 'manifest'] as const;
 export type ArchiveKind = (typeof ARCHIVE_KINDS)[number];

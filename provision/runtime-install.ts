@@ -1,7 +1,7 @@
 // `make install-runtime`: the runtime bundle, its config, the servers' pinned host keys, the
 // recipients' public keys, the cron job and log rotation — onto a running Pi over SSH (host key
 // pinned), or into an image's root directory (provision-pi calls installRuntimeInto).
-// read (inventory, keys, credentials, bundle) → plan (pure, plan/install-plan.ts) → apply (engine).
+// read (inventory, keys, credentials, bundle) → plan (pure, runtime/plan.ts) → apply (engine).
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -18,15 +18,16 @@ import { readOnly, type Executor } from './exec/types.ts';
 import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
-import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './plan/install-plan.ts';
+import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './runtime/plan.ts';
 import { stateDirFor } from './state.ts';
-import { installSteps, loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './plan/install-steps.ts';
+import { installSteps } from './runtime/steps.ts';
+import { loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './runtime/inputs.ts';
 import { piHostKeyPin } from './image/access.ts';
 import { piStateDir } from './image/secrets.ts';
 import { buildRuntime, type BuiltRuntime } from './build-runtime.ts';
 import type { RuntimeConfig } from '../contract/runtime-config.ts';
 
-export { planInstall, INSTALL_PATHS, cronSchedule } from './plan/install-plan.ts';
+export { planInstall, INSTALL_PATHS, cronSchedule } from './runtime/plan.ts';
 
 export interface InstallOptions {
   /** folder that relative paths in the inventory are relative to (default: cwd) */

@@ -12,9 +12,9 @@ import { readOnly, type Executor } from './exec/types.ts';
 import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory, ServerSpec } from '../contract/inventory-schema.ts';
 import { resolveInventoryPath } from './inventory/validate.ts';
-import { gatherFacts } from './plan/server-facts.ts';
-import { planServer, type ServerPlan } from './plan/server-plan.ts';
-import { SERVER_TEMPLATE_NAMES, type ServerTemplates } from './plan/server-render.ts';
+import { gatherFacts } from './server/facts.ts';
+import { planServer, type ServerPlan } from './server/plan.ts';
+import { SERVER_TEMPLATE_NAMES, type ServerTemplates } from './server/render.ts';
 import { REPO_ROOT } from './state.ts';
 
 export { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../contract/dispatch-protocol.ts';

@@ -1,6 +1,6 @@
 // MariaDB: databases by name, listed by mysql-list, each dumped as plain SQL (zstd on the Pi).
 import { checkDbName, defineDbEngine } from '../db-engine.ts';
-import { namedSelection, selectedNames } from './named.ts';
+import { namedSelection, selectedNames, type NamedSelection } from './named.ts';
 
 /** MariaDB's longest database name. */
 export const MARIADB_NAME_MAX = 64;
@@ -8,7 +8,7 @@ export const MARIADB_NAME_MAX = 64;
 /** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
 export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
 
-export const mariadb = defineDbEngine({
+export const mariadb = defineDbEngine<NamedSelection>()({
   name: 'mariadb',
   label: 'MariaDB',
   selection: namedSelection('MariaDB', MARIADB_NAME_MAX),

@@ -1,7 +1,7 @@
 // PostgreSQL: the cluster's globals (roles, tablespaces) once, then databases by name, listed by
 // pg-list, each dumped by pg_dump -Fc (compressed by pg_dump, stored as it is).
 import { checkDbName, defineDbEngine } from '../db-engine.ts';
-import { namedSelection, selectedNames } from './named.ts';
+import { namedSelection, selectedNames, type NamedSelection } from './named.ts';
 
 /** PostgreSQL's longest database name: NAMEDATALEN-1 bytes. */
 export const PG_NAME_MAX = 63;
@@ -12,7 +12,7 @@ export const PG_TEMPLATE_DATABASES = ['template0', 'template1'] as const;
 const GLOBALS_FILE = 'dumps/postgres/globals.sql.zst';
 const databaseFile = (db: string) => `dumps/postgres/${db}.pgdump`;
 
-export const postgres = defineDbEngine({
+export const postgres = defineDbEngine<NamedSelection>()({
   name: 'postgres',
   label: 'PostgreSQL',
   selection: namedSelection('PostgreSQL', PG_NAME_MAX),

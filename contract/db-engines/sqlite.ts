@@ -1,7 +1,6 @@
 // SQLite: configured database files (no names, no account), each copied by sqlite-dump FILE;
 // which files a server may name, and where a copy lands in a snapshot. Pure; both
 // provision-server (the dispatcher's list, the inventory check) and the runtime use it.
-import { Type } from '@sinclair/typebox';
 import { defineDbEngine } from '../db-engine.ts';
 
 /** The dispatcher verb: `sqlite-dump PATH` writes a consistent copy of the configured file (a database file itself) on stdout. */
@@ -39,18 +38,19 @@ export function sqliteDumpFile(path: string): string {
   return `dumps/sqlite${path}.zst`;
 }
 
-const SqliteFile = Type.String({
+const SqliteFile = {
+  type: 'string',
   // the pattern keeps to the characters; provision-server's plan says the rest (sqlitePathProblem)
   pattern: `^/[${SQLITE_PATH_CHARS}]*$`,
   maxLength: SQLITE_PATH_MAX,
   description:
     'an SQLite database file: absolute, no . or .. components, no symbolic link on the way; the backup user needs read access to it and, in WAL mode, to its -wal and -shm files',
-});
+};
 
-export const sqlite = defineDbEngine({
+export const sqlite = defineDbEngine<string[]>()({
   name: 'sqlite',
   label: 'SQLite',
-  selection: Type.Array(SqliteFile, { minItems: 1, uniqueItems: true }),
+  selection: { type: 'array', items: SqliteFile, minItems: 1, uniqueItems: true },
   verbs: [
     {
       verb: SQLITE_DUMP_VERB,

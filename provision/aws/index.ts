@@ -1,4 +1,4 @@
-// provision-aws composed: inventory → documents and steps (pure, provision/plan/) → the engine
+// provision-aws composed: inventory → documents and steps (pure: policies.ts, lifecycle.ts) → the engine
 // runs them against the injected AWS clients. Also --print-policies, which only writes files.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,8 +7,8 @@ import { readOnlyClients, type AwsClients } from '../exec/aws.ts';
 import { runSteps, type Plan, type Redactor, type Reporter, type RunSummary } from '../engine/index.ts';
 import type { Inventory, S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { restoreUserName, writerUserName } from '../../contract/inventory-defaults.ts';
-import { mergeBucketPolicy, normalizedJson, restoreIdentityPolicy, writerIdentityPolicy } from '../plan/aws-policies.ts';
-import { mergeLifecycle, storageClassWarnings } from '../plan/aws-lifecycle.ts';
+import { mergeBucketPolicy, normalizedJson, restoreIdentityPolicy, writerIdentityPolicy } from './policies.ts';
+import { mergeLifecycle, storageClassWarnings } from './lifecycle.ts';
 import { AwsProvisionError, explainCredentials } from './errors.ts';
 import { awsSteps, currentBucketPolicy, policyParams, readBucketEncryption, readUserId, type AwsCtx } from './steps.ts';
 import { GetBucketLifecycleConfigurationCommand } from '@aws-sdk/client-s3';

@@ -1,7 +1,7 @@
 // provision-aws's steps: each a read-only check (AWS Get*/Head*/List*) that returns the change
 // it wants (with what apply needs in it: a plan file carries it), and an apply through the
 // injected clients. The bucket's settings are one step kind (bucketSettingStep); the documents
-// come from provision/plan/.
+// come from policies.ts and lifecycle.ts.
 import {
   CreateBucketCommand,
   GetBucketEncryptionCommand,
@@ -53,8 +53,8 @@ import {
   type BucketEncryption,
   type PolicyDocument,
   type PolicyParams,
-} from '../plan/aws-policies.ts';
-import { canonicalRule, lifecycleRules, mergeLifecycle, ruleIdPrefix } from '../plan/aws-lifecycle.ts';
+} from './policies.ts';
+import { canonicalRule, lifecycleRules, mergeLifecycle, ruleIdPrefix } from './lifecycle.ts';
 import { AwsProvisionError, call, errName, httpStatus, isNotFound } from './errors.ts';
 import { credentialsFile, readCredentials, writeCredentials, type CredentialsRole, type S3Credentials } from './credentials.ts';
 

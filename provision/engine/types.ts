@@ -1,5 +1,5 @@
 // The plan model: a change is data (Terraform's NoOp/Create/Update/Delete), a step pairs a
-// read-only check with an apply. Plans are built by pure functions in provision/plan/.
+// read-only check with an apply. Plans are built by pure functions in each role's plan.ts (provision/server/, runtime/, aws/, image/).
 import type { Executor } from '../exec/types.ts';
 
 export type Action = 'create' | 'update' | 'delete';

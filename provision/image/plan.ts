@@ -23,7 +23,7 @@ export const PI_PATHS = {
   cryptsetupKeysDir: '/etc/cryptsetup-keys.d',
   sshDir: '/etc/pullvault/ssh',
   sshKey: '/etc/pullvault/ssh/id_ed25519',
-  // same paths as install-runtime's plan (provision/plan/install-plan.ts INSTALL_PATHS)
+  // same paths as install-runtime's plan (provision/runtime/plan.ts INSTALL_PATHS)
   knownHosts: '/etc/pullvault/known_hosts',
   s3Credentials: '/etc/pullvault/aws-credentials.json',
 } as const;

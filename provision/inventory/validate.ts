@@ -6,7 +6,7 @@ import * as openpgp from 'openpgp';
 import { inventoryJsonSchema, type Inventory } from '../../contract/inventory-schema.ts';
 import { schemaChecker } from '../../contract/json-schema.ts';
 import { defaultCipher, backupUser } from '../../contract/inventory-defaults.ts';
-import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../plan/aws-lifecycle.ts';
+import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../aws/lifecycle.ts';
 
 const schemaProblems = schemaChecker(inventoryJsonSchema());
 
@@ -70,7 +70,7 @@ function crossFieldProblems(inv: Inventory): string[] {
     // full and every incremental before it; the Pi starts a new full once the chain's full is
     // fullEveryDays old (less an hour), so a chain spans at most maxChainDays = fullEveryDays +
     // CHAIN_SLACK_DAYS when each upload finishes within a day (its last incremental's upload).
-    // Incremental objects are kept retentionDays.incremental + maxChainDays (aws-lifecycle.ts);
+    // Incremental objects are kept retentionDays.incremental + maxChainDays (provision/aws/lifecycle.ts);
     // fulls and manifests (full and incremental ones) must be kept at least as long. It holds
     // while uploads succeed: a full that keeps failing means no new point at all (no incremental
     // is sent on a chain past its span), never a point that expires early.

@@ -1,5 +1,5 @@
 // Pure: does this run send a full archive, an incremental, or nothing?
-// The lifecycle rules (provision/plan/aws-lifecycle.ts) keep incrementals for as long as a chain
+// The lifecycle rules (provision/aws/lifecycle.ts) keep incrementals for as long as a chain
 // can span: no incremental is sent once the chain's full is fullEveryDays old (less SLACK),
 // whatever happened since — a full that keeps failing means no new point, never a longer chain.
 import type { UploadRecord } from './uploads.ts';

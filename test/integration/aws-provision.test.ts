@@ -1,7 +1,7 @@
 // provision-aws against moto over HTTP: what an apply creates, idempotence (0 changed), drift
 // put back, key rotation, the Pi's own credentials doing conditional single and multipart
 // uploads (412 on the second), the secret never in the output. Policy *semantics* (denies) are
-// not enforced by moto — test/unit/aws-policies.test.ts checks them with the IAM simulator.
+// not enforced by moto — test/unit/aws-policies.test.ts (provision/aws/policies.ts) checks them with the IAM simulator.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ import { awsClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { Redactor, TextReporter, type RunSummary } from '../../provision/engine/index.ts';
 import type { Inventory, S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { provisionAws, readCredentials, credentialsFile } from '../../provision/aws/index.ts';
-import { ownedSids, parsePolicy } from '../../provision/plan/aws-policies.ts';
+import { ownedSids, parsePolicy } from '../../provision/aws/policies.ts';
 import { fullKey, incrementalKey } from '../../contract/s3-layout.ts';
 import { MOTO_ACCOUNT_ID, MOTO_CREDENTIALS, startMoto, type Moto } from '../lab/moto.ts';
 

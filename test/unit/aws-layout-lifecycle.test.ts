@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
 import { chainPrefixes, fullKey, incrementalKey, manifestKey, parseKey } from '../../contract/s3-layout.ts';
-import { canonicalRule, lifecycleConfiguration, mergeLifecycle, storageClassWarnings } from '../../provision/plan/aws-lifecycle.ts';
+import { canonicalRule, lifecycleConfiguration, mergeLifecycle, storageClassWarnings } from '../../provision/aws/lifecycle.ts';
 
 const t: S3TargetSpec = { type: 's3', bucket: 'b-example', region: 'eu-central-1', prefix: 'pi01/', retentionDays: { full: 120, incremental: 60 }, storageClass: 'STANDARD_IA' };
 

@@ -20,7 +20,7 @@ import {
   SSE_S3,
   type PolicyDocument,
   type PolicyStatement,
-} from '../../provision/plan/aws-policies.ts';
+} from '../../provision/aws/policies.ts';
 import { fullKey, incrementalKey, manifestKey } from '../../contract/s3-layout.ts';
 
 const ACCT = '111122223333';

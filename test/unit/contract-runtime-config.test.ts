@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseRuntimeConfig, readRuntimeConfig, runtimeConfigProblems, type RuntimeConfig } from '../../contract/runtime-config.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
-import { planInstall, type InstallInput } from '../../provision/plan/install-plan.ts';
-import { loadInstallTemplates } from '../../provision/plan/install-steps.ts';
+import { planInstall, type InstallInput } from '../../provision/runtime/plan.ts';
+import { loadInstallTemplates } from '../../provision/runtime/inputs.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const loaded = await loadInventory(path.join(REPO, 'inventory.json'));

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../provision/inventory/validate.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
-import { cronSchedule, INSTALL_PATHS, knownHostsLines, planInstall, type InstallInput } from '../../provision/plan/install-plan.ts';
-import { loadInstallTemplates, readSecrets } from '../../provision/plan/install-steps.ts';
+import { cronSchedule, INSTALL_PATHS, knownHostsLines, planInstall, type InstallInput } from '../../provision/runtime/plan.ts';
+import { loadInstallTemplates, readSecrets } from '../../provision/runtime/inputs.ts';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 
 const loaded = await loadInventory(path.resolve('inventory.json'));

@@ -16,7 +16,7 @@ const FILES: Record<string, string> = {
   'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', allowImportingTsExtensions: true, noEmit: true } }),
   'contract/floor.ts': "import { s3 } from '../lib/shared.ts';\nexport const floor = s3;\n",
   'lib/shared.ts': "import { pull } from '../runtime/pull.ts';\nexport const s3 = pull;\n",
-  'runtime/pull.ts': "import type { Plan } from '../provision/plan/good-plan.ts';\nexport const pull = 1;\nexport type P = Plan;\n",
+  'runtime/pull.ts': "import type { Plan } from '../provision/server/plan.ts';\nexport const pull = 1;\nexport type P = Plan;\n",
   'runtime/uses-contract.ts': "import { floor } from '../contract/floor.ts';\nimport Handlebars from 'handlebars';\nexport const ok = [floor, Handlebars];\n",
   'runtime/dev-dep.ts': "import { it } from 'vitest';\nexport const x = it;\n",
   'runtime/uses-test.ts': "import { fixture } from '../test/fixture.ts';\nexport const y = fixture;\n",
@@ -27,9 +27,9 @@ const FILES: Record<string, string> = {
   'provision/demo/flow.ts': "export const restore = () => import('../../runtime/pull.ts');\n",
   'provision/exec/local.ts': "import { spawn } from 'node:child_process';\nexport const run = spawn;\n",
   'provision/exec/quote.ts': "export const q = (s: string) => s;\n",
-  'provision/plan/good-plan.ts': "import { q } from '../exec/quote.ts';\nimport Handlebars from 'handlebars';\nexport type Plan = string;\nexport const p = [q, Handlebars];\n",
-  'provision/plan/new-plan.ts': "import { readFileSync } from 'node:fs';\nimport { run } from '../exec/local.ts';\nexport const n = [readFileSync, run];\n",
-  'provision/plan/install-steps.ts': "import { readFileSync } from 'node:fs';\nimport { run } from '../exec/local.ts';\nexport const i = [readFileSync, run];\n",
+  'provision/server/plan.ts': "import { q } from '../exec/quote.ts';\nimport Handlebars from 'handlebars';\nexport type Plan = string;\nexport const p = [q, Handlebars];\n",
+  'provision/aws/policies.ts': "import { readFileSync } from 'node:fs';\nimport { run } from '../exec/local.ts';\nexport const n = [readFileSync, run];\n",
+  'provision/runtime/steps.ts': "import { readFileSync } from 'node:fs';\nimport { run } from '../exec/local.ts';\nexport const i = [readFileSync, run];\n",
   'test/fixture.ts': "export const fixture = 1;\n",
 };
 
@@ -58,9 +58,9 @@ describe('layering rules', () => {
         'no-circular: runtime/cycle-a.ts → runtime/cycle-b.ts',
         'no-test-code-in-production: runtime/uses-test.ts → test/fixture.ts',
         'not-to-unresolvable: runtime/typo.ts → ./nosuch.ts',
-        'pure-plan-no-core: provision/plan/new-plan.ts → fs',
-        'pure-plan-no-executor: provision/plan/new-plan.ts → provision/exec/local.ts',
-        'runtime-into-admin: runtime/pull.ts → provision/plan/good-plan.ts',
+        'pure-plan-no-core: provision/aws/policies.ts → fs',
+        'pure-plan-no-executor: provision/aws/policies.ts → provision/exec/local.ts',
+        'runtime-into-admin: runtime/pull.ts → provision/server/plan.ts',
       ].sort(),
     );
   }, 120_000);

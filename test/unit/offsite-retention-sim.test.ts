@@ -1,6 +1,6 @@
 // A year of the Pi's offsite schedule against the bucket's lifecycle rules, on plain data: the
 // real decision (schedule.ts), the real key names (naming.ts), the real lifecycle rules
-// (aws-lifecycle.ts) and the real restore planning (chain.ts). Runs every 4 hours, late by up to
+// (provision/aws/lifecycle.ts) and the real restore planning (chain.ts). Runs every 4 hours, late by up to
 // 3 hours, uploads that take minutes to hours, 10 days with the Pi off, a full that fails five
 // days running (one attempt leaving an archive without its manifest), and uploads that reached
 // the store but were never recorded on the Pi.
@@ -10,7 +10,7 @@
 // UTC and may delete later still; both only lengthen a life, so the exact time is the worst case.
 import { describe, expect, it } from 'vitest';
 import type { S3TargetSpec } from '../../contract/inventory-schema.ts';
-import { lifecycleRules, maxChainDays, type LifecycleRule } from '../../provision/plan/aws-lifecycle.ts';
+import { lifecycleRules, maxChainDays, type LifecycleRule } from '../../provision/aws/lifecycle.ts';
 import { dateOfSnapshotId, snapshotIdFor } from '../../contract/disk-layout.ts';
 import { reachable, readListing, type Step } from '../../runtime/offsite/chain.ts';
 import { archiveKey, manifestObjectKey, newChainId, type ArchiveName } from '../../contract/offsite-naming.ts';

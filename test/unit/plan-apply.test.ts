@@ -16,8 +16,8 @@ import { Redactor, TextReporter, applyPlan, parsePlan, planJson, planSteps, runS
 import { planFileWriter } from '../../provision/cli-common.ts';
 import { readOnlyClients, type AwsClients } from '../../provision/exec/aws.ts';
 import { ReadOnlyViolation, type CommandOptions, type CommandResult, type Executor } from '../../provision/exec/types.ts';
-import { gatherFacts } from '../../provision/plan/server-facts.ts';
-import { planServer } from '../../provision/plan/server-plan.ts';
+import { gatherFacts } from '../../provision/server/facts.ts';
+import { planServer } from '../../provision/server/plan.ts';
 import { loadServerTemplates, provisionServer } from '../../provision/server.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';

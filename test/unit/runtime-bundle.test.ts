@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runtimeConfigProblems } from '../../contract/runtime-config.ts';
 import { buildRuntime } from '../../provision/build-runtime.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
-import { planInstall } from '../../provision/plan/install-plan.ts';
-import { loadInstallTemplates } from '../../provision/plan/install-steps.ts';
+import { planInstall } from '../../provision/runtime/plan.ts';
+import { loadInstallTemplates } from '../../provision/runtime/inputs.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = mkdtempSync(path.join(tmpdir(), 'pv-bundle-'));

@@ -1,10 +1,10 @@
 // provision-server's decisions on plain data: SQL grants, facts → problems, plan shape.
 import { describe, expect, it } from 'vitest';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
-import { BACKUP_USER_COMMENT, factProblems, wantedGroups, type ServerFacts } from '../../provision/plan/server-facts.ts';
-import { planServer } from '../../provision/plan/server-plan.ts';
-import { describeMariadb, mariadbAccountSql, parseShowGrants, wantedMariadbAccount } from '../../provision/engines/mariadb-sql.ts';
-import { parsePgRole, pgRoleEqual, pgRoleSql, WANTED_PG_ROLE } from '../../provision/engines/postgres-sql.ts';
+import { BACKUP_USER_COMMENT, factProblems, wantedGroups, type ServerFacts } from '../../provision/server/facts.ts';
+import { planServer } from '../../provision/server/plan.ts';
+import { describeMariadb, mariadbAccountSql, parseShowGrants, wantedMariadbAccount } from '../../provision/server/engines/mariadb-sql.ts';
+import { parsePgRole, pgRoleEqual, pgRoleSql, WANTED_PG_ROLE } from '../../provision/server/engines/postgres-sql.ts';
 import { oneLineConnectError } from '../../provision/server.ts';
 import { HostKeyMismatchError } from '../../provision/exec/ssh.ts';
 

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { loadServerTemplates } from '../../provision/server.ts';
-import { parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, verbFunction, type ServerTemplates } from '../../provision/plan/server-render.ts';
+import { parsePublicKey, renderAuthorizedKeys, renderDispatcher, rootProblems, rsyncWireForm, verbFunction, type ServerTemplates } from '../../provision/server/render.ts';
 import { DISPATCH_REFUSED_EXIT, DISPATCH_VERBS, dispatchCommand } from '../../contract/dispatch-protocol.ts';
-import { dbListValue } from '../../provision/engines/db-list.ts';
+import { dbListValue } from '../../provision/server/engines/db-list.ts';
 import { MARIADB_NAME_MAX } from '../../contract/db-engines/mariadb.ts';
 import { PG_NAME_MAX } from '../../contract/db-engines/postgres.ts';
 

@@ -10,9 +10,9 @@ import type { ServerSpec } from '../../contract/inventory-schema.ts';
 import { DISPATCH_REFUSED_EXIT, dispatchCommand } from '../../contract/dispatch-protocol.ts';
 import { dumpFile } from '../../contract/disk-layout.ts';
 import { sqlitePathProblem } from '../../contract/db-engines/sqlite.ts';
-import { sqliteListValue, sqliteProblems } from '../../provision/engines/sqlite.ts';
+import { sqliteListValue, sqliteProblems } from '../../provision/server/engines/sqlite.ts';
 import { loadServerTemplates } from '../../provision/server.ts';
-import { renderDispatcher } from '../../provision/plan/server-render.ts';
+import { renderDispatcher } from '../../provision/server/render.ts';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
 const server = (sqlite: string[] | undefined, root = '/srv'): ServerSpec => ({

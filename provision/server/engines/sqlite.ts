@@ -2,10 +2,10 @@
 // changes, and a check-only step proving the backup user can open each one the way the
 // dispatcher will (read-only, no symbolic link on the way). SQLite needs no account: access is
 // the file's and its directories' permissions, given through the backup user's groups.
-import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath, sqlitePathProblem } from '../../contract/db-engines/sqlite.ts';
-import { shellQuote } from '../exec/quote.ts';
-import type { ExecCtx, Step } from '../engine/types.ts';
+import type { ServerSpec } from '../../../contract/inventory-schema.ts';
+import { SQLITE_PATH_CHARS, SQLITE_PATH_MAX, checkSqlitePath, sqlitePathProblem } from '../../../contract/db-engines/sqlite.ts';
+import { shellQuote } from '../../exec/quote.ts';
+import type { ExecCtx, Step } from '../../engine/types.ts';
 import type { AdminDbEngine } from './types.ts';
 
 /** One line per configured file the dispatcher could not serve exactly. */

@@ -2,9 +2,9 @@
 // as its admin: facts read before planning), what it judges in the inventory, the steps that give
 // the backup user access (and take it away), and the values of its dispatcher fragment
 // (templates/server/dispatch-<name>.hbs). The contract half is contract/db-engine.ts.
-import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import type { DbEngineName } from '../../contract/db-engines.ts';
-import type { ExecCtx, Step } from '../engine/types.ts';
+import type { ServerSpec } from '../../../contract/inventory-schema.ts';
+import type { DbEngineName } from '../../../contract/db-engines.ts';
+import type { ExecCtx, Step } from '../../engine/types.ts';
 
 export interface EngineFact {
   /** client and server programs are there */

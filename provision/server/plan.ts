@@ -5,10 +5,10 @@ import { backupUser } from '../../contract/inventory-defaults.ts';
 import { DISPATCH_PATH } from '../../contract/dispatch-protocol.ts';
 import { absentDirStep, absentFileStep, dirStep, fileStep, pathFactsOf } from '../engine/files.ts';
 import type { Step } from '../engine/types.ts';
-import { ADMIN_DB_ENGINES } from '../engines/index.ts';
-import { factProblems, wantedGroups, type ServerFacts } from './server-facts.ts';
-import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './server-render.ts';
-import { absentUserStep, backupUserStep, groupsStep, type ServerCtx } from './server-steps.ts';
+import { ADMIN_DB_ENGINES } from './engines/index.ts';
+import { factProblems, wantedGroups, type ServerFacts } from './facts.ts';
+import { renderAuthorizedKeys, renderDispatcher, rootProblems, type ServerTemplates } from './render.ts';
+import { absentUserStep, backupUserStep, groupsStep, type ServerCtx } from './steps.ts';
 
 export interface ServerPlanInput {
   server: ServerSpec;

@@ -6,7 +6,7 @@ import type { PiSpec, ServerSpec } from '../../contract/inventory-schema.ts';
 import { shellQuote } from '../exec/quote.ts';
 import { DISPATCH_PATH, DISPATCH_VERBS, DISPATCH_REFUSED_EXIT, DISPATCH_REFUSED_PREFIX, RSYNC_DENIED_OPTIONS, verbUsage } from '../../contract/dispatch-protocol.ts';
 import { DB_NAME_CHARS } from '../../contract/db-engine.ts';
-import { ADMIN_DB_ENGINES } from '../engines/index.ts';
+import { ADMIN_DB_ENGINES } from './engines/index.ts';
 
 const SERVER_HEADER = 'managed by pullvault provision-server; edits here are overwritten';
 

@@ -1,7 +1,7 @@
 // MariaDB's backup account as data. Pure: the desired grants, parsing what the server reports,
 // comparing, and the SQL that makes it so. Names are validated before they are ever put into SQL
 // (Unix names and [A-Za-z0-9_]+ database names only).
-import { DB_NAME_RE } from '../../contract/db-engine.ts';
+import { DB_NAME_RE } from '../../../contract/db-engine.ts';
 import { checkUser } from './sql-names.ts';
 
 const MARIADB_PRIVILEGES = ['SELECT', 'SHOW VIEW', 'TRIGGER', 'LOCK TABLES', 'EVENT'] as const;

@@ -1,6 +1,6 @@
 // provision-server's registry of database engines: one admin half per engine of
 // contract/db-engines.ts (the type makes a missing one a compile error).
-import { DB_ENGINES, type DbEngineName } from '../../contract/db-engines.ts';
+import { DB_ENGINES, type DbEngineName } from '../../../contract/db-engines.ts';
 import { mariadbAdmin } from './mariadb.ts';
 import { postgresAdmin } from './postgres.ts';
 import { sqliteAdmin } from './sqlite.ts';

@@ -1,11 +1,11 @@
 // provision-server's half of the PostgreSQL engine: psql, pg_dump and pg_dumpall on the server, a
 // LOGIN role in pg_read_all_data reached by peer auth (SQL on stdin, as the postgres user), a
 // login check as the backup user, and the dispatcher's database list.
-import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { PG_NAME_MAX, PG_TEMPLATE_DATABASES } from '../../contract/db-engines/postgres.ts';
-import type { Executor } from '../exec/types.ts';
-import { shellQuote } from '../exec/quote.ts';
-import type { ExecCtx, Step } from '../engine/types.ts';
+import type { ServerSpec } from '../../../contract/inventory-schema.ts';
+import { PG_NAME_MAX, PG_TEMPLATE_DATABASES } from '../../../contract/db-engines/postgres.ts';
+import type { Executor } from '../../exec/types.ts';
+import { shellQuote } from '../../exec/quote.ts';
+import type { ExecCtx, Step } from '../../engine/types.ts';
 import { dbListValue } from './db-list.ts';
 import { describePgRole, parsePgRole, pgDropSql, pgRoleEqual, pgRoleExistsSql, pgRoleQuery, pgRoleSql, WANTED_PG_ROLE } from './postgres-sql.ts';
 import type { AdminDbEngine } from './types.ts';

@@ -1,17 +1,13 @@
-// install-runtime, the effects: the plan's directories and files as the managed-dir and
-// managed-file steps (engine/files.ts) on any executor (SSH to a running Pi, or local under an
-// image's root directory), and the reads that gather the plan's inputs (templates, recipients'
-// keys, S3 credentials) on the admin side.
+// install-runtime's inputs, read on the admin side before planning: the templates, the
+// recipients' public keys, the inventory's secret files, and the S3 writer credentials that
+// provision-aws saved in state/.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dirStep, fileStep, pathFactsOf } from '../engine/files.ts';
-import type { Step } from '../engine/types.ts';
-import type { Executor } from '../exec/types.ts';
 import { resolveInventoryPath } from '../inventory/validate.ts';
 import { REPO_ROOT } from '../state.ts';
 import type { Inventory } from '../../contract/inventory-schema.ts';
-import { INSTALL_TEMPLATE_NAMES, secretFields, type InstallPlan, type InstallTemplates } from './install-plan.ts';
+import { INSTALL_TEMPLATE_NAMES, secretFields, type InstallTemplates } from './plan.ts';
 
 const INSTALL_TEMPLATES_DIR = path.join(REPO_ROOT, 'templates', 'pi-runtime');
 
@@ -58,33 +54,4 @@ export async function readWriterCredentials(stateDir: string): Promise<{ text: s
   // keep whatever else provision-aws recorded (user name, creation date), minus nothing secret
   const text = JSON.stringify({ ...raw, accessKeyId, secretAccessKey }, null, 2) + '\n';
   return { text, secrets: [secretAccessKey] };
-}
-
-/** Prefix for paths under an image root ('' over SSH). */
-function under(root: string, p: string): string {
-  return root ? path.posix.join(root, p) : p;
-}
-
-/**
- * The plan as engine steps. `root` is '' on a running Pi, or the image's root directory (the
- * executor then is local and every path is taken under it). Files wait for their directory.
- * The state of all paths is read once, at the first check.
- */
-export function installSteps<Ctx>(plan: InstallPlan, exec: (ctx: Ctx) => Executor, root = ''): Step<Ctx>[] {
-  const dirs = plan.dirs.map((d) => ({ ...d, path: under(root, d.path) }));
-  const files = plan.files.map((f) => ({ ...f, path: under(root, f.path) }));
-  const facts = pathFactsOf(exec, [...dirs.map((d) => d.path), ...files.map((f) => f.path)]);
-  const steps: Step<Ctx>[] = [];
-  const dirIds = new Map<string, string>();
-  plan.dirs.forEach((d, i) => {
-    const id = `dir ${d.path}`;
-    dirIds.set(d.path, id);
-    steps.push(dirStep(id, exec, facts, dirs[i]!));
-  });
-  plan.files.forEach((f, i) => {
-    const parent = path.posix.dirname(f.path);
-    const after = dirIds.has(parent) ? [dirIds.get(parent)!] : [];
-    steps.push(fileStep(f.id, exec, facts, files[i]!, { after }));
-  });
-  return steps;
 }

@@ -1,9 +1,9 @@
 // provision-server: the step kinds (check reads, apply changes), over any Executor. Every
-// command is an argv. Built by server-plan.ts; each database engine's steps are its own
-// (provision/engines/).
+// command is an argv. Built by plan.ts; each database engine's steps are its own
+// (engines/).
 import type { Executor } from '../exec/types.ts';
 import type { Change, ExecCtx, Step } from '../engine/types.ts';
-import { BACKUP_USER_COMMENT, parsePasswd } from './server-facts.ts';
+import { BACKUP_USER_COMMENT, parsePasswd } from './facts.ts';
 
 export type ServerCtx = ExecCtx;
 

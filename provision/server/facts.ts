@@ -4,8 +4,8 @@ import type { Executor } from '../exec/types.ts';
 import type { ServerSpec } from '../../contract/inventory-schema.ts';
 import { backupUser } from '../../contract/inventory-defaults.ts';
 import { dbEngine } from '../../contract/db-engines.ts';
-import { RRSYNC_PATH } from './server-render.ts';
-import { ADMIN_DB_ENGINES, type AdminDbEngine, type EngineFact } from '../engines/index.ts';
+import { RRSYNC_PATH } from './render.ts';
+import { ADMIN_DB_ENGINES, type AdminDbEngine, type EngineFact } from './engines/index.ts';
 
 /** GECOS of the backup user: how provision-server recognises an account it created. */
 export const BACKUP_USER_COMMENT = 'pullvault backup (managed by pullvault provision-server)';
@@ -29,7 +29,7 @@ export interface ServerFacts {
   programs: Record<string, boolean>;
   /** rrsync understands -absolute (client paths are absolute paths under the restricted dir) */
   rrsyncAbsolute: boolean;
-  /** each registered engine (provision/engines/) by name */
+  /** each registered engine (engines/) by name */
   engines: Record<string, EngineFact>;
 }
 

@@ -1,11 +1,11 @@
 // provision-server's half of the MariaDB engine: mariadb and mariadb-dump on the server, an
 // account identified via unix_socket with read-only grants on the configured databases (SQL on
 // stdin), a login check as the backup user, and the dispatcher's database list.
-import type { ServerSpec } from '../../contract/inventory-schema.ts';
-import { MARIADB_NAME_MAX, MARIADB_SYSTEM_SCHEMAS } from '../../contract/db-engines/mariadb.ts';
-import type { Executor } from '../exec/types.ts';
-import { shellQuote } from '../exec/quote.ts';
-import type { ExecCtx, Step } from '../engine/types.ts';
+import type { ServerSpec } from '../../../contract/inventory-schema.ts';
+import { MARIADB_NAME_MAX, MARIADB_SYSTEM_SCHEMAS } from '../../../contract/db-engines/mariadb.ts';
+import type { Executor } from '../../exec/types.ts';
+import { shellQuote } from '../../exec/quote.ts';
+import type { ExecCtx, Step } from '../../engine/types.ts';
 import { dbListValue } from './db-list.ts';
 import {
   describeMariadb,
