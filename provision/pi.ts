@@ -8,6 +8,7 @@ import { defineCommand } from './cli-common.ts';
 import { buildImage, checkBaseLayout, hostArch, loadTemplates, sha256File } from './image/build.ts';
 import { decideLuksWhere } from './image/luks-guest.ts';
 import { planSteps, luksPlan } from './image/plan.ts';
+import { phaseRunner } from './image/phases.ts';
 import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts';
 import { run } from '../lib/proc/index.ts';
 import { piKnownHostsLine, publicKeyBody } from './image/access.ts';
@@ -69,13 +70,6 @@ export const command = defineCommand({
     const t0 = Date.now();
     const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s]`;
     const log = (s: string) => console.log(`${stamp()} ${s}`);
-    const phase = async <T>(title: string, fn: () => Promise<T>): Promise<T> => {
-      const p0 = Date.now();
-      log(`${title} …`);
-      const r = await fn();
-      log(`${title.split(':')[0]}: done in ${((Date.now() - p0) / 1000).toFixed(1)} s`);
-      return r;
-    };
     const { inventory, dir } = loaded;
     const pi = inventory.pi;
     const baseImage = resolveInventoryPath(dir, pi.baseImage.path);
@@ -83,16 +77,8 @@ export const command = defineCommand({
     if (!existsSync(baseImage)) throw new Error(`pi.baseImage.path: ${baseImage} does not exist (download Raspberry Pi OS Lite arm64 and point the inventory at it)`);
     luksPlan(pi); // fails early if the model has no cipher
 
-    // 1. the base image's checksum, before anything else
-    await phase('verify-base: sha256 of the base image', async () => {
-      const got = await sha256File(baseImage);
-      if (got !== pi.baseImage.sha256) throw new Error(`pi.baseImage.sha256: ${baseImage} has sha256 ${got}, the inventory pins ${pi.baseImage.sha256}; refusing to build from an unexpected image`);
-    });
-
-    // 2. its layout (seconds, read-only): a Debian raspi-firmware or other image is refused here
-    await phase('check-base: Raspberry Pi OS boot layout', () => checkBaseLayout(baseImage, pi));
-
     const awsCreds = path.join(stateDir, 'aws', 'writer-credentials.json');
+    // one plan: the dry run prints it, the build runs it phase by phase (image/phases.ts)
     const steps = planSteps(inventory, {
       baseImage,
       stateDir,
@@ -101,6 +87,16 @@ export const command = defineCommand({
       haveS3Credentials: existsSync(awsCreds),
       hostArch: hostArch(),
     });
+    const { phase, finish } = phaseRunner(steps, log);
+
+    // the base image's checksum, before anything else, then its layout (seconds, read-only): a
+    // Debian raspi-firmware or other image is refused here, in a dry run too
+    await phase('verify-base', async () => {
+      const got = await sha256File(baseImage);
+      if (got !== pi.baseImage.sha256) throw new Error(`pi.baseImage.sha256: ${baseImage} has sha256 ${got}, the inventory pins ${pi.baseImage.sha256}; refusing to build from an unexpected image`);
+    });
+    await phase('check-base', () => checkBaseLayout(baseImage, pi));
+
     if (dryRun) {
       console.log(`provision-pi --dry-run: would build for ${pi.name} (${pi.model}, ${pi.arch ?? 'arm64'}):`);
       for (const s of steps) console.log(`  - ${s.id}: ${s.title}${s.detail ? `\n      ${s.detail}` : ''}`);
@@ -111,13 +107,13 @@ export const command = defineCommand({
 
     const adminKey = await adminPublicKey(loaded);
     const l = luksPlan(pi);
-    const luksWhere = await phase(`preflight: where ${l.cipher} can encrypt the root`, async () => {
+    const luksWhere = await phase('preflight', async () => {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       const w = await decideLuksWhere(l, pi.arch ?? 'arm64', stateDir);
       log(w.where === 'host' ? '  on this machine (cryptsetup in userspace)' : `  in a VM: this machine's kernel lacks ${l.cipher} (${w.qemu}, ${w.accel})`);
       return w;
     });
-    const secrets = await loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256 });
+    const secrets = await phase('secrets', () => loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256 }));
     log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
     const res = await buildImage(
       {
@@ -138,6 +134,7 @@ export const command = defineCommand({
       },
       phase,
     );
+    finish();
     log(`built ${res.sdcard} and ${res.usbkey}`);
     log(`the Pi's SSH public key (for provision-server): ${secrets.sshPubFile}`);
     const hostPub = readFileSync(secrets.hostPubFile, 'utf8');

@@ -21,6 +21,7 @@ import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import { encryptRoot } from './luks-guest.ts';
 import type { LuksWhere } from './luks-where.ts';
+import type { Phase } from './phases.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
@@ -110,7 +111,8 @@ export interface BuildResult {
   rootBytes: number;
 }
 
-export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn: () => Promise<T>) => Promise<T>): Promise<BuildResult> {
+/** Runs the plan's build phases (extract … usbkey) through `phase` (image/phases.ts: titles and order are the plan's). */
+export async function buildImage(ctx: BuildContext, phase: Phase): Promise<BuildResult> {
   const inv = ctx.inventory;
   const pi = inv.pi;
   const arch = pi.arch ?? 'arm64';
@@ -122,7 +124,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
   const chroot = (r: string, argv: string[], o: ChrootOptions = {}) => chrootIn(r, argv, { ...o, arch });
   try {
     // ------------------------------------------------------------ extract
-    const { table, bootPart, rootPart } = await phase('extract: partitions, FAT and ext4 contents', async () => {
+    const { table, bootPart, rootPart } = await phase('extract', async () => {
       let base = ctx.baseImage;
       if (base.endsWith('.xz')) {
         base = path.join(work, 'base.img');
@@ -153,7 +155,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     const modulesMode = initramfsModulesMode(arch, hostArch());
     // every card gets its own MBR signature; the PARTUUIDs in fstab and cmdline.txt follow it
     const diskId = diskIdFrom(randomBytes(4));
-    await phase('configure: crypttab, fstab, keyscript, initramfs hook, guards, keys', async () => {
+    await phase('configure', async () => {
       const files = rootFiles(
         inv,
         {
@@ -192,7 +194,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     });
 
     // ------------------------------------------------------------ packages
-    await phase('packages: cryptsetup-initramfs and friends (chroot)', async () => {
+    await phase('packages', async () => {
       const want = rootPackages(pi);
       const q = await chroot(root, ['dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
       const installed = new Set(q.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
@@ -226,11 +228,11 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     });
 
     // ------------------------------------------------------------ runtime
-    await phase('runtime: installRuntimeInto', () => ctx.installRuntime(root));
+    await phase('runtime', () => ctx.installRuntime(root));
 
     // ------------------------------------------------------------ access
     // after the packages: openssh-server's postinst makes host keys of its own
-    await phase('access: host key, admin login, sshd on, first-boot wizard and key regeneration off', async () => {
+    await phase('access', async () => {
       const user = adminUser(inv);
       if (user !== 'root' && (await chroot(root, ['getent', 'passwd', user]).then(() => false, () => true))) {
         await chroot(root, ['useradd', '--create-home', '--shell', '/bin/bash', '--groups', 'sudo', user]);
@@ -266,7 +268,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     });
 
     // ------------------------------------------------------------ initramfs
-    const kernels = await phase(`initramfs: rebuild for every kernel (MODULES=${modulesMode})`, async () => {
+    const kernels = await phase('initramfs', async () => {
       const modDir = path.join(root, 'usr/lib/modules');
       const versions = existsSync(modDir) ? readdirSync(modDir).filter((v) => existsSync(path.join(modDir, v, 'modules.dep')) || existsSync(path.join(root, 'boot', `vmlinuz-${v}`))) : [];
       if (!versions.length) throw new Error('the base image has no kernel under /usr/lib/modules');
@@ -301,7 +303,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
 
     // ------------------------------------------------------------ boot partition
     const bootImg = path.join(work, 'boot.vfat');
-    await phase('boot: cmdline.txt, config.txt, kernels + initramfs onto the FAT (mtools)', async () => {
+    await phase('boot', async () => {
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
       const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
@@ -329,7 +331,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     // ------------------------------------------------------------ root: ext4 + LUKS
     const l = luksPlan(pi);
     const rootLuks = path.join(work, 'root.luks');
-    const rootBytes = await phase(`root: mkfs.ext4 -d, cryptsetup reencrypt --encrypt (${l.cipher})`, async () => {
+    const rootBytes = await phase('root', async () => {
       const used = Number((await run(['du', '-s', '-m', '-x', '.'], { cwd: root })).stdout.split('\t')[0]);
       const fsMiB = Math.ceil(used * 1.2) + 256;
       const totalMiB = fsMiB + LUKS_HEADER_MIB;
@@ -361,7 +363,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
 
     // ------------------------------------------------------------ assemble
     const sdcard = path.join(outDir, 'sdcard.img');
-    await phase('assemble: sdcard.img (sfdisk, dd)', async () => {
+    await phase('assemble', async () => {
       const ss = table.sectorsize ?? 512;
       const rootSectors = rootBytes / ss;
       const end = rootPart.start * ss + rootBytes;
@@ -382,7 +384,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
 
     // ------------------------------------------------------------ usb key
     const usbkey = path.join(outDir, 'usbkey.img');
-    await phase(`usbkey: usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})`, () => makeUsbKey(usbkey, pi.usbKey.label, usbKeyFilesystem(pi), ctx.secrets.keyFile, work));
+    await phase('usbkey', () => makeUsbKey(usbkey, pi.usbKey.label, usbKeyFilesystem(pi), ctx.secrets.keyFile, work));
 
     return { sdcard, usbkey, kernels, rootBytes };
   } finally {

@@ -331,13 +331,18 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
   const piState = `${o.stateDir}/${pi.name}`;
   const steps: PlanStep[] = [
     { id: 'verify-base', title: 'verify the base image sha256', detail: `${o.baseImage} = ${pi.baseImage.sha256}` },
+    { id: 'check-base', title: 'check the base image has the Raspberry Pi OS boot layout', detail: 'partition table and boot files, read-only' },
+    { id: 'preflight', title: `decide where ${l.cipher} can encrypt the root: this machine, or a VM with the image's own kernel` },
     {
       id: 'secrets',
       title: o.haveState && !o.rotate ? 'reuse the LUKS UUID and keys from state/' : 'generate the LUKS UUID, USB keyfile, recovery passphrase, data-disk key and the Pi SSH key',
       detail: `${piState}/ (0700; secrets 0600)`,
     },
     { id: 'extract', title: 'extract the boot (FAT) and root (ext4) partitions', detail: 'sfdisk -J, dd, debugfs rdump + ownership/mode/xattr/hard-link fix-up (no loop devices, no mounts)' },
-    { id: 'configure', title: 'write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys', detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
+    {
+      id: 'configure',
+      title: `write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys${o.haveS3Credentials ? ', state/aws/writer-credentials.json (0600)' : ''}`,
+      detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
     { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
     { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' },
     { id: 'access', title: 'install the SSH host key from state/ (first-boot regeneration masked), authorize the admin key, enable sshd, mask the userconf wizard; cloud-init off', detail: `host key pinned in ${piState}/ssh_host_ed25519_key.pub and ${piState}/known_hosts` },
@@ -347,6 +352,5 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
     { id: 'assemble', title: `assemble ${piState}/sdcard.img (sfdisk, same disk id)` },
     { id: 'usbkey', title: `make ${piState}/usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})` },
   ];
-  if (o.haveS3Credentials) steps.splice(4, 0, { id: 's3-credentials', title: 'copy state/aws/writer-credentials.json into the root (0600)' });
   return steps;
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
+import { phaseRunner } from '../../provision/image/phases.ts';
 import {
   firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles,
   transformCmdline, transformConfigTxt, transformFstab, PI_PATHS,
@@ -173,7 +174,7 @@ describe('build steps', () => {
   const base = { baseImage: '/img/raspios.img.xz', stateDir: '/s', rotate: false, haveState: false, haveS3Credentials: false, hostArch: 'amd64' };
   it('lists every phase, the runtime installed into the root among them', () => {
     const steps = planSteps(inventory(), base);
-    expect(steps.map((s) => s.id)).toEqual(['verify-base', 'secrets', 'extract', 'configure', 'packages', 'runtime', 'access', 'initramfs', 'boot', 'root', 'assemble', 'usbkey']);
+    expect(steps.map((s) => s.id)).toEqual(['verify-base', 'check-base', 'preflight', 'secrets', 'extract', 'configure', 'packages', 'runtime', 'access', 'initramfs', 'boot', 'root', 'assemble', 'usbkey']);
     expect(steps.find((s) => s.id === 'runtime')?.title).toMatch(/installRuntimeInto/);
     expect(steps.find((s) => s.id === 'configure')?.detail).toMatch(/qemu-user \(arm64\)/);
     expect(steps.find((s) => s.id === 'initramfs')?.title).toMatch(/MODULES=list/);
@@ -181,6 +182,29 @@ describe('build steps', () => {
   it('reuse vs rotate, S3 credentials', () => {
     expect(planSteps(inventory(), { ...base, haveState: true }).find((s) => s.id === 'secrets')?.title).toMatch(/^reuse/);
     expect(planSteps(inventory(), { ...base, haveState: true, rotate: true }).find((s) => s.id === 'secrets')?.title).toMatch(/^generate/);
-    expect(planSteps(inventory(), { ...base, haveS3Credentials: true }).map((s) => s.id)).toContain('s3-credentials');
+    expect(planSteps(inventory(), { ...base, haveS3Credentials: true }).find((s) => s.id === 'configure')?.title).toMatch(/writer-credentials.json \(0600\)/);
+  });
+});
+
+describe('the plan is what the build runs', () => {
+  const base = { baseImage: '/img/raspios.img.xz', stateDir: '/s', rotate: false, haveState: false, haveS3Credentials: false, hostArch: 'amd64' };
+  const source = (f: string) => readFileSync(path.join(REPO, f), 'utf8');
+
+  it("provision-pi and buildImage run exactly the plan's phases, in its order", () => {
+    const ids = planSteps(inventory(), base).map((s) => s.id);
+    const called = [...`${source('provision/pi.ts')}\n${source('provision/image/build.ts')}`.matchAll(/\bphase\('([a-z0-9-]+)'/g)].map((m) => m[1]);
+    expect(called).toEqual(ids);
+  });
+
+  it('a phase the plan does not list, or out of its order, stops the build; a skipped one fails it at the end', async () => {
+    const plan = planSteps(inventory(), base);
+    const lines: string[] = [];
+    const r = phaseRunner(plan, (l) => lines.push(l), () => 0);
+    await r.phase('verify-base', async () => 1);
+    expect(lines).toEqual(['verify-base: verify the base image sha256 …', 'verify-base: done in 0.0 s']);
+    await expect(r.phase('s3-credentials', async () => 1)).rejects.toThrow(/not in the plan/);
+    await r.phase('extract', async () => 1);
+    await expect(r.phase('secrets', async () => 1)).rejects.toThrow(/runs after extract, but the plan has it before/);
+    expect(() => r.finish()).toThrow(/skipped planned phases check-base, preflight, secrets, configure/);
   });
 });
