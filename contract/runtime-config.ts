@@ -3,6 +3,7 @@
 // it here, and the runtime checks it here again when it loads it: one schema, one validator,
 // the same readable lines on both sides.
 import { readFile } from 'node:fs/promises';
+import { needsCredentialsFile } from './offsite-kinds.ts';
 import { runtimeConfigSchemaProblems } from './runtime-config-check.ts';
 import type { RuntimeConfig } from './runtime-config-schema.ts';
 
@@ -26,8 +27,8 @@ export function runtimeConfigProblems(data: unknown): string[] {
   const problems = Object.keys(c.connect ?? {})
     .filter((n) => !names.has(n))
     .map((n) => `connect.${n}: no server of that name in inventory.servers`);
-  if (c.inventory.offsite.type === 's3' && !c.paths.awsCredentialsFile)
-    problems.push('paths.awsCredentialsFile: is required for an s3 offsite target (the writer credentials on the Pi)');
+  if (needsCredentialsFile(c.inventory.offsite) && !c.paths.awsCredentialsFile)
+    problems.push(`paths.awsCredentialsFile: is required for an ${c.inventory.offsite.type} offsite target (the writer credentials on the Pi)`);
   return problems;
 }
 

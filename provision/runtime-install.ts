@@ -17,6 +17,7 @@ import { SshExecutor } from './exec/ssh.ts';
 import { readOnly, type Executor } from './exec/types.ts';
 import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
+import { needsCredentialsFile } from '../contract/offsite-kinds.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
 import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './runtime/plan.ts';
 import { stateDirFor } from './state.ts';
@@ -59,7 +60,7 @@ export interface PreparedInstall {
 async function prepareInstall(inventory: Inventory, opts: InstallOptions = {}): Promise<PreparedInstall> {
   const inventoryDir = opts.inventoryDir ?? process.cwd();
   const bundle = opts.bundle ?? (await buildRuntime());
-  const creds = inventory.offsite.type === 's3' ? await readWriterCredentials(opts.stateDir ?? stateDirFor(inventoryDir)) : undefined;
+  const creds = needsCredentialsFile(inventory.offsite) ? await readWriterCredentials(opts.stateDir ?? stateDirFor(inventoryDir)) : undefined;
   for (const s of creds?.secrets ?? []) opts.redactor?.add(s);
   const secrets = await readSecrets(inventory, inventoryDir);
   for (const s of secrets.values) opts.redactor?.add(s);

@@ -1,6 +1,7 @@
 // What a recovery kit holds (plain data gathered by gather.ts, drawn by render.ts), and the list of
 // its contents that --dry-run prints: names, fingerprints and sources, never a secret value.
 import type { OffsiteSpec } from '../../contract/inventory-schema.ts';
+import { describeOffsite } from '../../contract/offsite-kinds.ts';
 
 export interface KitKey {
   recipient: string;
@@ -63,7 +64,7 @@ export const groupFingerprint = (fpr: string): string => fpr.replace(/(.{4})(?=.
 export function kitContents(k: KitInput): string[] {
   const o = k.offsite;
   const lines = [
-    `where the data is: ${o.type === 's3' ? `s3://${o.bucket}/${o.prefix} (${o.region})` : `folder ${o.path}`}, servers ${k.servers.join(', ')}`,
+    `where the data is: ${describeOffsite(o)}, servers ${k.servers.join(', ')}`,
     `recipients: ${k.recipients.map((r) => `${r.name} ${r.fingerprint}`).join(', ')}`,
     k.credentials ? `secret: read-only credentials of ${k.credentials.userName} (access key ${k.credentials.accessKeyId})` : 'no read-only credentials',
     k.pi.recoveryPassphrase ? `secret: LUKS recovery passphrase of ${k.pi.name}'s root${k.pi.rootUuid ? ` (UUID ${k.pi.rootUuid})` : ''}` : `no LUKS recovery passphrase for ${k.pi.name}`,

@@ -3,6 +3,7 @@
 // by-hand procedure is docs/restore-by-hand.md itself, rendered with marked, so the page and the doc
 // cannot drift apart.
 import { createHash } from 'node:crypto';
+import { offsiteKeyRoot } from '../../contract/offsite-kinds.ts';
 import { marked } from 'marked';
 import { shellQuote } from '../exec/quote.ts';
 import { chainPrefixes } from '../../contract/s3-layout.ts';
@@ -59,8 +60,7 @@ function storeSection(k: KitInput): string {
           ['read-only user', k.credentials?.userName ?? o.restoreUser ?? '(none in this kit)'],
         ]
       : [['folder', o.path]];
-  const prefix = o.type === 's3' ? o.prefix : '';
-  const where = o.type === 's3' ? `s3://${o.bucket}/` : `${o.path.replace(/\/$/, '')}/`;
+  const { root: where, prefix } = offsiteKeyRoot(o);
   const p = chainPrefixes(prefix);
   const layout: [string, string][] = [
     [`${where}${p.full}<server>/<chain>/<snapshot>.<tag>.tar.zst.gpg`, 'full archives (each starts a chain)'],

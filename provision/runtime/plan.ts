@@ -3,6 +3,7 @@
 // same plan is applied over SSH to a running Pi and into an image's root by provision-pi.
 import Handlebars from 'handlebars';
 import { SECRET_FIELDS, type Inventory } from '../../contract/inventory-schema.ts';
+import { needsCredentialsFile } from '../../contract/offsite-kinds.ts';
 import { sshPort } from '../../contract/inventory-defaults.ts';
 import type { ManagedDir, ManagedFile } from '../engine/files.ts';
 import { checkRuntimeConfig, type RuntimeConfig } from '../../contract/runtime-config.ts';
@@ -150,7 +151,7 @@ function runtimeConfig(input: InstallInput, paths: InstallPaths): RuntimeConfig 
       knownHostsFile: paths.knownHosts,
       dataDir: inv.pi.dataDisk.mountpoint,
       recipientKeysDir: paths.recipientsDir,
-      ...(inv.offsite.type === 's3' ? { awsCredentialsFile: paths.awsCredentials } : {}),
+      ...(needsCredentialsFile(inv.offsite) ? { awsCredentialsFile: paths.awsCredentials } : {}),
     },
   };
   if (input.allowUnmountedDataDir) config.allowUnmountedDataDir = true;
@@ -195,7 +196,7 @@ export function planInstall(input: InstallInput): InstallPlan {
     { id: `config ${paths.config}`, path: paths.config, content: JSON.stringify(config, null, 2) + '\n', mode: '600', ...root },
   ];
 
-  if (inv.offsite.type === 's3') {
+  if (needsCredentialsFile(inv.offsite)) {
     if (input.awsCredentials !== undefined) {
       files.push({ id: `S3 writer credentials ${paths.awsCredentials}`, path: paths.awsCredentials, content: input.awsCredentials, mode: '600', ...root, sensitive: true });
     } else {

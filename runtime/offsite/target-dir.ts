@@ -1,6 +1,7 @@
 // A folder as the offsite store: a second disk, a mounted share, the demo. Write-once by link()
 // (never replaces), durable by fsync of the object and its folder before it is listed.
 import { createHash } from 'node:crypto';
+import { OFFSITE_KINDS } from '../../contract/offsite-kinds.ts';
 import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -153,7 +154,7 @@ export class DirTarget implements Target {
 
 export const dirTargetKind: OffsiteTargetKind<DirTargetSpec> = {
   type: 'dir',
-  credentials: 'none',
+  credentials: OFFSITE_KINDS.dir.credentials,
   argForm: 'dir:PATH',
   parseArg: (arg) => (arg.startsWith('dir:') ? { type: 'dir', path: arg.slice(4) } : undefined),
   open: (spec) => new DirTarget(spec.path),

@@ -2,6 +2,7 @@
 // write-once credentials: every object is created with If-None-Match: * (a single PUT or a
 // multipart upload's completion), which the bucket policy requires, so nothing is ever replaced.
 import type { Readable } from 'node:stream';
+import { OFFSITE_KINDS } from '../../contract/offsite-kinds.ts';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { s3Client } from '../../lib/s3-client.ts';
@@ -119,7 +120,7 @@ export class S3Target implements Target {
 
 export const s3TargetKind: OffsiteTargetKind<S3TargetSpec> = {
   type: 's3',
-  credentials: 'file',
+  credentials: OFFSITE_KINDS.s3.credentials,
   argForm: 's3://BUCKET/PREFIX/',
   parseArg(arg, o) {
     const m = /^s3:\/\/([^/]+)\/(.*)$/.exec(arg);
