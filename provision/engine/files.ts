@@ -26,7 +26,7 @@ export interface ManagedFile extends ManagedDir {
   large?: boolean;
 }
 
-export interface PathFacts {
+interface PathFacts {
   type: string;
   mode: string;
   owner: string;

@@ -27,7 +27,7 @@ export function awsClients(opts: AwsOptions): AwsClients {
 }
 
 /** The reading requests of the AWS APIs provision-aws uses: everything else changes something. */
-export const isReadOnlyAwsCommand = (command: object): boolean => /^(Get|Head|List)[A-Za-z]*Command$/.test(command.constructor.name);
+const isReadOnlyAwsCommand = (command: object): boolean => /^(Get|Head|List)[A-Za-z]*Command$/.test(command.constructor.name);
 
 /**
  * The clients a dry run plans with: a request that would change something (Put*, Create*,
