@@ -17,6 +17,7 @@ import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
 import { hashTap, type Target } from './target.ts';
+import { applyDeltas } from './delta-apply.ts';
 
 export interface RestoreOptions {
   target: Target;
@@ -152,11 +153,13 @@ async function readDeletions(archive: string): Promise<Buffer[]> {
 
 async function extract(archive: string, to: string, part: Buffer | undefined, replace: boolean): Promise<void> {
   const z = zstdCat(archive);
-  const argv0 = tarExtractArgv(to, part ? [part.toString('latin1')] : []);
+  // a partial restore takes the archive's .pullvault too: the patches of its delta files
+  const argv0 = tarExtractArgv(to, part ? [part.toString('latin1'), META_DIR] : []);
   // --force over an existing tree: the full archive replaces whatever hierarchies it holds
   const argv = replace ? [argv0[0], '--recursive-unlink', ...argv0.slice(1)] : argv0;
   // a part that this incremental does not touch is "not found": fine
-  const t = start(part ? [...argv.slice(0, -2), '--no-wildcards', ...argv.slice(-2)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
+  const dd = argv.indexOf('--');
+  const t = start(part ? [...argv.slice(0, dd), '--no-wildcards', ...argv.slice(dd)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
   z.child.stdout!.pipe(t.child.stdin!);
   const r = await t.done;
   await z.done;
@@ -218,7 +221,10 @@ async function applyStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n
   }
   await extract(afile, to, part, i === 0 && o.force === true);
   await rm(afile, { force: true });
-  o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${(got.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const deltas = await applyDeltas({ root: to, work, what: step.key, wanted: (p) => under(p, part) });
+  // this archive's patches and index must not meet the next archive's
+  await rm(join(to, META_DIR), { recursive: true, force: true });
+  o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${deltas ? `${deltas} delta(s), ` : ''}${(got.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function sha256File(p: Buffer): Promise<string> {
