@@ -38,6 +38,14 @@ export interface VerbSpec {
  * the dispatcher's case arms (one shell function verb_<verb> each) and its name checks from it.
  * `rsync --server --sender …` (a pull of a configured root) is the only other thing allowed.
  */
+/**
+ * mariadb-dump's options: one consistent snapshot (--single-transaction), routines, events and
+ * triggers, and rows in primary-key order (--order-by-primary), so that a day's dump differs from
+ * the day before only where rows changed: the offsite deltas (runtime/offsite/deltas.ts) then
+ * send those regions, not the whole dump. pg_dump keeps each table's physical order by itself.
+ */
+export const MARIADB_DUMP_OPTIONS = ['--single-transaction', '--order-by-primary', '--routines', '--events', '--triggers'] as const;
+
 export const DISPATCH_VERBS = [
   { verb: 'mysql-list', engine: 'mariadb', role: 'list', arg: 'none', does: 'MariaDB databases, one name per line (system schemas left out)' },
   {
@@ -45,7 +53,7 @@ export const DISPATCH_VERBS = [
     engine: 'mariadb',
     role: 'dump',
     arg: 'db',
-    does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
+    does: `plain SQL on stdout (mariadb-dump ${MARIADB_DUMP_OPTIONS.join(' ')} --databases DB)`,
   },
   { verb: 'pg-list', engine: 'postgres', role: 'list', arg: 'none', does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
   { verb: 'pg-dump', engine: 'postgres', role: 'dump', arg: 'db', does: 'pg_dump -Fc (custom format) on stdout' },

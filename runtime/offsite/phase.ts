@@ -195,9 +195,13 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
   let staged: Staged | undefined;
   if (i.base && baseEntries && i.deltas) {
     const included = new Set(sel.include.map((p) => p.toString('latin1')));
-    staged = await stageDeltas({ snapshotDir: i.snapshotDir, baseDir: i.base.dir, baseSnapshot: i.base.record.snapshot, base: baseEntries, cur, included: (k) => included.has(k), log: i.log, ...i.deltas });
-    const d = staged.index.deltas;
-    if (d.length || staged.index.whole.length)
+    // patches only save bytes: when staging them fails, the files go whole
+    staged = await stageDeltas({ snapshotDir: i.snapshotDir, baseDir: i.base.dir, baseSnapshot: i.base.record.snapshot, base: baseEntries, cur, included: (k) => included.has(k), log: i.log, ...i.deltas }).catch((e: Error) => {
+      i.log(`offsite ${i.server}: no deltas this time (${e.message}); changed files go whole`);
+      return undefined;
+    });
+    const d = staged?.index.deltas ?? [];
+    if (staged && (d.length || staged.index.whole.length))
       i.log(`offsite ${i.server}: ${d.length} file(s) as deltas (${d.reduce((n, x) => n + x.patchBytes, 0)} bytes for ${d.reduce((n, x) => n + x.bytes, 0)}), ${staged.index.whole.length} big changed file(s) whole`);
   }
   try {

@@ -16,7 +16,7 @@ import { applyDeltas } from '../../runtime/offsite/delta-apply.ts';
 import type { DeltaIndex } from '../../runtime/offsite/delta-plan.ts';
 import { readUploads, uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
-import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, type TestKey, treeSignature } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, sqlDump, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
 const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z', '20240105T020000Z'];
@@ -31,19 +31,6 @@ let config: RuntimeConfig;
 const snapDirs: string[] = [];
 const sent: { key: string; bytes: number }[] = [];
 const logs: string[][] = [];
-
-/** A deterministic SQL dump: `rows` rows, the ones in `changed` with another value. */
-function sqlDump(rows: number, day: number): string {
-  const out = ['-- MariaDB dump', 'CREATE TABLE t (id INT PRIMARY KEY, name TEXT, v INT);'];
-  for (let r = 1; r <= rows; r++) {
-    // ~1% of the rows change each day, new rows are appended
-    const gen = r % 100 === day % 100 ? day : 0;
-    const a = Math.imul(r, 2654435761) >>> 0;
-    const b = Math.imul(r ^ a, 40503 + gen) >>> 0;
-    out.push(`INSERT INTO t VALUES (${r},'c-${a.toString(16)}${b.toString(36)}',${(a ^ b) % 100000},'${b.toString(16)}${a.toString(36)}');`);
-  }
-  return out.join('\n') + '\n';
-}
 
 function rewriteBlocks(file: string, n: number) {
   const fd = openSync(file, 'r+');
