@@ -9,7 +9,8 @@
 // trailing data fails. Packets may use partial body lengths (pgp.ts writes 1 MiB pieces) or old
 // format headers. SEIPDv2 (AEAD), compressed or signed contents are refused as unsupported: the
 // upload never writes them, and openpgp.js (PULLVAULT_DECRYPTOR=openpgp) reads them.
-import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { CfbDecipher } from './cfb-decrypt.ts';
 
 export class SeipdError extends Error {
   constructor(
@@ -20,11 +21,7 @@ export class SeipdError extends Error {
   }
 }
 
-const CIPHERS: Record<string, { name: string; keyBytes: number }> = {
-  aes128: { name: 'aes-128-cfb', keyBytes: 16 },
-  aes192: { name: 'aes-192-cfb', keyBytes: 24 },
-  aes256: { name: 'aes-256-cfb', keyBytes: 32 },
-};
+const KEY_BYTES: Record<string, number> = { aes128: 16, aes192: 24, aes256: 32 };
 
 /** A packet header: tag, and either a definite length or the first partial piece's length. */
 interface Header {
@@ -119,7 +116,7 @@ export class SeipdReader {
   private head: Buffer = Buffer.alloc(0);
   private pkesks: Buffer[] = [];
   private outer?: Deframer;
-  private decipher?: Decipher;
+  private decipher?: CfbDecipher;
   private mdc?: Hash;
   /** decrypted bytes not yet judged: the last 22 (MDC packet) are always held back */
   private plain: Buffer = Buffer.alloc(0);
@@ -156,9 +153,8 @@ export class SeipdReader {
         if (h.tag !== 18) throw new SeipdError(`unexpected packet (tag ${h.tag}) where the encrypted data should be`, h.tag === 3 ? 'unsupported' : 'format');
         if (this.pkesks.length === 0) throw new SeipdError('no public-key session key packet', 'format');
         const key = await this.sessionKey(Buffer.concat(this.pkesks));
-        const c = CIPHERS[key.algorithm];
-        if (!c || key.data.length !== c.keyBytes) throw new SeipdError(`session key algorithm ${key.algorithm} is not supported`, 'unsupported');
-        this.decipher = createDecipheriv(c.name, key.data, Buffer.alloc(16, 0));
+        if (KEY_BYTES[key.algorithm] === undefined || key.data.length !== KEY_BYTES[key.algorithm]) throw new SeipdError(`session key algorithm ${key.algorithm} is not supported`, 'unsupported');
+        this.decipher = new CfbDecipher(key.data);
         this.mdc = createHash('sha1');
         this.outer = new Deframer(h);
         this.phase = 'seipd';
@@ -188,6 +184,14 @@ export class SeipdReader {
   }
 
   private decrypted(b: Buffer): void {
+    if (this.prefixSeen && b.length >= 22 && this.plain.length === 22) {
+      // the held-back 22 bytes are followed by at least 22 more: they are data, pass them on
+      const held = this.plain;
+      this.mdc!.update(held);
+      this.literal(held);
+      this.plain = this.release(b);
+      return;
+    }
     this.plain = this.plain.length ? Buffer.concat([this.plain, b]) : b;
     if (!this.prefixSeen) {
       if (this.plain.length < 18) return;
@@ -198,10 +202,15 @@ export class SeipdReader {
       this.prefixSeen = true;
     }
     if (this.plain.length <= 22) return;
-    const ready = this.plain.subarray(0, this.plain.length - 22);
-    this.plain = Buffer.from(this.plain.subarray(this.plain.length - 22));
+    this.plain = this.release(this.plain);
+  }
+
+  /** judges all but the last 22 bytes of `b` (the held-back ones first): no copy of the bulk */
+  private release(b: Buffer): Buffer {
+    const ready = b.subarray(0, b.length - 22);
     this.mdc!.update(ready);
     this.literal(ready);
+    return Buffer.from(b.subarray(b.length - 22));
   }
 
   /** the inner packet: one literal packet; its data goes to the sink */
