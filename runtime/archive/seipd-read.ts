@@ -251,7 +251,10 @@ export class SeipdReader {
   end(): void {
     if (this.phase === 'packets') throw new SeipdError('no encrypted data (truncated or not an OpenPGP message)', 'format');
     if (this.phase !== 'after') throw new SeipdError('the encrypted packet is truncated', 'integrity');
-    const rest = Buffer.concat([this.plain, this.decipher!.final()]);
+    // the last partial cipher block (CfbDecipher keeps it until now)
+    const last = this.decipher!.final();
+    if (last.length) this.decrypted(last);
+    const rest = this.plain;
     if (rest.length !== 22 || rest[0] !== 0xd3 || rest[1] !== 0x14) throw new SeipdError('no modification detection code at the end (truncated or corrupted)', 'integrity');
     this.mdc!.update(rest.subarray(0, 2));
     if (!this.mdc!.digest().equals(rest.subarray(2))) throw new SeipdError('the modification detection code does not match (corrupted)', 'integrity');
