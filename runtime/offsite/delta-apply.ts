@@ -4,13 +4,21 @@
 // place (its inode and hard links stay; no directory mtime changes); the patch member's mode,
 // owner, mtime, extended attributes and ACLs (the new file's, see deltas.ts) are then copied onto
 // it. docs/restore-by-hand.md does the same with zstd and cp.
-import { copyFile, lstat, readFile, rm } from 'node:fs/promises';
+//
+// Along a chain, a zstd dump patched in archive after archive is kept decompressed in the
+// scratch folder (DeltaCache): the next patch applies to that copy, and the dump is compressed
+// into the tree once, by flushDeltas at the end — unless a later archive replaced or removed the
+// file meanwhile (then the tree's own file stands). Patches of different files run side by side.
+import { copyFile, lstat, readFile, rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DELTA_INDEX, APPLY_LONG, RECOMPRESS_ARGV, parseDeltaIndex, patchMember, recordPath, type DeltaIndex } from './delta-plan.ts';
+import { DELTA_INDEX, APPLY_LONG, RECOMPRESS_ARGV, parseDeltaIndex, patchMember, recordPath, type DeltaIndex, type DeltaRecord } from './delta-plan.ts';
 import { runFiles, sha256Of } from './deltas.ts';
 import { isSafeRelative } from '../archive/tar-format.ts';
 
 export class DeltaApplyError extends Error {}
+
+/** Decompressed dumps waiting to be compressed into the tree: path → the copy and the tree file as it was left. */
+export type DeltaCache = Map<string, { plain: string; sha256: string; left: string }>;
 
 export interface ApplyInput {
   /** the restore directory, with the archive just extracted into it */
@@ -21,7 +29,12 @@ export interface ApplyInput {
   what: string;
   /** paths this restore writes (a partial restore skips the others) */
   wanted: (p: Buffer) => boolean;
+  /** kept across the archives of one restore (flushDeltas at the end) */
+  cache?: DeltaCache;
 }
+
+/** How a tree file stands (a later tar extraction or deletion changes it: new inode, ctime). */
+const stamp = (file: string) => lstat(file, { bigint: true }).then((s) => `${s.ino}:${s.size}:${s.ctimeNs}`, () => 'gone');
 
 async function readIndex(root: string, what: string): Promise<DeltaIndex | undefined> {
   let text: string;
@@ -42,32 +55,80 @@ async function readIndex(root: string, what: string): Promise<DeltaIndex | undef
 export async function applyDeltas(a: ApplyInput): Promise<number> {
   const index = await readIndex(a.root, a.what);
   if (!index) return 0;
-  let n = 0;
-  for (const d of index.deltas) {
-    const p = recordPath(d);
-    if (!a.wanted(p)) continue;
-    const rel = p.toString('utf8');
-    const fail = (why: string) => new DeltaApplyError(`${a.what}: delta of ${JSON.stringify(rel)} (against ${index.base}): ${why}`);
-    const file = join(a.root, rel);
-    const patch = join(a.root, patchMember(p, d.mode).toString('utf8'));
-    if (!(await lstat(patch).then((s) => s.isFile(), () => false))) throw fail(`its patch ${patchMember(p, d.mode).toString('utf8')} is not in the archive`);
-    if (!(await lstat(file).then((s) => s.isFile(), () => false))) throw fail('the previous version is not in the tree (restore the whole chain, from its full)');
-    const ref = d.mode === 'unzst' ? join(a.work, 'delta-ref') : file;
-    const out = join(a.work, 'delta-new');
-    try {
-      if (d.mode === 'unzst') await runFiles(['zstd', '-dcq'], file, ref).catch(() => Promise.reject(fail('the previous version is not a zstd file')));
-      if ((await sha256Of(ref)) !== d.refSha256) throw fail('the tree does not hold the version the patch applies to (sha256 differs)');
-      await runFiles(['zstd', '-dq', '-f', `--long=${APPLY_LONG}`, `--patch-from=${ref}`, '-o', out, '--', patch]).catch((e: Error) => Promise.reject(fail(`zstd cannot apply the patch (corrupted?): ${e.message}`)));
-      if ((await sha256Of(out)) !== d.sha256) throw fail('the patched file does not match the sha256 in the index (corrupted patch)');
-      // in place: the same inode (hard links, directory mtimes untouched)
-      if (d.mode === 'unzst') await runFiles(RECOMPRESS_ARGV, out, file);
-      else await copyFile(out, file);
-      await runFiles(['cp', '--attributes-only', '--preserve=all', '--', patch, file]);
-      n++;
-    } finally {
-      await rm(out, { force: true });
-      if (d.mode === 'unzst') await rm(ref, { force: true });
+  const todo = index.deltas.filter((d) => a.wanted(recordPath(d)));
+  const cache: DeltaCache = a.cache ?? new Map();
+  // two at a time: zstd and the hashing of one file overlap the other's
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const k = next++;
+      await applyOne(a, index, todo[k], k, cache);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  if (!a.cache) await flushDeltas(cache, a.root);
+  return todo.length;
+}
+
+async function applyOne(a: ApplyInput, index: DeltaIndex, d: DeltaRecord, k: number, cache: DeltaCache): Promise<void> {
+  const p = recordPath(d);
+  const rel = p.toString('utf8');
+  const fail = (why: string) => new DeltaApplyError(`${a.what}: delta of ${JSON.stringify(rel)} (against ${index.base}): ${why}`);
+  const file = join(a.root, rel);
+  const patch = join(a.root, patchMember(p, d.mode).toString('utf8'));
+  if (!(await lstat(patch).then((s) => s.isFile(), () => false))) throw fail(`its patch ${patchMember(p, d.mode).toString('utf8')} is not in the archive`);
+  if (!(await lstat(file).then((s) => s.isFile(), () => false))) throw fail('the previous version is not in the tree (restore the whole chain, from its full)');
+  const out = join(a.work, `delta-${k}-${Date.now()}`);
+  let ref = file;
+  let scratchRef: string | undefined;
+  if (d.mode === 'unzst') {
+    const held = cache.get(rel);
+    cache.delete(rel);
+    if (held && held.sha256 === d.refSha256 && held.left === (await stamp(file))) ref = scratchRef = held.plain;
+    else {
+      if (held) await rm(held.plain, { force: true });
+      ref = scratchRef = `${out}.ref`;
+      await runFiles(['zstd', '-dcq'], file, ref).catch(() => Promise.reject(fail('the previous version is not a zstd file')));
     }
   }
-  return n;
+  try {
+    const applied = await runFiles(['zstd', '-dq', '-f', `--long=${APPLY_LONG}`, `--patch-from=${ref}`, '-o', out, '--', patch]).then(() => sha256Of(out), (e: Error) => e);
+    if (applied !== d.sha256) {
+      // which side is wrong: the version in the tree, or the patch
+      if ((await sha256Of(ref)) !== d.refSha256) throw fail('the tree does not hold the version the patch applies to (sha256 differs)');
+      throw fail(applied instanceof Error ? `zstd cannot apply the patch (corrupted?): ${applied.message}` : 'the patched file does not match the sha256 in the index (corrupted patch)');
+    }
+    if (d.mode === 'unzst') {
+      // compressed into the tree once, at the end (flushDeltas); the tree file gets its attributes now
+      await runFiles(['cp', '--attributes-only', '--preserve=all', '--', patch, file]);
+      const plain = `${out}.plain`;
+      await rename(out, plain);
+      cache.set(rel, { plain, sha256: d.sha256, left: await stamp(file) });
+      return;
+    }
+    // in place: the same inode (hard links, directory mtimes untouched)
+    await copyFile(out, file);
+    await runFiles(['cp', '--attributes-only', '--preserve=all', '--', patch, file]);
+  } finally {
+    await rm(out, { force: true });
+    if (scratchRef) await rm(scratchRef, { force: true });
+  }
+}
+
+/** Compresses the dumps still held decompressed into the tree (as the Pi stored them), attributes kept. */
+export async function flushDeltas(cache: DeltaCache, root: string): Promise<void> {
+  for (const [rel, held] of cache) {
+    const file = join(root, rel);
+    try {
+      // a later archive replaced or removed it: the tree's file stands
+      if (held.left !== (await stamp(file))) continue;
+      const st = await lstat(file);
+      await runFiles([...RECOMPRESS_ARGV, '-T0'], held.plain, file);
+      // writing changed the mtime: put back what the patch member gave it
+      await utimes(file, st.atime, st.mtime);
+    } finally {
+      await rm(held.plain, { force: true });
+    }
+  }
+  cache.clear();
 }

@@ -19,7 +19,9 @@ import { buildManifest } from '../../runtime/pull/manifest.ts';
 import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, quietly, sqlDump, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const root = process.getuid?.() === 0;
-const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z', '20240105T020000Z'];
+const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '20240104T020000Z', '20240105T020000Z', '20240106T020000Z'];
+/** the day the dump is replaced by unrelated content: it goes whole that day and the next, then as patches again */
+const REPLACED = 3;
 const MiB = 1 << 20;
 
 let work: string;
@@ -66,7 +68,8 @@ describe.skipIf(!root)('offsite: delta incrementals, restored to every point', (
       const dir = makeSnapshot(data, 'web1', id, src);
       mkdirSync(join(dir, 'dumps/mariadb'), { recursive: true });
       // compressed as runtime/pull/dumps.ts does: zstd -3 from a pipe
-      writeFileSync(join(dir, 'dumps/mariadb/app.sql.zst'), execFileSync('zstd', ['-q', '-c', '-3'], { input: sqlDump(60000 + 300 * i, i), maxBuffer: 1 << 28 }));
+      const sql = i === REPLACED ? randomBytes(4 * MiB).toString('base64') : sqlDump(60000 + 300 * i, i);
+      writeFileSync(join(dir, 'dumps/mariadb/app.sql.zst'), execFileSync('zstd', ['-q', '-c', '-3'], { input: sql, maxBuffer: 1 << 28 }));
       await buildManifest(dir, { threads: 1 });
       snapDirs[i] = dir;
       const lines: string[] = [];
@@ -84,35 +87,38 @@ describe.skipIf(!root)('offsite: delta incrementals, restored to every point', (
 
   it('sends the changed big files as patches, and says which went whole and why', async () => {
     const recs = await readUploads(uploadsFile(data));
-    expect(recs.map((r) => r.kind)).toEqual(['full', 'incremental', 'incremental', 'incremental', 'incremental']);
+    expect(recs.map((r) => r.kind)).toEqual(['full', ...IDS.slice(1).map(() => 'incremental')]);
     for (let i = 1; i < IDS.length; i++) {
       const index = JSON.parse(member(sent[i].key, '.pullvault/deltas.json').toString()) as DeltaIndex;
       expect(index.base).toBe(IDS[i - 1]);
       const deltas = Object.fromEntries(index.deltas.map((d) => [d.p, d]));
-      expect(Object.keys(deltas).sort(), logs[i].join('\n')).toEqual(['dumps/mariadb/app.sql.zst', 'files/srv/disk.img', 'files/var/log/app.log']);
-      expect(deltas['dumps/mariadb/app.sql.zst'].mode).toBe('unzst');
+      const whole = Object.fromEntries(index.whole.map((w) => [w.p, w.reason]));
+      const dumpWhole = i === REPLACED || i === REPLACED + 1;
+      expect(Object.keys(deltas).sort(), logs[i].join('\n')).toEqual([...(dumpWhole ? [] : ['dumps/mariadb/app.sql.zst']), 'files/srv/disk.img', 'files/var/log/app.log']);
+      if (dumpWhole) expect(whole['dumps/mariadb/app.sql.zst']).toBe('not smaller');
+      else expect(deltas['dumps/mariadb/app.sql.zst'].mode).toBe('unzst');
       expect(deltas['files/srv/disk.img'].mode).toBe('raw');
       for (const d of index.deltas) expect(d.patchBytes).toBeLessThan(d.bytes / 2);
-      const whole = Object.fromEntries(index.whole.map((w) => [w.p, w.reason]));
       expect(whole['files/srv/huge.img']).toBe('above the memory cap');
       if (i === 2) expect(whole['files/srv/new.img']).toBe('no previous version');
       // the patches are in the archive, the whole files they replace are not
       const list = execFileSync('bash', ['-c', `set -o pipefail; gpg --homedir "$H" --batch -q -d "$A" | zstd -dcq | tar -t -f -`], { env: { ...process.env, H: owner.homedir, A: join(store, sent[i].key) } }).toString().split('\n');
       expect(list).toContain('.pullvault/delta/files/srv/disk.img.zst-patch');
-      expect(list).toContain('.pullvault/delta/dumps/mariadb/app.sql.zst.unzst-patch');
+      if (!dumpWhole) expect(list).toContain('.pullvault/delta/dumps/mariadb/app.sql.zst.unzst-patch');
       expect(list).not.toContain('files/srv/disk.img');
       expect(list).toContain('files/srv/huge.img');
     }
     // an incremental costs the whole huge.img (7 MiB, above the cap, random) and little else
-    expect(sent[3].bytes).toBeLessThan(7 * MiB + 600_000);
+    expect(sent[5].bytes).toBeLessThan(7 * MiB + 600_000);
   });
 
+  // point 3: the dump patched the day before waits decompressed, and the whole one of day 3 must win
   it('pullvault restore rebuilds every point byte for byte (and the manifest check passes)', async () => {
     for (const [i, id] of IDS.entries()) {
       const to = join(work, `restore-${i}`);
       const { value, out, err } = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--at', id, '--to', to, '--gpg-homedir', owner.homedir]));
       expect(value, out + err).toBe(0);
-      if (i > 0) expect(out + err).toMatch(/3 delta\(s\)/);
+      if (i > 0) expect(out + err).toMatch(/\d delta\(s\)/);
       for (const top of ['files', 'dumps']) expect(treeSignature(join(to, top)), `${id} ${top}`).toEqual(treeSignature(join(snapDirs[i], top)));
       expect(existsSync(join(to, '.pullvault'))).toBe(false);
     }
@@ -122,7 +128,7 @@ describe.skipIf(!root)('offsite: delta incrementals, restored to every point', (
     const to = join(work, 'restore-part');
     const { value, out, err } = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', to, '--path', '/srv', '--gpg-homedir', owner.homedir]));
     expect(value, out + err).toBe(0);
-    expect(treeSignature(join(to, 'files/srv'))).toEqual(treeSignature(join(snapDirs[4], 'files/srv')));
+    expect(treeSignature(join(to, 'files/srv'))).toEqual(treeSignature(join(snapDirs[IDS.length - 1], 'files/srv')));
     expect(existsSync(join(to, 'files/var'))).toBe(false);
   }, 60_000);
 
