@@ -26,8 +26,9 @@ export interface StageInput {
   baseSnapshot: string;
   /** a folder on the backup disk this archive may use (emptied first, removed by cleanup) */
   stagingDir: string;
-  base: Iterable<ManifestEntry>;
-  cur: Iterable<ManifestEntry>;
+  /** the two manifests, read once each (arrays or streams: only the few candidates are kept) */
+  base: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>;
+  cur: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>;
   /** what the incremental includes (latin1 keys of the paths) */
   included: (key: string) => boolean;
   settings: DeltaSettings;
@@ -104,9 +105,9 @@ export async function stageDeltas(i: StageInput): Promise<Staged> {
     // candidates first (few: big changed files), then their previous versions
     const want = new Map<string, ManifestEntry>();
     // paths that are not UTF-8 go whole: zstd and cp take them as argv strings
-    for (const e of i.cur) if (e.t === 'f' && e.p !== undefined && e.s >= s.minBytes && e.hl === undefined && i.included(key(e))) want.set(key(e), e);
+    for await (const e of i.cur) if (e.t === 'f' && e.p !== undefined && e.s >= s.minBytes && e.hl === undefined && i.included(key(e))) want.set(key(e), e);
     const old = new Map<string, ManifestEntry>();
-    if (want.size) for (const e of i.base) if (want.has(key(e))) old.set(key(e), e);
+    if (want.size) for await (const e of i.base) if (want.has(key(e))) old.set(key(e), e);
 
     const index: DeltaIndex = { v: 1, base: i.baseSnapshot, capBytes: s.capBytes, deltas: [], whole: [] };
     const replaced = new Set<string>();
