@@ -5,10 +5,13 @@
 // owner, mtime, extended attributes and ACLs (the new file's, see deltas.ts) are then copied onto
 // it. docs/restore-by-hand.md does the same with zstd and cp.
 //
-// Along a chain, a zstd dump patched in archive after archive is kept decompressed in the
-// scratch folder (DeltaCache): the next patch applies to that copy, and the dump is compressed
-// into the tree once, by flushDeltas at the end — unless a later archive replaced or removed the
-// file meanwhile (then the tree's own file stands). Patches of different files run side by side.
+// Along a chain, a file patched in archive after archive is checked once: each patch is applied
+// by zstd, whose content checksum fails on a wrong base or a damaged patch, and the sha256 in the
+// index is compared when the chain is done with the file (flushDeltas: after the last archive,
+// unless a later archive replaced or removed it; the patch after it would have failed otherwise).
+// A zstd dump stays decompressed in the scratch folder meanwhile (DeltaCache): the next patch
+// applies to that copy, and the dump is compressed into the tree once. Patches of different files
+// run side by side.
 import { copyFile, lstat, readFile, rename, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DELTA_INDEX, APPLY_LONG, RECOMPRESS_ARGV, parseDeltaIndex, patchMember, recordPath, type DeltaIndex, type DeltaRecord } from './delta-plan.ts';
@@ -17,8 +20,8 @@ import { isSafeRelative } from '../archive/tar-format.ts';
 
 export class DeltaApplyError extends Error {}
 
-/** Decompressed dumps waiting to be compressed into the tree: path → the copy and the tree file as it was left. */
-export type DeltaCache = Map<string, { plain: string; sha256: string; left: string }>;
+/** Patched files whose sha256 is still to be compared (and dumps still to be compressed): path → what was left. */
+export type DeltaCache = Map<string, { sha256: string; left: string; what: string; plain?: string }>;
 
 export interface ApplyInput {
   /** the restore directory, with the archive just extracted into it */
@@ -79,56 +82,67 @@ async function applyOne(a: ApplyInput, index: DeltaIndex, d: DeltaRecord, k: num
   if (!(await lstat(patch).then((s) => s.isFile(), () => false))) throw fail(`its patch ${patchMember(p, d.mode).toString('utf8')} is not in the archive`);
   if (!(await lstat(file).then((s) => s.isFile(), () => false))) throw fail('the previous version is not in the tree (restore the whole chain, from its full)');
   const out = join(a.work, `delta-${k}-${Date.now()}`);
+  const held = cache.get(rel);
+  cache.delete(rel);
+  const current = held && held.left === (await stamp(file)) ? held : undefined;
+  if (held?.plain && !current) await rm(held.plain, { force: true });
   let ref = file;
   let scratchRef: string | undefined;
   if (d.mode === 'unzst') {
-    const held = cache.get(rel);
-    cache.delete(rel);
-    if (held && held.sha256 === d.refSha256 && held.left === (await stamp(file))) ref = scratchRef = held.plain;
+    if (current?.plain && current.sha256 === d.refSha256) ref = scratchRef = current.plain;
     else {
-      if (held) await rm(held.plain, { force: true });
+      if (current?.plain) await rm(current.plain, { force: true });
       ref = scratchRef = `${out}.ref`;
       await runFiles(['zstd', '-dcq'], file, ref).catch(() => Promise.reject(fail('the previous version is not a zstd file')));
     }
   }
   try {
-    const applied = await runFiles(['zstd', '-dq', '-f', `--long=${APPLY_LONG}`, `--patch-from=${ref}`, '-o', out, '--', patch]).then(() => sha256Of(out), (e: Error) => e);
-    if (applied !== d.sha256) {
+    const applied = await runFiles(['zstd', '-dq', '-f', `--long=${APPLY_LONG}`, `--patch-from=${ref}`, '-o', out, '--', patch]).catch((e: Error) => e);
+    if (applied instanceof Error) {
       // which side is wrong: the version in the tree, or the patch
       if ((await sha256Of(ref)) !== d.refSha256) throw fail('the tree does not hold the version the patch applies to (sha256 differs)');
-      throw fail(applied instanceof Error ? `zstd cannot apply the patch (corrupted?): ${applied.message}` : 'the patched file does not match the sha256 in the index (corrupted patch)');
+      throw fail(`zstd cannot apply the patch (corrupted?): ${applied.message}`);
     }
+    const entry = { sha256: d.sha256, what: a.what };
     if (d.mode === 'unzst') {
       // compressed into the tree once, at the end (flushDeltas); the tree file gets its attributes now
       await runFiles(['cp', '--attributes-only', '--preserve=all', '--', patch, file]);
       const plain = `${out}.plain`;
       await rename(out, plain);
-      cache.set(rel, { plain, sha256: d.sha256, left: await stamp(file) });
+      cache.set(rel, { ...entry, plain, left: await stamp(file) });
       return;
     }
     // in place: the same inode (hard links, directory mtimes untouched)
     await copyFile(out, file);
     await runFiles(['cp', '--attributes-only', '--preserve=all', '--', patch, file]);
+    cache.set(rel, { ...entry, left: await stamp(file) });
   } finally {
     await rm(out, { force: true });
     if (scratchRef) await rm(scratchRef, { force: true });
   }
 }
 
-/** Compresses the dumps still held decompressed into the tree (as the Pi stored them), attributes kept. */
+/**
+ * The end of the chain for every patched file still as the patches left it: its sha256 against
+ * the index (DeltaApplyError naming the file when it differs), and the dumps compressed into the
+ * tree (as the Pi stored them: the same bytes), attributes kept.
+ */
 export async function flushDeltas(cache: DeltaCache, root: string): Promise<void> {
-  for (const [rel, held] of cache) {
-    const file = join(root, rel);
-    try {
+  try {
+    for (const [rel, held] of cache) {
+      const file = join(root, rel);
       // a later archive replaced or removed it: the tree's file stands
       if (held.left !== (await stamp(file))) continue;
+      const content = held.plain ?? file;
+      if ((await sha256Of(content)) !== held.sha256) throw new DeltaApplyError(`${held.what}: delta of ${JSON.stringify(rel)}: the patched file does not match the sha256 in the index (corrupted patch)`);
+      if (!held.plain) continue;
       const st = await lstat(file);
       await runFiles([...RECOMPRESS_ARGV, '-T0'], held.plain, file);
       // writing changed the mtime: put back what the patch member gave it
       await utimes(file, st.atime, st.mtime);
-    } finally {
-      await rm(held.plain, { force: true });
     }
+  } finally {
+    for (const held of cache.values()) if (held.plain) await rm(held.plain, { force: true });
+    cache.clear();
   }
-  cache.clear();
 }

@@ -146,5 +146,13 @@ describe.skipIf(!root)('offsite: delta incrementals, restored to every point', (
     await expect(applyDeltas({ root: tree, work: scratch, what: sent[4].key, wanted: () => true })).rejects.toThrow(/delta of "files\/srv\/disk\.img" \(against 20240104T020000Z\): (zstd cannot apply the patch|the patched file does not match)/);
     // the previous version is left as it was
     expect(readFileSync(join(tree, 'files/srv/disk.img')).equals(before)).toBe(true);
+    // the patch put back as it was, the index naming another result: applied, then refused by the sha256
+    writeFileSync(patch, readFileSync(patch).map((b, i) => (i === Math.floor(bytes.length / 2) ? b ^ 0xff : b)));
+    const indexFile = join(tree, '.pullvault/deltas.json');
+    const index = JSON.parse(readFileSync(indexFile, 'utf8')) as DeltaIndex;
+    for (const d of index.deltas) if (d.p === 'files/srv/disk.img') d.sha256 = '0'.repeat(64);
+    writeFileSync(indexFile, JSON.stringify(index));
+    // (the log's patch was applied by the first attempt already)
+    await expect(applyDeltas({ root: tree, work: scratch, what: sent[4].key, wanted: (p) => p.toString() === 'files/srv/disk.img' })).rejects.toThrow(/delta of "files\/srv\/disk\.img": the patched file does not match the sha256 in the index/);
   }, 60_000);
 });
