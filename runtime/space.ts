@@ -101,3 +101,14 @@ async function pullWithRoomOrThrow(config: RuntimeConfig, server: ServerSpec, op
   if (need) await recordPullNeed(dataDir, server.name, need).catch((e) => opts.warn(`${server.name}: warning: recording the pull's size: ${(e as Error).message}`));
   return r;
 }
+
+/**
+ * Where an upload stages its delta patches (offsite/deltas.ts), on the backup disk beside the
+ * snapshots, and what the staging must leave free there: the floor a pull keeps too. A patch
+ * that does not fit goes whole (the archive's delta index says so); the folder is emptied before
+ * and after each upload, so a killed run leaves nothing that grows.
+ */
+export function offsiteStaging(config: RuntimeConfig, server: string): { stagingDir: string; keepFreeBytes: number } {
+  const pi = config.inventory.pi as RuntimeConfig['inventory']['pi'] | undefined;
+  return { stagingDir: `${vaultLayout(config.paths.dataDir).root}/offsite-staging/${server}`, keepFreeBytes: (pi?.dataDisk ? minFreeMiB(pi) : 1024) * 1048576 };
+}

@@ -16,7 +16,7 @@ PKGS=(
   # the recovery kit: paper keys, its PDF (headless Chromium), and the scan-it-back test
   paperkey chromium poppler-utils zbar-tools
   # baselines for benchmarks
-  restic duplicity
+  restic duplicity borgbackup
   # Node for the runtime, when the machine has none
   make
 )

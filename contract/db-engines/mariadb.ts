@@ -8,6 +8,14 @@ export const MARIADB_NAME_MAX = 64;
 /** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
 export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
 
+/**
+ * mariadb-dump's options: one consistent snapshot (--single-transaction), routines, events and
+ * triggers, and rows in primary-key order (--order-by-primary), so that a day's dump differs from
+ * the day before only where rows changed: the offsite deltas (runtime/offsite/deltas.ts) then
+ * send those regions, not the whole dump. pg_dump keeps each table's physical order by itself.
+ */
+export const MARIADB_DUMP_OPTIONS = ['--single-transaction', '--order-by-primary', '--routines', '--events', '--triggers'] as const;
+
 export const mariadb = defineDbEngine<NamedSelection>()({
   name: 'mariadb',
   label: 'MariaDB',
@@ -19,7 +27,7 @@ export const mariadb = defineDbEngine<NamedSelection>()({
       engine: 'mariadb',
       role: 'dump',
       arg: 'db',
-      does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
+      does: `plain SQL on stdout (mariadb-dump ${MARIADB_DUMP_OPTIONS.join(' ')} --databases DB)`,
     },
   ],
   checkArg: (verb, arg) => checkDbName('mariadb', MARIADB_NAME_MAX, arg, verb),

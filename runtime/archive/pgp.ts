@@ -4,12 +4,14 @@
 // check at the end of the message passed.
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import { start } from '../proc.ts';
+import { SeipdError, SeipdReader } from './seipd-read.ts';
 
 export interface Recipient {
   name: string;
@@ -210,7 +212,9 @@ export async function loadPrivateKey(armored: string, passphrase?: () => Promise
 export async function decryptToFile(input: Readable, outFile: string, d: Decryptor, what: string): Promise<void> {
   try {
     if (d.kind === 'gpg') await gpgDecrypt(input, outFile, d, what);
-    else await openpgpDecrypt(input, outFile, d.privateKey, what);
+    // the bulk in node:crypto by default (seipd-read.ts); PULLVAULT_DECRYPTOR=openpgp: openpgp.js's own stream
+    else if (process.env.PULLVAULT_DECRYPTOR === 'openpgp') await openpgpDecrypt(input, outFile, d.privateKey, what);
+    else await nativeDecrypt(input, outFile, d.privateKey, what);
   } catch (e) {
     await rm(outFile, { force: true });
     throw e;
@@ -240,6 +244,58 @@ async function gpgDecrypt(input: Readable, outFile: string, d: { homedir?: strin
   if (!/DECRYPTION_OKAY/.test(p.stderr()) || /BADMDC/.test(p.stderr())) throw new IntegrityError(`${what}: gpg did not confirm the integrity check`);
 }
 
+function checkRecipient(message: openpgp.Message<Uint8Array | ReadableStream<Uint8Array>>, key: openpgp.PrivateKey, what: string): void {
+  const ids = message.getEncryptionKeyIDs().map((k) => k.toHex().toUpperCase());
+  const mine = new Set(key.getKeys().map((k) => k.getKeyID().toHex().toUpperCase()));
+  if (!ids.some((id) => mine.has(id))) throw new NotRecipientError(`${what}: cannot decrypt: key ${key.getFingerprint().toUpperCase()} is not a recipient (encrypted to key ids ${ids.join(', ')})`);
+}
+
+/** openpgp.js decrypts the session key from the PKESKs; AES-CFB, SHA-1 and the framing are native (seipd-read.ts). */
+async function nativeDecrypt(input: Readable, outFile: string, key: openpgp.PrivateKey, what: string): Promise<void> {
+  const out = createWriteStream(outFile, { mode: 0o600, highWaterMark: 1 << 20 });
+  let full = false;
+  const reader = new SeipdReader(
+    async (pkesks) => {
+      let message;
+      try {
+        message = await openpgp.readMessage({ binaryMessage: new Uint8Array(pkesks) });
+      } catch (e) {
+        throw new IntegrityError(`${what}: not a valid OpenPGP message: ${(e as Error).message}`);
+      }
+      checkRecipient(message, key, what);
+      try {
+        const [k] = await openpgp.decryptSessionKeys({ message, decryptionKeys: key });
+        return { algorithm: k.algorithm as string, data: k.data };
+      } catch (e) {
+        throw new IntegrityError(`${what}: cannot decrypt the session key: ${(e as Error).message}`);
+      }
+    },
+    (b) => {
+      if (!out.write(b)) full = true;
+    },
+  );
+  const failed = once(out, 'error').then(([e]) => Promise.reject(e as Error));
+  failed.catch(() => {});
+  try {
+    for await (const chunk of input) {
+      await reader.write(chunk as Buffer);
+      if (full) {
+        await Promise.race([once(out, 'drain'), failed]);
+        full = false;
+      }
+    }
+    reader.end();
+    out.end();
+    await Promise.race([once(out, 'finish'), failed]);
+  } catch (e) {
+    input.destroy();
+    out.destroy();
+    if (e instanceof SeipdError)
+      throw new IntegrityError(`${what}: ${e.kind === 'unsupported' ? `not a message pullvault writes (${e.message}); PULLVAULT_DECRYPTOR=openpgp reads it` : `corrupted or not a valid OpenPGP message: ${e.message}`}`);
+    throw e;
+  }
+}
+
 async function openpgpDecrypt(input: Readable, outFile: string, key: openpgp.PrivateKey, what: string): Promise<void> {
   let message;
   try {
@@ -247,11 +303,11 @@ async function openpgpDecrypt(input: Readable, outFile: string, key: openpgp.Pri
   } catch (e) {
     throw new IntegrityError(`${what}: not a valid OpenPGP message: ${(e as Error).message}`);
   }
-  const ids = message.getEncryptionKeyIDs().map((k) => k.toHex().toUpperCase());
-  const mine = new Set(key.getKeys().map((k) => k.getKeyID().toHex().toUpperCase()));
-  if (!ids.some((id) => mine.has(id))) {
+  try {
+    checkRecipient(message, key, what);
+  } catch (e) {
     input.destroy();
-    throw new NotRecipientError(`${what}: cannot decrypt: key ${key.getFingerprint().toUpperCase()} is not a recipient (encrypted to key ids ${ids.join(', ')})`);
+    throw e;
   }
   let out;
   try {

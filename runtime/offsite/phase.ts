@@ -16,9 +16,12 @@ import { ROOT_FILES } from '../archive/tar-format.ts';
 import { formatDuration, OffsiteDeadlineError, offsiteDeadlineMs } from './deadline.ts';
 import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from '../../contract/offsite-naming.ts';
 import { decide } from './schedule.ts';
-import { selectFull, selectIncremental } from './select.ts';
+import { selectFull, selectIncremental, type Selection } from './select.ts';
 import { ObjectExistsError, type Target } from './target.ts';
 import { openConfiguredTarget } from './open-target.ts';
+import { stageDeltas, deltaSettings, type Staged } from './deltas.ts';
+import type { DeltaSettings } from './delta-plan.ts';
+import { offsiteStaging } from '../space.ts';
 import { appendUpload, readUploads, uploadsFile, type UploadRecord } from './uploads.ts';
 
 export interface OffsiteResult {
@@ -42,6 +45,8 @@ export interface OffsiteOptions {
   newTag?: () => string;
   /** total time for the phase (default: offsiteDeadlineMs of the schedule) */
   deadlineMs?: number;
+  /** delta incrementals (offsite/deltas.ts): false turns them off; fields override the defaults */
+  deltas?: Partial<DeltaSettings> | false;
 }
 
 /** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
@@ -128,6 +133,7 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
           now,
           newTag: opts.newTag,
           signal: deadline.signal,
+          deltas: opts.deltas === false ? undefined : { settings: deltaSettings(opts.deltas), ...offsiteStaging(config, r.server) },
         });
         await appendUpload(recordFile, rec).catch((e: Error) => {
           // the store holds it (restore and verify find it there); only this Pi's record is missing
@@ -164,6 +170,8 @@ export interface SendInput {
   newTag?: () => string;
   /** aborts the attempt in flight; no retry after it */
   signal?: AbortSignal;
+  /** an incremental's big changed files as zstd patches against the base (offsite/deltas.ts) */
+  deltas?: { settings: DeltaSettings; stagingDir: string; keepFreeBytes: number };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -181,9 +189,30 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Uploads one archive + its manifest object, retrying under fresh keys; returns the record to append. */
 export async function sendArchive(i: SendInput): Promise<UploadRecord> {
   const cur = await readManifestFile(join(i.snapshotDir, 'manifest.jsonl'));
-  const sel = i.base ? selectIncremental(await readManifestFile(join(i.base.dir, 'manifest.jsonl')), cur) : selectFull(cur);
+  const baseEntries = i.base ? await readManifestFile(join(i.base.dir, 'manifest.jsonl')) : undefined;
+  const sel = baseEntries ? selectIncremental(baseEntries, cur) : selectFull(cur);
   const kind = i.base ? 'incremental' : 'full';
-  const include = [...sel.include, ...ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f))];
+  let staged: Staged | undefined;
+  if (i.base && baseEntries && i.deltas) {
+    const included = new Set(sel.include.map((p) => p.toString('latin1')));
+    // patches only save bytes: when staging them fails, the files go whole
+    staged = await stageDeltas({ snapshotDir: i.snapshotDir, baseDir: i.base.dir, baseSnapshot: i.base.record.snapshot, base: baseEntries, cur, included: (k) => included.has(k), log: i.log, ...i.deltas }).catch((e: Error) => {
+      i.log(`offsite ${i.server}: no deltas this time (${e.message}); changed files go whole`);
+      return undefined;
+    });
+    const d = staged?.index.deltas ?? [];
+    if (staged && (d.length || staged.index.whole.length))
+      i.log(`offsite ${i.server}: ${d.length} file(s) as deltas (${d.reduce((n, x) => n + x.patchBytes, 0)} bytes for ${d.reduce((n, x) => n + x.bytes, 0)}), ${staged.index.whole.length} big changed file(s) whole`);
+  }
+  try {
+    return await sendSelected(i, sel, staged, kind);
+  } finally {
+    await staged?.cleanup();
+  }
+}
+
+async function sendSelected(i: SendInput, sel: Selection, staged: Staged | undefined, kind: 'full' | 'incremental'): Promise<UploadRecord> {
+  const include = [...(staged ? sel.include.filter((p) => !staged.replaced.has(p.toString('latin1'))) : sel.include), ...ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f))];
   let info: SnapshotInfo | undefined;
   try {
     info = JSON.parse(await readFile(join(i.snapshotDir, 'snapshot.json'), 'utf8')) as SnapshotInfo;
@@ -206,7 +235,7 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     const mkey = manifestObjectKey(i.target.prefix, name);
     const started = Date.now();
     const archiveInfo = { format: 1, kind, server: i.server, snapshot: i.snapshot, base: name.base ?? null, chainId: name.chainId };
-    const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel });
+    const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel, ...(staged ? { extra: staged } : {}) });
     try {
       const enc = await encrypt(src.stream, i.recipients);
       const put = await Promise.all([i.target.put(key, enc, undefined, i.signal), src.done]).then(([p]) => p);

@@ -17,6 +17,7 @@ import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
 import { hashTap, type Target } from './target.ts';
+import { applyDeltas, flushDeltas, type DeltaCache } from './delta-apply.ts';
 
 export interface RestoreOptions {
   target: Target;
@@ -152,11 +153,13 @@ async function readDeletions(archive: string): Promise<Buffer[]> {
 
 async function extract(archive: string, to: string, part: Buffer | undefined, replace: boolean): Promise<void> {
   const z = zstdCat(archive);
-  const argv0 = tarExtractArgv(to, part ? [part.toString('latin1')] : []);
+  // a partial restore takes the archive's .pullvault too: the patches of its delta files
+  const argv0 = tarExtractArgv(to, part ? [part.toString('latin1'), META_DIR] : []);
   // --force over an existing tree: the full archive replaces whatever hierarchies it holds
   const argv = replace ? [argv0[0], '--recursive-unlink', ...argv0.slice(1)] : argv0;
   // a part that this incremental does not touch is "not found": fine
-  const t = start(part ? [...argv.slice(0, -2), '--no-wildcards', ...argv.slice(-2)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
+  const dd = argv.indexOf('--');
+  const t = start(part ? [...argv.slice(0, dd), '--no-wildcards', ...argv.slice(dd)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
   z.child.stdout!.pipe(t.child.stdin!);
   const r = await t.done;
   await z.done;
@@ -185,10 +188,24 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
   const work = await mkdtemp(join(o.tmpDir ?? tmpdir(), 'pullvault-restore-'));
   try {
     let lastManifest = '';
+    const n = plan.steps.length;
+    const deltaCache: DeltaCache = new Map();
+    const fetchAt = (k: number) => fetchStep(o, plan.steps[k], k, n, work);
+    let next: Promise<Fetched> | undefined = fetchAt(0);
     for (const [i, step] of plan.steps.entries()) {
-      await applyStep(o, step, i, plan.steps.length, work, to, part);
+      const fetched = await next!;
+      // the next archive downloads and decrypts while this one is applied
+      next = i + 1 < n ? fetchAt(i + 1) : undefined;
+      next?.catch(() => {});
+      try {
+        await applyFetched(o, step, fetched, i, n, work, to, part, deltaCache);
+      } catch (e) {
+        await next?.catch(() => {});
+        throw e;
+      }
       lastManifest = join(work, `manifest-${i}.jsonl.zst`);
     }
+    await flushDeltas(deltaCache, to);
     await rm(join(to, META_DIR), { recursive: true, force: true });
     o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
     const check = await checkTree(to, manifestEntries(lastManifest), part);
@@ -198,7 +215,14 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
   }
 }
 
-async function applyStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n: number, work: string, to: string, part?: Buffer): Promise<void> {
+interface Fetched {
+  afile: string;
+  bytes: number;
+  t0: number;
+}
+
+/** Downloads and decrypts one step's manifest object and archive, checked against each other. */
+async function fetchStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n: number, work: string): Promise<Fetched> {
   const mfile = join(work, `manifest-${i}.jsonl.zst`);
   await fetchDecrypt(o.target, step.manifestKey, mfile, o.decryptor);
   const header = await readHeader(mfile);
@@ -211,6 +235,12 @@ async function applyStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n
     await rm(afile, { force: true });
     throw new RestoreError(`${step.key}: checksum mismatch (store has ${got.bytes} bytes sha256 ${got.sha256}, uploaded ${header.archive.bytes} bytes sha256 ${header.archive.sha256})`);
   }
+  return { afile, bytes: got.bytes, t0 };
+}
+
+/** Applies a fetched archive: its deletions, its members, its delta patches. */
+async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetched, i: number, n: number, work: string, to: string, part: Buffer | undefined, cache: DeltaCache): Promise<void> {
+  const { afile, t0 } = f;
   const dels = (await readDeletions(afile)).filter((p) => under(p, part) || (part !== undefined && under(part, p)));
   for (const p of dels) {
     if (!isSafeRelative(p)) throw new RestoreError(`${step.key}: unsafe path in the deletion list: ${JSON.stringify(p.toString('latin1'))}`);
@@ -218,7 +248,10 @@ async function applyStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n
   }
   await extract(afile, to, part, i === 0 && o.force === true);
   await rm(afile, { force: true });
-  o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${(got.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const deltas = await applyDeltas({ root: to, work, what: step.key, wanted: (p) => under(p, part), cache });
+  // this archive's patches and index must not meet the next archive's
+  await rm(join(to, META_DIR), { recursive: true, force: true });
+  o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${deltas ? `${deltas} delta(s), ` : ''}${(f.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function sha256File(p: Buffer): Promise<string> {

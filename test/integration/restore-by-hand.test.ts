@@ -14,7 +14,7 @@ import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { manifestObjectKey, parseObjectKey } from '../../contract/offsite-naming.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
-import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, type TestKey, treeSignature } from './offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, sqlDump, type TestKey, treeSignature } from './offsite-fixture.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const root = process.getuid?.() === 0;
@@ -124,9 +124,15 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     };
     for (const [i, step] of STEPS.entries()) {
       execFileSync('bash', ['-euc', step.sh], { cwd: src });
+      // a disk image rewritten in place: every incremental carries it as a patch (§4a)
+      execFileSync('bash', ['-euc', i === 0
+        ? 'head -c 2097152 /dev/urandom > srv/disk.img; chown 33:33 srv/disk.img; chmod 640 srv/disk.img'
+        : 'for n in 1 2 3; do head -c 4096 /dev/urandom | dd of=srv/disk.img bs=4096 seek=$((RANDOM % 512)) conv=notrunc status=none; done'], { cwd: src });
+      execFileSync('setfattr', ['-n', 'user.version', '-v', step.id, 'srv/disk.img'], { cwd: src });
       const dir = makeSnapshot(data, 'web1', step.id, src);
       mkdirSync(join(dir, 'dumps/mariadb'), { recursive: true });
-      writeFileSync(join(dir, 'dumps/mariadb/app.sql.zst'), `dump of ${step.id}\n`);
+      // compressed as runtime/pull/dumps.ts does (zstd -3 from a pipe): patched on its SQL (§4a)
+      writeFileSync(join(dir, 'dumps/mariadb/app.sql.zst'), execFileSync('zstd', ['-q', '-c', '-3'], { input: sqlDump(60000 + 100 * i, i), maxBuffer: 1 << 28 }));
       await buildManifest(dir, { threads: 1 }); // the runtime's own manifest (it lists files/ and dumps/ themselves too)
       snaps[i] = dir;
       const lines: string[] = [];
@@ -164,6 +170,16 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     expect(keys.map(base)).toEqual([null, ID[0], ID[1], ID[1], ID[3], null, ID[5], ID[5]]);
     const recorded = readFileSync(uploadsFile(data), 'utf8');
     for (const i of [2, 6, 7]) expect(recorded).not.toContain(keys[i]);
+  });
+
+  it('the incrementals carry the rewritten image and the regenerated dump as patches (§4a)', () => {
+    for (const i of [1, 3, 4, 6]) {
+      const list = execFileSync('bash', ['-c', 'set -o pipefail; gpg --batch -q -d "$A" | zstd -dcq | tar -t -f -'], { env: { ...process.env, GNUPGHOME: owner.homedir, A: join(store, keys[i]) } }).toString().split('\n');
+      expect(list, keys[i]).toContain('.pullvault/delta/files/srv/disk.img.zst-patch');
+      expect(list, keys[i]).toContain('.pullvault/delta/dumps/mariadb/app.sql.zst.unzst-patch');
+      expect(list, keys[i]).not.toContain('files/srv/disk.img');
+      expect(list, keys[i]).not.toContain('dumps/mariadb/app.sql.zst');
+    }
   });
 
   it('restores the newest point (an unrecorded upload) and every older one exactly, by the manifests in the store', () => {

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'ssh2';
 import { afterAll, expect, it } from 'vitest';
+import { MARIADB_DUMP_OPTIONS } from '../../contract/db-engines/mariadb.ts';
 import {
   cleanStaleRunners,
   createDumpUser,
@@ -229,7 +230,7 @@ describeLab('lab hosts', () => {
       await createDumpUser(host, 'dumper');
 
       const my = await host.exec(
-        ['mariadb-dump', '--single-transaction', '--routines', '--events', '--triggers', '--databases', 'shop'],
+        ['mariadb-dump', ...MARIADB_DUMP_OPTIONS, '--databases', 'shop'],
         { user: 'dumper' },
       );
       for (const item of SEEDED_ITEMS) expect(my.stdout).toContain(`'${item}'`);

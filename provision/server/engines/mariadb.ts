@@ -2,7 +2,7 @@
 // account identified via unix_socket with read-only grants on the configured databases (SQL on
 // stdin), a login check as the backup user, and the dispatcher's database list.
 import type { ServerSpec } from '../../../contract/inventory-schema.ts';
-import { MARIADB_NAME_MAX, MARIADB_SYSTEM_SCHEMAS } from '../../../contract/db-engines/mariadb.ts';
+import { MARIADB_DUMP_OPTIONS, MARIADB_NAME_MAX, MARIADB_SYSTEM_SCHEMAS } from '../../../contract/db-engines/mariadb.ts';
 import type { Executor } from '../../exec/types.ts';
 import { shellQuote } from '../../exec/quote.ts';
 import type { ExecCtx, Step } from '../../engine/types.ts';
@@ -107,5 +107,6 @@ export const mariadbAdmin: AdminDbEngine = {
     dbs: shellQuote(dbListValue('mariadb', MARIADB_NAME_MAX, server.databases?.mariadb)),
     system: shellQuote(MARIADB_SYSTEM_SCHEMAS.join(' ')),
     nameMax: String(MARIADB_NAME_MAX),
+    dumpOptions: MARIADB_DUMP_OPTIONS.join(' '),
   }),
 };
