@@ -159,18 +159,28 @@ async function makePatch(i: StageInput, p: Buffer, old: ManifestEntry, cur: Mani
     let refSha = old.h ?? (await sha256Of(refFile));
     let sha = cur.h ?? (await sha256Of(newFile));
     if (mode === 'unzst') {
-      // the decompressed sizes are known only after decompressing: bounded by the cap as they come
-      if (!(await room(2 * s.capBytes + cur.s))) return { reason: 'no staging space' };
+      // the decompressed sizes are known only once decompressed (a dump from a pipe has no size in
+      // its frame): the room is checked before each step with what is known by then
+      const unpack = async (from: string, to: string): Promise<Made | number> => {
+        try {
+          await runFiles(['zstd', '-dcq'], from, to);
+          return (await stat(to)).size;
+        } catch (e) {
+          return { reason: /No space left|ENOSPC/.test((e as Error).message) ? 'no staging space' : 'not a zstd file' };
+        }
+      };
+      if (!(await room(4 * cur.s))) return { reason: 'no staging space' };
       ref = join(tmp, 'ref');
       target = join(tmp, 'new');
-      try {
-        await runFiles(['zstd', '-dcq'], refFile, ref);
-        await runFiles(['zstd', '-dcq'], newFile, target);
-      } catch {
-        return { reason: 'not a zstd file' };
-      }
-      refBytes = (await stat(ref)).size;
-      bytes = (await stat(target)).size;
+      const r = await unpack(refFile, ref);
+      if (typeof r !== 'number') return r;
+      refBytes = r;
+      if (refBytes > s.capBytes) return { reason: 'above the memory cap' };
+      // the new content (about the old one's size), its recompressed copy and the patch
+      if (!(await room(refBytes + 2 * cur.s))) return { reason: 'no staging space' };
+      const n = await unpack(newFile, target);
+      if (typeof n !== 'number') return n;
+      bytes = n;
       if (!capCheck(refBytes, bytes, s)) return { reason: 'above the memory cap' };
       // a restore recompresses what the patch rebuilds: use it only if that gives these very bytes
       await runFiles(RECOMPRESS_ARGV, target, join(tmp, 'again'));

@@ -1,8 +1,9 @@
 // Restore: plan the chain (chain.ts), then for each archive: download → decrypt into a
 // temporary tar.zst (kept only when the OpenPGP integrity check passed, and the ciphertext
 // matches the checksum recorded in its manifest object) → apply its deletion list → extract
-// with GNU tar. Finally every entry is checked against the snapshot's manifest. The same steps
-// by hand: docs/restore-by-hand.md.
+// with GNU tar → apply its delta patches (delta-apply.ts); the next archive downloads meanwhile.
+// Finally every entry is checked against the snapshot's manifest. The same steps by hand:
+// docs/restore-by-hand.md.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';

@@ -132,6 +132,29 @@ describe.skipIf(!root)('offsite: delta incrementals, restored to every point', (
     expect(existsSync(join(to, 'files/var'))).toBe(false);
   }, 60_000);
 
+  it('without room on the backup disk for the staging, the big files go whole and say so', async () => {
+    const w = offsiteWorkspace('pv-deltas-room-');
+    try {
+      // the disk's free-space floor (pi.dataDisk.minFreeMiB) above what any disk here has
+      const tight = { ...config, paths: { ...config.paths, dataDir: w.data }, inventory: { ...config.inventory, offsite: { type: 'dir', path: w.store }, pi: { dataDisk: { minFreeMiB: 2 ** 40 } } } } as unknown as RuntimeConfig;
+      writeFileSync(join(w.src, 'disk.img'), randomBytes(2 * MiB));
+      const keys: string[] = [];
+      for (const [i, id] of IDS.slice(0, 2).entries()) {
+        if (i) rewriteBlocks(join(w.src, 'disk.img'), 4);
+        const dir = makeSnapshot(w.data, 'web1', id, w.src);
+        const [r] = await offsitePhase(tight, [{ server: 'web1', snapshotDir: dir, id, ok: true }], { log: () => {}, now: new Date(dateOfSnapshotId(id).getTime() + 60_000), deltas: { minBytes: MiB, capBytes: 6 * MiB } });
+        keys.push(r.key!);
+      }
+      store = w.store;
+      const index = JSON.parse(member(keys[1], '.pullvault/deltas.json').toString()) as DeltaIndex;
+      expect(index.deltas).toEqual([]);
+      expect(index.whole).toEqual([{ p: 'files/disk.img', bytes: 2 * MiB, reason: 'no staging space' }]);
+    } finally {
+      store = join(work, 'store');
+      rmSync(w.work, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a corrupted patch fails clearly, naming the file', async () => {
     const tree = join(work, 'restore-3-copy');
     execFileSync('cp', ['-a', join(work, 'restore-3'), tree]);
