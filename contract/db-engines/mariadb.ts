@@ -1,6 +1,5 @@
 // MariaDB: databases by name, listed by mysql-list, each dumped as plain SQL (zstd on the Pi).
-import { checkDbName, defineDbEngine } from '../db-engine.ts';
-import { namedSelection, selectedNames, type NamedSelection } from './named.ts';
+import { namedDbEngine, selectedNames } from './named.ts';
 
 /** MariaDB's longest database name. */
 export const MARIADB_NAME_MAX = 64;
@@ -8,10 +7,10 @@ export const MARIADB_NAME_MAX = 64;
 /** Schemas mysql-list never prints, and mysql-dump refuses unless the inventory names them. */
 export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'] as const;
 
-export const mariadb = defineDbEngine<NamedSelection>()({
+export const mariadb = namedDbEngine({
   name: 'mariadb',
   label: 'MariaDB',
-  selection: namedSelection('MariaDB', MARIADB_NAME_MAX),
+  max: MARIADB_NAME_MAX,
   verbs: [
     { verb: 'mysql-list', engine: 'mariadb', role: 'list', arg: 'none', does: 'MariaDB databases, one name per line (system schemas left out)' },
     {
@@ -22,8 +21,6 @@ export const mariadb = defineDbEngine<NamedSelection>()({
       does: 'plain SQL on stdout (mariadb-dump --single-transaction --routines --events --triggers --databases DB)',
     },
   ],
-  checkArg: (verb, arg) => checkDbName('mariadb', MARIADB_NAME_MAX, arg, verb),
-  needsList: (sel) => sel === 'all',
   dumps: (sel, listed) =>
     selectedNames(sel, listed).map((db) => ({ name: db, verb: 'mysql-dump', arg: db, file: `dumps/mariadb/${db}.sql.zst`, compress: true })),
   dumpFile: (db) => `dumps/mariadb/${db}.sql.zst`,
