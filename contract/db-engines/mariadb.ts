@@ -1,6 +1,5 @@
 // MariaDB: databases by name, listed by mysql-list, each dumped as plain SQL (zstd on the Pi).
-import { checkDbName, defineDbEngine } from '../db-engine.ts';
-import { namedSelection, selectedNames, type NamedSelection } from './named.ts';
+import { namedDbEngine, selectedNames } from './named.ts';
 
 /** MariaDB's longest database name. */
 export const MARIADB_NAME_MAX = 64;
@@ -16,10 +15,10 @@ export const MARIADB_SYSTEM_SCHEMAS = ['information_schema', 'performance_schema
  */
 export const MARIADB_DUMP_OPTIONS = ['--single-transaction', '--order-by-primary', '--routines', '--events', '--triggers'] as const;
 
-export const mariadb = defineDbEngine<NamedSelection>()({
+export const mariadb = namedDbEngine({
   name: 'mariadb',
   label: 'MariaDB',
-  selection: namedSelection('MariaDB', MARIADB_NAME_MAX),
+  max: MARIADB_NAME_MAX,
   verbs: [
     { verb: 'mysql-list', engine: 'mariadb', role: 'list', arg: 'none', does: 'MariaDB databases, one name per line (system schemas left out)' },
     {
@@ -30,8 +29,6 @@ export const mariadb = defineDbEngine<NamedSelection>()({
       does: `plain SQL on stdout (mariadb-dump ${MARIADB_DUMP_OPTIONS.join(' ')} --databases DB)`,
     },
   ],
-  checkArg: (verb, arg) => checkDbName('mariadb', MARIADB_NAME_MAX, arg, verb),
-  needsList: (sel) => sel === 'all',
   dumps: (sel, listed) =>
     selectedNames(sel, listed).map((db) => ({ name: db, verb: 'mysql-dump', arg: db, file: `dumps/mariadb/${db}.sql.zst`, compress: true })),
   dumpFile: (db) => `dumps/mariadb/${db}.sql.zst`,

@@ -1,6 +1,6 @@
 // What the engines whose databases have names (MariaDB, PostgreSQL) share: the inventory's
 // selection ("all" or names), its check, and the choice of databases a run dumps.
-import { DB_NAME_CHARS, type JsonSchema } from '../db-engine.ts';
+import { DB_NAME_CHARS, checkDbName, defineDbEngine, type DbEngineSpec, type JsonSchema } from '../db-engine.ts';
 
 export type NamedSelection = 'all' | string[];
 
@@ -15,3 +15,19 @@ export function namedSelection(label: string, max: number): JsonSchema {
 
 /** The databases a run dumps: the configured names, or (for "all") what the list verb answered. */
 export const selectedNames = (sel: NamedSelection, listed: string[]): string[] => (sel === 'all' ? listed : sel);
+
+/**
+ * An engine whose databases have names, at most `max` bytes: its inventory selection ("all" or
+ * names), the argument check of its verbs and when a run lists first follow from that.
+ */
+export function namedDbEngine<const Name extends string>(
+  e: Pick<DbEngineSpec<Name, NamedSelection>, 'name' | 'label' | 'verbs' | 'dumps' | 'dumpFile' | 'restoreHint'> & { max: number },
+): DbEngineSpec<Name, NamedSelection> {
+  const { max, ...rest } = e;
+  return defineDbEngine<NamedSelection>()({
+    ...rest,
+    selection: namedSelection(e.label, max),
+    checkArg: (verb, arg) => checkDbName(e.name, max, arg, verb),
+    needsList: (sel) => sel === 'all',
+  });
+}

@@ -1,7 +1,6 @@
 // PostgreSQL: the cluster's globals (roles, tablespaces) once, then databases by name, listed by
 // pg-list, each dumped by pg_dump -Fc (compressed by pg_dump, stored as it is).
-import { checkDbName, defineDbEngine } from '../db-engine.ts';
-import { namedSelection, selectedNames, type NamedSelection } from './named.ts';
+import { namedDbEngine, selectedNames } from './named.ts';
 
 /** PostgreSQL's longest database name: NAMEDATALEN-1 bytes. */
 export const PG_NAME_MAX = 63;
@@ -12,17 +11,15 @@ export const PG_TEMPLATE_DATABASES = ['template0', 'template1'] as const;
 const GLOBALS_FILE = 'dumps/postgres/globals.sql.zst';
 const databaseFile = (db: string) => `dumps/postgres/${db}.pgdump`;
 
-export const postgres = defineDbEngine<NamedSelection>()({
+export const postgres = namedDbEngine({
   name: 'postgres',
   label: 'PostgreSQL',
-  selection: namedSelection('PostgreSQL', PG_NAME_MAX),
+  max: PG_NAME_MAX,
   verbs: [
     { verb: 'pg-list', engine: 'postgres', role: 'list', arg: 'none', does: 'PostgreSQL databases that accept connections, one per line (template0/1 left out)' },
     { verb: 'pg-dump', engine: 'postgres', role: 'dump', arg: 'db', does: 'pg_dump -Fc (custom format) on stdout' },
     { verb: 'pg-globals', engine: 'postgres', role: 'globals', arg: 'none', does: 'roles, tablespaces (pg_dumpall --globals-only --no-role-passwords) as SQL on stdout' },
   ],
-  checkArg: (verb, arg) => checkDbName('postgres', PG_NAME_MAX, arg, verb),
-  needsList: (sel) => sel === 'all',
   dumps: (sel, listed) => [
     { name: 'globals', verb: 'pg-globals', file: GLOBALS_FILE, compress: true },
     ...selectedNames(sel, listed).map((db) => ({ name: db, verb: 'pg-dump', arg: db, file: databaseFile(db), compress: false })),

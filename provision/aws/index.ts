@@ -10,7 +10,7 @@ import { restoreUserName, writerUserName } from '../../contract/inventory-defaul
 import { mergeBucketPolicy, normalizedJson, restoreIdentityPolicy, writerIdentityPolicy } from './policies.ts';
 import { mergeLifecycle, storageClassWarnings } from './lifecycle.ts';
 import { AwsProvisionError, explainCredentials } from './errors.ts';
-import { awsSteps, currentBucketPolicy, policyParams, readBucketEncryption, readUserId, type AwsCtx } from './steps.ts';
+import { awsSteps, currentBucketPolicy, policyParams, readAwsFacts, type AwsCtx } from './steps.ts';
 import { GetBucketLifecycleConfigurationCommand } from '@aws-sdk/client-s3';
 
 export { AwsProvisionError } from './errors.ts';
@@ -75,6 +75,8 @@ export async function provisionAws(inv: Inventory, o: ProvisionAwsOptions): Prom
   const ctx = makeCtx(inv, o, accountId);
   if (o.printPoliciesDir) return { printed: await printPolicies(ctx, o.printPoliciesDir) };
   for (const w of storageClassWarnings(target, inv.schedule.offsite.fullEveryDays)) o.reporter.line(`warning: ${w}`);
+  // the facts, once, before planning (read-only requests); the checks only read them
+  await readAwsFacts(ctx);
   return runSteps(awsSteps(ctx), ctx, { dryRun: o.dryRun, reporter: o.reporter, onPlan: o.onPlan });
 }
 
@@ -92,11 +94,13 @@ async function printPolicies(ctx: AwsCtx, dir: string): Promise<string[]> {
       throw e;
     }
   };
+  const facts = await readAwsFacts(ctx);
+  // a fact that could not be read stops here as it would stop a plan
+  if (facts.bucket.error) throw facts.bucket.error;
+  if (facts.encryption.error) throw facts.encryption.error;
+  const writer = facts.users.get(ctx.writerUser);
+  if (writer?.error) throw writer.error;
   const curPolicy = await readOrEmpty(() => currentBucketPolicy(ctx), null);
-  const enc = await readOrEmpty(() => readBucketEncryption(ctx), null);
-  if (enc) ctx.encryption = enc;
-  const writerId = await readUserId(ctx, ctx.writerUser);
-  if (writerId) ctx.userIds.set(ctx.writerUser, writerId);
   const params = policyParams(ctx);
   const curRules = await readOrEmpty(
     async () => ((await ctx.clients.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: ctx.target.bucket }))).Rules ?? []) as unknown as Record<string, unknown>[],

@@ -1,6 +1,7 @@
-// provision-aws's steps: each a read-only check (AWS Get*/Head*/List*) that returns the change
-// it wants (with what apply needs in it: a plan file carries it), and an apply through the
-// injected clients. The bucket's settings are one step kind (bucketSettingStep); the documents
+// provision-aws's facts and steps: the bucket, its default encryption and the users are read
+// once before planning (readAwsFacts); each step is a read-only check (the facts, or AWS
+// Get*/List* of its own setting) that returns the change it wants (with what apply needs in it: a
+// plan file carries it), and an apply through the injected clients. The bucket's settings are one step kind (bucketSettingStep); the documents
 // come from policies.ts and lifecycle.ts.
 import {
   CreateBucketCommand,
@@ -77,13 +78,63 @@ export interface AwsCtx {
   retireOldKeys: boolean;
   redactor: Redactor;
   reporter: Reporter;
-  /** facts learnt by earlier checks (so a dry run on a new account plans everything) */
+  /** what readAwsFacts found before planning (the checks only read it) */
+  facts?: AwsFacts;
+  /** the bucket is there: found before planning, or created by the apply (undefined: its check failed) */
   bucketExists?: boolean;
   usersExisting: Set<string>;
-  /** IAM unique ids (AIDA…) of the users, learnt by their checks or creation */
+  /** IAM unique ids (AIDA…) of the users: found before planning, or assigned by their creation */
   userIds: Map<string, string>;
-  /** the bucket's default encryption, learnt by the encryption check (SSE-S3 on a bucket pullvault sets up) */
+  /** the bucket's default encryption as found (SSE-S3 on a bucket pullvault sets up) */
   encryption?: BucketEncryption;
+}
+
+/** A fact, or why it could not be read (the step that needs it fails with that). */
+type Fact<T> = { value: T; error?: undefined } | { value?: undefined; error: Error };
+
+/** What provision-aws reads (Head/Get requests only) before it plans: the bucket, its default encryption, the users. */
+export interface AwsFacts {
+  bucket: Fact<boolean>;
+  /** null: none set, or no bucket yet */
+  encryption: Fact<BucketEncryption | null>;
+  /** user → IAM unique id, null when there is no such user */
+  users: Map<string, Fact<string | null>>;
+}
+
+const fact = async <T>(read: () => Promise<T>): Promise<Fact<T>> => {
+  try {
+    return { value: await read() };
+  } catch (e) {
+    return { error: e instanceof Error ? e : new Error(String(e)) };
+  }
+};
+
+const known = <T>(f: Fact<T> | undefined, what: string): T => {
+  if (!f) throw new Error(`${what}: not read before planning`);
+  if (f.error) throw f.error;
+  return f.value as T;
+};
+
+/** Reads the facts once, before planning, and puts what the plan needs into ctx (bucketExists, encryption, users). */
+export async function readAwsFacts(ctx: AwsCtx): Promise<AwsFacts> {
+  const bucket = await fact(() => bucketExists(ctx));
+  const users = [ctx.writerUser, ...(ctx.restoreUser ? [ctx.restoreUser] : [])];
+  const [encryption, ...ids] = await Promise.all([
+    fact(async () => (bucket.value ? await readBucketEncryption(ctx) : null)),
+    ...users.map((u) => fact(() => readUserId(ctx, u))),
+  ]);
+  const facts: AwsFacts = { bucket, encryption: encryption as Fact<BucketEncryption | null>, users: new Map(users.map((u, i) => [u, ids[i] as Fact<string | null>])) };
+  ctx.facts = facts;
+  if (bucket.error === undefined) ctx.bucketExists = bucket.value;
+  if (encryption.value) ctx.encryption = encryption.value as BucketEncryption;
+  users.forEach((u, i) => {
+    const id = ids[i]!.value as string | null | undefined;
+    if (id) {
+      ctx.usersExisting.add(u);
+      ctx.userIds.set(u, id);
+    }
+  });
+  return facts;
 }
 
 const json = normalizedJson;
@@ -124,43 +175,48 @@ function regionMismatch(t: S3TargetSpec, actual: string): AwsProvisionError {
   return new AwsProvisionError(`region mismatch: bucket ${t.bucket} is in ${actual}, but offsite.region says ${t.region}; fix offsite.region (a bucket cannot move)`);
 }
 
+/** Whether the bucket exists (and is usable: in the configured region, with Object Lock when asked for); throws why not. */
+async function bucketExists(ctx: AwsCtx): Promise<boolean> {
+  const t = ctx.target;
+  try {
+    const head = await ctx.clients.s3.send(new HeadBucketCommand({ Bucket: t.bucket }));
+    const region = head.BucketRegion ?? (await bucketRegion(ctx));
+    if (region && region !== t.region) throw regionMismatch(t, region);
+    if (t.objectLock) {
+      // Object Lock can only be switched on by pullvault when it creates the bucket
+      const lock = await getObjectLock(ctx);
+      if (lock?.ObjectLockEnabled !== 'Enabled')
+        throw new AwsProvisionError(
+          `offsite.objectLock: bucket ${t.bucket} already exists without Object Lock; pullvault turns Object Lock on only when it creates the bucket — use a new bucket name or remove offsite.objectLock`,
+        );
+    }
+    return true;
+  } catch (e) {
+    if (e instanceof AwsProvisionError) throw e;
+    const status = httpStatus(e);
+    if (status === 404 || errName(e) === 'NotFound' || errName(e) === 'NoSuchBucket') {
+      return false;
+    }
+    if (status === 301 || errName(e) === 'PermanentRedirect') {
+      const actual = (e as { $response?: { headers?: Record<string, string> } }).$response?.headers?.['x-amz-bucket-region'];
+      throw regionMismatch(t, actual ?? 'another region');
+    }
+    if (status === 403)
+      throw new AwsProvisionError(
+        `bucket ${t.bucket} exists but is not yours (or the admin credentials lack s3:ListBucket on ${bucketArn(t)}); bucket names are global — choose another offsite.bucket`,
+      );
+    return await call('s3:ListBucket', bucketArn(t), () => Promise.reject(e));
+  }
+}
+
 function bucketStep(): Step<AwsCtx> {
   return {
     id: 's3: bucket',
     async check(ctx) {
+      if (known(ctx.facts?.bucket, 's3: bucket')) return null;
       const t = ctx.target;
-      try {
-        const head = await ctx.clients.s3.send(new HeadBucketCommand({ Bucket: t.bucket }));
-        const region = head.BucketRegion ?? (await bucketRegion(ctx));
-        if (region && region !== t.region) throw regionMismatch(t, region);
-        ctx.bucketExists = true;
-        if (t.objectLock) {
-          // Object Lock can only be switched on by pullvault when it creates the bucket
-          const lock = await getObjectLock(ctx);
-          if (lock?.ObjectLockEnabled !== 'Enabled')
-            throw new AwsProvisionError(
-              `offsite.objectLock: bucket ${t.bucket} already exists without Object Lock; pullvault turns Object Lock on only when it creates the bucket — use a new bucket name or remove offsite.objectLock`,
-            );
-        }
-        return null;
-      } catch (e) {
-        if (e instanceof AwsProvisionError) throw e;
-        const status = httpStatus(e);
-        if (status === 404 || errName(e) === 'NotFound' || errName(e) === 'NoSuchBucket') {
-          ctx.bucketExists = false;
-          const lock = t.objectLock ? `, Object Lock ${t.objectLock.mode} ${t.objectLock.days} days` : '';
-          return { action: 'create', summary: `${t.bucket} in ${t.region}${lock}` };
-        }
-        if (status === 301 || errName(e) === 'PermanentRedirect') {
-          const actual = (e as { $response?: { headers?: Record<string, string> } }).$response?.headers?.['x-amz-bucket-region'];
-          throw regionMismatch(t, actual ?? 'another region');
-        }
-        if (status === 403)
-          throw new AwsProvisionError(
-            `bucket ${t.bucket} exists but is not yours (or the admin credentials lack s3:ListBucket on ${bucketArn(t)}); bucket names are global — choose another offsite.bucket`,
-          );
-        return await call('s3:ListBucket', bucketArn(t), () => Promise.reject(e));
-      }
+      const lock = t.objectLock ? `, Object Lock ${t.objectLock.mode} ${t.objectLock.days} days` : '';
+      return { action: 'create', summary: `${t.bucket} in ${t.region}${lock}` };
     },
     async apply(ctx) {
       const t = ctx.target;
@@ -268,7 +324,7 @@ const ownership: BucketSetting = {
 };
 
 /** The bucket's default encryption as set (null: none set), the KMS key as an ARN. */
-export async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>): Promise<BucketEncryption | null> {
+async function readBucketEncryption(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>): Promise<BucketEncryption | null> {
   try {
     const r = await call('s3:GetEncryptionConfiguration', bucketArn(ctx.target), () =>
       ctx.clients.s3.send(new GetBucketEncryptionCommand({ Bucket: ctx.target.bucket })),
@@ -291,9 +347,8 @@ const encryption: BucketSetting = {
   summary: () => 'SSE-S3 (AES256)',
   want: () => 'AES256\n',
   async read(ctx) {
-    const cur = await readBucketEncryption(ctx);
-    // SSE-KMS set by the owner is at least as good: keep it (the policies pin it and grant its key)
-    ctx.encryption = cur ?? SSE_S3;
+    // SSE-KMS set by the owner is at least as good: kept (the policies pin it and grant its key)
+    const cur = known(ctx.facts?.encryption, 's3: default encryption');
     return cur ? `${cur.algorithm}\n` : null;
   },
   satisfied: (cur) => cur !== null,
@@ -472,7 +527,7 @@ function iamUserArn(ctx: AwsCtx, user: string): string {
 }
 
 /** The user's IAM unique id (AIDA…), or null when there is no such user. */
-export async function readUserId(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>, user: string): Promise<string | null> {
+async function readUserId(ctx: Pick<AwsCtx, 'clients' | 'target' | 'accountId'>, user: string): Promise<string | null> {
   try {
     const r = await call('iam:GetUser', userArn(ctx.target, ctx.accountId, user), () => ctx.clients.iam.send(new GetUserCommand({ UserName: user })));
     if (!r.User?.UserId) throw new AwsProvisionError(`iam:GetUser ${user}: the answer carries no UserId`);
@@ -487,11 +542,7 @@ function userStep(role: CredentialsRole, user: string): Step<AwsCtx> {
   return {
     id: `iam: ${role} user`,
     async check(ctx) {
-      const id = await readUserId(ctx, user);
-      if (id === null) return { action: 'create', summary: user };
-      ctx.usersExisting.add(user);
-      ctx.userIds.set(user, id);
-      return null;
+      return known(ctx.facts?.users.get(user), `iam: ${role} user`) === null ? { action: 'create', summary: user } : null;
     },
     async apply(ctx) {
       const r = await call('iam:CreateUser', iamUserArn(ctx, user), () =>
