@@ -6,7 +6,7 @@
 // CONFIG_USB_XHCI_HCD=y, CONFIG_USB_XHCI_PLATFORM=y (XHCI_PCI follows PCI+XHCI: y),
 // CONFIG_PCIE_BRCMSTB=y, CONFIG_USB_STORAGE=y, CONFIG_USB_UAS=y, CONFIG_SCSI=y,
 // CONFIG_BLK_DEV_SD=y, CONFIG_MMC=y with the SDHCI/iProc/bcm2835 hosts y, CONFIG_EXT4_FS=y,
-// CONFIG_MSDOS_FS=y, CONFIG_VFAT_FS=y, CONFIG_NLS_CODEPAGE_437=y, CONFIG_NLS_ASCII=y, and no
+// CONFIG_MSDOS_FS=y, CONFIG_LIBCRC32C=y, CONFIG_VFAT_FS=y, CONFIG_NLS_CODEPAGE_437=y, CONFIG_NLS_ASCII=y, and no
 // CONFIG_HID / CONFIG_USB_HID / CONFIG_HID_GENERIC line at all, so Kconfig's defaults (y) hold:
 // the USB keyboard drivers are built in too. CONFIG_BLK_DEV_DM and CONFIG_DM_CRYPT are =m (modules
 // on Pi OS, as in Debian), and so are the Adiantum pieces.
@@ -25,6 +25,8 @@ export const PIOS_BUILTIN_MODULES = [
   'hid', 'usbhid', 'hid_generic',
   // SD card
   'mmc_core', 'mmc_block', 'sdhci', 'sdhci_pltfm', 'sdhci_iproc', 'bcm2835',
+  // CONFIG_LIBCRC32C=y selects CONFIG_CRYPTO_CRC32C=y: ext4's metadata checksums find crc32c in the kernel
+  'libcrc32c', 'crc32c_generic',
   // filesystems of the root, the boot partition and a FAT stick
   'ext4', 'jbd2', 'mbcache', 'crc16', 'fat', 'vfat', 'msdos', 'nls_cp437', 'nls_ascii',
 ];
