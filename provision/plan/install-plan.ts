@@ -39,6 +39,13 @@ export type InstallTemplates = Record<(typeof INSTALL_TEMPLATE_NAMES)[number], s
 
 export const NODE_MIN_MAJOR = 18;
 
+/** Why the Pi's node (`node --version`, or '-' when there is none) cannot run the runtime; undefined when it can. */
+export function nodeVersionProblem(version: string, where = 'the Pi'): string | undefined {
+  if (version === '-' || version === '') return `${where} has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`;
+  if (!(Number(version.replace(/^v/, '').split('.')[0]) >= NODE_MIN_MAJOR)) return `${where}'s Node.js is ${version}; the runtime needs ${NODE_MIN_MAJOR}+ (apt-get install nodejs from bookworm or newer)`;
+  return undefined;
+}
+
 export interface ManagedDir {
   path: string;
   mode: string;
