@@ -109,7 +109,9 @@ set -e
 case $1 in *-2712) dst=initramfs_2712 ;; *) dst=initramfs8 ;; esac
 cp "$2" /boot/firmware/$dst
 `;
-// initramfs-tools hook + init-top script: the code Pi OS builds in, loaded before anything needs it
+// initramfs-tools hook, loader and init-top script: the code Pi OS builds in is in place before
+// anything asks for a module. The initramfs's modprobe becomes a wrapper that runs the loader first,
+// so also an /init other than initramfs-tools' (provision-pi's LUKS VM) finds ext4, vfat, USB there.
 const STANDIN_HOOK = `#!/bin/sh
 # TEST STAND-IN (not Pi OS): carries the drivers Pi OS builds into its kernel, which this Debian kernel
 # has as modules; the profile removed their .ko files and listed them in modules.builtin.
@@ -120,23 +122,38 @@ case $1 in prereqs) prereqs; exit 0 ;; esac
 src=/${STANDIN_DIR}/\${version}
 [ -d "$src" ] || exit 0
 mkdir -p "\${DESTDIR}/${STANDIN_DIR}"
-cp -a "$src" "\${DESTDIR}/${STANDIN_DIR}/"
+cp -a "$src" /${STANDIN_DIR}/load "\${DESTDIR}/${STANDIN_DIR}/"
 copy_exec /usr/bin/kmod /${STANDIN_DIR}/insmod
+copy_exec /usr/bin/kmod /${STANDIN_DIR}/modprobe
 for m in $(awk '$1=="modprobe"{print $2}' "$src/order"); do manual_add_modules "$m"; done
+for p in sbin/modprobe usr/sbin/modprobe; do
+  if [ -e "\${DESTDIR}/$p" ] || [ -L "\${DESTDIR}/$p" ]; then
+    rm -f "\${DESTDIR}/$p"
+    printf '#!/bin/sh\\n/${STANDIN_DIR}/load\\nexec /${STANDIN_DIR}/modprobe "$@"\\n' > "\${DESTDIR}/$p"
+    chmod 755 "\${DESTDIR}/$p"
+  fi
+done
 `;
-const STANDIN_INIT_TOP = `#!/bin/sh
-# TEST STAND-IN (not Pi OS): load what Pi OS's kernel would have built in (see the hook of this name)
-PREREQ=""
-prereqs() { echo "$PREREQ"; }
-case $1 in prereqs) prereqs; exit 0 ;; esac
+const STANDIN_LOAD = `#!/bin/sh
+# TEST STAND-IN (not Pi OS): load what Pi OS's kernel would have built in, once (see the hook pilab-builtin)
 d=/${STANDIN_DIR}/$(uname -r)
 [ -r "$d/order" ] || exit 0
+[ -e /${STANDIN_DIR}/.loaded ] && exit 0
+: > /${STANDIN_DIR}/.loaded
 while read -r op name file; do
   case $op in
-    modprobe) modprobe -q "$name" || true ;;
+    modprobe) /${STANDIN_DIR}/modprobe -q "$name" || true ;;
     insmod) grep -q "^$name " /proc/modules || /${STANDIN_DIR}/insmod "$d/$file" || echo "pilab-builtin: $name failed" ;;
   esac
 done < "$d/order"
+exit 0
+`;
+const STANDIN_INIT_TOP = `#!/bin/sh
+# TEST STAND-IN (not Pi OS): see the hook pilab-builtin
+PREREQ=""
+prereqs() { echo "$PREREQ"; }
+case $1 in prereqs) prereqs; exit 0 ;; esac
+/${STANDIN_DIR}/load
 exit 0
 `;
 
@@ -150,6 +167,7 @@ function releaseFiles(release: PiosRelease): FileSet {
     'etc/initramfs/post-update.d/z50-raspi-firmware': { mode: 0o755, text: INITRAMFS_HOOK },
     'etc/initramfs-tools/hooks/pilab-builtin': { mode: 0o755, text: STANDIN_HOOK },
     'etc/initramfs-tools/scripts/init-top/pilab-builtin': { mode: 0o755, text: STANDIN_INIT_TOP },
+    [`${STANDIN_DIR}/load`]: { mode: 0o755, text: STANDIN_LOAD },
     [`etc/pilab-release-${release}`]: { mode: 0o644, text: `${release}\n` },
   };
 }
