@@ -19,7 +19,7 @@ import { adminLogin, sshPort } from '../contract/inventory-defaults.ts';
 import type { Inventory } from '../contract/inventory-schema.ts';
 import { needsCredentialsFile } from '../contract/offsite-kinds.ts';
 import { resolveInventoryPath, type LoadedInventory } from './inventory/validate.ts';
-import { planInstall, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './runtime/plan.ts';
+import { planInstall, nodeVersionProblem, NODE_MIN_MAJOR, type InstallPaths, type InstallPlan } from './runtime/plan.ts';
 import { stateDirFor } from './state.ts';
 import { installSteps } from './runtime/steps.ts';
 import { loadInstallTemplates, readRecipientKeys, readSecrets, readWriterCredentials } from './runtime/inputs.ts';
@@ -146,8 +146,8 @@ async function piWarnings(exec: Executor, plan: InstallPlan): Promise<string[]> 
   const w: string[] = [];
   const lines = (await exec.run(['sh', '-c', PROBE_SCRIPT, 'sh', plan.paths.sshKey])).stdout.trim().split('\n');
   const v = lines.find((l) => l.startsWith('node '))?.slice(5) ?? '-';
-  if (v === '-') w.push(`the Pi has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`);
-  else if (Number(v.replace(/^v/, '').split('.')[0]) < NODE_MIN_MAJOR) w.push(`the Pi's Node.js is ${v}; the runtime needs ${NODE_MIN_MAJOR}+ (apt-get install nodejs from bookworm or newer)`);
+  const nodeProblem = nodeVersionProblem(v);
+  if (nodeProblem) w.push(nodeProblem);
   const missing = lines.filter((l) => l.startsWith('missing ')).map((l) => l.slice(8));
   if (missing.length) w.push(`the Pi lacks ${missing.join(', ')}: apt-get install ${missing.map((m) => PKG_OF[m] ?? m).join(' ')}`);
   if (lines.includes('sshkey no'))

@@ -12,7 +12,7 @@ PKGS=(
   # the local AWS endpoint (moto) runs in a venv
   python3-venv python3-pip
   # the Pi image: userspace LUKS, filesystems without mounting, qemu boot tests
-  cryptsetup-bin e2fsprogs dosfstools mtools fdisk mmdebstrap cpio attr bc qemu-system-x86 qemu-utils qemu-user-static
+  cryptsetup-bin e2fsprogs dosfstools mtools fdisk mmdebstrap cpio attr bc qemu-system-x86 qemu-system-arm qemu-utils qemu-user-static
   # the recovery kit: paper keys, its PDF (headless Chromium), and the scan-it-back test
   paperkey chromium poppler-utils zbar-tools
   # baselines for benchmarks

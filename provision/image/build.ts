@@ -20,6 +20,7 @@ import { checkBootLayout, checkFlavours, diskIdFrom, rewritePartuuids, Unsupport
 import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED_FILES } from './access.ts';
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import { encryptRoot } from './luks-guest.ts';
+import { nodeVersionProblem } from '../runtime/plan.ts';
 import type { LuksWhere } from './luks-where.ts';
 import type { Phase } from './phases.ts';
 import {
@@ -228,7 +229,13 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
     });
 
     // ------------------------------------------------------------ runtime
-    await phase('runtime', () => ctx.installRuntime(root));
+    await phase('runtime', async () => {
+      await ctx.installRuntime(root);
+      const r = await chroot(root, ['sh', '-c', 'command -v node >/dev/null && node --version || echo -'], { okCodes: [0, 1, 127] });
+      const problem = nodeVersionProblem(r.stdout.trim() || '-', 'the image');
+      if (problem) throw new Error(`${problem}; the base image's apt sources did not provide it`);
+      ctx.log(`  node ${r.stdout.trim()}`);
+    });
 
     // ------------------------------------------------------------ access
     // after the packages: openssh-server's postinst makes host keys of its own
@@ -339,7 +346,8 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
       closeSync(fd);
       await run(['truncate', '-s', `${totalMiB}M`, rootLuks]);
       await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-i', '8192', '-E', 'root_owner=0:0', '-d', root, rootLuks, `${fsMiB}M`]);
-      const k = kernels[0];
+      // the generic arm64 flavour (kernel8) runs in the VM; kernel_2712 is built for the Pi 5 alone
+      const k = kernels.find((x) => x.kernel === 'kernel8.img') ?? kernels[0];
       await encryptRoot({
         where: ctx.luksWhere ?? { where: 'host' },
         plan: l,

@@ -344,12 +344,12 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
       title: `write crypttab, fstab, keyscript, initramfs hook and modules, kernel guard, first-boot grow service, keys${o.haveS3Credentials ? ', state/aws/writer-credentials.json (0600)' : ''}`,
       detail: `chroot${arch === o.hostArch ? '' : ` under qemu-user (${arch})`}` },
     { id: 'packages', title: `install missing packages in the chroot: ${rootPackages(pi).join(' ')}` },
-    { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto)' },
+    { id: 'runtime', title: 'install the pullvault runtime into the root (installRuntimeInto), then check that node in the root can run it (Node.js 18+)' },
     { id: 'access', title: 'install the SSH host key from state/ (first-boot regeneration masked), authorize the admin key, enable sshd, mask the userconf wizard; cloud-init off', detail: `host key pinned in ${piState}/ssh_host_ed25519_key.pub and ${piState}/known_hosts` },
     { id: 'initramfs', title: `rebuild the initramfs for every installed kernel (MODULES=${initramfsModulesMode(arch, o.hostArch)}) and check the firmware copies` },
     { id: 'boot', title: 'edit the boot partition: cmdline.txt root=/dev/mapper/cryptroot, config.txt auto_initramfs=1, new kernels/initramfs (mtools)' },
     { id: 'root', title: `mkfs.ext4 -d, then cryptsetup reencrypt --encrypt (${l.cipher}, ${l.keySizeBits}-bit, argon2id ${l.pbkdfMemoryKiB} KiB × ${l.pbkdfIterations})`, detail: 'keyslot 0: USB keyfile, keyslot 1: recovery passphrase' },
-    { id: 'assemble', title: `assemble ${piState}/sdcard.img (sfdisk, same disk id)` },
+    { id: 'assemble', title: `assemble ${piState}/sdcard.img (sfdisk, a fresh disk id)` },
     { id: 'usbkey', title: `make ${piState}/usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})` },
   ];
   return steps;

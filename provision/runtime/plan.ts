@@ -42,6 +42,13 @@ export const NODE_MIN_MAJOR = 18;
 
 export type { ManagedDir };
 
+/** Why the Pi's node (`node --version`, or '-' when there is none) cannot run the runtime; undefined when it can. */
+export function nodeVersionProblem(version: string, where = 'the Pi'): string | undefined {
+  if (version === '-' || version === '') return `${where} has no node in PATH: the runtime needs Node.js ${NODE_MIN_MAJOR}+ (apt-get install nodejs)`;
+  if (!(Number(version.replace(/^v/, '').split('.')[0]) >= NODE_MIN_MAJOR)) return `${where}'s Node.js is ${version}; the runtime needs ${NODE_MIN_MAJOR}+ (apt-get install nodejs from bookworm or newer)`;
+  return undefined;
+}
+
 export interface PlannedFile extends ManagedFile {
   /** step id, e.g. "config /etc/pullvault/config.json" */
   id: string;

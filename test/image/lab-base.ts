@@ -26,58 +26,19 @@ export const LAB_PACKAGES = [
   'procps', 'util-linux', 'openssh-server',
 ];
 
-const FILES: Record<string, { mode: number; text: string }> = {
-  'boot/firmware/config.txt': {
-    mode: 0o644,
-    text: `# For more options and information see
-# http://rptl.io/configtxt
-# Some settings may impact device functionality. See link above for details
+export type FileSet = Record<string, { mode: number; text: string }>;
 
-# Uncomment some or all of these to enable the optional hardware interfaces
-#dtparam=i2c_arm=on
-#dtparam=i2s=on
-#dtparam=spi=on
-
-# Enable audio (loads snd_bcm2835)
-dtparam=audio=on
-
-# Automatically load initramfs files, if found
-auto_initramfs=1
-
-# Enable DRM VC4 V3D driver
-dtoverlay=vc4-kms-v3d
-max_framebuffers=2
-
-# Run in 64-bit mode
-arm_64bit=1
-
-[cm4]
-otg_mode=1
-
-[all]
-`,
-  },
-  'boot/firmware/cmdline.txt': {
-    mode: 0o644,
-    text: `console=ttyS0,115200 console=tty1 root=PARTUUID=${LAB_DISK_ID.slice(2)}-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash plymouth.ignore-serial-consoles\n`,
-  },
+/** pi-gen's fstab and hostname, Pi OS's first-boot units (stand-ins) and the test fixtures, which report on `serial`. */
+export function piosFirstBootAndFixtures(serial: string, diskId: string): FileSet {
+  return {
   'etc/fstab': {
     mode: 0o644,
     text: `proc            /proc           proc    defaults          0       0
-PARTUUID=${LAB_DISK_ID.slice(2)}-01  /boot/firmware  vfat    defaults          0       2
-PARTUUID=${LAB_DISK_ID.slice(2)}-02  /               ext4    defaults,noatime  0       1
+PARTUUID=${diskId.slice(2)}-01  /boot/firmware  vfat    defaults          0       2
+PARTUUID=${diskId.slice(2)}-02  /               ext4    defaults,noatime  0       1
 `,
   },
   'etc/hostname': { mode: 0o644, text: 'raspberrypi\n' },
-  // raspi-firmware's job on Pi OS: put the kernel and its initramfs where the firmware loads them
-  'etc/kernel/postinst.d/z50-pilab-firmware': {
-    mode: 0o755,
-    text: '#!/bin/sh\n# lab stand-in for raspi-firmware: kernel -> /boot/firmware/kernel8.img\nset -e\ncp "${2:-/boot/vmlinuz-$1}" /boot/firmware/kernel8.img\n',
-  },
-  'etc/initramfs/post-update.d/z50-pilab-firmware': {
-    mode: 0o755,
-    text: '#!/bin/sh\n# lab stand-in for raspi-firmware: initrd -> /boot/firmware/initramfs8 (auto_initramfs=1)\nset -e\ncp "$2" /boot/firmware/initramfs8\n',
-  },
   'usr/lib/raspberrypi-sys-mods/firstboot': {
     mode: 0o755,
     text: '#!/bin/sh\n# lab stand-in for Pi OS first-boot resize (provision-pi must remove init= pointing here)\nexec /sbin/init\n',
@@ -110,7 +71,7 @@ Before=systemd-user-sessions.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'echo PILAB-USERCONF-WIZARD-RAN > /dev/ttyS0'
+ExecStart=/bin/sh -c 'echo PILAB-USERCONF-WIZARD-RAN > ${serial}'
 
 [Install]
 WantedBy=multi-user.target
@@ -150,7 +111,7 @@ state=$(timeout 900 systemctl is-system-running --wait 2>&1)
   grep -h '^MODULES=' /etc/initramfs-tools/conf.d/pullvault | sed 's/^/INITRAMFS_CONF /'
   echo "NODE $(node --version 2>&1)"
   echo "PILAB-FULLINIT-END"
-} > /dev/ttyS0 2>&1
+} > ${serial} 2>&1
 systemctl poweroff
 `,
   },
@@ -169,9 +130,67 @@ ExecStart=/usr/local/sbin/pilab-report
 WantedBy=multi-user.target
 `,
   },
+  };
+}
+
+const FILES: FileSet = {
+  ...piosFirstBootAndFixtures('/dev/ttyS0', LAB_DISK_ID),
+  'boot/firmware/config.txt': {
+    mode: 0o644,
+    text: `# For more options and information see
+# http://rptl.io/configtxt
+# Some settings may impact device functionality. See link above for details
+
+# Uncomment some or all of these to enable the optional hardware interfaces
+#dtparam=i2c_arm=on
+#dtparam=i2s=on
+#dtparam=spi=on
+
+# Enable audio (loads snd_bcm2835)
+dtparam=audio=on
+
+# Automatically load initramfs files, if found
+auto_initramfs=1
+
+# Enable DRM VC4 V3D driver
+dtoverlay=vc4-kms-v3d
+max_framebuffers=2
+
+# Run in 64-bit mode
+arm_64bit=1
+
+[cm4]
+otg_mode=1
+
+[all]
+`,
+  },
+  'boot/firmware/cmdline.txt': {
+    mode: 0o644,
+    text: `console=ttyS0,115200 console=tty1 root=PARTUUID=${LAB_DISK_ID.slice(2)}-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash plymouth.ignore-serial-consoles\n`,
+  },
+  // raspi-firmware's job on Pi OS: put the kernel and its initramfs where the firmware loads them
+  'etc/kernel/postinst.d/z50-pilab-firmware': {
+    mode: 0o755,
+    text: '#!/bin/sh\n# lab stand-in for raspi-firmware: kernel -> /boot/firmware/kernel8.img\nset -e\ncp "${2:-/boot/vmlinuz-$1}" /boot/firmware/kernel8.img\n',
+  },
+  'etc/initramfs/post-update.d/z50-pilab-firmware': {
+    mode: 0o755,
+    text: '#!/bin/sh\n# lab stand-in for raspi-firmware: initrd -> /boot/firmware/initramfs8 (auto_initramfs=1)\nset -e\ncp "$2" /boot/firmware/initramfs8\n',
+  },
 };
 
-function cacheDir(): string {
+/** Writes the files under `dir` with their modes (an overlay for mmdebstrap's sync-in). */
+export function writeFileSet(dir: string, files: FileSet): void {
+  for (const [p, f] of Object.entries(files)) {
+    const full = path.join(dir, p);
+    mkdirSync(path.dirname(full), { recursive: true });
+    writeFileSync(full, f.text);
+    chmodSync(full, f.mode);
+  }
+}
+
+export function cacheDir(): string {
   return process.env.PULLVAULT_TEST_CACHE ?? '/var/cache/pullvault-test';
 }
 
@@ -183,7 +202,7 @@ export function labBaseKey(arch: 'amd64'): string {
   return h.digest('hex').slice(0, 16);
 }
 
-function debianMirror(): string {
+export function debianMirror(): string {
   if (process.env.MIRROR) return process.env.MIRROR;
   try {
     const t = readFileSync('/etc/apt/sources.list.d/debian.sources', 'utf8');
@@ -196,6 +215,33 @@ function debianMirror(): string {
     if (m) return m[1];
   } catch {}
   return 'http://deb.debian.org/debian';
+}
+
+/**
+ * pi-gen's disk: MBR with `diskId`, p1 FAT32 "bootfs" (BOOT_MIB at BOOT_START_MIB) made from the
+ * root's /boot/firmware (then emptied: the FAT is mounted there), p2 ext4 "rootfs" from the rest.
+ */
+export async function assemblePiDisk(root: string, work: string, diskId: string): Promise<{ tmp: string; totalMiB: number }> {
+  // boot partition from /boot/firmware, root from the rest
+  const boot = path.join(work, 'boot.vfat');
+  await run(['mkfs.vfat', '-n', 'bootfs', '-F', '32', '-C', boot, String(BOOT_MIB * 1024)]);
+  const fw = path.join(root, 'boot/firmware');
+  const entries = readdirSync(fw).map((e) => path.join(fw, e));
+  await run(['mcopy', '-s', '-i', boot, ...entries, '::']);
+  for (const e of entries) rmSync(e, { recursive: true });
+  const used = Number((await run(['du', '-sm', '--exclude=./proc', '--exclude=./sys', '--exclude=./dev', '.'], { cwd: root })).stdout.split('\t')[0]);
+  const rootMiB = Math.ceil(used * 1.25) + 128;
+  const rootFs = path.join(work, 'root.ext4');
+  await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-E', 'root_owner=0:0', '-d', root, rootFs, `${rootMiB}M`]);
+  const tmp = path.join(work, 'disk.img');
+  const totalMiB = BOOT_START_MIB + BOOT_MIB + rootMiB;
+  await run(['truncate', '-s', `${totalMiB}M`, tmp]);
+  await run(['sfdisk', '-q', tmp], {
+    input: `label: dos\nlabel-id: ${diskId}\nstart=${BOOT_START_MIB}MiB, size=${BOOT_MIB}MiB, type=c\nstart=${BOOT_START_MIB + BOOT_MIB}MiB, size=${rootMiB}MiB, type=83\n`,
+  });
+  await run(['dd', `if=${boot}`, `of=${tmp}`, 'bs=1M', `seek=${BOOT_START_MIB}`, 'conv=notrunc,sparse', 'status=none']);
+  await run(['dd', `if=${rootFs}`, `of=${tmp}`, 'bs=1M', `seek=${BOOT_START_MIB + BOOT_MIB}`, 'conv=notrunc,sparse', 'status=none']);
+  return { tmp, totalMiB };
 }
 
 /** Returns the path of a cached lab base image (.img) and its sha256, building it if needed. */
@@ -211,12 +257,7 @@ export async function labBaseImage(arch: 'amd64' = 'amd64', log: (s: string) => 
   const work = mkdtempSync(path.join(dir, 'build-'));
   try {
     const overlay = path.join(work, 'overlay');
-    for (const [p, f] of Object.entries(FILES)) {
-      const full = path.join(overlay, p);
-      mkdirSync(path.dirname(full), { recursive: true });
-      writeFileSync(full, f.text);
-      chmodSync(full, f.mode);
-    }
+    writeFileSet(overlay, FILES);
     mkdirSync(path.join(overlay, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
     symlinkSync('/etc/systemd/system/pilab-report.service', path.join(overlay, 'etc/systemd/system/multi-user.target.wants/pilab-report.service'));
     const root = path.join(work, 'root');
@@ -243,25 +284,7 @@ export async function labBaseImage(arch: 'amd64' = 'amd64', log: (s: string) => 
       'bookworm', root, `deb ${mirror} bookworm main`, `deb ${security} bookworm-security main`,
     ], { liveStderr: !!process.env.PULLVAULT_TEST_VERBOSE });
     log(`lab-base: rootfs ready after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    // boot partition from /boot/firmware, root from the rest
-    const boot = path.join(work, 'boot.vfat');
-    await run(['mkfs.vfat', '-n', 'bootfs', '-F', '32', '-C', boot, String(BOOT_MIB * 1024)]);
-    const fw = path.join(root, 'boot/firmware');
-    const entries = readdirSync(fw).map((e) => path.join(fw, e));
-    await run(['mcopy', '-s', '-i', boot, ...entries, '::']);
-    for (const e of entries) rmSync(e, { recursive: true });
-    const used = Number((await run(['du', '-sm', '--exclude=./proc', '--exclude=./sys', '--exclude=./dev', '.'], { cwd: root })).stdout.split('\t')[0]);
-    const rootMiB = Math.ceil(used * 1.25) + 128;
-    const rootFs = path.join(work, 'root.ext4');
-    await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-E', 'root_owner=0:0', '-d', root, rootFs, `${rootMiB}M`]);
-    const tmp = path.join(work, 'disk.img');
-    const totalMiB = BOOT_START_MIB + BOOT_MIB + rootMiB;
-    await run(['truncate', '-s', `${totalMiB}M`, tmp]);
-    await run(['sfdisk', '-q', tmp], {
-      input: `label: dos\nlabel-id: ${LAB_DISK_ID}\nstart=${BOOT_START_MIB}MiB, size=${BOOT_MIB}MiB, type=c\nstart=${BOOT_START_MIB + BOOT_MIB}MiB, size=${rootMiB}MiB, type=83\n`,
-    });
-    await run(['dd', `if=${boot}`, `of=${tmp}`, 'bs=1M', `seek=${BOOT_START_MIB}`, 'conv=notrunc,sparse', 'status=none']);
-    await run(['dd', `if=${rootFs}`, `of=${tmp}`, 'bs=1M', `seek=${BOOT_START_MIB + BOOT_MIB}`, 'conv=notrunc,sparse', 'status=none']);
+    const { tmp, totalMiB } = await assemblePiDisk(root, work, LAB_DISK_ID);
     const sha = (await run(['sha256sum', tmp])).stdout.split(' ')[0];
     renameSync(tmp, img);
     writeFileSync(shaFile, sha + '\n');

@@ -34,7 +34,8 @@ export interface BootOptions {
    */
   smp?: number;
   log: string;
-  arch?: 'amd64';
+  /** amd64: q35 (the lab base); arm64: `-M virt`, the image's kernel8.img + initramfs8 (Pi OS-shaped base) */
+  arch?: 'amd64' | 'arm64';
   /** 'serial' (default): console=ttyS0 only; 'tty1': the image's console= arguments, USB keyboard, monitor */
   console?: 'serial' | 'tty1';
   /** forward 127.0.0.1:<port> to the guest's sshd (user-mode networking, restricted) */
@@ -125,6 +126,7 @@ export class Boot {
   }
 
   monitorSocket?: string;
+  arch: 'amd64' | 'arm64' = 'amd64';
 
   /** One HMP command on the monitor socket; resolves with its output. */
   async monitor(cmd: string): Promise<string> {
@@ -173,6 +175,7 @@ export class Boot {
    * a test looks for is in it once it has been shown.
    */
   async screen(): Promise<string> {
+    if (this.arch === 'arm64') throw new Error('boot: an arm64 guest has no VGA text screen to read (tty1 runs on the dummy console); judge by the serial log');
     const f = path.join(this.tmp, 'screen.bin');
     const said = await this.monitor(`pmemsave 0xb8000 0x8000 "${f}"`);
     let b: Buffer;
@@ -242,7 +245,11 @@ export async function boot(o: BootOptions): Promise<Boot> {
   // 'serial': the lab console is ttyS0 (qemu's serial) only; 'tty1': the image's own console= args
   // (the lab base's cmdline names ttyS0 for the Pi's serial0, then tty1, as Pi OS does)
   const tty1 = o.console === 'tty1';
-  const base = tty1 ? files.cmdline.trim() : `${files.cmdline.trim().replace(/(^| )console=\S+/g, '')} console=ttyS0,115200`;
+  const arm64 = o.arch === 'arm64';
+  const serial = arm64 ? 'ttyAMA0' : 'ttyS0';
+  // the Pi firmware resolves serial0 to the board's UART; on virt that is the PL011, ttyAMA0
+  const own = arm64 ? files.cmdline.trim().replace(/(^| )console=serial0(,\S*)?/g, ` console=${serial},115200`) : files.cmdline.trim();
+  const base = tty1 ? own : `${files.cmdline.trim().replace(/(^| )console=\S+/g, '')} console=${serial},115200`;
   const cmdline = `${base} ${o.extraCmdline ?? ''}`.replace(/\s+/g, ' ').trim();
   let sd = o.sdcard;
   let sdFormat = 'raw';
@@ -253,7 +260,7 @@ export async function boot(o: BootOptions): Promise<Boot> {
   sd = overlay;
   sdFormat = 'qcow2';
   const q = [
-    'qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max', '-smp', String(o.smp ?? (Number(process.env.PULLVAULT_QEMU_SMP) || 1)), '-m', String(o.memMiB ?? 1024),
+    ...(arm64 ? ['qemu-system-aarch64', '-accel', 'tcg', '-M', 'virt', '-cpu', 'cortex-a72'] : ['qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max']), '-smp', String(o.smp ?? (Number(process.env.PULLVAULT_QEMU_SMP) || 1)), '-m', String(o.memMiB ?? 1024),
     '-kernel', files.kernel, '-initrd', files.initrd, '-append', cmdline,
     '-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd',
     '-device', 'qemu-xhci,id=xhci',
@@ -274,6 +281,7 @@ export async function boot(o: BootOptions): Promise<Boot> {
   const child = spawn(q[0], q.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const b = new Boot(child, tmp, o.log);
   if (tty1) b.monitorSocket = monitorSocket;
+  if (arm64) b.arch = 'arm64';
   child.stderr?.on('data', (x: Buffer) => appendFileSync(o.log, `\n# qemu stderr: ${x.toString()}`));
   b.attach(child.stdout!, child.stdin!);
   return b;
