@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../../contract/inventory-schema.ts';
-import { usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
+import { initramfsNetwork, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
 import { run } from '../../lib/proc/index.ts';
 import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
 
@@ -304,7 +304,7 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
     await phase('boot: cmdline.txt, config.txt, kernels + initramfs onto the FAT (mtools)', async () => {
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
-      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
+      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { network: initramfsNetwork(pi) });
       writeFileSync(cmdlineFile, rewritePartuuids(render(ctx.templates, 'cmdline.txt', { cmdline }), table.id, diskId));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));
