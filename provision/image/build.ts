@@ -21,6 +21,8 @@ import { accessFiles, adminHome, adminUser, ENABLED_UNITS, MASKED_UNITS, REMOVED
 import { missingModules, parseBuiltin, requiredInitramfsModules } from './kernel-modules.ts';
 import { encryptRoot } from './luks-guest.ts';
 import type { LuksWhere } from './luks-where.ts';
+import { bindTang, installDropbearHostKey } from './unlock.ts';
+import { TANG_KEYSLOT } from './unlock-plan.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
@@ -101,6 +103,8 @@ export interface BuildContext {
   keepWork?: boolean;
   /** where the LUKS step runs (luks-where.ts); this machine when unset */
   luksWhere?: LuksWhere;
+  /** pi.unlock.tang: one saved advertisement per server (unlock.ts: tangAdvertisements) */
+  tangAdvertisements?: string[];
 }
 
 export interface BuildResult {
@@ -265,6 +269,12 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
       ctx.log(`  sshd enabled with host key ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.hostPubFile])).stdout.trim()}; masked: ${MASKED_UNITS.join(' ')}`);
     });
 
+    if (ctx.secrets.unlockHostKeyFile && pi.unlock?.ssh)
+      await phase('dropbear: the initramfs SSH host key from state/', async () => {
+        await installDropbearHostKey(root, ctx.secrets.unlockHostKeyFile!, chroot);
+        ctx.log(`  ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.unlockHostPubFile!])).stdout.trim()}`);
+      });
+
     // ------------------------------------------------------------ initramfs
     const kernels = await phase(`initramfs: rebuild for every kernel (MODULES=${modulesMode})`, async () => {
       const modDir = path.join(root, 'usr/lib/modules');
@@ -353,6 +363,11 @@ export async function buildImage(ctx: BuildContext, phase: <T>(title: string, fn
         templates: ctx.templates,
         log: ctx.log,
       });
+      if (pi.unlock?.tang?.length) {
+        if (ctx.luksWhere && ctx.luksWhere.where !== 'host') throw new Error(`pi.unlock.tang: clevis binds on this machine, whose kernel lacks ${l.cipher}; set pi.luks.cipher to aes-xts-plain64 or build on a machine whose kernel has it`);
+        const pin = await bindTang(pi, rootLuks, ctx.secrets.keyFile, ctx.tangAdvertisements ?? []);
+        ctx.log(`  keyslot ${TANG_KEYSLOT}: clevis ${pin} (${pi.unlock.tang.map((t) => t.url).join(', ')}), thumbprints pinned`);
+      }
       const dump = (await run(['cryptsetup', 'luksDump', rootLuks])).stdout;
       for (const slot of ['0: luks2', '1: luks2']) if (!dump.includes(slot)) throw new Error(`LUKS header lacks keyslot ${slot}`);
       ctx.log(`  ${fsMiB} MiB ext4 (${used} MiB used) + ${LUKS_HEADER_MIB} MiB LUKS2 header, UUID ${ctx.secrets.rootUuid}`);

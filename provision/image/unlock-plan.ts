@@ -34,8 +34,9 @@ export function clevisBinding(pi: PiSpec, advFiles: string[]): { pin: 'tang' | '
   return { pin: 'sss', config: JSON.stringify({ t: tangThreshold(pi), pins: { tang: cfgs } }) };
 }
 
+/** Never -y: with it clevis skips the check of the advertisement against thp (trust on first use). */
 export function clevisBindArgs(device: string, keyFile: string, binding: { pin: string; config: string }): string[] {
-  return ['clevis', 'luks', 'bind', '-y', '-d', device, '-s', String(TANG_KEYSLOT), '-k', keyFile, binding.pin, binding.config];
+  return ['clevis', 'luks', 'bind', '-d', device, '-s', String(TANG_KEYSLOT), '-k', keyFile, binding.pin, binding.config];
 }
 
 export interface DropbearFile {

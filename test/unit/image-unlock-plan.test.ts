@@ -19,7 +19,7 @@ describe('unlock plan', () => {
     const b = clevisBinding(pi, ['/s/pi01/tang/0.jws']);
     expect(b.pin).toBe('tang');
     expect(JSON.parse(b.config)).toEqual({ url: 'http://10.0.0.2', thp: THP, adv: '/s/pi01/tang/0.jws' });
-    expect(clevisBindArgs('/w/root.luks', '/s/pi01/usbkey.key', b)).toEqual(['clevis', 'luks', 'bind', '-y', '-d', '/w/root.luks', '-s', '2', '-k', '/s/pi01/usbkey.key', 'tang', b.config]);
+    expect(clevisBindArgs('/w/root.luks', '/s/pi01/usbkey.key', b)).toEqual(['clevis', 'luks', 'bind', '-d', '/w/root.luks', '-s', '2', '-k', '/s/pi01/usbkey.key', 'tang', b.config]);
   });
 
   it('several tang servers: sss with the threshold (default 1), each server pinned', () => {
