@@ -4,6 +4,8 @@ import type { PiModel, PiSpec, S3TargetSpec, ServerSpec } from './inventory-sche
 export const DEFAULT_BACKUP_USER = 'pullvault';
 export const DEFAULT_SSH_PORT = 22;
 export const DEFAULT_ADMIN = 'root';
+/** dropbear in the initramfs: not 22, so the admin's known_hosts keeps the two host keys apart */
+export const DEFAULT_UNLOCK_SSH_PORT = 2222;
 
 /**
  * LUKS cipher by model: Pi 5 has the ARMv8 crypto extensions (fast AES); earlier models
@@ -42,3 +44,8 @@ export const usbKeyFilesystem = (pi: PiSpec): 'vfat' | 'ext4' => pi.usbKey.files
 export const manifestRetentionDays = (t: S3TargetSpec): number => t.retentionDays.manifest ?? t.retentionDays.full;
 export const writerUserName = (t: S3TargetSpec, piName: string): string => t.writerUser ?? `pullvault-${piName}-writer`;
 export const restoreUserName = (t: S3TargetSpec, piName: string): string => t.restoreUser ?? `pullvault-${piName}-restore`;
+export const unlockSshPort = (pi: PiSpec): number => pi.unlock?.ssh?.port ?? DEFAULT_UNLOCK_SSH_PORT;
+/** how many tang servers must answer: sss.t, else 1 (any one) */
+export const tangThreshold = (pi: PiSpec): number => pi.unlock?.sss?.t ?? 1;
+/** the initramfs brings the network up only for tang or SSH unlock */
+export const initramfsNetwork = (pi: PiSpec): boolean => !!(pi.unlock?.tang?.length || pi.unlock?.ssh);

@@ -65,6 +65,38 @@ export const Server = Type.Object(
   strict,
 );
 
+// Ways to unlock the root besides the USB stick and the passphrase typed at the console.
+export const TangServer = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://[A-Za-z0-9.:\\[\\]-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$', description: 'a tang server on the home network, e.g. http://192.168.1.10' }),
+    thumbprint: Type.String({
+      pattern: '^[A-Za-z0-9_-]+$',
+      description: "the thumbprint of the tang server's signing key (tang-show-keys on it; JWK thumbprint, base64url): pinned, never trusted on first use",
+    }),
+    adv: Type.Optional({ ...AnyPath, description: "the server's advertisement saved beforehand (curl URL/adv): binding then needs no network; still checked against the thumbprint" }),
+  },
+  strict,
+);
+
+export const PiUnlock = Type.Object(
+  {
+    tang: Type.Optional(Type.Array(TangServer, { minItems: 1, description: 'network-bound unlock: one more LUKS keyslot, opened when these tang servers answer' })),
+    sss: Type.Optional(
+      Type.Object({ t: Type.Integer({ minimum: 1, description: 'how many of the tang servers must answer (default 1)' }) }, strict),
+    ),
+    ssh: Type.Optional(
+      Type.Object(
+        {
+          authorizedKeys: Type.Array(SshPublicKey, { minItems: 1, description: 'keys that may run cryptroot-unlock (and nothing else) in the initramfs' }),
+          port: Type.Optional(Port),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
+
 export const Pi = Type.Object(
   {
     name: Name,
@@ -102,7 +134,7 @@ export const Pi = Type.Object(
         strict,
       ),
     ),
-    dropbear: Type.Optional(Type.Object({ authorizedKeys: Type.Array(SshPublicKey, { minItems: 1 }) }, strict)),
+    unlock: Type.Optional(PiUnlock),
   },
   strict,
 );
@@ -220,6 +252,8 @@ export const InventorySchema = Type.Object(
 export type Inventory = Static<typeof InventorySchema>;
 export type ServerSpec = Static<typeof Server>;
 export type PiSpec = Static<typeof Pi>;
+export type PiUnlockSpec = Static<typeof PiUnlock>;
+export type TangServerSpec = Static<typeof TangServer>;
 export type S3TargetSpec = Static<typeof S3Target>;
 export type DirTargetSpec = Static<typeof DirTarget>;
 export type OffsiteSpec = Static<typeof InventorySchema>['offsite'];

@@ -13,6 +13,9 @@ import { haveSecrets, loadOrCreateSecrets, piStateDir } from './image/secrets.ts
 import { run } from '../lib/proc/index.ts';
 import { piKnownHostsLine, publicKeyBody } from './image/access.ts';
 import { installRuntimeInto } from './runtime-install.ts';
+import { tangAdvertisements } from './image/unlock.ts';
+import { unlockKnownHostsLine } from './image/unlock-plan.ts';
+import { unlockSshPort } from '../contract/inventory-defaults.ts';
 
 const USAGE = `usage: provision-pi [--inventory FILE] [--state DIR] [--dry-run] [--rotate] [--keep-work]
 
@@ -113,7 +116,10 @@ export const command = defineCommand({
       log(w.where === 'host' ? '  on this machine (cryptsetup in userspace)' : `  in a VM: this machine's kernel lacks ${l.cipher} (${w.qemu}, ${w.accel})`);
       return w;
     });
-    const secrets = await phase('secrets', () => loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256 }));
+    const secrets = await phase('secrets', () => loadOrCreateSecrets(stateDir, pi.name, { rotate: values.rotate, baseSha256: pi.baseImage.sha256, unlockSsh: !!pi.unlock?.ssh }));
+    const tangAdv = pi.unlock?.tang?.length
+      ? await phase('tang-adv', () => tangAdvertisements(pi, secrets.dir, (p) => resolveInventoryPath(dir, p)))
+      : undefined;
     log(secrets.created ? `secrets: generated new keys in ${secrets.dir} (0600)` : `secrets: reusing LUKS UUID ${secrets.rootUuid} and keys from ${secrets.dir}`);
     const res = await buildImage(
       {
@@ -131,6 +137,7 @@ export const command = defineCommand({
         adminPublicKey: adminKey,
         keepWork: values['keep-work'],
         luksWhere,
+        tangAdvertisements: tangAdv,
       },
       phase,
     );
@@ -139,7 +146,12 @@ export const command = defineCommand({
     log(`the Pi's SSH public key (for provision-server): ${secrets.sshPubFile}`);
     const hostPub = readFileSync(secrets.hostPubFile, 'utf8');
     const pin = piKnownHostsLine(inventory, hostPub);
-    if (pin) writeFileSync(path.join(secrets.dir, 'known_hosts'), pin + '\n', { mode: 0o644 });
+    const unlockPin = secrets.unlockHostPubFile ? unlockKnownHostsLine(pi, readFileSync(secrets.unlockHostPubFile, 'utf8')) : undefined;
+    if (pin) writeFileSync(path.join(secrets.dir, 'known_hosts'), [pin, ...(unlockPin ? [unlockPin] : [])].join('\n') + '\n', { mode: 0o644 });
+    if (unlockPin) {
+      console.log(`\n  SSH unlock (dropbear in the initramfs): add to your known_hosts, then: ssh -p ${unlockSshPort(pi)} root@${pi.ssh?.host} cryptroot-unlock\n`);
+      console.log(`      ${unlockPin}\n`);
+    }
     if (pi.ssh?.hostKey && publicKeyBody(pi.ssh.hostKey) !== publicKeyBody(hostPub))
       log(`pi.ssh.hostKey differs from the image's host key ${publicKeyBody(hostPub)}; install-runtime pins the image's, from ${path.join(secrets.dir, 'known_hosts')} (remove pi.ssh.hostKey or set it to that key)`);
     else if (pi.ssh) log(`the image's host key is pinned in ${path.join(secrets.dir, 'known_hosts')}${pi.ssh.hostKey ? ' (pi.ssh.hostKey matches)' : ''}`);

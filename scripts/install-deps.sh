@@ -13,6 +13,8 @@ PKGS=(
   python3-venv python3-pip
   # the Pi image: userspace LUKS, filesystems without mounting, qemu boot tests
   cryptsetup-bin e2fsprogs dosfstools mtools fdisk mmdebstrap cpio attr bc qemu-system-x86 qemu-system-arm qemu-utils qemu-user-static
+  # pi.unlock: clevis binds the tang keyslot; the boot tests run the real tangd (guestfwd)
+  clevis clevis-luks jose tang
   # the recovery kit: paper keys, its PDF (headless Chromium), and the scan-it-back test
   paperkey chromium poppler-utils zbar-tools
   # baselines for benchmarks

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../../contract/inventory-schema.ts';
-import { usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
+import { initramfsNetwork, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
 import { run } from '../../lib/proc/index.ts';
 import { chroot as chrootIn, hostArch, type ChrootOptions } from './chroot.ts';
 
@@ -23,6 +23,8 @@ import { encryptRoot } from './luks-guest.ts';
 import { nodeVersionProblem } from '../runtime/plan.ts';
 import type { LuksWhere } from './luks-where.ts';
 import type { Phase } from './phases.ts';
+import { bindTang, installDropbearHostKey } from './unlock.ts';
+import { TANG_KEYSLOT } from './unlock-plan.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
@@ -103,6 +105,8 @@ export interface BuildContext {
   keepWork?: boolean;
   /** where the LUKS step runs (luks-where.ts); this machine when unset */
   luksWhere?: LuksWhere;
+  /** pi.unlock.tang: one saved advertisement per server (unlock.ts: tangAdvertisements) */
+  tangAdvertisements?: string[];
 }
 
 export interface BuildResult {
@@ -274,6 +278,12 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
       ctx.log(`  sshd enabled with host key ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.hostPubFile])).stdout.trim()}; masked: ${MASKED_UNITS.join(' ')}`);
     });
 
+    if (ctx.secrets.unlockHostKeyFile && pi.unlock?.ssh)
+      await phase('dropbear', async () => {
+        await installDropbearHostKey(root, ctx.secrets.unlockHostKeyFile!, chroot);
+        ctx.log(`  ${(await run(['ssh-keygen', '-l', '-f', ctx.secrets.unlockHostPubFile!])).stdout.trim()}`);
+      });
+
     // ------------------------------------------------------------ initramfs
     const kernels = await phase('initramfs', async () => {
       const modDir = path.join(root, 'usr/lib/modules');
@@ -313,7 +323,7 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
     await phase('boot', async () => {
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
-      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { dropbear: !!pi.dropbear });
+      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { network: initramfsNetwork(pi) });
       writeFileSync(cmdlineFile, rewritePartuuids(render(ctx.templates, 'cmdline.txt', { cmdline }), table.id, diskId));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));
@@ -363,6 +373,11 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
         templates: ctx.templates,
         log: ctx.log,
       });
+      if (pi.unlock?.tang?.length) {
+        if (ctx.luksWhere && ctx.luksWhere.where !== 'host') throw new Error(`pi.unlock.tang: clevis binds on this machine, whose kernel lacks ${l.cipher}; set pi.luks.cipher to aes-xts-plain64 or build on a machine whose kernel has it`);
+        const pin = await bindTang(pi, rootLuks, ctx.secrets.keyFile, ctx.tangAdvertisements ?? []);
+        ctx.log(`  keyslot ${TANG_KEYSLOT}: clevis ${pin} (${pi.unlock.tang.map((t) => t.url).join(', ')}), thumbprints pinned`);
+      }
       const dump = (await run(['cryptsetup', 'luksDump', rootLuks])).stdout;
       for (const slot of ['0: luks2', '1: luks2']) if (!dump.includes(slot)) throw new Error(`LUKS header lacks keyslot ${slot}`);
       ctx.log(`  ${fsMiB} MiB ext4 (${used} MiB used) + ${LUKS_HEADER_MIB} MiB LUKS2 header, UUID ${ctx.secrets.rootUuid}`);

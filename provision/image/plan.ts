@@ -3,7 +3,8 @@
 // list of build steps. No I/O here: templates come in as strings, facts as plain data.
 import Handlebars from 'handlebars';
 import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
-import { dataMapperName, luksParams, sshPort, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
+import { dataMapperName, initramfsNetwork, luksParams, sshPort, tangThreshold, unlockSshPort, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
+import { dropbearFiles, TANG_KEYSLOT, unlockPackages } from './unlock-plan.ts';
 import { KEYBOARD_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
 
 export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';
@@ -128,10 +129,10 @@ export function initramfsConf(templates: Templates, modulesMode: 'most' | 'dep' 
 const DROP_CMDLINE = [/^root=/, /^rootfstype=/, /^init=/, /^splash$/, /^plymouth\./, /^cryptdevice=/, /^resize$/];
 
 /** cmdline.txt: one line, root on the mapper, no splash, no first-boot resize init=. */
-export function transformCmdline(text: string, opts: { dropbear?: boolean } = {}): string {
+export function transformCmdline(text: string, opts: { network?: boolean } = {}): string {
   const args = text.replace(/\s+/g, ' ').trim().split(' ').filter((a) => a && !DROP_CMDLINE.some((re) => re.test(a)));
-  // dropbear-initramfs needs the initramfs to bring the network up (DHCP) for cryptroot-unlock
-  if (opts.dropbear && !args.some((a) => a.startsWith('ip='))) args.push('ip=dhcp');
+  // tang (clevis) and dropbear need the initramfs to bring the network up (DHCP); without them it stays off
+  if (opts.network && !args.some((a) => a.startsWith('ip='))) args.push('ip=dhcp');
   const at = args.findIndex((a) => a.startsWith('console=tty') && !a.startsWith('console=ttyS') && !a.startsWith('console=ttyAMA')) + 1;
   const out = [...args];
   out.splice(at > 0 ? at : out.length, 0, `root=/dev/mapper/${ROOT_MAPPER}`, 'rootfstype=ext4');
@@ -242,6 +243,7 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
   const modules = initramfsModules(pi);
   const common = { header: HEADER, usbLabel: pi.usbKey.label, usbKeyFile: USB_KEY_FILE, usbFsType: fsType, rootMapper: ROOT_MAPPER };
   const listExtras = facts.modulesMode === 'list' ? listModeExtras(facts.arch) : [];
+  const tang = !!pi.unlock?.tang?.length;
   const guard = render(templates, 'kernel-guard', {
     header: HEADER,
     guardName: PI_PATHS.guardName,
@@ -254,9 +256,9 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
     {
       path: PI_PATHS.keyscript,
       mode: 0o755,
-      content: render(templates, 'keyscript', { ...common, fsModules: fsType === 'vfat' ? 'vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8' : 'ext4' }),
+      content: render(templates, 'keyscript', { ...common, fsModules: fsType === 'vfat' ? 'vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8' : 'ext4', tang: tang ? { slot: TANG_KEYSLOT } : false }),
     },
-    { path: PI_PATHS.initramfsHook, mode: 0o755, content: render(templates, 'initramfs-hook', { header: HEADER, keyscriptPath: PI_PATHS.keyscript, modules: [...modules, ...listExtras].join(' ') }) },
+    { path: PI_PATHS.initramfsHook, mode: 0o755, content: render(templates, 'initramfs-hook', { header: HEADER, keyscriptPath: PI_PATHS.keyscript, modules: [...modules, ...listExtras].join(' '), tang }) },
     { path: PI_PATHS.initramfsConf, mode: 0o644, content: initramfsConf(templates, facts.modulesMode) },
     { path: PI_PATHS.initramfsModules, mode: 0o644, content: render(templates, 'initramfs-modules', { header: HEADER, moduleLines: [...modules, ...listExtras].join('\n') }) },
     { path: `/etc/kernel/postinst.d/${PI_PATHS.guardName}`, mode: 0o755, content: guard },
@@ -277,13 +279,13 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
     { path: '/etc/hostname', mode: 0o644, content: render(templates, 'hostname', { piName: pi.name }) },
   ];
   if (facts.s3Credentials !== undefined) files.push({ path: PI_PATHS.s3Credentials, mode: 0o600, content: facts.s3Credentials, sensitive: true });
-  if (pi.dropbear) files.push({ path: '/etc/dropbear/initramfs/authorized_keys', mode: 0o600, content: pi.dropbear.authorizedKeys.join('\n') + '\n' });
+  files.push(...dropbearFiles(pi, HEADER));
   return files;
 }
 
 /** Debian packages the root must have (installed in the chroot when missing). */
 export function rootPackages(pi: PiSpec): string[] {
-  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...(pi.dropbear ? ['dropbear-initramfs'] : [])];
+  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...unlockPackages(pi)];
 }
 
 // ---------------------------------------------------------------- firmware flavours
@@ -352,5 +354,23 @@ export function planSteps(inv: Inventory, o: PlanOptions): PlanStep[] {
     { id: 'assemble', title: `assemble ${piState}/sdcard.img (sfdisk, a fresh disk id)` },
     { id: 'usbkey', title: `make ${piState}/usbkey.img (${usbKeyFilesystem(pi)}, label ${pi.usbKey.label})` },
   ];
+  const tang = pi.unlock?.tang ?? [];
+  if (tang.length) {
+    steps.splice(steps.findIndex((s) => s.id === 'secrets') + 1, 0, {
+      id: 'tang-adv',
+      title: `the tang servers' advertisements, each checked by clevis against its pinned thumbprint; keyslot ${TANG_KEYSLOT} is bound to them with the root (${tang.length === 1 ? 'tang pin' : `sss: ${tangThreshold(pi)} of ${tang.length} servers`})`,
+      detail: tang.map((t) => `${t.url} thp ${t.thumbprint} (advertisement ${t.adv ? `from ${t.adv}` : `fetched into ${piState}/tang/`})`).join('\n      '),
+    });
+  }
+  if (pi.unlock?.ssh)
+    steps.splice(steps.findIndex((s) => s.id === 'initramfs'), 0, {
+      id: 'dropbear',
+      title: `dropbear in the initramfs on port ${unlockSshPort(pi)}: ${pi.unlock.ssh.authorizedKeys.length} key(s) that may run cryptroot-unlock only (no shell, no forwarding)`,
+      detail: `its own host key, made once in ${piState}/initramfs_ssh_host_ed25519_key (.pub pinned in ${piState}/known_hosts)`,
+    });
+  if (initramfsNetwork(pi)) {
+    const boot = steps.find((s) => s.id === 'boot')!;
+    boot.detail = 'network in the initramfs: ip=dhcp on cmdline.txt (for tang / dropbear only)';
+  }
   return steps;
 }

@@ -18,6 +18,9 @@ export interface PiSecrets {
   /** the Pi's SSH host key, installed in the image; its .pub is what pi.ssh.hostKey pins */
   hostKeyFile: string;
   hostPubFile: string;
+  /** the initramfs's dropbear host key (pi.unlock.ssh only); its .pub is pinned in state/<pi>/known_hosts */
+  unlockHostKeyFile?: string;
+  unlockHostPubFile?: string;
   /** true when created by this run (the passphrase is shown once) */
   created: boolean;
 }
@@ -33,6 +36,8 @@ export const SECRET_FILES = {
 
 /** Kept apart from SECRET_FILES: a state made before the host key existed gains one without losing the rest. */
 const HOST_KEY_FILES = { key: 'ssh_host_ed25519_key', pub: 'ssh_host_ed25519_key.pub' } as const;
+/** dropbear's in the initramfs: another key than sshd's, since the initramfs lies unencrypted on the FAT (whoever holds the card can read it) while sshd's stays on the encrypted root */
+const UNLOCK_HOST_KEY_FILES = { key: 'initramfs_ssh_host_ed25519_key', pub: 'initramfs_ssh_host_ed25519_key.pub' } as const;
 
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i: read off paper, typed on a console
 
@@ -67,7 +72,7 @@ export function haveSecrets(dir: string): boolean {
   return Object.values(SECRET_FILES).every((f) => existsSync(path.join(dir, f)));
 }
 
-export async function loadOrCreateSecrets(stateDir: string, piName: string, opts: { rotate: boolean; baseSha256: string }): Promise<PiSecrets> {
+export async function loadOrCreateSecrets(stateDir: string, piName: string, opts: { rotate: boolean; baseSha256: string; unlockSsh?: boolean }): Promise<PiSecrets> {
   ensureDir(stateDir);
   const dir = piStateDir(stateDir, piName);
   ensureDir(dir);
@@ -85,14 +90,8 @@ export async function loadOrCreateSecrets(stateDir: string, piName: string, opts
     chmodSync(f('sshPub'), 0o644);
     writeSecret(f('identity'), JSON.stringify({ rootUuid: randomUUID(), createdAt: new Date().toISOString(), baseImageSha256: opts.baseSha256 }, null, 2) + '\n');
   }
-  const hostKey = path.join(dir, HOST_KEY_FILES.key);
-  if (opts.rotate || !existsSync(hostKey) || !existsSync(path.join(dir, HOST_KEY_FILES.pub))) {
-    rmSync(hostKey, { force: true });
-    rmSync(path.join(dir, HOST_KEY_FILES.pub), { force: true });
-    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `root@${piName}`, '-f', hostKey]);
-    chmodSync(path.join(dir, HOST_KEY_FILES.pub), 0o644);
-  }
-  chmodSync(hostKey, 0o600);
+  const hostKey = await ensureHostKey(dir, HOST_KEY_FILES, `root@${piName}`, opts.rotate);
+  const unlockHostKey = opts.unlockSsh ? await ensureHostKey(dir, UNLOCK_HOST_KEY_FILES, `root@${piName}-initramfs`, opts.rotate) : undefined;
   const id = JSON.parse(readFileSync(f('identity'), 'utf8')) as { rootUuid: string };
   for (const n of ['key', 'recovery', 'dataKey', 'sshKey', 'identity'] as const) chmodSync(f(n), 0o600);
   return {
@@ -105,6 +104,22 @@ export async function loadOrCreateSecrets(stateDir: string, piName: string, opts
     sshPubFile: f('sshPub'),
     hostKeyFile: hostKey,
     hostPubFile: path.join(dir, HOST_KEY_FILES.pub),
+    unlockHostKeyFile: unlockHostKey,
+    unlockHostPubFile: unlockHostKey && path.join(dir, UNLOCK_HOST_KEY_FILES.pub),
     created,
   };
+}
+
+/** An ed25519 key pair made once (again on --rotate); the private half 0600, the public 0644. */
+async function ensureHostKey(dir: string, names: { key: string; pub: string }, comment: string, rotate: boolean): Promise<string> {
+  const key = path.join(dir, names.key);
+  const pub = path.join(dir, names.pub);
+  if (rotate || !existsSync(key) || !existsSync(pub)) {
+    rmSync(key, { force: true });
+    rmSync(pub, { force: true });
+    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', key]);
+    chmodSync(pub, 0o644);
+  }
+  chmodSync(key, 0o600);
+  return key;
 }

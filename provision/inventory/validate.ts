@@ -5,7 +5,7 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { inventoryJsonSchema, type Inventory } from '../../contract/inventory-schema.ts';
 import { schemaChecker } from '../../contract/json-schema.ts';
-import { defaultCipher, backupUser } from '../../contract/inventory-defaults.ts';
+import { defaultCipher, backupUser, unlockSshPort } from '../../contract/inventory-defaults.ts';
 import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../aws/lifecycle.ts';
 
 const schemaProblems = schemaChecker(inventoryJsonSchema());
@@ -57,6 +57,7 @@ function crossFieldProblems(inv: Inventory): string[] {
   });
   if (!inv.pi.luks?.cipher && !defaultCipher(inv.pi.model))
     problems.push(`pi.model: "${inv.pi.model}" has no default LUKS cipher; set pi.luks.cipher`);
+  problems.push(...unlockProblems(inv));
   if (inv.pi.dataDisk.mountpoint === '/') problems.push(`pi.dataDisk.mountpoint: must not be "/" (backups must never fill the SD card)`);
   const r = inv.retention;
   if (r.hourly + r.daily + r.weekly + r.monthly === 0) problems.push(`retention: keeps nothing; set at least one of hourly, daily, weekly, monthly above 0`);
@@ -92,6 +93,53 @@ function crossFieldProblems(inv: Inventory): string[] {
     if (fprs.has(rc.fingerprint)) problems.push(`recipients[${i}].fingerprint: same key as recipients[${fprs.get(rc.fingerprint)}]; an escrow copy needs a different key`);
     fprs.set(rc.fingerprint, i);
   });
+  return problems;
+}
+
+/** JWK thumbprint lengths (base64url, no padding) of the hashes clevis accepts: SHA-1, SHA-256, SHA-384, SHA-512. */
+const THUMBPRINT_LENGTHS = new Set([27, 43, 64, 86]);
+
+/** Host of a URL without brackets, lower-case; undefined when it does not parse. */
+function urlHost(url: string): string | undefined {
+  try {
+    return new URL(url).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Scheme, host, port and path without a trailing slash: what makes two tang URLs the same server. */
+function sameServerKey(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+/** pi.unlock: tang servers at home (never one of the internet servers), thumbprints well-formed, no repeats. */
+function unlockProblems(inv: Inventory): string[] {
+  const problems: string[] = [];
+  const u = inv.pi.unlock;
+  const tang = u?.tang ?? [];
+  const serverHosts = new Map(inv.servers.map((s, i) => [s.ssh.host.toLowerCase(), i]));
+  const urls = new Map<string, number>();
+  tang.forEach((t, i) => {
+    const field = `pi.unlock.tang[${i}]`;
+    const host = urlHost(t.url);
+    if (!host) problems.push(`${field}.url: "${t.url}" is not a URL`);
+    else if (serverHosts.has(host))
+      problems.push(`${field}.url: ${host} is servers[${serverHosts.get(host)}] (${inv.servers[serverHosts.get(host)!].name}), an internet server; a tang server must be on the Pi's home network, else a stolen Pi unlocks anywhere`);
+    const key = host ? sameServerKey(t.url) : t.url;
+    if (urls.has(key)) problems.push(`${field}.url: same server as pi.unlock.tang[${urls.get(key)}]`);
+    else urls.set(key, i);
+    if (!THUMBPRINT_LENGTHS.has(t.thumbprint.length))
+      problems.push(`${field}.thumbprint: "${t.thumbprint}" is not a JWK thumbprint (base64url of SHA-1, SHA-256, SHA-384 or SHA-512: 27, 43, 64 or 86 characters; tang-show-keys prints it)`);
+  });
+  if (u?.sss && !tang.length) problems.push('pi.unlock.sss: needs pi.unlock.tang (the threshold counts tang servers)');
+  else if (u?.sss && u.sss.t > tang.length) problems.push(`pi.unlock.sss.t: ${u.sss.t} tang servers required but only ${tang.length} listed; the Pi could never unlock by tang`);
+  const keys = u?.ssh?.authorizedKeys ?? [];
+  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (dup) problems.push(`pi.unlock.ssh.authorizedKeys: "${dup.slice(0, 40)}…" is listed twice`);
+  if (u?.ssh && inv.pi.ssh?.port !== undefined && unlockSshPort(inv.pi) === inv.pi.ssh.port)
+    problems.push(`pi.unlock.ssh.port: same as pi.ssh.port (${inv.pi.ssh.port}); the initramfs's dropbear and the system's sshd have different host keys`);
   return problems;
 }
 

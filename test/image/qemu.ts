@@ -40,6 +40,12 @@ export interface BootOptions {
   console?: 'serial' | 'tty1';
   /** forward 127.0.0.1:<port> to the guest's sshd (user-mode networking, restricted) */
   sshPort?: number;
+  /** more user-mode forwards: hostfwd=… (host → guest) and guestfwd=… (guest → a command on its stdio) */
+  forwards?: string[];
+  /** user-mode networking with no forward at all: the guest gets DHCP and reaches nothing */
+  network?: boolean;
+  /** qemu in its own network namespace (only lo): host forwards then bind there, not on the machine */
+  privateNet?: boolean;
 }
 
 export interface BootFiles {
@@ -271,14 +277,17 @@ export async function boot(o: BootOptions): Promise<Boot> {
   q.push('-monitor', tty1 ? `unix:${monitorSocket},server=on,wait=off` : 'none');
   // tty1: a powered-off guest stays (-no-shutdown) so its last screen can still be read; stop() kills it
   if (tty1) q.push('-device', 'usb-kbd,bus=xhci.0', '-no-shutdown');
-  q.push('-nic', o.sshPort ? `user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:${o.sshPort}-:22` : 'none');
+  const fwd = [...(o.sshPort ? [`hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`] : []), ...(o.forwards ?? [])];
+  q.push('-nic', fwd.length || o.network ? ['user', 'model=virtio-net-pci', 'restrict=on', ...fwd].join(',') : 'none');
   if (o.stick) q.push('-drive', `if=none,id=stick,format=raw,file=${o.stick},readonly=on`, '-device', 'usb-storage,bus=xhci.0,drive=stick');
   for (const [i, d] of (o.disks ?? []).entries()) q.push('-drive', `if=none,id=d${i},format=raw,file=${d.file}`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial}`);
   mkdirSync(path.dirname(o.log), { recursive: true });
   writeFileSync(o.log, `# ${q.join(' ')}\n`);
   // serial on qemu's stdin/stdout: we read the console and type into it
   console.log(`  ${path.basename(o.log)}: qemu started`);
-  const child = spawn(q[0], q.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  // privateNet: unshare execs sh in a new network namespace, which execs qemu (same PID throughout)
+  const argv = o.privateNet ? ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'netns-sh', ...q] : q;
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   const b = new Boot(child, tmp, o.log);
   if (tty1) b.monitorSocket = monitorSocket;
   if (arm64) b.arch = 'arm64';

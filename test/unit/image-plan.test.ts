@@ -7,7 +7,7 @@ import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import { phaseRunner } from '../../provision/image/phases.ts';
 import {
-  firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles,
+  firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles, rootPackages,
   transformCmdline, transformConfigTxt, transformFstab, PI_PATHS,
 } from '../../provision/image/plan.ts';
 
@@ -154,11 +154,32 @@ describe('rendered root files (golden)', () => {
     expect(withS3.find((f) => f.path === PI_PATHS.s3Credentials)).toMatchObject({ mode: 0o600, sensitive: true });
   });
 
-  it('dropbear authorized_keys only when pi.dropbear is set', () => {
+  it('dropbear files only when pi.unlock.ssh is set: keys forced to cryptroot-unlock, the port from the inventory', () => {
     expect(files.some((f) => f.path.includes('dropbear'))).toBe(false);
     const inv = inventory();
-    inv.pi.dropbear = { authorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R'] };
-    expect(rootFiles(inv, facts, templates).find((f) => f.path === '/etc/dropbear/initramfs/authorized_keys')?.mode).toBe(0o600);
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R';
+    inv.pi.unlock = { ssh: { authorizedKeys: [key], port: 2022 } };
+    const got = rootFiles(inv, facts, templates);
+    const ak = got.find((f) => f.path === '/etc/dropbear/initramfs/authorized_keys');
+    expect(ak?.mode).toBe(0o600);
+    expect(ak?.content).toBe(`command="cryptroot-unlock",no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty ${key}\n`);
+    expect(got.find((f) => f.path === '/etc/dropbear/initramfs/dropbear.conf')?.content).toMatch(/^DROPBEAR_OPTIONS="-p 2022 -s -j -k -c cryptroot-unlock"$/m);
+    expect(rootPackages(inv.pi)).toContain('dropbear-initramfs');
+    expect(rootPackages(inv.pi)).not.toContain('clevis');
+  });
+
+  it('tang: clevis packages, the keyscript tries clevis luks pass on keyslot 2, the hook copies it', () => {
+    expect(text(PI_PATHS.keyscript)).not.toMatch(/clevis/);
+    expect(rootPackages(inventory().pi)).not.toContain('clevis');
+    const inv = inventory();
+    inv.pi.unlock = { tang: [{ url: 'http://192.168.1.10', thumbprint: 'l3fZGUCmnvKQF_OA6VZF9jf8z2s1BkTXxyT0nb3Ssls' }] };
+    const got = rootFiles(inv, facts, templates);
+    const ks = String(got.find((f) => f.path === PI_PATHS.keyscript)?.content);
+    expect(ks).toMatch(/clevis luks pass -d "\$CRYPTTAB_SOURCE" -s "\$TANG_SLOT"/);
+    expect(ks).toMatch(/^TANG_SLOT=2$/m);
+    expect(ks).toMatch(/try_stick && exit 0\n\s+try_tang && exit 0/);
+    expect(String(got.find((f) => f.path === PI_PATHS.initramfsHook)?.content)).toMatch(/^copy_exec \/usr\/bin\/clevis-luks-pass$/m);
+    expect(rootPackages(inv.pi)).toEqual(expect.arrayContaining(['clevis', 'clevis-luks', 'clevis-initramfs']));
   });
 
   it('the keyscript races the stick against askpass and never offers a failed stick twice', () => {
@@ -191,7 +212,10 @@ describe('the plan is what the build runs', () => {
   const source = (f: string) => readFileSync(path.join(REPO, f), 'utf8');
 
   it("provision-pi and buildImage run exactly the plan's phases, in its order", () => {
-    const ids = planSteps(inventory(), base).map((s) => s.id);
+    // every phase the sources can run: pi.unlock's tang and ssh steps are in the plan only when configured
+    const inv = inventory();
+    inv.pi.unlock = { tang: [{ url: 'http://10.0.0.2', thumbprint: 'l3fZGUCmnvKQF_OA6VZF9jf8z2s1BkTXxyT0nb3Ssls' }], ssh: { authorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMnrFkJQ2xUcELSoX2wVt0gzJWvS6t+kUOOqU+rcFQ1R'] } };
+    const ids = planSteps(inv, base).map((s) => s.id);
     const called = [...`${source('provision/pi.ts')}\n${source('provision/image/build.ts')}`.matchAll(/\bphase\('([a-z0-9-]+)'/g)].map((m) => m[1]);
     expect(called).toEqual(ids);
   });
