@@ -193,7 +193,8 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
     try {
       await b.expect(KEYBOARD, BOOT_MS, /Kernel panic/);
       await b.expect(/\[sd[a-z]\] Attached SCSI (removable )?disk/, BOOT_MS, /Kernel panic/);
-      await sleep(30_000);
+      // the stick's key is tried first (two argon2id keyslots under TCG) before the prompt reads tty1
+      await sleep(120_000);
       expect(b.out).not.toMatch(ROOT_MOUNTED);
       await b.typeKeys(readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
       await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);
