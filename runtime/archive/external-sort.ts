@@ -109,7 +109,7 @@ export class ExternalSorter {
   constructor(
     private readonly tmpParent: string,
     private readonly cmp: CompareText = compareBytesText,
-    private readonly runBytes = 16 << 20,
+    private readonly runBytes = 8 << 20,
   ) {}
 
   add(rec: string): void {

@@ -112,7 +112,7 @@ function recordOf(rec: string): WalkRec {
 export async function walkSorted(root: string, tmpParent: string, skipTop: ReadonlySet<string> = new Set(), runBytes?: number): Promise<SortedWalk> {
   if (!root.startsWith('/')) throw new Error(`walk: not an absolute path: ${root}`);
   const byPath = new ExternalSorter(tmpParent, compareBytesText, runBytes);
-  const byInode = new ExternalSorter(tmpParent, compareBytesText, runBytes);
+  const byInode = new ExternalSorter(tmpParent, compareBytesText, runBytes ?? 4 << 20);
   const dispose = () => {
     byPath.dispose();
     byInode.dispose();
