@@ -3,7 +3,7 @@ INVENTORY ?= inventory.json
 ARGS ?=
 CLI = node_modules/.bin/tsx provision/cli.ts
 
-.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime recovery-kit demo test test-unit typecheck lint-deps build bench bench-pull bench-offsite bench-churn venv
+.PHONY: help deps validate provision-aws provision-server provision-pi write-sd write-usbkey install-runtime recovery-kit demo test test-unit typecheck lint-deps build bench bench-pull bench-offsite bench-churn bench-files venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -66,13 +66,16 @@ test: node_modules venv ## all tests (lab suites need root)
 test-unit: node_modules ## only the pure tests
 	@node_modules/.bin/vitest run test/unit
 
-bench: bench-pull bench-offsite bench-churn ## the benchmarks (root, lab); figures in bench/README.md, bench/OFFSITE.md
+bench: bench-pull bench-offsite bench-churn bench-files ## the benchmarks (root, lab); figures in bench/README.md, bench/OFFSITE.md
 
 bench-pull: node_modules ## pull vs bare rsync over the same SSH transport: make bench-pull ARGS="--size-mb 1024 --rounds 3"
 	@node_modules/.bin/tsx bench/pull.ts $(ARGS)
 
 bench-offsite: node_modules ## archive+encrypt+store vs tar|zstd|gpg, restore RSS, restic/duplicity for context
 	@node_modules/.bin/tsx bench/offsite.ts $(ARGS)
+
+bench-files: node_modules ## file-count sweep: peak RSS of manifest and selection vs restic (ARGS="--points 50000,200000,1000000")
+	@node_modules/.bin/tsx bench/files-sweep.ts $(ARGS)
 
 bench-churn: node_modules ## daily churn, 6 days, vs restic, borg, duplicity: bytes per day, restore of the last day (ARGS="--scale 1")
 	@node_modules/.bin/tsx bench/churn.ts $(ARGS)

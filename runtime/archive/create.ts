@@ -13,8 +13,8 @@ import { start } from '../proc.ts';
 export interface ArchiveInput {
   /** snapshot root (cwd for tar) */
   snapshotDir: string;
-  /** relative paths, in tree order */
-  include: Buffer[];
+  /** relative paths, in tree order (read once, as tar takes them) */
+  include: Iterable<Buffer>;
   deletions: Buffer[];
   info: Record<string, unknown>;
   mtime: number;
@@ -60,6 +60,10 @@ function withHead(head: Buffer, zstd: Proc): Readable {
   return out.pipe(p);
 }
 
+function* chain<T>(...lists: Iterable<T>[]): Generator<T> {
+  for (const l of lists) yield* l;
+}
+
 /** The compressed archive (tar.zst) of `include`, with the deletion list and info as first members. */
 export function tarZstStream(a: ArchiveInput): Stream {
   const level = a.zstdLevel ?? 3;
@@ -87,7 +91,7 @@ export function tarZstStream(a: ArchiveInput): Stream {
       batch = [];
       size = 0;
     };
-    for (const p of [...a.include, ...(a.extra?.members ?? [])]) {
+    for (const p of chain(a.include, a.extra?.members ?? [])) {
       batch.push(p, Buffer.from([0]));
       size += p.length + 1;
       if (size > 65536) await flush();

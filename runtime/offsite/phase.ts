@@ -4,12 +4,13 @@
 // a fresh key. The whole phase runs under one deadline (deadline.ts): when it passes, what is in
 // flight is abandoned and the servers not yet sent are reported failed.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { vaultLayout, type SnapshotInfo } from '../../contract/disk-layout.ts';
-import { readManifestFile } from '../archive/manifest-io.ts';
+import { manifestEntries } from '../archive/manifest-stream.ts';
 import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
 import { encryptStream, encryptStreamFast, loadRecipient, type Recipient } from '../archive/pgp.ts';
 import { ROOT_FILES } from '../archive/tar-format.ts';
@@ -186,14 +187,31 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Where the full's sorted member list goes: next to the delta staging room on the backup disk, else the system's temp directory. */
+const sortParent = (i: SendInput): string => (i.deltas ? dirname(i.deltas.stagingDir) : tmpdir());
+
 /** Uploads one archive + its manifest object, retrying under fresh keys; returns the record to append. */
 export async function sendArchive(i: SendInput): Promise<UploadRecord> {
-  const cur = await readManifestFile(join(i.snapshotDir, 'manifest.jsonl'));
-  const baseEntries = i.base ? await readManifestFile(join(i.base.dir, 'manifest.jsonl')) : undefined;
-  const sel = baseEntries ? selectIncremental(baseEntries, cur) : selectFull(cur);
-  const kind = i.base ? 'incremental' : 'full';
+  // both manifests are read as streams (select.ts), never held whole
+  const cur = manifestEntries(join(i.snapshotDir, 'manifest.jsonl'));
+  if (!i.base) {
+    const parent = sortParent(i);
+    await mkdir(parent, { recursive: true });
+    const full = selectFull(cur, parent);
+    try {
+      const toBuffers = function* () {
+        for (const p of full.members) yield Buffer.from(p, 'latin1');
+      };
+      return await sendSelected(i, { include: { count: full.members.count, paths: toBuffers }, deletions: [], changedFiles: full.changedFiles, changedBytes: full.changedBytes }, undefined, 'full');
+    } finally {
+      full.dispose();
+    }
+  }
+  const baseEntries = manifestEntries(join(i.base.dir, 'manifest.jsonl'));
+  const sel = selectIncremental(baseEntries, cur);
+  const kind = 'incremental';
   let staged: Staged | undefined;
-  if (i.base && baseEntries && i.deltas) {
+  if (i.deltas) {
     const included = new Set(sel.include.map((p) => p.toString('latin1')));
     // patches only save bytes: when staging them fails, the files go whole
     staged = await stageDeltas({ snapshotDir: i.snapshotDir, baseDir: i.base.dir, baseSnapshot: i.base.record.snapshot, base: baseEntries, cur, included: (k) => included.has(k), log: i.log, ...i.deltas }).catch((e: Error) => {
@@ -204,22 +222,32 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     if (staged && (d.length || staged.index.whole.length))
       i.log(`offsite ${i.server}: ${d.length} file(s) as deltas (${d.reduce((n, x) => n + x.patchBytes, 0)} bytes for ${d.reduce((n, x) => n + x.bytes, 0)}), ${staged.index.whole.length} big changed file(s) whole`);
   }
+  const include = staged ? sel.include.filter((p) => !staged.replaced.has(p.toString('latin1'))) : sel.include;
   try {
-    return await sendSelected(i, sel, staged, kind);
+    return await sendSelected(i, { ...sel, include: { count: include.length, paths: () => include } }, staged, kind);
   } finally {
     await staged?.cleanup();
   }
 }
 
-async function sendSelected(i: SendInput, sel: Selection, staged: Staged | undefined, kind: 'full' | 'incremental'): Promise<UploadRecord> {
-  const include = [...(staged ? sel.include.filter((p) => !staged.replaced.has(p.toString('latin1'))) : sel.include), ...ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f))];
+/** What sendSelected sends: the member paths (re-readable: each attempt reads them again) and the counts for the log. */
+interface ToSend extends Omit<Selection, 'include'> {
+  include: { count: number; paths: () => Iterable<Buffer> };
+}
+
+async function sendSelected(i: SendInput, sel: ToSend, staged: Staged | undefined, kind: 'full' | 'incremental'): Promise<UploadRecord> {
+  const rootFiles = ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f));
+  const include = function* () {
+    yield* sel.include.paths();
+    yield* rootFiles;
+  };
   let info: SnapshotInfo | undefined;
   try {
     info = JSON.parse(await readFile(join(i.snapshotDir, 'snapshot.json'), 'utf8')) as SnapshotInfo;
   } catch {
     /* optional */
   }
-  i.log(`offsite ${i.server}: ${sel.include.length} entries (${sel.changedFiles} files, ${sel.changedBytes} bytes), ${sel.deletions.length} deletions`);
+  i.log(`offsite ${i.server}: ${sel.include.count} entries (${sel.changedFiles} files, ${sel.changedBytes} bytes), ${sel.deletions.length} deletions`);
   let lastError: unknown;
   for (let attempt = 1; attempt <= i.attempts; attempt++) {
     i.signal?.throwIfAborted();
@@ -235,7 +263,7 @@ async function sendSelected(i: SendInput, sel: Selection, staged: Staged | undef
     const mkey = manifestObjectKey(i.target.prefix, name);
     const started = Date.now();
     const archiveInfo = { format: 1, kind, server: i.server, snapshot: i.snapshot, base: name.base ?? null, chainId: name.chainId };
-    const src = tarZstStream({ snapshotDir: i.snapshotDir, include, deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel, ...(staged ? { extra: staged } : {}) });
+    const src = tarZstStream({ snapshotDir: i.snapshotDir, include: include(), deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel, ...(staged ? { extra: staged } : {}) });
     try {
       const enc = await encrypt(src.stream, i.recipients);
       const put = await Promise.all([i.target.put(key, enc, undefined, i.signal), src.done]).then(([p]) => p);

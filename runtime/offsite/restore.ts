@@ -7,6 +7,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { ExternalSorter } from '../archive/external-sort.ts';
+import { walkSorted } from '../pull/walk.ts';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -209,7 +211,7 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
     await flushDeltas(deltaCache, to);
     await rm(join(to, META_DIR), { recursive: true, force: true });
     o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
-    const check = await checkTree(to, manifestEntries(lastManifest), part);
+    const check = await checkTree(to, manifestEntries(lastManifest), part, work);
     return { snapshot: plan.snapshot, steps: plan.steps.map((s) => s.key), ...check };
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -262,12 +264,21 @@ async function sha256File(p: Buffer): Promise<string> {
 }
 
 const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
-const idOf = (p: Buffer) => createHash('sha1').update(p).digest('base64').slice(0, 16);
 
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
-async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part?: Buffer): Promise<{ entries: number; bytes: number; problems: string[] }> {
+async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const problems: string[] = [];
-  const known = new Set<string>(ROOT_FILES.map((f) => idOf(Buffer.from(f))));
+  // what the tree may hold: every manifest path and its ancestors, sorted on disk (external-sort.ts), never a set in memory
+  const known = new ExternalSorter(work);
+  for (const f of ROOT_FILES) known.add(f);
+  try {
+    return await checkAgainst(root, entries, part, work, known, problems);
+  } finally {
+    known.dispose();
+  }
+}
+
+async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, known: ExternalSorter, problems: string[]): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const rootB = Buffer.from(root + '/');
   let count = 0;
   let bytes = 0;
@@ -277,8 +288,9 @@ async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, pa
   for await (const e of entries) {
     const rel = entryPath(e);
     // every ancestor may exist as an implicit directory
-    for (let i = rel.indexOf(0x2f); i > 0; i = rel.indexOf(0x2f, i + 1)) known.add(idOf(rel.subarray(0, i)));
-    known.add(idOf(rel));
+    const relL = rel.toString('latin1');
+    for (let i = relL.indexOf('/'); i > 0; i = relL.indexOf('/', i + 1)) known.add(relL.slice(0, i));
+    known.add(relL);
     if (!under(rel, part)) continue;
     count++;
     const p = Buffer.concat([rootB, rel]);
@@ -321,17 +333,20 @@ async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, pa
       if (!target.equals(want)) add(`${short(rel)}: symlink to ${short(target)}, manifest ${short(want)}`);
     }
   }
-  // anything in the tree that the manifest does not have
-  const walk = async (rel: Buffer): Promise<void> => {
-    const dir = Buffer.concat([rootB, rel]);
-    const names = await readdir(dir, { encoding: 'buffer', withFileTypes: true });
-    for (const d of names) {
-      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), d.name as unknown as Buffer]) : (d.name as unknown as Buffer);
-      if (!known.has(idOf(r)) && (under(r, part) || !part)) add(`not in the manifest: ${short(r)}`);
-      if (d.isDirectory() && (!part || under(r, part) || under(part, r))) await walk(r);
+  // anything in the tree that the manifest does not have: the sorted walk merged with the sorted known paths
+  const tree = await walkSorted(root, work);
+  try {
+    const k = known.sorted(true);
+    let cur = k.next();
+    for (const r of tree.recs) {
+      while (!cur.done && cur.value < r.rel) cur = k.next();
+      if (!cur.done && cur.value === r.rel) continue;
+      const rb = Buffer.from(r.rel, 'latin1');
+      if (under(rb, part)) add(`not in the manifest: ${short(rb)}`);
     }
-  };
-  await walk(Buffer.alloc(0));
+  } finally {
+    tree.dispose();
+  }
   return { entries: count, bytes, problems };
 }
 

@@ -1,7 +1,13 @@
-// Pure: what an archive holds. A full archive holds every manifest entry; an incremental holds
-// what changed or appeared since the base (the last *uploaded* snapshot) plus a deletion list.
-import { entryPath, type ManifestEntry } from '../../contract/disk-layout.ts';
+// What an archive holds. A full archive holds every manifest entry; an incremental holds what
+// changed or appeared since the base (the last *uploaded* snapshot) plus a deletion list.
+// Manifests are sorted by path bytes, so the incremental is a merge-join of the two streams and
+// neither is held whole: memory grows with what changed (and with the hard-linked files), not
+// with the tree. The full's list (every path, in tree order for tar) goes through an external
+// sort on disk.
+import type { ManifestEntry } from '../../contract/disk-layout.ts';
 import { compareTreeOrder } from '../archive/tar-format.ts';
+import { compareTreeText, ExternalSorter, type RecordList } from '../archive/external-sort.ts';
+import { keyedInOrder, manifestKey } from '../archive/manifest-stream.ts';
 
 export interface Selection {
   /** paths (relative to the snapshot root) for tar, in tree order */
@@ -13,7 +19,14 @@ export interface Selection {
   changedBytes: number;
 }
 
-const key = (e: ManifestEntry): string => entryPath(e).toString('latin1');
+/** A full archive's members: the paths (latin1) in tree order, on disk. */
+export interface FullSelection {
+  members: RecordList;
+  changedFiles: number;
+  changedBytes: number;
+  /** removes the list's files */
+  dispose(): void;
+}
 
 function sameEntry(a: ManifestEntry, b: ManifestEntry): boolean {
   return (
@@ -26,10 +39,24 @@ function sortTree(paths: Iterable<string>): Buffer[] {
   return [...paths].map((p) => Buffer.from(p, 'latin1')).sort(compareTreeOrder);
 }
 
-export function selectFull(cur: ManifestEntry[]): Selection {
-  const include = sortTree(cur.map(key));
-  const files = cur.filter((e) => e.t === 'f');
-  return { include, deletions: [], changedFiles: files.length, changedBytes: files.reduce((n, e) => n + e.s, 0) };
+/** Every entry of `cur`, in tree order, the list kept in files under `tmpParent` (`runBytes`: the in-memory budget). */
+export function selectFull(cur: Iterable<ManifestEntry>, tmpParent: string, runBytes?: number): FullSelection {
+  const sorter = new ExternalSorter(tmpParent, compareTreeText, runBytes);
+  let changedFiles = 0;
+  let changedBytes = 0;
+  try {
+    for (const [k, e] of keyedInOrder(cur, 'manifest')) {
+      sorter.add(k);
+      if (e.t === 'f') {
+        changedFiles++;
+        changedBytes += e.s;
+      }
+    }
+    return { members: sorter.toList(), changedFiles, changedBytes, dispose: () => sorter.dispose() };
+  } catch (e) {
+    sorter.dispose();
+    throw e;
+  }
 }
 
 function parentOf(p: string): string | null {
@@ -37,48 +64,78 @@ function parentOf(p: string): string | null {
   return i > 0 ? p.slice(0, i) : null;
 }
 
-export function selectIncremental(base: ManifestEntry[], cur: ManifestEntry[]): Selection {
-  const old = new Map<string, ManifestEntry>();
-  for (const e of base) old.set(key(e), e);
-  const now = new Map<string, ManifestEntry>();
-  for (const e of cur) now.set(key(e), e);
+/** One pass over `cur`: type and size of the keys asked for (absent: not in cur). */
+function lookUp(cur: Iterable<ManifestEntry>, keys: Set<string>, known: Map<string, { t: string; s: number } | null>): void {
+  const want = new Set([...keys].filter((k) => !known.has(k)));
+  if (!want.size) return;
+  for (const e of cur) {
+    const k = manifestKey(e);
+    if (want.has(k)) known.set(k, { t: e.t, s: e.s });
+  }
+  for (const k of want) if (!known.has(k)) known.set(k, null);
+}
 
+/**
+ * The incremental from `base` to `cur`, both sorted by path bytes (a manifest file is; anything
+ * else throws). `cur` is read once for the merge and once or twice more for the few keys the
+ * merge leaves open (directories above touched paths, hard-link heads).
+ */
+export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<ManifestEntry>): Selection {
   const include = new Set<string>();
   const deleted = new Set<string>();
-  for (const [p, e] of now) {
-    const o = old.get(p);
-    if (!o) include.add(p);
-    else if (!sameEntry(o, e)) {
-      include.add(p);
-      // a path that changes type is removed first (a directory cannot be replaced in place)
-      if (o.t !== e.t) deleted.add(p);
-    }
-  }
-  for (const p of old.keys()) if (!now.has(p)) deleted.add(p);
-
-  // hard links: tar only links to a member of the same archive, so a touched group travels whole
+  /** hard-link groups of cur: the `hl` field → its members (keys) */
   const groups = new Map<string, string[]>();
-  for (const [p, e] of now) {
-    if (e.t !== 'f' || e.hl === undefined) continue;
-    const list = groups.get(e.hl) ?? [];
-    list.push(p);
-    groups.set(e.hl, list);
+
+  const a = keyedInOrder(base, 'base manifest');
+  const b = keyedInOrder(cur, 'manifest');
+  let x = a.next();
+  let y = b.next();
+  while (!x.done || !y.done) {
+    const c = x.done ? 1 : y.done ? -1 : x.value[0] < y.value[0] ? -1 : x.value[0] > y.value[0] ? 1 : 0;
+    if (c < 0) {
+      deleted.add(x.value![0]);
+      x = a.next();
+      continue;
+    }
+    const [k, e] = y.value!;
+    if (c > 0) include.add(k);
+    else {
+      const o = x.value![1];
+      if (!sameEntry(o, e)) {
+        include.add(k);
+        // a path that changes type is removed first (a directory cannot be replaced in place)
+        if (o.t !== e.t) deleted.add(k);
+      }
+      x = a.next();
+    }
+    if (e.t === 'f' && e.hl !== undefined) {
+      const list = groups.get(e.hl) ?? [];
+      list.push(k);
+      groups.set(e.hl, list);
+    }
+    y = b.next();
   }
-  for (const [hlField, members] of groups) {
-    // hl holds the head's path in p or pb form: find the head entry either way
-    const asText = Buffer.from(hlField, 'utf8').toString('latin1');
-    const headKey = now.has(asText) ? asText : Buffer.from(hlField, 'base64').toString('latin1');
-    const all = now.has(headKey) ? [headKey, ...members] : members;
-    if (all.some((m) => include.has(m))) for (const m of all) include.add(m);
+
+  const known = new Map<string, { t: string; s: number } | null>();
+  // hard links: tar only links to a member of the same archive, so a touched group travels whole.
+  // hl holds the head's path in p or pb form: find the head entry either way
+  const headsOf = (hlField: string) => [Buffer.from(hlField, 'utf8').toString('latin1'), Buffer.from(hlField, 'base64').toString('latin1')];
+  if (groups.size) {
+    const candidates = new Set<string>();
+    for (const hlField of groups.keys()) for (const h of headsOf(hlField)) candidates.add(h);
+    lookUp(cur, candidates, known);
+    for (const [hlField, members] of groups) {
+      const head = headsOf(hlField).find((h) => known.get(h));
+      const all = head !== undefined ? [head, ...members] : members;
+      if (all.some((m) => include.has(m))) for (const m of all) include.add(m);
+    }
   }
 
   // every directory above a touched path, so tar restores its mtime after the change
-  for (const p of [...include, ...deleted]) {
-    for (let d = parentOf(p); d !== null; d = parentOf(d)) {
-      if (include.has(d)) break;
-      if (now.get(d)?.t === 'd') include.add(d);
-    }
-  }
+  const above = new Set<string>();
+  for (const p of [...include, ...deleted]) for (let d = parentOf(p); d !== null && !above.has(d); d = parentOf(d)) above.add(d);
+  lookUp(cur, new Set([...above, ...include]), known);
+  for (const d of above) if (known.get(d)?.t === 'd') include.add(d);
 
   // a deleted directory takes its subtree with it: keep only the topmost deletion
   const deletions = sortTree(deleted).filter((p) => {
@@ -88,8 +145,8 @@ export function selectIncremental(base: ManifestEntry[], cur: ManifestEntry[]): 
   let changedFiles = 0;
   let changedBytes = 0;
   for (const p of include) {
-    const e = now.get(p)!;
-    if (e.t === 'f') {
+    const e = known.get(p);
+    if (e?.t === 'f') {
       changedFiles++;
       changedBytes += e.s;
     }

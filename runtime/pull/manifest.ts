@@ -12,10 +12,12 @@
 // lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readlinkSync, readSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileLines, manifestKey } from '../archive/manifest-stream.ts';
 import { pathFields, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
 import { reusableHash } from './hash-reuse.ts';
-import { inodeOf, T_DIR, T_FILE, T_LINK, walk, type Id, type WalkRec } from './walk.ts';
+import { inodeOf, T_DIR, T_FILE, T_LINK, walkSorted, type Id, type WalkRec } from './walk.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
 export const INFO_FILE = 'snapshot.json';
@@ -33,41 +35,6 @@ export interface ManifestStats {
 const bytesOf = (latin1: string) => Buffer.from(latin1, 'latin1');
 const ASCII = /^[\x20-\x7e]*$/;
 
-/** Lines of a file, read in chunks (a missing file has none). */
-function* lines(path: string): Generator<string> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return;
-  }
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let rest = Buffer.alloc(0);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      const chunk = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
-      const last = chunk.lastIndexOf(10);
-      if (last < 0) {
-        rest = Buffer.from(chunk);
-        continue;
-      }
-      for (const l of chunk.toString('utf8', 0, last).split('\n')) if (l) yield l;
-      rest = Buffer.from(chunk.subarray(last + 1));
-    }
-    if (rest.length) yield rest.toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** latin1 key (raw path bytes) of a manifest entry. */
-function keyOf(e: ManifestEntry): string {
-  if (e.p !== undefined) return ASCII.test(e.p) ? e.p : Buffer.from(e.p, 'utf8').toString('latin1');
-  return Buffer.from(e.pb ?? '', 'base64').toString('latin1');
-}
-
 /**
  * The previous manifest as a cursor: `get(key)` for keys asked in ascending order. The manifest
  * is sorted by path bytes; if it is not (damaged), lookups miss and files are hashed: never a wrong hit.
@@ -77,7 +44,7 @@ class PrevCursor {
   private cur: ManifestEntry | undefined;
   private curKey = '';
   constructor(path: string | undefined) {
-    this.it = path ? lines(path) : (function* () {})();
+    this.it = path ? fileLines(path, true) : (function* () {})();
     this.advance();
   }
   private advance(): void {
@@ -87,7 +54,7 @@ class PrevCursor {
       return;
     }
     this.cur = JSON.parse(n.value) as ManifestEntry;
-    this.curKey = keyOf(this.cur);
+    this.curKey = manifestKey(this.cur);
   }
   get(key: string): ManifestEntry | undefined {
     while (this.cur && this.curKey < key) this.advance();
@@ -201,96 +168,106 @@ function entryLine(r: WalkRec, h: string | undefined, hlOf: string | undefined, 
   return `${head},"t":"f","s":${r.size}${h !== undefined ? `,"h":"${h}"` : ''}${hlOf !== undefined ? `,"hl":${hlValue(hlOf)}` : ''}}`;
 }
 
-/** Build the manifest of the snapshot at `dir` and write `dir/manifest.jsonl` (fsynced). */
+/** entries decided, hashed and written together: bounds memory whatever the tree's size */
+const WINDOW_ENTRIES = 16384;
+const WINDOW_BYTES = 256 << 20;
+
+/**
+ * Build the manifest of the snapshot at `dir` and write `dir/manifest.jsonl` (fsynced). The walk
+ * comes sorted from disk (walk.ts) and is merged with the previous manifest's stream; entries are
+ * decided, hashed and written a window at a time, so memory does not grow with the tree.
+ */
 export async function buildManifest(dir: string, opts: BuildManifestOptions = {}): Promise<{ stats: ManifestStats }> {
-  const [recs] = await Promise.all([walk(dir, TOP_LEVEL_SKIP), opts.knownReady]);
+  // the sort's files go next to the snapshot (the backup disk), not into it
+  const [w] = await Promise.all([walkSorted(dir, dirname(dir), TOP_LEVEL_SKIP), opts.knownReady]);
   const dirL = Buffer.from(dir).toString('latin1');
   const prevL = opts.prevDir ? Buffer.from(opts.prevDir).toString('latin1') : undefined;
   const stats: ManifestStats = { files: 0, bytes: 0, hashedFiles: 0, hashedBytes: 0, prehashedFiles: 0 };
-
-  // 1. decide, in path order: reuse the previous hash, follow a hard-link group, or hash
-  const hashes: (string | undefined)[] = new Array(recs.length);
-  /** index of the first entry of a hard-link group, for the others of it */
-  const groupOf = new Int32Array(recs.length).fill(-1);
-  const firstOfInode = new Map<Id | string, number>();
-  const toHash: number[] = [];
+  /** the hash of each hard-link group's head, for members in later windows */
+  const headHash = new Map<string, string>();
+  const heads = new Set(w.links.values());
   const prev = new PrevCursor(prevL !== undefined ? `${opts.prevDir}/${MANIFEST_FILE}` : undefined);
-  try {
-    for (let i = 0; i < recs.length; i++) {
-      const r = recs[i];
-      if (r.type !== T_FILE) continue;
-      stats.files++;
-      stats.bytes += r.size;
-      if (r.nlink > 1) {
-        const key = r.dev === recs[0].dev ? r.ino : `${r.dev}:${r.ino}`;
-        const first = firstOfInode.get(key);
-        if (first !== undefined) {
-          groupOf[i] = first;
-          continue;
-        }
-        firstOfInode.set(key, i);
-      }
-      const pe = prevL !== undefined ? prev.get(r.rel) : undefined;
-      // only a file with another link can be the previous snapshot's inode; the lstat is for those
-      if (pe && r.nlink > 1 && pe.t === 'f' && pe.h && pe.s === r.size && pe.m === r.mtime) {
-        let ps: { dev: Id; ino: Id } | undefined;
-        try {
-          ps = inodeOf(bytesOf(`${prevL}/${r.rel}`));
-        } catch {
-          /* gone from the previous snapshot */
-        }
-        hashes[i] = reusableHash({ dev: r.dev, ino: r.ino, size: r.size, mtime: r.mtime }, ps, pe);
-      }
-      if (hashes[i] === undefined && opts.known && typeof r.dev === 'number' && typeof r.ino === 'number') {
-        hashes[i] = opts.known({ dev: r.dev, ino: r.ino, size: r.size, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs });
-        if (hashes[i] !== undefined) {
-          stats.hashedFiles++;
-          stats.hashedBytes += r.size;
-          stats.prehashedFiles++;
-        }
-      }
-      if (hashes[i] === undefined) toHash.push(i);
-    }
-  } finally {
-    prev.close();
-  }
-
-  // 2. hash what must be hashed
-  const got = await hashFiles(toHash.map((i) => `${dirL}/${recs[i].rel}`), toHash.map((i) => recs[i].size), { threads: opts.threads });
-  for (let k = 0; k < toHash.length; k++) {
-    hashes[toHash[k]] = got[k];
-    stats.hashedFiles++;
-    stats.hashedBytes += recs[toHash[k]].size;
-  }
-
-  // 3. write, in path order, a batch at a time
   const fd = openSync(`${dir}/${MANIFEST_FILE}`, 'w', 0o644);
+  let done = 0;
   try {
-    let batch: string[] = [];
-    const flush = () => {
-      if (!batch.length) return;
-      const b = Buffer.from(batch.join('\n') + '\n', 'utf8');
+    let recs: WalkRec[] = [];
+    let hashes: (string | undefined)[] = [];
+    let toHash: number[] = [];
+    let toHashBytes = 0;
+    const flush = async () => {
+      // hash what must be hashed
+      const got = await hashFiles(toHash.map((i) => `${dirL}/${recs[i]!.rel}`), toHash.map((i) => recs[i]!.size), { threads: opts.threads });
+      for (let k = 0; k < toHash.length; k++) {
+        hashes[toHash[k]!] = got[k];
+        stats.hashedFiles++;
+        stats.hashedBytes += recs[toHash[k]!]!.size;
+      }
+      // write, in path order
+      const lines: string[] = [];
+      for (let i = 0; i < recs.length; i++) {
+        const r = recs[i]!;
+        const head = r.type === T_FILE ? w.links.get(r.rel) : undefined;
+        if (r.type === T_FILE && head === undefined && heads.has(r.rel)) headHash.set(r.rel, hashes[i]!);
+        lines.push(
+          entryLine(
+            r,
+            r.type === T_FILE ? (head !== undefined ? headHash.get(head) : hashes[i]) : undefined,
+            head,
+            r.type === T_LINK ? readlinkSync(bytesOf(`${dirL}/${r.rel}`), { encoding: 'buffer' }) : undefined,
+          ),
+        );
+      }
+      const b = Buffer.from(lines.join('\n') + (lines.length ? '\n' : ''), 'utf8');
       for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
-      batch = [];
+      done += recs.length;
+      if (opts.onProgress) opts.onProgress(done, w.count);
+      recs = [];
+      hashes = [];
+      toHash = [];
+      toHashBytes = 0;
     };
-    for (let i = 0; i < recs.length; i++) {
-      const r = recs[i];
-      const g = r.type === T_FILE ? groupOf[i] : -1;
-      batch.push(
-        entryLine(
-          r,
-          r.type === T_FILE ? hashes[g >= 0 ? g : i] : undefined,
-          g >= 0 ? recs[g].rel : undefined,
-          r.type === T_LINK ? readlinkSync(bytesOf(`${dirL}/${r.rel}`), { encoding: 'buffer' }) : undefined,
-        ),
-      );
-      if (batch.length === 4096) flush();
-      if (opts.onProgress && (i + 1) % 2000 === 0) opts.onProgress(i + 1, recs.length);
+    // decide, in path order: reuse the previous hash, follow a hard-link group, or hash
+    for (const r of w.recs) {
+      const i = recs.push(r) - 1;
+      hashes.push(undefined);
+      if (r.type === T_FILE) {
+        stats.files++;
+        stats.bytes += r.size;
+        // a member of a group: its head (an earlier path) has the hash
+        if (!w.links.has(r.rel)) {
+          const pe = prevL !== undefined ? prev.get(r.rel) : undefined;
+          // only a file with another link can be the previous snapshot's inode; the lstat is for those
+          if (pe && r.nlink > 1 && pe.t === 'f' && pe.h && pe.s === r.size && pe.m === r.mtime) {
+            let ps: { dev: Id; ino: Id } | undefined;
+            try {
+              ps = inodeOf(bytesOf(`${prevL}/${r.rel}`));
+            } catch {
+              /* gone from the previous snapshot */
+            }
+            hashes[i] = reusableHash({ dev: r.dev, ino: r.ino, size: r.size, mtime: r.mtime }, ps, pe);
+          }
+          if (hashes[i] === undefined && opts.known && typeof r.dev === 'number' && typeof r.ino === 'number') {
+            hashes[i] = opts.known({ dev: r.dev, ino: r.ino, size: r.size, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs });
+            if (hashes[i] !== undefined) {
+              stats.hashedFiles++;
+              stats.hashedBytes += r.size;
+              stats.prehashedFiles++;
+            }
+          }
+          if (hashes[i] === undefined) {
+            toHash.push(i);
+            toHashBytes += r.size;
+          }
+        }
+      }
+      if (recs.length >= WINDOW_ENTRIES || toHashBytes >= WINDOW_BYTES) await flush();
     }
-    flush();
+    await flush();
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+    prev.close();
+    w.dispose();
   }
   return { stats };
 }

@@ -85,7 +85,10 @@ export async function previousSnapshot(dataDir: string, server: string): Promise
  * date, keeping what was already transferred); older ones are removed.
  */
 async function adoptPartials(serverDir: string, partial: string, log: (s: string) => void): Promise<void> {
-  const names = (await readdir(serverDir)).filter((n) => n.endsWith('.partial')).sort();
+  const all = await readdir(serverDir);
+  // a killed manifest build's external sort (walk.ts) leaves its files next to the partial
+  for (const n of all.filter((x) => x.startsWith('.sort-'))) await rm(`${serverDir}/${n}`, { recursive: true, force: true });
+  const names = all.filter((n) => n.endsWith('.partial')).sort();
   const newest = names.pop();
   for (const n of names) {
     log(`  removing stale ${n}`);

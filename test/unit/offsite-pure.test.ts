@@ -1,4 +1,7 @@
 // Pure offsite decisions: schedule, incremental selection, key naming, chain selection, tar order.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ManifestEntry } from '../../contract/disk-layout.ts';
 import { compareTreeOrder, ustarMember } from '../../runtime/archive/tar-format.ts';
@@ -35,8 +38,8 @@ describe('schedule', () => {
 
 describe('incremental selection', () => {
   it('changed and added entries, their directories, deletions (topmost only)', () => {
-    const old = [d('files'), d('files/a'), f('files/a/keep'), f('files/a/edit', 'h1'), d('files/gone'), f('files/gone/x'), f('files/old')];
-    const cur = [d('files'), d('files/a', 2), f('files/a/keep'), f('files/a/edit', 'h2'), f('files/a/new')];
+    const old = [d('files'), d('files/a'), f('files/a/edit', 'h1'), f('files/a/keep'), d('files/gone'), f('files/gone/x'), f('files/old')];
+    const cur = [d('files'), d('files/a', 2), f('files/a/edit', 'h2'), f('files/a/keep'), f('files/a/new')];
     const s = selectIncremental(old, cur);
     expect(paths(s.include)).toEqual(['files', 'files/a', 'files/a/edit', 'files/a/new']);
     expect(paths(s.deletions)).toEqual(['files/gone', 'files/old']);
@@ -59,7 +62,17 @@ describe('incremental selection', () => {
     expect(selectIncremental([e], []).deletions[0].equals(raw)).toBe(true);
   });
   it('full: everything in tree order (a subtree stays together)', () => {
-    expect(paths(selectFull([d('a'), f('a-b'), f('a/x')]).include)).toEqual(['a', 'a/x', 'a-b']);
+    const tmp = mkdtempSync(join(tmpdir(), 'sel-'));
+    try {
+      const full = selectFull([d('a'), f('a-b'), f('a/x')], tmp);
+      expect([...full.members]).toEqual(['a', 'a/x', 'a-b']);
+      expect([...full.members]).toEqual(['a', 'a/x', 'a-b']); // re-readable (a retry reads it again)
+      expect(full.changedFiles).toBe(2);
+      full.dispose();
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
     expect(compareTreeOrder(Buffer.from('a/x'), Buffer.from('a-b'))).toBeLessThan(0);
   });
 });
