@@ -126,7 +126,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
   it('pi5: both flavours rebuilt (initramfs8 and initramfs_2712 carry the unlock), built-in drivers accepted, fresh disk id, root on the mapper', async () => {
     const { log, state } = await card('pi5');
     // Pi OS builds usb-storage, uas and the HID drivers in: counted as present, no .ko needed
-    expect(log).toMatch(/initramfs: rebuild for every kernel \(MODULES=list\)/);
+    expect(log).toMatch(/initramfs: rebuild the initramfs for every installed kernel \(MODULES=list\)/);
     expect(log).toMatch(/-arm64: kernel8\.img \+ initramfs8/);
     expect(log).toMatch(/\+rpt-rpi-2712: kernel_2712\.img \+ initramfs_2712/);
     expect(log).toMatch(/node v(1[89]|[2-9]\d)\./);
