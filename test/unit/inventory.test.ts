@@ -2,23 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InventoryError, loadInventory, validateInventoryText } from '../../provision/inventory/validate.ts';
+import { problemsOf } from '../fixtures/inventory-problems.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const example = JSON.parse(readFileSync(path.join(root, 'inventory.json'), 'utf8'));
 
 type Json = Record<string, any>;
-
-async function problemsOf(mutate: (inv: Json) => void): Promise<string[]> {
-  const inv = structuredClone(example);
-  mutate(inv);
-  try {
-    await validateInventoryText(JSON.stringify(inv), 'inventory.json', root);
-  } catch (e) {
-    expect(e).toBeInstanceOf(InventoryError);
-    return (e as InventoryError).message.split('\n');
-  }
-  return [];
-}
 
 describe('the example inventory', () => {
   it('validates', async () => {
