@@ -23,8 +23,8 @@ import { encryptRoot } from './luks-guest.ts';
 import { nodeVersionProblem } from '../runtime/plan.ts';
 import type { LuksWhere } from './luks-where.ts';
 import type { Phase } from './phases.ts';
-import { bindTang, installDropbearHostKey } from './unlock.ts';
-import { TANG_KEYSLOT } from './unlock-plan.ts';
+import { installDropbearHostKey, tangKeyslot } from './unlock.ts';
+import { checkTangSlot, TANG_KEYSLOT } from './unlock-plan.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
@@ -358,28 +358,33 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
       await run(['mkfs.ext4', '-q', '-L', 'rootfs', '-i', '8192', '-E', 'root_owner=0:0', '-d', root, rootLuks, `${fsMiB}M`]);
       // the generic arm64 flavour (kernel8) runs in the VM; kernel_2712 is built for the Pi 5 alone
       const k = kernels.find((x) => x.kernel === 'kernel8.img') ?? kernels[0];
-      await encryptRoot({
-        where: ctx.luksWhere ?? { where: 'host' },
-        plan: l,
-        uuid: ctx.secrets.rootUuid,
-        keyFile: ctx.secrets.keyFile,
-        recoveryFile: ctx.secrets.recoveryFile,
-        device: rootLuks,
-        kernel: path.join(root, 'boot', `vmlinuz-${k.version}`),
-        initrd: path.join(root, 'boot', `initrd.img-${k.version}`),
-        arch,
-        modules: initramfsModules(pi),
-        work,
-        templates: ctx.templates,
-        log: ctx.log,
-      });
-      if (pi.unlock?.tang?.length) {
-        if (ctx.luksWhere && ctx.luksWhere.where !== 'host') throw new Error(`pi.unlock.tang: clevis binds on this machine, whose kernel lacks ${l.cipher}; set pi.luks.cipher to aes-xts-plain64 or build on a machine whose kernel has it`);
-        const pin = await bindTang(pi, rootLuks, ctx.secrets.keyFile, ctx.tangAdvertisements ?? []);
-        ctx.log(`  keyslot ${TANG_KEYSLOT}: clevis ${pin} (${pi.unlock.tang.map((t) => t.url).join(', ')}), thumbprints pinned`);
+      const tang = pi.unlock?.tang?.length ? await tangKeyslot(pi, ctx.tangAdvertisements ?? [], work) : undefined;
+      try {
+        await encryptRoot({
+          where: ctx.luksWhere ?? { where: 'host' },
+          plan: l,
+          uuid: ctx.secrets.rootUuid,
+          keyFile: ctx.secrets.keyFile,
+          recoveryFile: ctx.secrets.recoveryFile,
+          tang,
+          device: rootLuks,
+          kernel: path.join(root, 'boot', `vmlinuz-${k.version}`),
+          initrd: path.join(root, 'boot', `initrd.img-${k.version}`),
+          arch,
+          modules: initramfsModules(pi),
+          work,
+          templates: ctx.templates,
+          log: ctx.log,
+        });
+      } finally {
+        if (tang) for (const f of [tang.keyFile, tang.tokenFile]) rmSync(f, { force: true });
       }
       const dump = (await run(['cryptsetup', 'luksDump', rootLuks])).stdout;
       for (const slot of ['0: luks2', '1: luks2']) if (!dump.includes(slot)) throw new Error(`LUKS header lacks keyslot ${slot}`);
+      if (tang) {
+        checkTangSlot(dump);
+        ctx.log(`  keyslot ${TANG_KEYSLOT}: clevis ${tang.pin} (${pi.unlock!.tang!.map((t) => t.url).join(', ')}), thumbprints pinned`);
+      }
       ctx.log(`  ${fsMiB} MiB ext4 (${used} MiB used) + ${LUKS_HEADER_MIB} MiB LUKS2 header, UUID ${ctx.secrets.rootUuid}`);
       return totalMiB * 1048576;
     });

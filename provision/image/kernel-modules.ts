@@ -53,6 +53,14 @@ export const KEYBOARD_MODULES = ['hid', 'usbhid', 'hid_generic'];
  */
 export const USB_HOST_MODULES = ['dwc2', 'xhci_hcd', 'xhci_pci', 'xhci_plat_hcd', 'pcie_brcmstb', 'reset_raspberrypi', 'dwc3', 'dwc3_of_simple'];
 
+/**
+ * Wired network in the initramfs, for tang and dropbear (ip=dhcp): a list-mode build (cross-built
+ * under qemu-user) only has what it is told. Pi 3B+ LAN7800 and Pi 3B SMSC9514 on USB, Pi 4 GENET
+ * with its Broadcom PHY, Pi 5 Cadence GEM (macb) behind RP1; virtio for lab machines. A kernel that
+ * builds one in (Pi OS builds most) makes that name built-in; one it lacks is skipped.
+ */
+export const NETWORK_MODULES = ['lan78xx', 'smsc95xx', 'usbnet', 'bcmgenet', 'broadcom', 'bcm_phy_lib', 'macb', 'virtio_net'];
+
 /** What every built initramfs must contain (or the kernel build in) for the Pi to unlock its root. */
 export function requiredInitramfsModules(usbFs: 'vfat' | 'ext4'): string[] {
   return ['dm_crypt', 'usb_storage', ...(usbFs === 'vfat' ? ['vfat', 'nls_cp437'] : ['ext4']), 'usbhid', 'hid_generic'];

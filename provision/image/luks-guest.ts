@@ -10,7 +10,7 @@ import { whichSync } from '../../lib/proc/index.ts';
 import { shellJoin } from '../exec/quote.ts';
 import { hostArch } from './chroot.ts';
 import { GUEST_END_MARKER, guestMemoryMiB, guestQemuArgs, guestResult, guestTimeoutMs, luksWhere, QEMU_FOR_ARCH, type ImageArch, type LuksWhere } from './luks-where.ts';
-import { HEADER, luksAddRecoveryArgs, luksEncryptArgs, render, type LuksPlan, type Templates } from './plan.ts';
+import { HEADER, luksJob, render, type LuksPlan, type Templates } from './plan.ts';
 import { run } from '../../lib/proc/index.ts';
 
 /**
@@ -66,6 +66,8 @@ export interface EncryptRoot {
   uuid: string;
   keyFile: string;
   recoveryFile: string;
+  /** pi.unlock.tang: keyslot 2's passphrase and its clevis token (unlock.ts tangKeyslot) */
+  tang?: { keyFile: string; tokenFile: string };
   /** the ext4 image with LUKS_HEADER_MIB of room at its end, encrypted in place */
   device: string;
   /** for the VM: the image's kernel and initramfs (paths on this machine), and its arch */
@@ -80,11 +82,10 @@ export interface EncryptRoot {
   log: (line: string) => void;
 }
 
-/** keyslot 0: the USB keyfile; keyslot 1: the recovery passphrase. */
+/** keyslot 0: the USB keyfile; 1: the recovery passphrase; 2: tang's, when configured (plan.ts luksJob). */
 export async function encryptRoot(o: EncryptRoot): Promise<void> {
   if (o.where.where === 'host') {
-    await run(luksEncryptArgs(o.plan, o.uuid, o.keyFile, o.device));
-    await run(luksAddRecoveryArgs(o.plan, o.keyFile, o.recoveryFile, o.device));
+    for (const argv of luksJob(o.plan, o.uuid, { keyFile: o.keyFile, recoveryFile: o.recoveryFile, tang: o.tang, device: o.device })) await run(argv);
     return;
   }
   await encryptInGuest(o, o.where);
@@ -102,14 +103,18 @@ async function encryptInGuest(o: EncryptRoot, w: Extract<LuksWhere, { where: 'gu
     // the second disk: key, passphrase, commands (the same argv as the host path, device /dev/vda)
     const seed = path.join(dir, 'secrets');
     mkdirSync(seed, { mode: 0o700 });
-    copyFileSync(o.keyFile, path.join(seed, 'key'));
-    copyFileSync(o.recoveryFile, path.join(seed, 'recovery'));
-    const job = [
-      luksEncryptArgs(o.plan, o.uuid, '/secrets/key', '/dev/vda'),
-      luksAddRecoveryArgs(o.plan, '/secrets/key', '/secrets/recovery', '/dev/vda'),
-    ];
+    const secrets: [string, string][] = [[o.keyFile, 'key'], [o.recoveryFile, 'recovery'], ...(o.tang ? ([[o.tang.keyFile, 'tang-key'], [o.tang.tokenFile, 'tang-token.json']] as [string, string][]) : [])];
+    for (const [from, name] of secrets) {
+      copyFileSync(from, path.join(seed, name));
+      chmodSync(path.join(seed, name), 0o600);
+    }
+    const job = luksJob(o.plan, o.uuid, {
+      keyFile: '/secrets/key',
+      recoveryFile: '/secrets/recovery',
+      tang: o.tang ? { keyFile: '/secrets/tang-key', tokenFile: '/secrets/tang-token.json' } : undefined,
+      device: '/dev/vda',
+    });
     writeFileSync(path.join(seed, JOB_FILE), job.map(shellJoin).join('\n') + '\n', { mode: 0o600 });
-    for (const f of ['key', 'recovery']) chmodSync(path.join(seed, f), 0o600);
     const secretsDisk = path.join(dir, 'secrets.ext4');
     closeSync(openSync(secretsDisk, 'w', 0o600));
     await run(['truncate', '-s', '16M', secretsDisk]);

@@ -4,8 +4,8 @@
 import Handlebars from 'handlebars';
 import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { dataMapperName, initramfsNetwork, luksParams, sshPort, tangThreshold, unlockSshPort, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
-import { dropbearFiles, TANG_KEYSLOT, unlockPackages } from './unlock-plan.ts';
-import { KEYBOARD_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
+import { dropbearFiles, TANG_KEYSLOT, tokenImportArgs, unlockPackages } from './unlock-plan.ts';
+import { KEYBOARD_MODULES, NETWORK_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
 
 export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';
 
@@ -85,8 +85,29 @@ export function luksEncryptArgs(l: LuksPlan, uuid: string, keyFile: string, devi
   ];
 }
 
-export function luksAddRecoveryArgs(l: LuksPlan, keyFile: string, passphraseFile: string, device: string): string[] {
-  return ['cryptsetup', 'luksAddKey', '--batch-mode', ...luksPbkdfArgs(l), '--key-file', keyFile, '--new-key-slot', '1', device, passphraseFile];
+/** Adds keyslot `slot` (1: the recovery passphrase, 2: tang's) opened with the USB keyfile. */
+export function luksAddKeyArgs(l: LuksPlan, keyFile: string, newKeyFile: string, slot: number, device: string): string[] {
+  return ['cryptsetup', 'luksAddKey', '--batch-mode', ...luksPbkdfArgs(l), '--key-file', keyFile, '--new-key-slot', String(slot), device, newKeyFile];
+}
+
+export interface LuksJobFiles {
+  keyFile: string;
+  recoveryFile: string;
+  /** pi.unlock.tang: keyslot 2's passphrase and the clevis token (its JWE) for the header */
+  tang?: { keyFile: string; tokenFile: string };
+  device: string;
+}
+
+/**
+ * The root's LUKS commands in order, the same on this machine and in the VM (only the paths
+ * differ): keyslot 0 the USB keyfile, 1 the recovery passphrase, 2 tang's passphrase with its token.
+ */
+export function luksJob(l: LuksPlan, uuid: string, f: LuksJobFiles): string[][] {
+  return [
+    luksEncryptArgs(l, uuid, f.keyFile, f.device),
+    luksAddKeyArgs(l, f.keyFile, f.recoveryFile, 1, f.device),
+    ...(f.tang ? [luksAddKeyArgs(l, f.keyFile, f.tang.keyFile, TANG_KEYSLOT, f.device), tokenImportArgs(f.tang.tokenFile, f.device)] : []),
+  ];
 }
 
 /** Modules the initramfs must have (and loads early): the cipher, the key stick, a USB keyboard for the passphrase. */
@@ -96,7 +117,8 @@ export function initramfsModules(pi: PiSpec): string[] {
     ? ['adiantum', 'chacha_generic', 'chacha_neon', 'nhpoly1305', 'nhpoly1305_neon', 'poly1305_generic', 'aes_generic', 'aes_arm64', 'aes_neon_blk']
     : ['xts', 'aes_generic', 'aes_arm64', 'aes_ce_blk', 'aes_ce_cipher', 'aesni_intel'];
   const fs = usbKeyFilesystem(pi) === 'vfat' ? ['vfat', 'nls_cp437', 'nls_ascii', 'nls_iso8859_1', 'nls_utf8'] : [];
-  return ['dm_mod', 'dm_crypt', 'algif_skcipher', ...cipherMods, 'usb_storage', 'uas', 'sd_mod', 'ext4', ...fs, ...USB_HOST_MODULES, ...KEYBOARD_MODULES];
+  const net = pi.unlock?.tang?.length || pi.unlock?.ssh ? NETWORK_MODULES : [];
+  return ['dm_mod', 'dm_crypt', 'algif_skcipher', ...cipherMods, 'usb_storage', 'uas', 'sd_mod', 'ext4', ...fs, ...USB_HOST_MODULES, ...KEYBOARD_MODULES, ...net];
 }
 
 /** MODULES=most natively; an explicit list when mkinitramfs runs under qemu-user (most takes > 12 min there). */

@@ -34,9 +34,30 @@ export function clevisBinding(pi: PiSpec, advFiles: string[]): { pin: 'tang' | '
   return { pin: 'sss', config: JSON.stringify({ t: tangThreshold(pi), pins: { tang: cfgs } }) };
 }
 
-/** Never -y: with it clevis skips the check of the advertisement against thp (trust on first use). */
-export function clevisBindArgs(device: string, keyFile: string, binding: { pin: string; config: string }): string[] {
-  return ['clevis', 'luks', 'bind', '-d', device, '-s', String(TANG_KEYSLOT), '-k', keyFile, binding.pin, binding.config];
+/**
+ * `clevis encrypt PIN CFG` of keyslot 2's passphrase, with no -y: clevis checks each advertisement
+ * against thp (with -y it would trust on first use). This needs no device, so it runs on the admin
+ * machine whatever the cipher; the keyslot is added where the root is encrypted (the host or the VM).
+ */
+export function clevisEncryptArgs(binding: { pin: string; config: string }): string[] {
+  return ['clevis', 'encrypt', binding.pin, binding.config];
+}
+
+/** The LUKS2 token clevis luks bind writes (clevis-luks-common-functions, clevis_luks2_save_slot), from the JWE as JSON. */
+export function clevisToken(jweJson: string): string {
+  return JSON.stringify({ type: 'clevis', keyslots: [String(TANG_KEYSLOT)], jwe: JSON.parse(jweJson) });
+}
+
+export function tokenImportArgs(tokenFile: string, device: string): string[] {
+  return ['cryptsetup', 'token', 'import', '--json-file', tokenFile, device];
+}
+
+/** After the LUKS step: the header has keyslot 2 and a clevis token naming it. */
+export function checkTangSlot(luksDump: string): void {
+  const tokens = luksDump.split(/^Tokens:/m)[1] ?? '';
+  if (!new RegExp(`^\\s+${TANG_KEYSLOT}: luks2$`, 'm').test(luksDump.split(/^Tokens:/m)[0]) || !new RegExp(`^\\s+\\d+: clevis\\n\\s+Keyslot:\\s+${TANG_KEYSLOT}$`, 'm').test(tokens)) {
+    throw new Error(`LUKS header lacks keyslot ${TANG_KEYSLOT} or its clevis token after the LUKS step`);
+  }
 }
 
 export interface DropbearFile {

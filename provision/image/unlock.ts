@@ -1,11 +1,12 @@
 // provision-pi, the effects of pi.unlock: the tang servers' advertisements (fetched once at build
 // time from the admin machine at home, or read from a file the admin saved), the clevis binding of
 // LUKS keyslot 2, and dropbear's host key converted into the root.
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PiSpec } from '../../contract/inventory-schema.ts';
 import { run } from '../../lib/proc/index.ts';
-import { clevisBindArgs, clevisBinding, DROPBEAR_DIR, DROPBEAR_HOST_KEY, DROPBEAR_HOST_KEY_TYPES, TANG_KEYSLOT } from './unlock-plan.ts';
+import { clevisBinding, clevisEncryptArgs, clevisToken, DROPBEAR_DIR, DROPBEAR_HOST_KEY, DROPBEAR_HOST_KEY_TYPES, TANG_KEYSLOT } from './unlock-plan.ts';
 import type { ChrootOptions } from './chroot.ts';
 import type { RunResult } from '../../lib/proc/index.ts';
 
@@ -57,17 +58,28 @@ export async function tangAdvertisements(pi: PiSpec, piState: string, resolve: (
   return files;
 }
 
-/** Binds keyslot 2 with clevis (opened with the USB keyfile) and checks the header has it and its token. */
-export async function bindTang(pi: PiSpec, device: string, keyFile: string, advFiles: string[]): Promise<string> {
+/**
+ * Keyslot 2's passphrase (256 random bits, as clevis luks bind makes one) and its clevis token: the
+ * passphrase encrypted by `clevis encrypt` to the tang servers. Made on this machine, so the
+ * cipher does not matter here; the keyslot and token are written with the other LUKS commands
+ * (luksJob), on the host or in the VM. Both files are 0600 in `dir` (the build's work folder,
+ * removed after); the passphrase is kept nowhere else.
+ */
+export async function tangKeyslot(pi: PiSpec, advFiles: string[], dir: string): Promise<{ keyFile: string; tokenFile: string; pin: string }> {
   const binding = clevisBinding(pi, advFiles);
+  const keyFile = path.join(dir, 'tang-keyslot.key');
+  const tokenFile = path.join(dir, 'tang-token.json');
+  const key = randomBytes(32).toString('base64url');
+  writeFileSync(keyFile, key, { mode: 0o600 });
+  let jwe: string;
   try {
-    await run(clevisBindArgs(device, keyFile, binding), { input: '' });
+    jwe = (await run(clevisEncryptArgs(binding), { input: key })).stdout.trim();
   } catch (e) {
-    throw new Error(`clevis luks bind (keyslot ${TANG_KEYSLOT}): ${(e as Error).message.trim()}; is the thumbprint in pi.unlock.tang that of the server's signing key (tang-show-keys)?`);
+    throw new Error(`clevis encrypt ${binding.pin} (keyslot ${TANG_KEYSLOT}): ${(e as Error).message.trim()}; is the thumbprint in pi.unlock.tang that of the server's signing key (tang-show-keys)?`);
   }
-  const dump = (await run(['cryptsetup', 'luksDump', device])).stdout;
-  if (!new RegExp(`^\\s+${TANG_KEYSLOT}: luks2$`, 'm').test(dump) || !/^\s+\d+: clevis$/m.test(dump)) throw new Error(`LUKS header lacks keyslot ${TANG_KEYSLOT} or its clevis token after binding`);
-  return binding.pin;
+  const json = (await run(['jose', 'jwe', 'fmt', '-i-'], { input: jwe })).stdout;
+  writeFileSync(tokenFile, clevisToken(json), { mode: 0o600 });
+  return { keyFile, tokenFile, pin: binding.pin };
 }
 
 type Chroot = (root: string, argv: string[], o?: ChrootOptions) => Promise<RunResult>;

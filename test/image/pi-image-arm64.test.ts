@@ -5,7 +5,10 @@
 //   passphrase typed on an emulated USB keyboard into tty1 (/dev/console, as on the Pi's HDMI console)
 //   unlocks; wrong stick → refused, then the typed passphrase unlocks.
 //   pi4 (Adiantum: encrypted in provision-pi's qemu-system-aarch64 VM booting the image's kernel when
-//   this machine's kernel lacks it): stick → unlocked; no stick, no passphrase → never mounted.
+//   this machine's kernel lacks it, tang's keyslot 2 and clevis token written there too; pi.unlock
+//   with a tang server and dropbear): stick → unlocked; the real tangd answering (guestfwd), no stick
+//   → unlocked; ssh … cryptroot-unlock with the passphrase → unlocked; no stick, no tang server
+//   answering, no passphrase → never mounted.
 // An arm64 virt guest has no VGA text screen to read back: tty1 runs on the dummy console, so what is
 // on it is judged from the kernel's log on the serial port (loglevel=7: the USB keyboard attached,
 // "EXT4-fs (dm-0): mounted" once the root is open) instead of from the prompt's text.
@@ -24,6 +27,7 @@ import { SshExecutor, HostKeyMismatchError } from '../../provision/exec/ssh.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
 import { PIOS_DISK_ID, piosBaseImage } from './pios-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
+import { makeTangServer, TANG_GUEST_URL, type TangServer } from './tang-server.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const isRoot = process.getuid?.() === 0;
@@ -36,9 +40,12 @@ const KEYBOARD = /input: QEMU QEMU USB Keyboard/;
 const ADIANTUM = 'xchacha12,aes-adiantum-plain64';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const UNLOCK_PORT = 2222;
+
 let dir: string;
 let logs: string;
 let sshPort: number;
+let tang: TangServer;
 
 /** A TCP port free on 127.0.0.1 now (the full boot forwards it to the guest's sshd). */
 async function freePort(): Promise<number> {
@@ -62,6 +69,13 @@ function inventory(base: { path: string; sha256: string }, model: 'pi4' | 'pi5')
     dataDisk: { device: '/dev/disk/by-id/virtio-pvdata', mountpoint: '/srv/pullvault', mapperName: 'pullvault-data' },
     ssh: { host: '127.0.0.1', port: sshPort, admin: inv.pi.ssh.admin, adminKeyFile: path.join(dir, 'admin_key') },
   };
+  // the Pi 4 card also unlocks by tang (bound offline from the saved advertisement) and by dropbear
+  if (model === 'pi4') {
+    inv.pi.unlock = {
+      tang: [{ url: TANG_GUEST_URL, thumbprint: tang.thumbprint, adv: tang.advFile }],
+      ssh: { authorizedKeys: [readFileSync(path.join(dir, 'unlock_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')], port: UNLOCK_PORT },
+    };
+  }
   for (const r of inv.recipients) r.publicKeyFile = path.join(REPO, r.publicKeyFile);
   return inv;
 }
@@ -112,7 +126,9 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
     const t = Date.now();
     base = await piosBaseImage('bookworm', (s) => console.log(s));
     timings.base = (Date.now() - t) / 1000;
-    if (!existsSync(path.join(dir, 'admin_key'))) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'admin@lab', '-f', path.join(dir, 'admin_key')]);
+    for (const k of ['admin_key', 'unlock_key']) if (!existsSync(path.join(dir, k))) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${k}@lab`, '-f', path.join(dir, k)]);
+    // a reused pi4 card is bound to the tang keys it was built with
+    tang = await makeTangServer(path.join(dir, 'tang'), { reuse: true });
     // a reused card pins the port it was built for
     const inv = path.join(dir, 'inventory-pi5.json');
     sshPort = existsSync(inv) ? JSON.parse(readFileSync(inv, 'utf8')).pi.ssh.port : await freePort();
@@ -284,6 +300,10 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
     const dump = (await run(['cryptsetup', 'luksDump', p2])).stdout;
     rmSync(p2);
     expect(dump).toMatch(/cipher:\s+xchacha12,aes-adiantum-plain64/);
+    // tang's keyslot and token went in with the others, wherever the LUKS step ran
+    expect(dump.split(/^Tokens:/m)[0].match(/^\s+\d+: luks2$/gm)?.map((x) => x.trim())).toEqual(['0: luks2', '1: luks2', '2: luks2']);
+    expect(dump.split(/^Tokens:/m)[1]).toMatch(/^\s+0: clevis\n\s+Keyslot:\s+2$/m);
+    expect(log).toMatch(/keyslot 2: clevis tang \(http:\/\/10\.0\.2\.100\), thumbprints pinned/);
     const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-stick.log'), memMiB: 768 });
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
@@ -294,9 +314,53 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
     }
   }, 7_200_000);
 
-  it('pi4 boot with no stick and no passphrase: the root is never mounted', async () => {
+  it('pi4 boot, tang answering (the real tangd), no stick, nobody typing: unlocked by tang, root mounted', async () => {
     const { state } = await card('pi4');
-    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), console: 'tty1', extraCmdline: 'init=/usr/sbin/marker-init loglevel=7', log: path.join(logs, 'arm64-pi4-nothing.log'), memMiB: 768 });
+    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), forwards: [tang.guestfwd], extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-tang.log'), memMiB: 768 });
+    try {
+      await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
+      expect((await b.expect(MARKER, 120_000))[1]).toBe('/dev/mapper/cryptroot');
+      expect(b.out).not.toContain('USB key PVKEY found');
+      expect(readFileSync(tang.logFile, 'utf8')).toMatch(/POST \/rec\/\S+ => 200/);
+      timings.bootPi4Tang = b.seconds;
+    } finally {
+      await b.stop();
+    }
+  }, BOOT_MS + 180_000);
+
+  it('pi4 dropbear: the unlock key gets no shell; ssh … cryptroot-unlock with the passphrase unlocks', async () => {
+    const { state } = await card('pi4');
+    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), privateNet: true, forwards: [`hostfwd=tcp:127.0.0.1:${UNLOCK_PORT}-:${UNLOCK_PORT}`], extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-dropbear.log'), memMiB: 768 });
+    // ssh inside qemu's network namespace, dropbear's host key pinned from state/
+    const ssh = (args: string[], input = '') =>
+      run(
+        ['nsenter', `--net=/proc/${b.pid}/ns/net`, '--', 'ssh', '-p', String(UNLOCK_PORT), '-i', path.join(dir, 'unlock_key'), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+          '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${path.join(state, 'known_hosts')}`, '-o', 'ConnectTimeout=30', ...args],
+        { input, okCodes: [0, 1, 2, 255], timeoutMs: 180_000 },
+      );
+    try {
+      await b.expect(/Please unlock disk cryptroot/, BOOT_MS, /Kernel panic|Dropping to a shell/);
+      let r = await ssh(['root@127.0.0.1', 'sh', '-c', '"echo SHELL-$((6*7))"']);
+      for (let i = 0; i < 40 && /Connection refused|reset|closed|timed out/.test(r.stderr) && !r.stdout; i++) {
+        await sleep(5_000);
+        r = await ssh(['root@127.0.0.1', 'sh', '-c', '"echo SHELL-$((6*7))"']);
+      }
+      expect(r.stdout + r.stderr).not.toContain('SHELL-42');
+      expect(r.stdout + r.stderr).toMatch(/cryptroot|passphrase|unlock/i);
+      expect(b.out).not.toMatch(MARKER);
+      const u = await ssh(['root@127.0.0.1', 'cryptroot-unlock'], readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
+      expect(u.stdout + u.stderr).toMatch(/cryptroot.*(set up successfully|unlocked)/i);
+      expect((await b.expect(MARKER, 240_000))[1]).toBe('/dev/mapper/cryptroot');
+      timings.bootPi4Dropbear = b.seconds;
+    } finally {
+      await b.stop();
+    }
+  }, BOOT_MS + 600_000);
+
+  it('pi4 boot with no stick, no tang server answering and no passphrase: the root is never mounted', async () => {
+    const { state } = await card('pi4');
+    // the network is up (DHCP from qemu) but nothing answers at the tang server's address
+    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), console: 'tty1', network: true, extraCmdline: 'init=/usr/sbin/marker-init loglevel=7', log: path.join(logs, 'arm64-pi4-nothing.log'), memMiB: 768 });
     try {
       await b.expect(KEYBOARD, BOOT_MS, /Kernel panic/);
       await sleep(90_000);

@@ -22,10 +22,11 @@ export interface TangServer {
   logFile: string;
 }
 
-export async function makeTangServer(dir: string): Promise<TangServer> {
+/** reuse: keep the keys already in dir (a card kept from an earlier run is bound to them). */
+export async function makeTangServer(dir: string, opts: { reuse?: boolean } = {}): Promise<TangServer> {
   const db = path.join(dir, 'db');
   mkdirSync(db, { recursive: true, mode: 0o700 });
-  await run(['/usr/libexec/tangd-keygen', db]);
+  if (!(opts.reuse && readdirSync(db).some((n) => n.endsWith('.jwk')))) await run(['/usr/libexec/tangd-keygen', db]);
   let thumbprint = '';
   for (const f of readdirSync(db).filter((n) => n.endsWith('.jwk'))) {
     const jwk = JSON.parse(readFileSync(path.join(db, f), 'utf8')) as { key_ops?: string[] };

@@ -7,7 +7,7 @@ import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { loadTemplates } from '../../provision/image/build.ts';
 import { phaseRunner } from '../../provision/image/phases.ts';
 import {
-  firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksAddRecoveryArgs, luksEncryptArgs, luksPlan, planSteps, rootFiles, rootPackages,
+  firmwareFlavours, initramfsModules, initramfsModulesMode, knownHostsLines, luksEncryptArgs, luksJob, luksPlan, planSteps, rootFiles, rootPackages,
   transformCmdline, transformConfigTxt, transformFstab, PI_PATHS,
 } from '../../provision/image/plan.ts';
 
@@ -61,9 +61,21 @@ describe('LUKS parameters by model', () => {
     expect(opt('--pbkdf-force-iterations')).toBe('6');
     expect(opt('--key-slot')).toBe('0');
     expect(opt('--key-file')).toBe('/s/usbkey.key');
-    const add = luksAddRecoveryArgs(l, '/s/usbkey.key', '/s/recovery-passphrase.txt', '/w/root.luks');
+    const files = { keyFile: '/s/usbkey.key', recoveryFile: '/s/recovery-passphrase.txt', device: '/w/root.luks' };
+    const job = luksJob(l, UUID, files);
+    expect(job[0]).toEqual(argv);
+    expect(job).toHaveLength(2);
+    const add = job[1];
+    expect(add.slice(0, 2)).toEqual(['cryptsetup', 'luksAddKey']);
     expect(add[add.indexOf('--new-key-slot') + 1]).toBe('1');
-    expect(add.at(-1)).toBe('/s/recovery-passphrase.txt');
+    expect(add[add.indexOf('--key-file') + 1]).toBe('/s/usbkey.key');
+    expect(add.slice(-2)).toEqual(['/w/root.luks', '/s/recovery-passphrase.txt']);
+    // tang: keyslot 2 from its passphrase, opened with the keyfile, then the token that names it
+    const withTang = luksJob(l, UUID, { ...files, tang: { keyFile: '/w/tang.key', tokenFile: '/w/tang-token.json' } });
+    expect(withTang.slice(0, 2)).toEqual(job);
+    expect(withTang[2][withTang[2].indexOf('--new-key-slot') + 1]).toBe('2');
+    expect(withTang[2].slice(-2)).toEqual(['/w/root.luks', '/w/tang.key']);
+    expect(withTang[3]).toEqual(['cryptsetup', 'token', 'import', '--json-file', '/w/tang-token.json', '/w/root.luks']);
   });
 
   it('initramfs modules: dm-crypt, the cipher, USB storage, the stick filesystem and codepages', () => {
@@ -73,6 +85,11 @@ describe('LUKS parameters by model', () => {
     expect(xts).toEqual(expect.arrayContaining(['dm_crypt', 'xts', 'aes_ce_blk', 'usb_storage']));
     expect(xts).not.toContain('adiantum');
     expect(initramfsModules(pi({ usbKey: { label: 'K', filesystem: 'ext4' } }))).not.toContain('vfat');
+    // the wired NICs only when the initramfs brings the network up (tang, dropbear)
+    expect(xts).not.toContain('bcmgenet');
+    const THP = 'l3fZGUCmnvKQF_OA6VZF9jf8z2s1BkTXxyT0nb3Ssls';
+    expect(initramfsModules(pi({ model: 'pi4', unlock: { tang: [{ url: 'http://10.0.0.2', thumbprint: THP }] } }))).toEqual(expect.arrayContaining(['bcmgenet', 'macb', 'lan78xx', 'smsc95xx', 'virtio_net']));
+    expect(initramfsModules(pi({ model: 'pi5', unlock: { ssh: { authorizedKeys: ['ssh-ed25519 AAAA'], port: 2222 } } }))).toContain('macb');
     expect(initramfsModulesMode('arm64', 'amd64')).toBe('list');
     expect(initramfsModulesMode('amd64', 'amd64')).toBe('most');
   });

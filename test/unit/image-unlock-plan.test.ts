@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Inventory } from '../../contract/inventory-schema.ts';
 import { planSteps, transformCmdline } from '../../provision/image/plan.ts';
-import { clevisBindArgs, clevisBinding, unlockKnownHostsLine } from '../../provision/image/unlock-plan.ts';
+import { checkTangSlot, clevisBinding, clevisEncryptArgs, clevisToken, unlockKnownHostsLine } from '../../provision/image/unlock-plan.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const inventory = (): Inventory => JSON.parse(readFileSync(path.join(REPO, 'inventory.json'), 'utf8')) as Inventory;
@@ -19,7 +19,19 @@ describe('unlock plan', () => {
     const b = clevisBinding(pi, ['/s/pi01/tang/0.jws']);
     expect(b.pin).toBe('tang');
     expect(JSON.parse(b.config)).toEqual({ url: 'http://10.0.0.2', thp: THP, adv: '/s/pi01/tang/0.jws' });
-    expect(clevisBindArgs('/w/root.luks', '/s/pi01/usbkey.key', b)).toEqual(['clevis', 'luks', 'bind', '-d', '/w/root.luks', '-s', '2', '-k', '/s/pi01/usbkey.key', 'tang', b.config]);
+    // never -y: clevis must check the advertisement against thp
+    expect(clevisEncryptArgs(b)).toEqual(['clevis', 'encrypt', 'tang', b.config]);
+  });
+
+  it('the clevis token: clevis luks bind\'s LUKS2 JSON, naming keyslot 2; the header check wants both', () => {
+    const jwe = { ciphertext: 'c', encrypted_key: '', iv: 'i', protected: 'p', tag: 't' };
+    expect(JSON.parse(clevisToken(JSON.stringify(jwe)))).toEqual({ type: 'clevis', keyslots: ['2'], jwe });
+    const slots = (n: number[]) => `Keyslots:\n${n.map((k) => `  ${k}: luks2\n\tKey:        512 bits\n`).join('')}`;
+    const token = (slot: number) => `Tokens:\n  0: clevis\n\tKeyslot:    ${slot}\nDigests:\n`;
+    expect(() => checkTangSlot(slots([0, 1, 2]) + token(2))).not.toThrow();
+    expect(() => checkTangSlot(slots([0, 1]) + token(2))).toThrow(/keyslot 2/);
+    expect(() => checkTangSlot(slots([0, 1, 2]) + token(1))).toThrow(/clevis token/);
+    expect(() => checkTangSlot(slots([0, 1, 2]) + 'Tokens:\nDigests:\n')).toThrow(/clevis token/);
   });
 
   it('several tang servers: sss with the threshold (default 1), each server pinned', () => {
