@@ -65,6 +65,17 @@ export const Server = Type.Object(
   strict,
 );
 
+// Wi-Fi for a Pi without a cable (NetworkManager, as on Pi OS bookworm and trixie).
+export const PiWifi = Type.Object(
+  {
+    ssid: Type.String({ minLength: 1, maxLength: 32, description: 'the network name (up to 32 bytes)' }),
+    pskFile: Type.String({ minLength: 1, description: 'a file holding the WPA2/WPA3-personal passphrase (8-63 characters) or the 64-hex-digit key; kept out of the inventory' }),
+    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'a two-letter ISO 3166 country code such as DE (the Wi-Fi regulatory domain; Pi OS keeps Wi-Fi blocked until it is set)' }),
+    hidden: Type.Optional(Type.Boolean({ description: 'the network does not broadcast its name' })),
+  },
+  strict,
+);
+
 // Ways to unlock the root besides the USB stick and the passphrase typed at the console.
 export const TangServer = Type.Object(
   {
@@ -135,6 +146,7 @@ export const Pi = Type.Object(
       ),
     ),
     unlock: Type.Optional(PiUnlock),
+    wifi: Type.Optional(PiWifi),
   },
   strict,
 );
@@ -254,6 +266,7 @@ export type ServerSpec = Static<typeof Server>;
 export type PiSpec = Static<typeof Pi>;
 export type PiUnlockSpec = Static<typeof PiUnlock>;
 export type TangServerSpec = Static<typeof TangServer>;
+export type PiWifiSpec = Static<typeof PiWifi>;
 export type S3TargetSpec = Static<typeof S3Target>;
 export type DirTargetSpec = Static<typeof DirTarget>;
 export type OffsiteSpec = Static<typeof InventorySchema>['offsite'];

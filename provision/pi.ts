@@ -138,6 +138,7 @@ export const command = defineCommand({
         keepWork: values['keep-work'],
         luksWhere,
         tangAdvertisements: tangAdv,
+        wifiPsk: pi.wifi ? readFileSync(resolveInventoryPath(dir, pi.wifi.pskFile), 'utf8') : undefined,
       },
       phase,
     );

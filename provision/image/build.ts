@@ -3,7 +3,7 @@
 // the root is unpacked with debugfs (unpack.ts), configured in a chroot (private mount namespace,
 // qemu-user for a foreign arch), packed with `mkfs.ext4 -d`, encrypted in userspace with
 // `cryptsetup reencrypt --encrypt`, the FAT edited with mtools, the disk assembled with sfdisk.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,7 @@ import type { LuksWhere } from './luks-where.ts';
 import type { Phase } from './phases.ts';
 import { installDropbearHostKey, tangKeyslot } from './unlock.ts';
 import { checkTangSlot, TANG_KEYSLOT } from './unlock-plan.ts';
+import { WIFI_PATHS, wifiCmdlineArgs } from './wifi-plan.ts';
 import {
   deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
@@ -100,6 +101,8 @@ export interface BuildContext {
   /** installs the runtime into the unpacked root (provision/runtime-install.ts: installRuntimeInto) */
   installRuntime: (rootDir: string) => Promise<void>;
   s3Credentials?: string;
+  /** pi.wifi: the pskFile's text (read by provision-pi) */
+  wifiPsk?: string;
   /** the inventory admin's public key, authorized for pi.ssh.admin */
   adminPublicKey?: string;
   keepWork?: boolean;
@@ -169,6 +172,8 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
           sshPublicKey: readFileSync(ctx.secrets.sshPubFile, 'utf8'),
           dataDiskKey: readFileSync(ctx.secrets.dataKeyFile),
           s3Credentials: ctx.s3Credentials,
+          wifiPsk: ctx.wifiPsk,
+          wifiUuid: pi.wifi ? randomUUID() : undefined,
           modulesMode,
           arch,
         },
@@ -182,8 +187,10 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
       // first-boot grow service enabled the way systemctl enable would
       const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
       mkdirSync(wants, { recursive: true });
-      rmSync(path.join(wants, path.basename(PI_PATHS.growService)), { force: true });
-      symlinkSync(PI_PATHS.growService, path.join(wants, path.basename(PI_PATHS.growService)));
+      for (const unit of [PI_PATHS.growService, ...(pi.wifi ? [WIFI_PATHS.unblockService] : [])]) {
+        rmSync(path.join(wants, path.basename(unit)), { force: true });
+        symlinkSync(unit, path.join(wants, path.basename(unit)));
+      }
       const hosts = path.join(root, 'etc/hosts');
       if (existsSync(hosts)) {
         const t = readFileSync(hosts, 'utf8').split('\n').filter((l) => !/^127\.0\.1\.1\s/.test(l));
@@ -323,7 +330,7 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
     await phase('boot', async () => {
       const fw = path.join(root, 'boot/firmware');
       const cmdlineFile = path.join(fw, 'cmdline.txt');
-      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { network: initramfsNetwork(pi) });
+      const cmdline = transformCmdline(existsSync(cmdlineFile) ? readFileSync(cmdlineFile, 'utf8') : 'console=serial0,115200 console=tty1 rootwait', { network: initramfsNetwork(pi), extra: wifiCmdlineArgs(pi) });
       writeFileSync(cmdlineFile, rewritePartuuids(render(ctx.templates, 'cmdline.txt', { cmdline }), table.id, diskId));
       const configFile = path.join(fw, 'config.txt');
       writeFileSync(configFile, transformConfigTxt(existsSync(configFile) ? readFileSync(configFile, 'utf8') : ''));

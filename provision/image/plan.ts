@@ -6,6 +6,7 @@ import type { Inventory, PiSpec } from '../../contract/inventory-schema.ts';
 import { dataMapperName, initramfsNetwork, luksParams, sshPort, tangThreshold, unlockSshPort, usbKeyFilesystem } from '../../contract/inventory-defaults.ts';
 import { dropbearFiles, TANG_KEYSLOT, tokenImportArgs, unlockPackages } from './unlock-plan.ts';
 import { KEYBOARD_MODULES, NETWORK_MODULES, requiredInitramfsModules, USB_HOST_MODULES } from './kernel-modules.ts';
+import { WIFI_PATHS, wifiConnectionVars } from './wifi-plan.ts';
 
 export const HEADER = 'rendered by pullvault provision-pi; re-provision instead of editing on the Pi';
 
@@ -46,7 +47,7 @@ export type Templates = Record<string, string>;
 export const TEMPLATE_NAMES = [
   'crypttab', 'fstab', 'cmdline.txt', 'keyscript', 'initramfs-hook', 'initramfs-conf', 'initramfs-modules', 'kernel-guard',
   'rpi-update-block', 'apt-pin-rpi-update', 'grow-root.sh', 'grow-root.service', 'cryptsetup-keys-readme', 'known_hosts', 'hostname',
-  'sshd-config', 'sudoers-admin', 'luks-guest-init',
+  'sshd-config', 'sudoers-admin', 'luks-guest-init', 'wifi.nmconnection', 'wifi-unblock.service',
 ] as const;
 
 export function render(templates: Templates, name: string, vars: Record<string, unknown>): string {
@@ -151,8 +152,11 @@ export function initramfsConf(templates: Templates, modulesMode: 'most' | 'dep' 
 const DROP_CMDLINE = [/^root=/, /^rootfstype=/, /^init=/, /^splash$/, /^plymouth\./, /^cryptdevice=/, /^resize$/];
 
 /** cmdline.txt: one line, root on the mapper, no splash, no first-boot resize init=. */
-export function transformCmdline(text: string, opts: { network?: boolean } = {}): string {
-  const args = text.replace(/\s+/g, ' ').trim().split(' ').filter((a) => a && !DROP_CMDLINE.some((re) => re.test(a)));
+export function transformCmdline(text: string, opts: { network?: boolean; extra?: string[] } = {}): string {
+  const extra = opts.extra ?? [];
+  const keys = new Set(extra.map((a) => a.split('=')[0]));
+  const args = text.replace(/\s+/g, ' ').trim().split(' ').filter((a) => a && !DROP_CMDLINE.some((re) => re.test(a)) && !keys.has(a.split('=')[0]));
+  args.push(...extra);
   // tang (clevis) and dropbear need the initramfs to bring the network up (DHCP); without them it stays off
   if (opts.network && !args.some((a) => a.startsWith('ip='))) args.push('ip=dhcp');
   const at = args.findIndex((a) => a.startsWith('console=tty') && !a.startsWith('console=ttyS') && !a.startsWith('console=ttyAMA')) + 1;
@@ -221,6 +225,9 @@ export interface RootFacts {
   s3Credentials?: string;
   modulesMode: 'most' | 'list';
   arch: 'arm64' | 'amd64';
+  /** pi.wifi: the pskFile's text, and the connection's UUID */
+  wifiPsk?: string;
+  wifiUuid?: string;
 }
 
 export function knownHostsLines(inv: Inventory): string[] {
@@ -302,12 +309,22 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
   ];
   if (facts.s3Credentials !== undefined) files.push({ path: PI_PATHS.s3Credentials, mode: 0o600, content: facts.s3Credentials, sensitive: true });
   files.push(...dropbearFiles(pi, HEADER));
+  if (pi.wifi) {
+    if (facts.wifiPsk === undefined || !facts.wifiUuid) throw new Error('rootFiles: pi.wifi is set but its passphrase was not read');
+    files.push(
+      { path: WIFI_PATHS.connection, mode: 0o600, content: render(templates, 'wifi.nmconnection', { header: HEADER, ...wifiConnectionVars(pi.wifi, facts.wifiPsk, facts.wifiUuid) }), sensitive: true },
+      { path: WIFI_PATHS.unblockService, mode: 0o644, content: render(templates, 'wifi-unblock.service', { header: HEADER }) },
+    );
+  }
   return files;
 }
 
+
 /** Debian packages the root must have (installed in the chroot when missing). */
 export function rootPackages(pi: PiSpec): string[] {
-  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...unlockPackages(pi)];
+  // Pi OS Lite has both; a base without them gets them from its own apt sources
+  const wifi = pi.wifi ? ['network-manager', 'rfkill'] : [];
+  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...unlockPackages(pi), ...wifi];
 }
 
 // ---------------------------------------------------------------- firmware flavours

@@ -7,6 +7,7 @@ import { inventoryJsonSchema, type Inventory } from '../../contract/inventory-sc
 import { schemaChecker } from '../../contract/json-schema.ts';
 import { defaultCipher, backupUser, unlockSshPort } from '../../contract/inventory-defaults.ts';
 import { CHAIN_SLACK_DAYS, incrementalLifecycleDays } from '../aws/lifecycle.ts';
+import { wifiPassphraseProblem, wifiSsidProblem } from '../image/wifi-plan.ts';
 
 const schemaProblems = schemaChecker(inventoryJsonSchema());
 
@@ -143,6 +144,23 @@ function unlockProblems(inv: Inventory): string[] {
   return problems;
 }
 
+/** pi.wifi: an SSID a keyfile can carry, and a pskFile holding a WPA passphrase or key. */
+async function wifiProblems(inv: Inventory, dir: string): Promise<string[]> {
+  const w = inv.pi.wifi;
+  if (!w) return [];
+  const problems: string[] = [];
+  const ssid = wifiSsidProblem(w.ssid);
+  if (ssid) problems.push(`pi.wifi.ssid: "${w.ssid}" ${ssid}`);
+  const file = resolveInventoryPath(dir, w.pskFile);
+  try {
+    const psk = wifiPassphraseProblem(await readFile(file, 'utf8'));
+    if (psk) problems.push(`pi.wifi.pskFile: ${file} ${psk}`);
+  } catch {
+    problems.push(`pi.wifi.pskFile: cannot read ${file}`);
+  }
+  return problems;
+}
+
 /** Checks the recipients' key files: readable, the pinned fingerprint, usable for encryption, GnuPG 2.2-compatible. */
 async function recipientKeyProblems(inv: Inventory, dir: string): Promise<string[]> {
   const problems: string[] = [];
@@ -209,7 +227,7 @@ export async function validateInventoryText(text: string, display: string, dir: 
   const invalid = schemaProblems(data);
   if (invalid.length) throw new InventoryError(display, invalid);
   const inventory = data as Inventory;
-  const problems = [...crossFieldProblems(inventory), ...(await recipientKeyProblems(inventory, dir))];
+  const problems = [...crossFieldProblems(inventory), ...(await recipientKeyProblems(inventory, dir)), ...(await wifiProblems(inventory, dir))];
   if (problems.length) throw new InventoryError(display, problems);
   return { inventory, file: display, dir };
 }
