@@ -52,7 +52,7 @@ async function prehashedCopy(name: string): Promise<{ snap: string; dest: string
   mkdirSync(dest, { recursive: true });
   const r = spawnSync('rsync', ['-a', '--out-format=%b %i %n', `${src}/`, `${dest}/`], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
   expect(r.status, r.stderr.toString()).toBe(0);
-  const pre = new PreHasher(2);
+  const pre = new PreHasher({ threads: 2 });
   const feed = pre.feed(dest);
   for (let o = 0; o < r.stdout.length; o += 7) feed.write(r.stdout.subarray(o, o + 7));
   feed.end();
@@ -122,7 +122,7 @@ describe('pre-hashing', () => {
     writeFileSync(`${tmp}/outside`, 'secret-ish');
     symlinkSync(`${tmp}/outside`, `${d}/link-out`);
     writeFileSync(`${d}/ok`, 'ok');
-    const pre = new PreHasher(1);
+    const pre = new PreHasher({ threads: 1 });
     try {
       const feed = pre.feed(d);
       // as if each had been itemized a regular file (a name whose file was replaced since): opened
