@@ -68,8 +68,8 @@ class PrevCursor {
 
 // --- hashing ---------------------------------------------------------------------------------
 
-/** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts). */
-function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
+/** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts); `buf` reused across calls keeps GC out of a long run of small files. */
+export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
