@@ -139,4 +139,26 @@ describe('pre-hashing', () => {
       await pre.close();
     }
   }, 10_000);
+
+  it('hints in any order, twice over, under a destination with a trailing slash, meet the sorted walk (merge-join by path)', async () => {
+    const snap = `${tmp}/order`;
+    const dest = `${snap}/files`;
+    mkdirSync(`${dest}/a`, { recursive: true });
+    const names = ['a-b', 'a/x', 'a\xff', 'b'];
+    for (const n of names) writeFileSync(B(`${dest}/${n}`), n);
+    const pre = new PreHasher({ threads: 1, sortDir: tmp });
+    try {
+      const feed = pre.feed(`${dest}/`);
+      // byte order is "a-b" < "a/x" < "a\xff" < "b": hinted backwards, "b" twice
+      for (const n of [...names].reverse().concat('b')) feed.write(B(`0 >f+++++++++ ${n}\n`));
+      feed.end();
+      await pre.finish();
+      const r = await buildManifest(snap, { known: pre.lookup, threads: 1 });
+      expect(r.stats.prehashedFiles).toBe(names.length);
+      const lines = readFileSync(`${snap}/${MANIFEST_FILE}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      expect(lines.find((e) => e.p === 'files/b').h).toBe(sha('b'));
+    } finally {
+      await pre.close();
+    }
+  });
 });
