@@ -74,7 +74,7 @@ bench-pull: node_modules ## pull vs bare rsync over the same SSH transport: make
 bench-offsite: node_modules ## archive+encrypt+store vs tar|zstd|gpg, restore RSS, restic/duplicity for context
 	@node_modules/.bin/tsx bench/offsite.ts $(ARGS)
 
-bench-files: node_modules ## file-count sweep: peak RSS of manifest and selection vs restic (ARGS="--points 50000,200000,1000000")
+bench-files: node_modules ## file-count sweep: peak RSS and time of pull, offsite full/incremental, restore vs restic (ARGS="--points 250000,1000000,2000000")
 	@node_modules/.bin/tsx bench/files-sweep.ts $(ARGS)
 
 bench-churn: node_modules ## daily churn, 6 days, vs restic, borg, duplicity: bytes per day, restore of the last day (ARGS="--scale 1")

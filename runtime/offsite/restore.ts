@@ -4,15 +4,15 @@
 // with GNU tar → apply its delta patches (delta-apply.ts); the next archive downloads meanwhile.
 // Finally every entry is checked against the snapshot's manifest. The same steps by hand:
 // docs/restore-by-hand.md.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { ExternalSorter } from '../archive/external-sort.ts';
+import { HASH_CHUNK } from '../pull/hash-pool.ts';
+import { sha256FileSync } from '../pull/manifest.ts';
 import { walkSorted } from '../pull/walk.ts';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
@@ -257,12 +257,6 @@ async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetche
   o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${deltas ? `${deltas} delta(s), ` : ''}${(f.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-async function sha256File(p: Buffer): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(p as unknown as string, { highWaterMark: 1 << 20 }), h);
-  return h.digest('hex');
-}
-
 const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
 
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
@@ -285,6 +279,8 @@ async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>,
   const add = (msg: string) => {
     if (problems.length < 200) problems.push(msg);
   };
+  // synchronous calls and one read buffer: a stream and a promise per entry cost more in GC than the reads (nothing else runs now)
+  const buf = Buffer.allocUnsafe(HASH_CHUNK);
   for await (const e of entries) {
     const rel = entryPath(e);
     // every ancestor may exist as an implicit directory
@@ -296,7 +292,7 @@ async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>,
     const p = Buffer.concat([rootB, rel]);
     let st;
     try {
-      st = await lstat(p, { bigint: true });
+      st = lstatSync(p, { bigint: true });
     } catch {
       add(`missing: ${short(rel)}`);
       continue;
@@ -313,12 +309,16 @@ async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>,
     if (e.t === 'f') {
       bytes += e.s;
       if (Number(st.size) !== e.s) add(`${short(rel)}: size ${st.size}, manifest ${e.s}`);
-      else if (e.h && (await sha256File(p)) !== e.h) add(`${short(rel)}: content differs (sha256)`);
+      else if (e.h && sha256FileSync(p, buf) !== e.h) add(`${short(rel)}: content differs (sha256)`);
       if (e.hl !== undefined) {
         const headB = Buffer.from(e.hl, 'utf8');
         let head;
         try {
-          head = await lstat(Buffer.concat([rootB, headB]), { bigint: true }).catch(() => lstat(Buffer.concat([rootB, Buffer.from(e.hl!, 'base64')]), { bigint: true }));
+          try {
+            head = lstatSync(Buffer.concat([rootB, headB]), { bigint: true });
+          } catch {
+            head = lstatSync(Buffer.concat([rootB, Buffer.from(e.hl, 'base64')]), { bigint: true });
+          }
         } catch {
           head = undefined;
         }
@@ -328,7 +328,7 @@ async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>,
       } else if (st.nlink !== 1n) add(`${short(rel)}: has ${st.nlink} links, manifest says none`);
     }
     if (e.t === 'l') {
-      const target = await readlink(p, { encoding: 'buffer' });
+      const target = readlinkSync(p, { encoding: 'buffer' });
       const want = e.l !== undefined ? Buffer.from(e.l, 'utf8') : Buffer.from(e.lb ?? '', 'base64');
       if (!target.equals(want)) add(`${short(rel)}: symlink to ${short(target)}, manifest ${short(want)}`);
     }

@@ -17,6 +17,7 @@ import { fileLines, manifestKey } from '../archive/manifest-stream.ts';
 import { pathFields, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
 import { reusableHash } from './hash-reuse.ts';
+import type { KnownHashes } from './prehash.ts';
 import { inodeOf, T_DIR, T_FILE, T_LINK, walkSorted, type Id, type WalkRec } from './walk.ts';
 
 export const MANIFEST_FILE = 'manifest.jsonl';
@@ -67,8 +68,8 @@ class PrevCursor {
 
 // --- hashing ---------------------------------------------------------------------------------
 
-/** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts). */
-function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
+/** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts); `buf` reused across calls keeps GC out of a long run of small files. */
+export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
@@ -136,10 +137,11 @@ export interface BuildManifestOptions {
   /** hashing threads (default: CPUs, at most 4; 1 = this thread only) */
   threads?: number;
   /**
-   * A hash computed earlier in this run (the pre-hasher, while rsync ran) for exactly this
-   * inode in exactly this state (dev, ino, size, mtime and ctime as the walk's stat gives them now).
+   * Hashes computed earlier in this run (the pre-hasher, while rsync ran), each for exactly one
+   * path as exactly one inode in one state (dev, ino, size, mtime and ctime as the walk's stat
+   * gives them now); called once `knownReady` settles, then asked in path order.
    */
-  known?: (id: InodeState) => string | undefined;
+  known?: () => KnownHashes;
   /** `known` is complete once this settles: the walk runs meanwhile */
   knownReady?: Promise<unknown>;
 }
@@ -187,6 +189,7 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
   const headHash = new Map<string, string>();
   const heads = new Set(w.links.values());
   const prev = new PrevCursor(prevL !== undefined ? `${opts.prevDir}/${MANIFEST_FILE}` : undefined);
+  const known = opts.known?.();
   const fd = openSync(`${dir}/${MANIFEST_FILE}`, 'w', 0o644);
   let done = 0;
   try {
@@ -246,8 +249,8 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
             }
             hashes[i] = reusableHash({ dev: r.dev, ino: r.ino, size: r.size, mtime: r.mtime }, ps, pe);
           }
-          if (hashes[i] === undefined && opts.known && typeof r.dev === 'number' && typeof r.ino === 'number') {
-            hashes[i] = opts.known({ dev: r.dev, ino: r.ino, size: r.size, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs });
+          if (hashes[i] === undefined && known && typeof r.dev === 'number' && typeof r.ino === 'number') {
+            hashes[i] = known.get(`${dirL}/${r.rel}`, { dev: r.dev, ino: r.ino, size: r.size, mtimeMs: r.mtimeMs, ctimeMs: r.ctimeMs });
             if (hashes[i] !== undefined) {
               stats.hashedFiles++;
               stats.hashedBytes += r.size;
@@ -267,6 +270,7 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
   } finally {
     closeSync(fd);
     prev.close();
+    known?.close();
     w.dispose();
   }
   return { stats };

@@ -112,7 +112,7 @@ export async function pullServer(config: RuntimeConfig, server: ServerSpec, opts
   const finalDir = L.snapshotDir(server.name, opts.id);
   const partial = L.partialDir(server.name, opts.id);
   // hashes new files while rsync runs (rsync lists them); on a terminal rsync's stdout shows progress instead
-  const prehash = opts.progress ? undefined : new PreHasher();
+  const prehash = opts.progress ? undefined : new PreHasher({ sortDir: serverDir });
   try {
     await mkdir(serverDir, { recursive: true, mode: 0o700 });
     if (await exists(finalDir)) throw new PullError(`snapshot ${opts.id} already exists`);

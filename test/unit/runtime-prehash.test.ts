@@ -52,7 +52,7 @@ async function prehashedCopy(name: string): Promise<{ snap: string; dest: string
   mkdirSync(dest, { recursive: true });
   const r = spawnSync('rsync', ['-a', '--out-format=%b %i %n', `${src}/`, `${dest}/`], { env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
   expect(r.status, r.stderr.toString()).toBe(0);
-  const pre = new PreHasher(2);
+  const pre = new PreHasher({ threads: 2 });
   const feed = pre.feed(dest);
   for (let o = 0; o < r.stdout.length; o += 7) feed.write(r.stdout.subarray(o, o + 7));
   feed.end();
@@ -122,7 +122,7 @@ describe('pre-hashing', () => {
     writeFileSync(`${tmp}/outside`, 'secret-ish');
     symlinkSync(`${tmp}/outside`, `${d}/link-out`);
     writeFileSync(`${d}/ok`, 'ok');
-    const pre = new PreHasher(1);
+    const pre = new PreHasher({ threads: 1 });
     try {
       const feed = pre.feed(d);
       // as if each had been itemized a regular file (a name whose file was replaced since): opened
@@ -139,4 +139,26 @@ describe('pre-hashing', () => {
       await pre.close();
     }
   }, 10_000);
+
+  it('hints in any order, twice over, under a destination with a trailing slash, meet the sorted walk (merge-join by path)', async () => {
+    const snap = `${tmp}/order`;
+    const dest = `${snap}/files`;
+    mkdirSync(`${dest}/a`, { recursive: true });
+    const names = ['a-b', 'a/x', 'a\xff', 'b'];
+    for (const n of names) writeFileSync(B(`${dest}/${n}`), n);
+    const pre = new PreHasher({ threads: 1, sortDir: tmp });
+    try {
+      const feed = pre.feed(`${dest}/`);
+      // byte order is "a-b" < "a/x" < "a\xff" < "b": hinted backwards, "b" twice
+      for (const n of [...names].reverse().concat('b')) feed.write(B(`0 >f+++++++++ ${n}\n`));
+      feed.end();
+      await pre.finish();
+      const r = await buildManifest(snap, { known: pre.lookup, threads: 1 });
+      expect(r.stats.prehashedFiles).toBe(names.length);
+      const lines = readFileSync(`${snap}/${MANIFEST_FILE}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      expect(lines.find((e) => e.p === 'files/b').h).toBe(sha('b'));
+    } finally {
+      await pre.close();
+    }
+  });
 });
