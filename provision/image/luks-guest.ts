@@ -25,7 +25,7 @@ export async function probeHostCipher(cipher: string, keySizeBits: number, dir: 
     writeFileSync(k, 'probe', { mode: 0o600 });
     closeSync(openSync(f, 'w', 0o600));
     await run(['truncate', '-s', '40M', f]);
-    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--cipher', cipher, '--key-size', String(keySizeBits), '--reduce-device-size', '32M', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', k, f]);
+    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--cipher', cipher, '--key-size', String(keySizeBits), '--reduce-device-size', '32M', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--key-file', k, f], { cwd: dir });
     return { ok: true };
   } catch (e) {
     const err = e as Error & { stderr?: string };
@@ -85,7 +85,8 @@ export interface EncryptRoot {
 /** keyslot 0: the USB keyfile; 1: the recovery passphrase; 2: tang's, when configured (plan.ts luksJob). */
 export async function encryptRoot(o: EncryptRoot): Promise<void> {
   if (o.where.where === 'host') {
-    for (const argv of luksJob(o.plan, o.uuid, { keyFile: o.keyFile, recoveryFile: o.recoveryFile, tang: o.tang, device: o.device })) await run(argv);
+    // reencrypt keeps a temporary header file in its working directory: the build's, not the caller's
+    for (const argv of luksJob(o.plan, o.uuid, { keyFile: o.keyFile, recoveryFile: o.recoveryFile, tang: o.tang, device: o.device })) await run(argv, { cwd: o.work });
     return;
   }
   await encryptInGuest(o, o.where);

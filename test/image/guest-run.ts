@@ -57,6 +57,9 @@ export async function backupFromGuest(o: { invFile: string; stateDir: string; se
   const inventory: Inventory = structuredClone(base.inventory);
   const web1 = o.server.host;
   inventory.pi.sourceAddress = '127.0.0.1';
+  // the lab's data disk is small, and the guest reaches no healthcheck or mail host
+  inventory.pi.dataDisk.minFreeMiB = 8;
+  delete (inventory as { notifications?: unknown }).notifications;
   inventory.servers = [{ name: 'web1', ssh: { host: GUEST_SERVER_ADDRESS, port: 22, hostKey: web1.hostKey, admin: 'root', adminKeyFile: web1.adminKeyFile }, paths: [{ path: '/srv/site' }] }];
   const offsiteDir = `${inventory.pi.dataDisk.mountpoint}/offsite`;
   inventory.offsite = { type: 'dir', path: offsiteDir };

@@ -326,7 +326,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
     await run(['truncate', '-s', '96M', data]);
     await run(['mkfs.ext4', '-q', '-L', 'pvdata', '-d', seed, data, '64M']);
     rmSync(seed, { recursive: true, force: true });
-    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--reduce-device-size', '32M', '--pbkdf', 'argon2id', '--pbkdf-memory', '65536', '--pbkdf-force-iterations', '4', '--key-file', path.join(piState, 'data-disk.key'), data]);
+    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--reduce-device-size', '32M', '--pbkdf', 'argon2id', '--pbkdf-memory', '65536', '--pbkdf-force-iterations', '4', '--key-file', path.join(piState, 'data-disk.key'), data], { cwd: path.dirname(data) });
     const sdBytes = statSync(path.join(piState, 'sdcard.img')).size;
     const b = await boot({
       sdcard: path.join(piState, 'sdcard.img'),
