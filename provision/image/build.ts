@@ -27,7 +27,7 @@ import { installDropbearHostKey, tangKeyslot } from './unlock.ts';
 import { checkTangSlot, TANG_KEYSLOT } from './unlock-plan.ts';
 import { WIFI_PATHS, wifiCmdlineArgs } from './wifi-plan.ts';
 import {
-  deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
+  CRYPTSETUP_GENERATOR, deviceModulesMode, initramfsConf, initramfsModules, initramfsModulesMode, LUKS_HEADER_MIB, luksPlan, rootFiles, rootPackages,
   TEMPLATE_NAMES, transformCmdline, transformConfigTxt, transformFstab, USB_KEY_FILE, PI_PATHS, render, type Templates,
 } from './plan.ts';
 
@@ -207,7 +207,9 @@ export async function buildImage(ctx: BuildContext, phase: Phase): Promise<Build
 
     // ------------------------------------------------------------ packages
     await phase('packages', async () => {
-      const want = rootPackages(pi);
+      // usr-merged roots have /lib → usr/lib; an older layout keeps the generator in /lib
+      const cryptsetupGenerator = [CRYPTSETUP_GENERATOR, CRYPTSETUP_GENERATOR.replace(/^usr\//, '')].some((p) => existsSync(path.join(root, p)));
+      const want = rootPackages(pi, { cryptsetupGenerator });
       const q = await chroot(root, ['dpkg-query', '-W', '-f', '${Package} ${db:Status-Status}\n', ...want], { okCodes: [0, 1] });
       const installed = new Set(q.stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
       const missing = want.filter((p) => !installed.has(p));

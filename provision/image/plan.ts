@@ -320,11 +320,20 @@ export function rootFiles(inv: Inventory, facts: RootFacts, templates: Templates
 }
 
 
+/** Where systemd looks for the generator that turns /etc/crypttab (the data disk) into units. */
+export const CRYPTSETUP_GENERATOR = 'usr/lib/systemd/system-generators/systemd-cryptsetup-generator';
+
+export interface RootLayout {
+  /** the root has CRYPTSETUP_GENERATOR: bookworm's systemd carries it; trixie moved it to systemd-cryptsetup */
+  cryptsetupGenerator: boolean;
+}
+
 /** Debian packages the root must have (installed in the chroot when missing). */
-export function rootPackages(pi: PiSpec): string[] {
+export function rootPackages(pi: PiSpec, root: RootLayout = { cryptsetupGenerator: true }): string[] {
   // Pi OS Lite has both; a base without them gets them from its own apt sources
   const wifi = pi.wifi ? ['network-manager', 'rfkill'] : [];
-  return [...ROOT_PACKAGES, ...RUNTIME_PACKAGES, ...unlockPackages(pi), ...wifi];
+  const generator = root.cryptsetupGenerator ? [] : ['systemd-cryptsetup'];
+  return [...ROOT_PACKAGES, ...generator, ...RUNTIME_PACKAGES, ...unlockPackages(pi), ...wifi];
 }
 
 // ---------------------------------------------------------------- firmware flavours

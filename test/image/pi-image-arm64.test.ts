@@ -12,132 +12,33 @@
 // An arm64 virt guest has no VGA text screen to read back: tty1 runs on the dummy console, so what is
 // on it is judged from the kernel's log on the serial port (loglevel=7: the USB keyboard attached,
 // "EXT4-fs (dm-0): mounted" once the root is open) instead of from the prompt's text.
+//   pi5 full systemd boot: sshd with the pinned host key, then install-runtime and one `pullvault run`
+//   inside the guest (its own arm64 Node) backing up a lab server (guest-run.ts).
 // Needs root, qemu-user-static, qemu-system-arm, network to the Debian mirror on first run.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main as provision } from '../../provision/cli.ts';
 import { run } from '../../lib/proc/index.ts';
 import { probeHostCipher } from '../../provision/image/luks-guest.ts';
-import { piHostKeyPin } from '../../provision/image/access.ts';
-import { SshExecutor, HostKeyMismatchError } from '../../provision/exec/ssh.ts';
-import { loadInventory } from '../../provision/inventory/validate.ts';
-import { PIOS_DISK_ID, piosBaseImage } from './pios-base.ts';
+import { ADIANTUM, BOOT_MS, fullBoot, haveArm64Tools, isRoot, KEYBOARD, MARKER, partitionFile, ROOT_MOUNTED, sleep, startArm64Lab, stopArm64Lab, UNLOCK_PORT, type Arm64Lab } from './arm64-cards.ts';
+import { startGuestServer } from './guest-run.ts';
+import { PIOS_DISK_ID } from './pios-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
-import { makeTangServer, TANG_GUEST_URL, type TangServer } from './tang-server.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../..');
-const isRoot = process.getuid?.() === 0;
-const haveTools = existsSync('/usr/lib/binfmt.d/qemu-aarch64.conf') && existsSync('/usr/bin/qemu-system-aarch64');
-const WORK = process.env.PULLVAULT_IMAGE_TEST_DIR ?? '/var/tmp/pullvault-image-test';
-const BOOT_MS = 480_000;
-const MARKER = /PILAB-MARKER: userspace reached; \/ is (\S+) (\S+)/;
-const ROOT_MOUNTED = /EXT4-fs \(dm-\d+\): mounted filesystem/;
-const KEYBOARD = /input: QEMU QEMU USB Keyboard/;
-const ADIANTUM = 'xchacha12,aes-adiantum-plain64';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const UNLOCK_PORT = 2222;
-
-let dir: string;
-let logs: string;
-let sshPort: number;
-let tang: TangServer;
-
-/** A TCP port free on 127.0.0.1 now (the full boot forwards it to the guest's sshd). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-function inventory(base: { path: string; sha256: string }, model: 'pi4' | 'pi5') {
-  const inv = JSON.parse(readFileSync(path.join(REPO, 'inventory.json'), 'utf8'));
-  delete inv.$schema;
-  inv.pi = {
-    ...inv.pi,
-    model,
-    arch: 'arm64',
-    baseImage: { path: base.path, sha256: base.sha256 },
-    usbKey: { label: 'PVKEY', filesystem: 'vfat' },
-    luks: { pbkdfMemoryKiB: 65536, pbkdfIterations: 4 }, // small: argon2 under TCG
-    dataDisk: { device: '/dev/disk/by-id/virtio-pvdata', mountpoint: '/srv/pullvault', mapperName: 'pullvault-data' },
-    ssh: { host: '127.0.0.1', port: sshPort, admin: inv.pi.ssh.admin, adminKeyFile: path.join(dir, 'admin_key') },
-  };
-  // the Pi 4 card also unlocks by tang (bound offline from the saved advertisement) and by dropbear
-  if (model === 'pi4') {
-    inv.pi.unlock = {
-      tang: [{ url: TANG_GUEST_URL, thumbprint: tang.thumbprint, adv: tang.advFile }],
-      ssh: { authorizedKeys: [readFileSync(path.join(dir, 'unlock_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')], port: UNLOCK_PORT },
-    };
-  }
-  for (const r of inv.recipients) r.publicKeyFile = path.join(REPO, r.publicKeyFile);
-  return inv;
-}
-
-async function partitionFile(image: string, index: number, out: string): Promise<void> {
-  const t = JSON.parse((await run(['sfdisk', '-J', image])).stdout).partitiontable;
-  const p = t.partitions[index];
-  await run(['dd', `if=${image}`, `of=${out}`, 'bs=4M', `skip=${p.start * 512}`, `count=${p.size * 512}`, 'iflag=skip_bytes,count_bytes', 'conv=sparse', 'status=none']);
-}
-
-describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped base (qemu-user build, qemu-system-aarch64 boots)', () => {
-  let base: { path: string; sha256: string };
-  const timings: Record<string, number> = {};
-  const cards: Partial<Record<'pi4' | 'pi5', Promise<{ rc: number; log: string; state: string }>>> = {};
-  const card = async (model: 'pi4' | 'pi5'): Promise<{ log: string; state: string }> => {
-    cards[model] ??= (async () => {
-      const inv = path.join(dir, `inventory-${model}.json`);
-      if (!existsSync(inv)) writeFileSync(inv, JSON.stringify(inventory(base, model), null, 1));
-      const stateDir = path.join(dir, `state-${model}`);
-      const buildLog = path.join(dir, `build-${model}.log`);
-      // PULLVAULT_IMAGE_TEST_REUSE=<a kept run dir>: boot the cards built there instead of building anew
-      if (existsSync(path.join(stateDir, 'pi01', 'sdcard.img')) && existsSync(buildLog)) return { rc: 0, log: readFileSync(buildLog, 'utf8'), state: path.join(stateDir, 'pi01') };
-      const lines: string[] = [];
-      const orig = console.log;
-      console.log = (...a: unknown[]) => {
-        lines.push(a.map(String).join(' '));
-        orig(...a);
-      };
-      const t = Date.now();
-      try {
-        const rc = await provision(['provision-pi', '--inventory', inv, '--state', stateDir]);
-        timings[`build-${model}`] = (Date.now() - t) / 1000;
-        if (rc === 0) writeFileSync(buildLog, lines.join('\n'));
-        return { rc, log: lines.join('\n'), state: path.join(stateDir, 'pi01') };
-      } finally {
-        console.log = orig;
-      }
-    })();
-    const r = await cards[model]!;
-    expect(r.rc, `provision-pi (${model})`).toBe(0);
-    return r;
-  };
+describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-shaped base, bookworm (qemu-user build, qemu-system-aarch64 boots)', () => {
+  let lab: Arm64Lab;
+  let dir: string;
+  let logs: string;
+  const card = (model: 'pi4' | 'pi5') => lab.card(model);
 
   beforeAll(async () => {
-    mkdirSync(WORK, { recursive: true, mode: 0o700 });
-    dir = process.env.PULLVAULT_IMAGE_TEST_REUSE ?? mkdtempSync(path.join(WORK, 'arm64-'));
-    logs = path.join(dir, 'logs');
-    const t = Date.now();
-    base = await piosBaseImage('bookworm', (s) => console.log(s));
-    timings.base = (Date.now() - t) / 1000;
-    for (const k of ['admin_key', 'unlock_key']) if (!existsSync(path.join(dir, k))) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${k}@lab`, '-f', path.join(dir, k)]);
-    // a reused pi4 card is bound to the tang keys it was built with
-    tang = await makeTangServer(path.join(dir, 'tang'), { reuse: true });
-    // a reused card pins the port it was built for
-    const inv = path.join(dir, 'inventory-pi5.json');
-    sshPort = existsSync(inv) ? JSON.parse(readFileSync(inv, 'utf8')).pi.ssh.port : await freePort();
+    lab = await startArm64Lab('bookworm');
+    ({ dir, logs } = lab);
   }, 3_600_000);
 
-  afterAll(() => {
-    console.log(`arm64 image suite timings (s): ${JSON.stringify(timings)}`);
-    if (!process.env.PULLVAULT_KEEP_IMAGE_TEST && !process.env.PULLVAULT_IMAGE_TEST_REUSE) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopArm64Lab(lab));
 
   it('pi5: both flavours rebuilt (initramfs8 and initramfs_2712 carry the unlock), built-in drivers accepted, fresh disk id, root on the mapper', async () => {
     const { log, state } = await card('pi5');
@@ -171,7 +72,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
       expect(m[1]).toBe('/dev/mapper/cryptroot');
       expect(m[2]).toBe('ext4');
       expect(b.out).toContain('pullvault-unlock: USB key PVKEY found');
-      timings.bootStick = b.seconds;
+      lab.timings.bootStick = b.seconds;
     } finally {
       await b.stop();
     }
@@ -191,7 +92,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
       await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);
       // /dev/console is tty1: the prompt never went to the serial port
       expect(b.out).not.toMatch(/Please unlock disk cryptroot/);
-      timings.bootKeyboard = b.seconds;
+      lab.timings.bootKeyboard = b.seconds;
     } finally {
       await b.stop();
     }
@@ -214,82 +115,25 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
       expect(b.out).not.toMatch(ROOT_MOUNTED);
       await b.typeKeys(readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
       await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);
-      timings.bootWrongStick = b.seconds;
+      lab.timings.bootWrongStick = b.seconds;
     } finally {
       await b.stop();
     }
   }, BOOT_MS + 420_000);
 
-  it('pi5 full systemd boot (-M virt): data disk unlocked and mounted, root grown, sshd accepts the admin key with the host key pinned in state/', async () => {
-    const { state } = await card('pi5');
-    const data = path.join(dir, 'data.img');
-    const seed = mkdtempSync(path.join(dir, 'data-seed-'));
-    const token = randomBytes(16).toString('hex');
-    writeFileSync(path.join(seed, 'pilab-data-marker'), token + '\n');
-    await run(['truncate', '-s', '96M', data]);
-    await run(['mkfs.ext4', '-q', '-L', 'pvdata', '-d', seed, data, '64M']);
-    rmSync(seed, { recursive: true, force: true });
-    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--reduce-device-size', '32M', '--pbkdf', 'argon2id', '--pbkdf-memory', '65536', '--pbkdf-force-iterations', '4', '--key-file', path.join(state, 'data-disk.key'), data], { cwd: path.dirname(data) });
-    const sdBytes = statSync(path.join(state, 'sdcard.img')).size;
-    const b = await boot({
-      arch: 'arm64',
-      sdcard: path.join(state, 'sdcard.img'),
-      stick: path.join(state, 'usbkey.img'),
-      disks: [{ file: data, serial: 'pvdata' }],
-      sdSizeMiB: Math.ceil(sdBytes / 1048576) + 512,
-      // as the amd64 full boot: systemd-networkd from ip=dhcp stands in for Pi OS's NetworkManager
-      extraCmdline: 'systemd.show_status=1 ip=dhcp systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service systemd.mask=pilab-report.service',
-      sshPort,
-      log: path.join(logs, 'arm64-full.log'),
-      memMiB: 1024,
-    });
+  it('pi5 full systemd boot (-M virt): data disk unlocked and mounted, root grown, sshd accepts the admin key with the host key pinned in state/, install-runtime and one `pullvault run` against a lab server', async () => {
+    const served = randomBytes(12).toString('hex');
+    const server = await startGuestServer(dir, `<p>${served}</p>\n`);
     try {
-      await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
-      const invFile = path.join(dir, 'inventory-pi5.json');
-      const loaded = await loadInventory(invFile);
-      const knownHosts = path.join(state, 'known_hosts');
-      const pin = piHostKeyPin(loaded.inventory, readFileSync(knownHosts, 'utf8'), knownHosts);
-      expect(pin.source).toBe(knownHosts);
-      const target = { name: 'pi01', host: '127.0.0.1', port: sshPort, username: 'root', hostKey: pin.hostKey, privateKey: readFileSync(path.join(dir, 'admin_key')), readyTimeoutMs: 60_000 };
-      const end = Date.now() + 900_000;
-      let exec: SshExecutor | undefined;
-      for (let tries = 1; !exec; tries++) {
-        exec = await SshExecutor.connect(target).catch((e: Error) => {
-          if (Date.now() > end || b.out.includes('Kernel panic')) throw new Error(`sshd not reachable after ${tries} tries: ${e.message} (log ${b.logFile})`);
-          return undefined;
-        });
-        if (!exec) await sleep(5_000);
-      }
-      timings.fullBootSshReady = b.seconds;
-      expect((await exec.run(['hostname'])).stdout.trim()).toBe('pi01');
-      expect((await exec.run(['uname', '-m'])).stdout.trim()).toBe('aarch64');
-      await exec.run(['systemd-run', '--no-block', '--unit', 'pilab-report-now', '/usr/local/sbin/pilab-report']);
-      await exec.close().catch(() => {});
-      const stranger = path.join(dir, 'stranger_key');
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
-      await expect(SshExecutor.connect({ ...target, hostKey: readFileSync(`${stranger}.pub`, 'utf8').split(' ').slice(0, 2).join(' ') })).rejects.toBeInstanceOf(HostKeyMismatchError);
-      const report = (await b.expect(/PILAB-FULLINIT-BEGIN([\s\S]*?)PILAB-FULLINIT-END/, 900_000, /Kernel panic/))[1];
-      expect(report).toMatch(/^SYSTEM (running|degraded)$/m);
-      expect(report).toMatch(/^MOUNT \/dev\/mapper\/cryptroot \/ ext4/m);
-      expect(report).toMatch(/^MOUNT \/dev\/mapper\/pullvault-data \/srv\/pullvault ext4/m);
-      expect(report).toMatch(new RegExp(`^DATAMARKER ${token}$`, 'm'));
-      expect(report).toMatch(/^GROWN /m);
-      expect(report).toMatch(/^MOUNT \/dev\/vda1 \/boot\/firmware vfat/m);
-      expect(report).toMatch(/^SSHD active$/m);
-      const pub = (f: string) => readFileSync(f, 'utf8').split(' ').slice(0, 2).join(' ');
-      expect(report.match(/^HOSTKEY .*$/gm)).toEqual([`HOSTKEY ${pub(path.join(state, 'ssh_host_ed25519_key.pub'))}`]);
-      expect(report).toMatch(/^UNIT userconfig masked$/m);
-      expect(report).toMatch(/^UNIT regenerate_ssh_host_keys masked$/m);
-      expect(b.out).not.toContain('PILAB-USERCONF-WIZARD-RAN');
-      expect(report.match(/^AUTHKEY .*$/gm)).toEqual([`AUTHKEY ${pub(path.join(dir, 'admin_key.pub'))}`]);
-      expect(report).toMatch(/^INITRAMFS_CONF MODULES=(most|dep)$/m);
-      expect(Number(/^NODE v(\d+)\./m.exec(report)?.[1])).toBeGreaterThanOrEqual(18);
-      await b.waitExit(180_000);
-      timings.bootFull = b.seconds;
+      const { backup } = await fullBoot(lab, { server, name: 'arm64-full' });
+      expect(backup!.code, backup!.output).toBe(0);
+      expect(backup!.snapshot).toMatch(/^\d{8}T\d{6}Z$/);
+      expect(backup!.file).toBe(server.content);
+      expect(backup!.status).toMatch(/\bok\b/);
     } finally {
-      await b.stop();
+      await server.host.stop();
     }
-  }, BOOT_MS + 1_800_000);
+  }, BOOT_MS + 2_400_000);
 
   it('pi4: Adiantum, encrypted in a qemu-system-aarch64 VM booting the image kernel where this machine lacks it; the stick unlocks it under -M virt', async () => {
     const { log, state } = await card('pi4');
@@ -308,7 +152,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
       expect((await b.expect(MARKER, 120_000))[1]).toBe('/dev/mapper/cryptroot');
-      timings.bootPi4Stick = b.seconds;
+      lab.timings.bootPi4Stick = b.seconds;
     } finally {
       await b.stop();
     }
@@ -316,13 +160,13 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
 
   it('pi4 boot, tang answering (the real tangd), no stick, nobody typing: unlocked by tang, root mounted', async () => {
     const { state } = await card('pi4');
-    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), forwards: [tang.guestfwd], extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-tang.log'), memMiB: 768 });
+    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), forwards: [lab.tang.guestfwd], extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-tang.log'), memMiB: 768 });
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
       expect((await b.expect(MARKER, 120_000))[1]).toBe('/dev/mapper/cryptroot');
       expect(b.out).not.toContain('USB key PVKEY found');
-      expect(readFileSync(tang.logFile, 'utf8')).toMatch(/POST \/rec\/\S+ => 200/);
-      timings.bootPi4Tang = b.seconds;
+      expect(readFileSync(lab.tang.logFile, 'utf8')).toMatch(/POST \/rec\/\S+ => 200/);
+      lab.timings.bootPi4Tang = b.seconds;
     } finally {
       await b.stop();
     }
@@ -351,7 +195,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
       const u = await ssh(['root@127.0.0.1', 'cryptroot-unlock'], readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
       expect(u.stdout + u.stderr).toMatch(/cryptroot.*(set up successfully|unlocked)/i);
       expect((await b.expect(MARKER, 240_000))[1]).toBe('/dev/mapper/cryptroot');
-      timings.bootPi4Dropbear = b.seconds;
+      lab.timings.bootPi4Dropbear = b.seconds;
     } finally {
       await b.stop();
     }
@@ -369,7 +213,7 @@ describe.skipIf(!isRoot || !haveTools)('provision-pi on the arm64 Pi OS-shaped b
       expect(await b.waitExit(0)).toBe(false);
       process.kill(b.pid!, 'SIGKILL');
       expect(await b.waitExit(10_000)).toBe(true);
-      timings.bootPi4NoUnlock = b.seconds;
+      lab.timings.bootPi4NoUnlock = b.seconds;
     } finally {
       await b.stop();
     }

@@ -28,7 +28,8 @@ import { chroot, withForeignArch } from '../../provision/image/chroot.ts';
 import { assemblePiDisk, cacheDir, debianMirror, piosFirstBootAndFixtures, writeFileSet, type FileSet } from './lab-base.ts';
 import { builtinLines, builtinLoadOrder, parseModulesDep, PIOS_BUILTIN_MODULES } from './pios-kernel-profile.ts';
 
-export type PiosRelease = 'bookworm';
+export type PiosRelease = 'bookworm' | 'trixie';
+export const PIOS_RELEASES: PiosRelease[] = ['bookworm', 'trixie'];
 export const PIOS_DISK_ID = '0x6c3e1f0a';
 export const PIOS_SERIAL = '/dev/ttyAMA0';
 /** where the stand-in keeps the code Pi OS builds in (file names end .ko.pilab-builtin: no initramfs listing counts them) */
@@ -93,6 +94,8 @@ dtoverlay=dwc2,dr_mode=host
 
 [all]
 `;
+/** pi-gen arm64 (trixie) stage1/00-boot-files/files/config.txt: bookworm's plus a [pi5] section */
+const CONFIG_TXT_TRIXIE = CONFIG_TXT_BOOKWORM.replace(/\[all\]\n$/, '[pi5]\ndtoverlay=nospi10\n\n[all]\n');
 
 const FIRMWARE_HOOK = `#!/bin/sh
 # TEST STAND-IN for Raspberry Pi OS's raspi-firmware kernel hook: the kernel to the name the firmware
@@ -157,24 +160,86 @@ case $1 in prereqs) prereqs; exit 0 ;; esac
 exit 0
 `;
 
+// pi-gen arm64 (trixie) stage2/04-cloud-init: cloud-init and rpi-cloud-init-mods installed, its three
+// NoCloud files on bootfs (here without their comment lines, which carry no settings).
+const TRIXIE_NOCLOUD: FileSet = {
+  'boot/firmware/meta-data': { mode: 0o755, text: 'dsmode: local\ninstance_id: rpios-image\n' },
+  'boot/firmware/user-data': { mode: 0o755, text: '#cloud-config\n' },
+  'boot/firmware/network-config': { mode: 0o755, text: '# netplan-compatible network configuration (pi-gen: every line commented out)\n' },
+  // TEST STAND-IN for rpi-cloud-init-mods, whose source was not available: it is assumed to point
+  // NoCloud at the FAT (its files are not on a "cidata" volume, so stock cloud-init would not look there)
+  'etc/cloud/cloud.cfg.d/99_pilab-rpi-seed.cfg': {
+    mode: 0o644,
+    text: 'datasource_list: [ NoCloud, None ]\ndatasource:\n  NoCloud:\n    seedfrom: file:///boot/firmware/\n',
+  },
+  'etc/systemd/system/cloud-init-local.service.d/pilab-bootfs.conf': { mode: 0o644, text: '[Unit]\nRequiresMountsFor=/boot/firmware\n' },
+  // TEST FIXTURE: says on the serial console that cloud-init ran its boot stage (as the wizard stand-in does)
+  'etc/cloud/cloud.cfg.d/99_pilab-fixture.cfg': { mode: 0o644, text: `bootcmd:\n  - [ sh, -c, "echo PILAB-CLOUD-INIT-RAN > ${PIOS_SERIAL}" ]\n` },
+  // raspberrypi-sys-mods' rpi-resize.service (pi-gen trixie: `systemctl enable rpi-resize`, `resize` on
+  // cmdline.txt): it would grow p2, which is LUKS on a card. The stand-in only says that it ran.
+  'etc/systemd/system/rpi-resize.service': {
+    mode: 0o644,
+    text: `[Unit]\nDescription=Resize the root partition (stand-in for raspberrypi-sys-mods)\nConditionKernelCommandLine=resize\n\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo PILAB-RPI-RESIZE-RAN > ${PIOS_SERIAL}'\n\n[Install]\nWantedBy=multi-user.target\n`,
+  },
+};
+
+interface ReleaseShape {
+  configTxt: string;
+  /** pi-gen's cmdline.txt after export-image (ROOTDEV → PARTUUID) */
+  cmdline: string;
+  packages: string[];
+  files: FileSet;
+  enable: string[];
+  /**
+   * Added to the base's own (MODULES=list) initramfs, so the base itself boots under -M virt: the
+   * MODULES=most initramfs of a real image has them. Only the trixie base is booted as it is.
+   */
+  baseInitramfsModules: string[];
+}
+
+const PARTUUID_ROOT = `root=PARTUUID=${PIOS_DISK_ID.slice(2)}-02`;
+const RELEASES: Record<PiosRelease, ReleaseShape> = {
+  bookworm: {
+    configTxt: CONFIG_TXT_BOOKWORM,
+    // pi-gen stage1 cmdline.txt + export-image's `quiet init=/usr/lib/raspberrypi-sys-mods/firstboot`
+    cmdline: `console=serial0,115200 console=tty1 ${PARTUUID_ROOT} rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n`,
+    packages: [],
+    files: {},
+    enable: [],
+    baseInitramfsModules: [],
+  },
+  trixie: {
+    configTxt: CONFIG_TXT_TRIXIE,
+    // pi-gen arm64 (trixie) stage1 cmdline.txt: no init=, `resize` for rpi-resize
+    cmdline: `console=serial0,115200 console=tty1 ${PARTUUID_ROOT} rootfstype=ext4 fsck.repair=yes rootwait resize\n`,
+    packages: ['cloud-init'],
+    files: TRIXIE_NOCLOUD,
+    enable: ['rpi-resize'],
+    baseInitramfsModules: ['virtio_pci', 'virtio_blk'],
+  },
+};
+
 function releaseFiles(release: PiosRelease): FileSet {
+  const r = RELEASES[release];
   return {
     ...piosFirstBootAndFixtures(PIOS_SERIAL, PIOS_DISK_ID),
-    'boot/firmware/config.txt': { mode: 0o644, text: CONFIG_TXT_BOOKWORM },
-    // pi-gen stage1 cmdline.txt + export-image's `quiet init=/usr/lib/raspberrypi-sys-mods/firstboot`
-    'boot/firmware/cmdline.txt': { mode: 0o644, text: `console=serial0,115200 console=tty1 root=PARTUUID=${PIOS_DISK_ID.slice(2)}-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n` },
+    'boot/firmware/config.txt': { mode: 0o644, text: r.configTxt },
+    'boot/firmware/cmdline.txt': { mode: 0o644, text: r.cmdline },
     'etc/kernel/postinst.d/z50-raspi-firmware': { mode: 0o755, text: FIRMWARE_HOOK },
     'etc/initramfs/post-update.d/z50-raspi-firmware': { mode: 0o755, text: INITRAMFS_HOOK },
     'etc/initramfs-tools/hooks/pilab-builtin': { mode: 0o755, text: STANDIN_HOOK },
     'etc/initramfs-tools/scripts/init-top/pilab-builtin': { mode: 0o755, text: STANDIN_INIT_TOP },
     [`${STANDIN_DIR}/load`]: { mode: 0o755, text: STANDIN_LOAD },
     [`etc/pilab-release-${release}`]: { mode: 0o644, text: `${release}\n` },
+    ...r.files,
   };
 }
 
 export function piosBaseKey(release: PiosRelease): string {
   const h = createHash('sha256');
-  h.update(`pios v1 ${release} ${PIOS_DISK_ID}\n${PIOS_PACKAGES.join(',')} ${KERNEL_PACKAGE}\n${PIOS_BUILTIN_MODULES.join(',')}\n${STANDIN_DIR}\n`);
+  const r = RELEASES[release];
+  h.update(`pios v1 ${release} ${PIOS_DISK_ID}\n${[...PIOS_PACKAGES, ...r.packages].join(',')} ${KERNEL_PACKAGE}\n${PIOS_BUILTIN_MODULES.join(',')}\n${STANDIN_DIR}\n`);
+  if (r.enable.length || r.baseInitramfsModules.length) h.update(`enable ${r.enable.join(',')} base-initramfs ${r.baseInitramfsModules.join(',')}\n`);
   for (const [p, f] of Object.entries(releaseFiles(release)).sort()) h.update(`${p} ${f.mode}\n${f.text}\n`);
   h.update(readFileSync(new URL('./pios-kernel-profile.ts', import.meta.url)));
   return h.digest('hex').slice(0, 16);
@@ -207,13 +272,15 @@ export async function piosBaseImage(release: PiosRelease = 'bookworm', log: (s: 
     const root = path.join(work, 'root');
     const mirror = debianMirror();
     const security = mirror.replace(/\/debian\/?$/, '/debian-security');
-    log(`pios-base: mmdebstrap arm64 ${release} (${PIOS_PACKAGES.length + 1} packages) from ${mirror}, under qemu-user`);
+    const shape = RELEASES[release];
+    const packages = [...PIOS_PACKAGES, ...shape.packages];
+    log(`pios-base: mmdebstrap arm64 ${release} (${packages.length + 1} packages) from ${mirror}, under qemu-user`);
     const inRoot = (cmd: string) => `--customize-hook=chroot "$1" ${cmd}`;
     await withForeignArch('arm64', [
       'mmdebstrap', '--mode=root', '--variant=minbase', '--architectures=arm64', '--components=main',
       // the emulation is this namespace's own binfmt_misc entry, which mmdebstrap's check cannot see
       '--skip=check/qemu',
-      `--include=${PIOS_PACKAGES.join(',')}`,
+      `--include=${packages.join(',')}`,
       '--dpkgopt=force-unsafe-io',
       '--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/doc/*', '--dpkgopt=path-exclude=/usr/share/locale/*',
       '--aptopt=APT::Install-Recommends "false"',
@@ -225,7 +292,7 @@ export async function piosBaseImage(release: PiosRelease = 'bookworm', log: (s: 
       inRoot('passwd -d root'),
       inRoot('systemctl disable ssh'),
       '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*_key*',
-      inRoot('systemctl enable regenerate_ssh_host_keys userconfig'),
+      inRoot(`systemctl enable regenerate_ssh_host_keys userconfig ${shape.enable.join(' ')}`),
       release, root, `deb ${mirror} ${release} main`, `deb ${security} ${release}-security main`,
     ], { liveStderr: !!process.env.PULLVAULT_TEST_VERBOSE });
     lap('mmdebstrap');
@@ -251,10 +318,14 @@ export async function piosBaseImage(release: PiosRelease = 'bookworm', log: (s: 
     const listConf = path.join(root, 'etc/initramfs-tools/conf.d/pilab-base-build');
     // MODULES=most walks every driver under emulation (> 12 min); provision-pi rebuilds these anyway
     writeFileSync(listConf, 'MODULES=list\n');
+    const modulesFile = path.join(root, 'etc/initramfs-tools/modules');
+    const modulesOrig = readFileSync(modulesFile, 'utf8');
+    if (shape.baseInitramfsModules.length) writeFileSync(modulesFile, modulesOrig + shape.baseInitramfsModules.join('\n') + '\n');
     for (const v of [v8, v2712]) {
       await chroot(root, ['/etc/kernel/postinst.d/z50-raspi-firmware', v, `/boot/vmlinuz-${v}`], { arch: 'arm64' });
       await chroot(root, ['update-initramfs', '-c', '-k', v], { arch: 'arm64' });
     }
+    writeFileSync(modulesFile, modulesOrig);
     rmSync(listConf);
     lap('flavours + initramfs');
 
@@ -296,5 +367,5 @@ async function applyKernelProfile(root: string, ver: string): Promise<void> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  piosBaseImage('bookworm').then((r) => console.log(JSON.stringify(r)), (e) => { console.error(String(e?.message ?? e)); process.exit(1); });
+  piosBaseImage((process.argv[2] as PiosRelease | undefined) ?? 'bookworm').then((r) => console.log(JSON.stringify(r)), (e) => { console.error(String(e?.message ?? e)); process.exit(1); });
 }

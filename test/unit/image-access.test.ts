@@ -71,6 +71,12 @@ describe('first boot: reachable with the pinned host key', () => {
   it('the runtime\'s dependencies are installed in the chroot', () => {
     expect(rootPackages(inventory().pi)).toEqual(expect.arrayContaining(['nodejs', 'rsync', 'zstd', 'openssh-client', 'openssh-server', 'cron', 'findutils', 'util-linux']));
   });
+
+  it('a root whose systemd lacks the crypttab generator (trixie) gets systemd-cryptsetup, else the data disk never unlocks', () => {
+    expect(rootPackages(inventory().pi, { cryptsetupGenerator: false })).toContain('systemd-cryptsetup');
+    // bookworm: the generator is in systemd itself, and no package of that name exists
+    expect(rootPackages(inventory().pi, { cryptsetupGenerator: true })).not.toContain('systemd-cryptsetup');
+  });
 });
 
 describe('install-runtime: which host key it pins for the Pi', () => {
