@@ -12,6 +12,8 @@
 // An arm64 virt guest has no VGA text screen to read back: tty1 runs on the dummy console, so what is
 // on it is judged from the kernel's log on the serial port (loglevel=7: the USB keyboard attached,
 // "EXT4-fs (dm-0): mounted" once the root is open) instead of from the prompt's text.
+//   pi4 on `-M raspi3b` (a Pi-class machine: SD host controller, dwc2 USB, the card's own DTB): the stick
+//   unlocks.
 //   pi5 full systemd boot: sshd with the pinned host key, then install-runtime and one `pullvault run`
 //   inside the guest (its own arm64 Node) backing up a lab server (guest-run.ts).
 // Needs root, qemu-user-static, qemu-system-arm, network to the Debian mirror on first run.
@@ -157,6 +159,23 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
       await b.stop();
     }
   }, 7_200_000);
+
+  it('pi4 card on a Pi-class machine (-M raspi3b: BCM2837, its SD host controller, dwc2 USB, the card\'s own kernel8.img, initramfs8 and Pi 3B DTB): the stick unlocks the Adiantum root', async () => {
+    const { state } = await card('pi4');
+    const b = await boot({ arch: 'arm64', machine: 'raspi3b', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-raspi3b.log') });
+    try {
+      await b.expect(/cryptroot: set up successfully/, BOOT_MS + 300_000, /Kernel panic|Dropping to a shell/);
+      expect((await b.expect(MARKER, 180_000))[1]).toBe('/dev/mapper/cryptroot');
+      // the card on the SD controller, the stick behind the Pi's own USB controller
+      expect(b.out).toMatch(/mmcblk0: mmc0:/);
+      expect(b.out).toMatch(/dwc2 .*DWC OTG Controller/);
+      expect(b.out).toContain('pullvault-unlock: USB key PVKEY found');
+      lab.timings.bootPi4Raspi3b = b.seconds;
+    } finally {
+      // a Pi 3B cannot power off: killed by its PID
+      await b.stop();
+    }
+  }, BOOT_MS + 900_000);
 
   it('pi4 boot, tang answering (the real tangd), no stick, nobody typing: unlocked by tang, root mounted', async () => {
     const { state } = await card('pi4');

@@ -8,7 +8,7 @@
 // log and what the test fixtures write to /dev/ttyS0. hostfwd: user-mode networking with the guest's
 // port 22 forwarded from 127.0.0.1 only, restrict=on (the guest reaches nothing beyond qemu).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { run } from '../../lib/proc/index.ts';
@@ -36,6 +36,13 @@ export interface BootOptions {
   log: string;
   /** amd64: q35 (the lab base); arm64: `-M virt`, the image's kernel8.img + initramfs8 (Pi OS-shaped base) */
   arch?: 'amd64' | 'arm64';
+  /**
+   * arm64 only: 'raspi3b' boots qemu's Raspberry Pi 3B (BCM2837: its SD host controller, dwc2 USB,
+   * PL011, 1 GiB, 4 cores) with the card's own kernel8.img, initramfs8 and the board's DTB from the
+   * FAT, the card as the SD card (grown to a power of two, as qemu's SD model needs). It has no
+   * network and cannot power off: the test kills it by its PID.
+   */
+  machine?: 'virt' | 'raspi3b';
   /** 'serial' (default): console=ttyS0 only; 'tty1': the image's console= arguments, USB keyboard, monitor */
   console?: 'serial' | 'tty1';
   /** forward 127.0.0.1:<port> to the guest's sshd (user-mode networking, restricted) */
@@ -54,6 +61,9 @@ export interface BootFiles {
   cmdline: string;
   config: string;
 }
+
+/** the Pi 3B's device tree as Debian's kernel names it (Pi OS's own is bcm2710-rpi-3-b.dtb) */
+export const RASPI3B_DTBS = ['bcm2837-rpi-3-b.dtb', 'bcm2710-rpi-3-b.dtb'];
 
 /** What the firmware would load: config.txt kernel=/initramfs lines, else kernel8.img + initramfs8 (auto_initramfs=1). */
 export async function bootFilesFromImage(sdcard: string, dir: string): Promise<BootFiles> {
@@ -244,6 +254,18 @@ export class Boot {
   }
 }
 
+/** The Pi 3B's DTB from the card's FAT (the firmware would pick it by board revision). */
+async function raspiDtb(sdcard: string, dir: string): Promise<string> {
+  const table = JSON.parse((await run(['sfdisk', '-J', sdcard])).stdout).partitiontable;
+  const img = `${sdcard}@@${table.partitions[0].start * 512}`;
+  const names = (await run(['mdir', '-b', '-i', img, '::'])).stdout.split('\n').map((l) => l.trim().replace(/^::\/?/, ''));
+  const name = RASPI3B_DTBS.find((d) => names.includes(d));
+  if (!name) throw new Error(`boot: the card's FAT has no Pi 3B device tree (${RASPI3B_DTBS.join(' or ')})`);
+  const out = path.join(dir, name);
+  await run(['mcopy', '-n', '-i', img, `::${name}`, out]);
+  return out;
+}
+
 export async function boot(o: BootOptions): Promise<Boot> {
   mkdirSync(path.dirname(o.log), { recursive: true });
   const tmp = mkdtempSync(path.join(path.dirname(o.log), '.boot-'));
@@ -259,27 +281,34 @@ export async function boot(o: BootOptions): Promise<Boot> {
   const cmdline = `${base} ${o.extraCmdline ?? ''}`.replace(/\s+/g, ' ').trim();
   let sd = o.sdcard;
   let sdFormat = 'raw';
+  const raspi = arm64 && o.machine === 'raspi3b';
   const overlay = path.join(tmp, 'sd.qcow2');
   const args = ['create', '-q', '-f', 'qcow2', '-b', path.resolve(o.sdcard), '-F', 'raw', overlay];
-  if (o.sdSizeMiB) args.push(`${o.sdSizeMiB}M`);
+  if (raspi) args.push(String(2 ** Math.ceil(Math.log2(Math.max(statSync(o.sdcard).size, (o.sdSizeMiB ?? 0) * 1048576)))));
+  else if (o.sdSizeMiB) args.push(`${o.sdSizeMiB}M`);
   await run(['qemu-img', ...args]);
   sd = overlay;
   sdFormat = 'qcow2';
+  const machine = raspi
+    ? ['qemu-system-aarch64', '-M', 'raspi3b', '-dtb', await raspiDtb(o.sdcard, tmp)]
+    : [...(arm64 ? ['qemu-system-aarch64', '-accel', 'tcg', '-M', 'virt', '-cpu', 'cortex-a72'] : ['qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max']), '-smp', String(o.smp ?? (Number(process.env.PULLVAULT_QEMU_SMP) || 1)), '-m', String(o.memMiB ?? 1024)];
+  // the Pi 3B has its own USB (dwc2) and SD controller; the others get xHCI and a virtio disk
+  const usbBus = raspi ? [] : ['bus=xhci.0'];
   const q = [
-    ...(arm64 ? ['qemu-system-aarch64', '-accel', 'tcg', '-M', 'virt', '-cpu', 'cortex-a72'] : ['qemu-system-x86_64', '-accel', 'tcg', '-M', 'q35', '-cpu', 'max']), '-smp', String(o.smp ?? (Number(process.env.PULLVAULT_QEMU_SMP) || 1)), '-m', String(o.memMiB ?? 1024),
+    ...machine,
     '-kernel', files.kernel, '-initrd', files.initrd, '-append', cmdline,
-    '-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd',
-    '-device', 'qemu-xhci,id=xhci',
+    ...(raspi ? ['-drive', `if=sd,format=${sdFormat},file=${sd}`] : ['-drive', `if=none,id=sd,format=${sdFormat},file=${sd}`, '-device', 'virtio-blk-pci,drive=sd', '-device', 'qemu-xhci,id=xhci']),
     '-display', 'none', '-no-reboot',
     '-serial', 'stdio',
   ];
   const monitorSocket = path.join(tmp, 'monitor.sock');
   q.push('-monitor', tty1 ? `unix:${monitorSocket},server=on,wait=off` : 'none');
   // tty1: a powered-off guest stays (-no-shutdown) so its last screen can still be read; stop() kills it
-  if (tty1) q.push('-device', 'usb-kbd,bus=xhci.0', '-no-shutdown');
+  if (tty1) q.push('-device', ['usb-kbd', ...usbBus].join(','), '-no-shutdown');
   const fwd = [...(o.sshPort ? [`hostfwd=tcp:127.0.0.1:${o.sshPort}-:22`] : []), ...(o.forwards ?? [])];
-  q.push('-nic', fwd.length || o.network ? ['user', 'model=virtio-net-pci', 'restrict=on', ...fwd].join(',') : 'none');
-  if (o.stick) q.push('-drive', `if=none,id=stick,format=raw,file=${o.stick},readonly=on`, '-device', 'usb-storage,bus=xhci.0,drive=stick');
+  if (raspi && (fwd.length || o.network)) throw new Error('boot: the raspi3b machine has no network here');
+  if (!raspi) q.push('-nic', fwd.length || o.network ? ['user', 'model=virtio-net-pci', 'restrict=on', ...fwd].join(',') : 'none');
+  if (o.stick) q.push('-drive', `if=none,id=stick,format=raw,file=${o.stick},readonly=on`, '-device', ['usb-storage', ...usbBus, 'drive=stick'].join(','));
   for (const [i, d] of (o.disks ?? []).entries()) q.push('-drive', `if=none,id=d${i},format=raw,file=${d.file}`, '-device', `virtio-blk-pci,drive=d${i},serial=${d.serial}`);
   mkdirSync(path.dirname(o.log), { recursive: true });
   writeFileSync(o.log, `# ${q.join(' ')}\n`);
