@@ -23,8 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/proc/index.ts';
-import { probeHostCipher } from '../../provision/image/luks-guest.ts';
-import { ADIANTUM, BOOT_MS, fullBoot, haveArm64Tools, isRoot, KEYBOARD, MARKER, partitionFile, ROOT_MOUNTED, sleep, startArm64Lab, stopArm64Lab, UNLOCK_PORT, type Arm64Lab } from './arm64-cards.ts';
+import { BOOT_MS, fullBoot, pi4AdiantumHeader, stickUnlocks, typedPassphraseUnlocks, haveArm64Tools, isRoot, KEYBOARD, MARKER, ROOT_MOUNTED, sleep, startArm64Lab, stopArm64Lab, UNLOCK_PORT, type Arm64Lab } from './arm64-cards.ts';
 import { startGuestServer } from './guest-run.ts';
 import { PIOS_DISK_ID } from './pios-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
@@ -65,40 +64,9 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
     rmSync(d, { recursive: true, force: true });
   }, 3_600_000);
 
-  it('pi5 boot (-M virt) with the USB key: unlocked by the keyfile, root mounted from /dev/mapper/cryptroot', async () => {
-    const { state } = await card('pi5');
-    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-stick.log'), memMiB: 768 });
-    try {
-      await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
-      const m = await b.expect(MARKER, 120_000);
-      expect(m[1]).toBe('/dev/mapper/cryptroot');
-      expect(m[2]).toBe('ext4');
-      expect(b.out).toContain('pullvault-unlock: USB key PVKEY found');
-      lab.timings.bootStick = b.seconds;
-    } finally {
-      await b.stop();
-    }
-  }, BOOT_MS + 120_000);
+  it('pi5 boot (-M virt) with the USB key: unlocked by the keyfile, root mounted from /dev/mapper/cryptroot', () => stickUnlocks(lab, 'pi5', 'arm64-stick'), BOOT_MS + 120_000);
 
-  it('pi5 boot without the USB key: nothing mounts while it waits on tty1; the passphrase typed on a USB keyboard unlocks', async () => {
-    const { state } = await card('pi5');
-    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), console: 'tty1', extraCmdline: 'init=/usr/sbin/marker-init loglevel=7', log: path.join(logs, 'arm64-keyboard.log'), memMiB: 768 });
-    try {
-      // the keyboard driver came up in the initramfs (Pi OS: built in; here the profile's stand-in)
-      await b.expect(KEYBOARD, BOOT_MS, /Kernel panic/);
-      // the keyscript waits for the stick before it asks: give it that time, root must stay closed
-      await b.expect(/device-mapper: ioctl: .*initialised/, 120_000, /Kernel panic/);
-      await sleep(30_000);
-      expect(b.out).not.toMatch(ROOT_MOUNTED);
-      await b.typeKeys(readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
-      await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);
-      // /dev/console is tty1: the prompt never went to the serial port
-      expect(b.out).not.toMatch(/Please unlock disk cryptroot/);
-      lab.timings.bootKeyboard = b.seconds;
-    } finally {
-      await b.stop();
-    }
-  }, BOOT_MS + 420_000);
+  it('pi5 boot without the USB key: nothing mounts while it waits on tty1; the passphrase typed on a USB keyboard unlocks', () => typedPassphraseUnlocks(lab, 'pi5', 'arm64-keyboard'), BOOT_MS + 420_000);
 
   it('pi5 boot with a stick holding the wrong key: refused, not mounted; then the typed passphrase unlocks', async () => {
     const { state } = await card('pi5');
@@ -127,37 +95,20 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
     const served = randomBytes(12).toString('hex');
     const server = await startGuestServer(dir, `<p>${served}</p>\n`);
     try {
-      const { backup } = await fullBoot(lab, { server, name: 'arm64-full' });
-      expect(backup!.code, backup!.output).toBe(0);
-      expect(backup!.snapshot).toMatch(/^\d{8}T\d{6}Z$/);
-      expect(backup!.file).toBe(server.content);
-      expect(backup!.status).toMatch(/\bok\b/);
+      await fullBoot(lab, { server, name: 'arm64-full' });
     } finally {
       await server.host.stop();
     }
   }, BOOT_MS + 2_400_000);
 
   it('pi4: Adiantum, encrypted in a qemu-system-aarch64 VM booting the image kernel where this machine lacks it; the stick unlocks it under -M virt', async () => {
-    const { log, state } = await card('pi4');
-    const host = await probeHostCipher(ADIANTUM, 256, dir);
-    if (!host.ok) expect(log).toMatch(/encrypting in a arm64 VM \(qemu-system-aarch64\) booting the image's own kernel/);
-    const p2 = path.join(dir, 'pi4-p2.luks');
-    await partitionFile(path.join(state, 'sdcard.img'), 1, p2);
-    const dump = (await run(['cryptsetup', 'luksDump', p2])).stdout;
-    rmSync(p2);
-    expect(dump).toMatch(/cipher:\s+xchacha12,aes-adiantum-plain64/);
+    const { log } = await lab.card('pi4');
+    const dump = await pi4AdiantumHeader(lab);
     // tang's keyslot and token went in with the others, wherever the LUKS step ran
     expect(dump.split(/^Tokens:/m)[0].match(/^\s+\d+: luks2$/gm)?.map((x) => x.trim())).toEqual(['0: luks2', '1: luks2', '2: luks2']);
     expect(dump.split(/^Tokens:/m)[1]).toMatch(/^\s+0: clevis\n\s+Keyslot:\s+2$/m);
     expect(log).toMatch(/keyslot 2: clevis tang \(http:\/\/10\.0\.2\.100\), thumbprints pinned/);
-    const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-stick.log'), memMiB: 768 });
-    try {
-      await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
-      expect((await b.expect(MARKER, 120_000))[1]).toBe('/dev/mapper/cryptroot');
-      lab.timings.bootPi4Stick = b.seconds;
-    } finally {
-      await b.stop();
-    }
+    await stickUnlocks(lab, 'pi4', 'arm64-pi4-stick');
   }, 7_200_000);
 
   it('pi4 card on a Pi-class machine (-M raspi3b: BCM2837, its SD host controller, dwc2 USB, the card\'s own kernel8.img, initramfs8 and Pi 3B DTB): the stick unlocks the Adiantum root', async () => {

@@ -15,7 +15,6 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as provision } from '../../provision/cli.ts';
 
@@ -27,6 +26,7 @@ import { SshExecutor, HostKeyMismatchError } from '../../provision/exec/ssh.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
 import { installRuntimeOverSsh } from '../../provision/runtime-install.ts';
 import { LAB_DISK_ID, labBaseImage } from './lab-base.ts';
+import { connectWhenUp, freePort, makeDataDisk } from './full-boot.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -45,15 +45,6 @@ let invFile: string;
 let piState: string;
 let logs: string;
 let sshPort: number;
-
-/** A TCP port free on 127.0.0.1 now (the full boot forwards it to the guest's sshd). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -318,15 +309,8 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
 
   it('full systemd boot: data disk unlocked and mounted; root grown; sshd accepts the admin key with the host key pinned in state/', async () => {
     await built();
-    // the data disk: ext4 holding a marker, encrypted in userspace with the key provision-pi put on the root
-    const data = path.join(dir, 'data.img');
-    const seed = mkdtempSync(path.join(dir, 'data-seed-'));
-    const token = randomBytes(16).toString('hex');
-    writeFileSync(path.join(seed, 'pilab-data-marker'), token + '\n');
-    await run(['truncate', '-s', '96M', data]);
-    await run(['mkfs.ext4', '-q', '-L', 'pvdata', '-d', seed, data, '64M']);
-    rmSync(seed, { recursive: true, force: true });
-    await run(['cryptsetup', 'reencrypt', '--encrypt', '--type', 'luks2', '--batch-mode', '--reduce-device-size', '32M', '--pbkdf', 'argon2id', '--pbkdf-memory', '65536', '--pbkdf-force-iterations', '4', '--key-file', path.join(piState, 'data-disk.key'), data], { cwd: path.dirname(data) });
+    // the data disk: ext4 holding a marker, encrypted with the key provision-pi put on the root
+    const { file: data, token } = await makeDataDisk(dir, path.join(piState, 'data-disk.key'));
     const sdBytes = statSync(path.join(piState, 'sdcard.img')).size;
     const b = await boot({
       sdcard: path.join(piState, 'sdcard.img'),
@@ -349,15 +333,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       const pin = piHostKeyPin(loaded.inventory, readFileSync(knownHosts, 'utf8'), knownHosts);
       expect(pin.source).toBe(knownHosts);
       const target = { name: 'pi01', host: '127.0.0.1', port: sshPort, username: 'root', hostKey: pin.hostKey, privateKey: readFileSync(path.join(dir, 'admin_key')), readyTimeoutMs: 60_000 };
-      const end = Date.now() + 600_000;
-      let exec: SshExecutor | undefined;
-      for (let tries = 1; !exec; tries++) {
-        exec = await SshExecutor.connect(target).catch((e: Error) => {
-          if (Date.now() > end || b.out.includes('Kernel panic')) throw new Error(`sshd not reachable after ${tries} tries: ${e.message} (log ${b.logFile})`);
-          return undefined;
-        });
-        if (!exec) await sleep(5_000);
-      }
+      const exec = await connectWhenUp(b, target, 600_000);
       timings.fullBootSshReady = b.seconds;
       console.log(`  boot-full.log: +${b.seconds.toFixed(0)} s sshd accepted the admin key`);
       expect((await exec.run(['hostname'])).stdout.trim()).toBe('pi01');
