@@ -12,7 +12,7 @@ import { probeHostCipher } from '../../provision/image/luks-guest.ts';
 import { main as provision } from '../../provision/cli.ts';
 import { HostKeyMismatchError, SshExecutor } from '../../provision/exec/ssh.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
-import { connectWhenUp, freePort, makeDataDisk } from './full-boot.ts';
+import { connectWhenUp, freePort, FULL_BOOT_CMDLINE, makeDataDisk } from './full-boot.ts';
 import { backupFromGuest, type GuestRun, type GuestServer } from './guest-run.ts';
 import { piosBaseImage, type PiosRelease } from './pios-base.ts';
 import { boot, type Boot } from './qemu.ts';
@@ -210,8 +210,7 @@ export async function fullBoot(lab: Arm64Lab, o: { server?: GuestServer; name: s
     stick: path.join(state, 'usbkey.img'),
     disks: [{ file: data.file, serial: 'pvdata' }],
     sdSizeMiB: Math.ceil(sdBytes / 1048576) + 512,
-    // as the amd64 full boot: systemd-networkd from ip=dhcp stands in for Pi OS's NetworkManager
-    extraCmdline: 'systemd.show_status=1 ip=dhcp systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service systemd.mask=pilab-report.service',
+    extraCmdline: FULL_BOOT_CMDLINE,
     sshPort: lab.sshPort,
     log: path.join(lab.logs, `${o.name}.log`),
     memMiB: 1024,

@@ -47,3 +47,11 @@ export async function freePort(): Promise<number> {
   await new Promise((r) => srv.close(r));
   return port;
 }
+
+/**
+ * Kernel arguments for a full systemd boot in the lab: unit status on the console, systemd-networkd from
+ * ip=dhcp standing in for Pi OS's NetworkManager, the report fixture started over SSH instead of at boot.
+ * Devices get 10 minutes instead of systemd's 90 s: an emulated guest on a loaded machine can take longer
+ * than that to see its own boot partition, and would drop to emergency mode for want of it.
+ */
+export const FULL_BOOT_CMDLINE = 'systemd.show_status=1 systemd.default_device_timeout_sec=600 ip=dhcp systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service systemd.mask=pilab-report.service';

@@ -26,7 +26,7 @@ import { SshExecutor, HostKeyMismatchError } from '../../provision/exec/ssh.ts';
 import { loadInventory } from '../../provision/inventory/validate.ts';
 import { installRuntimeOverSsh } from '../../provision/runtime-install.ts';
 import { LAB_DISK_ID, labBaseImage } from './lab-base.ts';
-import { connectWhenUp, freePort, makeDataDisk } from './full-boot.ts';
+import { connectWhenUp, freePort, FULL_BOOT_CMDLINE, makeDataDisk } from './full-boot.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -317,10 +317,7 @@ describe.skipIf(!isRoot)('provision-pi image (amd64 lab, qemu TCG)', () => {
       stick: path.join(piState, 'usbkey.img'),
       disks: [{ file: data, serial: 'pvdata' }],
       sdSizeMiB: Math.ceil(sdBytes / 1048576) + 512,
-      // unit status lines on the console: the log then shows which job waited for what. Networking:
-      // Pi OS brings the wired port up by DHCP (NetworkManager); here systemd-networkd from the
-      // kernel's ip=dhcp, as a test stand-in. The report fixture is started over SSH instead of at boot.
-      extraCmdline: 'systemd.show_status=1 ip=dhcp systemd.wants=systemd-network-generator.service systemd.wants=systemd-networkd.service systemd.mask=pilab-report.service',
+      extraCmdline: FULL_BOOT_CMDLINE,
       sshPort,
       log: path.join(logs, 'boot-full.log'),
       memMiB: 1024,
