@@ -20,6 +20,8 @@ import { dateOfSnapshotId } from '../contract/disk-layout.ts';
 import { loadPrivateKey } from '../runtime/archive/pgp.ts';
 import { offsitePhase } from '../runtime/offsite/phase.ts';
 import { planRestore } from '../runtime/offsite/chain.ts';
+import { APPLY_LONG, DELTA_DIR, DELTA_INDEX, RECOMPRESS_ARGV, parseDeltaIndex, patchMember, recordPath } from '../runtime/offsite/delta-plan.ts';
+import { isSafeRelative } from '../runtime/archive/tar-format.ts';
 import { listServer, restore } from '../runtime/offsite/restore.ts';
 import { DirTarget } from '../runtime/offsite/target-dir.ts';
 import { buildManifest } from '../runtime/pull/manifest.ts';
@@ -196,6 +198,7 @@ async function restores(o: { say: (s: string) => void; owner: TestKey; last: str
     timed('floor', () => {
       for (const s of plan.steps) run(['bash', '-c', 'set -o pipefail; gpg --batch --quiet --decrypt -- "$1" | zstd -dcq >/dev/null', 'floor', join(store, s.key)], gpgEnv);
     });
+    timed('floor+patches', () => floorWithPatches(plan.steps.map((s) => join(store, s.key)), join(work, 'floor-patches'), gpgEnv));
     if (baselines) {
       timed('restic', () => run(['restic', 'restore', 'latest', '--repo', join(work, 'restic'), '--target', to('restic')], resticEnv));
       timed('borg', () => {
@@ -213,11 +216,49 @@ async function restores(o: { say: (s: string) => void; owner: TestKey; last: str
   say(`restore of the last day (${plan.steps.length} archives; median of ${rounds}): ${Object.keys(rs).map((t) => `${t} ${m(t).toFixed(2)} s`).join(', ')}`);
   for (const t of Object.keys(rs)) say(`  ${t}: ${rs[t].map((x) => x.toFixed(2)).join(', ')}`);
   say(`floor (${plan.steps.length} archives: gpg -d | zstd -d >/dev/null): pullvault / floor ${(m('pullvault') / m('floor')).toFixed(2)}, by-hand / floor ${(m('by-hand') / m('floor')).toFixed(2)}`);
+  say(`floor+patches (the same, and each patched file's chain of zstd --patch-from, files side by side): pullvault / it ${(m('pullvault') / m('floor+patches')).toFixed(2)}`);
   if (baselines) {
     say(`ratio pullvault / tool: ${['restic', 'borg', 'duplicity', 'by-hand'].map((t) => `${t} ${(m('pullvault') / m(t)).toFixed(2)}`).join(', ')}`);
-    say(`floor / restic ${(m('floor') / m('restic')).toFixed(2)}, by-hand / restic ${(m('by-hand') / m('restic')).toFixed(2)}`);
+    say(`floor / restic ${(m('floor') / m('restic')).toFixed(2)}, floor+patches / restic ${(m('floor+patches') / m('restic')).toFixed(2)}, by-hand / restic ${(m('by-hand') / m('restic')).toFixed(2)}`);
   }
   if (!o.keep) for (const t of Object.keys(rs)) rmSync(to(t), { recursive: true, force: true });
+}
+
+/**
+ * The floor of a forward-delta chain: every archive decrypted and decompressed (gpg -d | zstd -d |
+ * tar, which must read the whole stream), keeping only the full's versions of the files the
+ * incrementals patch and the incrementals' patches; then each such file's chain of
+ * `zstd -d --patch-from` in a scratch folder (a dump decompressed once before and compressed once
+ * after, as it must end up), the files side by side. Nothing else is written, nothing checked.
+ */
+function floorWithPatches(archives: string[], scratch: string, env: Record<string, string>) {
+  rmSync(scratch, { recursive: true, force: true });
+  const tar = (a: string, dir: string, members: string[]) => {
+    mkdirSync(dir, { recursive: true });
+    run(['bash', '-c', 'set -o pipefail; a=$1 d=$2; shift 2; gpg --batch --quiet --decrypt -- "$a" | zstd -dcq | tar -x -f - -C "$d" -- "$@"', 'floor', a, dir, ...members], env);
+  };
+  const chains = new Map<string, { mode: string; patches: string[] }>();
+  archives.slice(1).forEach((a, i) => {
+    const dir = join(scratch, `incr-${i}`);
+    tar(a, dir, [DELTA_DIR, DELTA_INDEX]);
+    for (const d of parseDeltaIndex(readFileSync(join(dir, DELTA_INDEX), 'utf8'), isSafeRelative).deltas) {
+      const p = recordPath(d).toString('utf8');
+      const c = chains.get(p) ?? { mode: d.mode, patches: [] };
+      c.patches.push(join(dir, patchMember(recordPath(d), d.mode).toString('utf8')));
+      chains.set(p, c);
+    }
+  });
+  const base = join(scratch, 'base');
+  tar(archives[0], base, [...chains.keys()]);
+  const script = [...chains].map(([p, c], k) => {
+    const cur = join(scratch, `cur-${k}`);
+    const first = c.mode === 'unzst' ? `zstd -dcq '${join(base, p)}' >'${cur}'` : `cp '${join(base, p)}' '${cur}'`;
+    const steps = c.patches.map((x) => `zstd -d -q -f --long=${APPLY_LONG} --patch-from='${cur}' -o '${cur}.new' '${x}' && mv '${cur}.new' '${cur}'`);
+    const last = c.mode === 'unzst' ? [`${RECOMPRESS_ARGV.join(' ')} -T0 <'${cur}' >'${cur}.zst'`] : [];
+    return `(${[first, ...steps, ...last].join(' && ')}) &`;
+  });
+  run(['bash', '-c', `set -e; ${script.join('\n')}\nfor j in $(jobs -p); do wait $j; done`], env);
+  rmSync(scratch, { recursive: true, force: true });
 }
 
 const snapshotId = (day: number) => `202401${String(day + 1).padStart(2, '0')}T020000Z`;
