@@ -153,6 +153,13 @@ function du(dir: string): number {
   }
   return n;
 }
+/** CPU seconds of this process and of the children it waited for (user + system: /proc/self/stat), less noisy than wall time on a shared machine */
+function cpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14–17 of stat(5): utime stime cutime cstime, here from index 0 = field 3
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
 const resticEnv = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
 const borgEnv = { BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
 const dupEnv = (owner: TestKey) => ({ GNUPGHOME: owner.homedir, PASSPHRASE: '' });
@@ -178,19 +185,24 @@ async function restores(o: { say: (s: string) => void; owner: TestKey; last: str
   writeFileSync(byHand, markdownBlock('docs/restore-by-hand.md', 'restore-by-hand.sh'));
   const plan = planRestore(await listServer(new DirTarget(store), 'shop'));
   const gpgEnv = { GNUPGHOME: owner.homedir };
+  const cpu: Record<string, number[]> = {};
   const timed = (t: string, f: () => void) => {
     rmSync(to(t), { recursive: true, force: true });
     execFileSync('sync');
     const t0 = Date.now();
+    const c0 = cpuSeconds();
     f();
     (rs[t] ??= []).push((Date.now() - t0) / 1000);
+    (cpu[t] ??= []).push(cpuSeconds() - c0);
   };
   for (let round = 0; round < rounds; round++) {
     rmSync(to('pullvault'), { recursive: true, force: true });
     execFileSync('sync');
     const t0 = Date.now();
+    const c0 = cpuSeconds();
     const rep = await restore({ target: new DirTarget(store), server: 'shop', to: to('pullvault'), decryptor: { kind: 'key', privateKey: key }, log: () => {}, tmpDir: work });
     (rs.pullvault ??= []).push((Date.now() - t0) / 1000);
+    (cpu.pullvault ??= []).push(cpuSeconds() - c0);
     if (rep.problems.length) throw new Error(`pullvault restore: ${rep.problems.slice(0, 5).join('; ')}`);
     if (treeSignature(join(to('pullvault'), 'files')).join('\n') !== want) throw new Error('pullvault restore differs from the snapshot');
     timed('by-hand', () => run(['bash', byHand, store, 'shop', to('by-hand')], gpgEnv));
@@ -214,7 +226,8 @@ async function restores(o: { say: (s: string) => void; owner: TestKey; last: str
   const m = (t: string) => median(rs[t]);
   say(`(1-minute load ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs at the end)`);
   say(`restore of the last day (${plan.steps.length} archives; median of ${rounds}): ${Object.keys(rs).map((t) => `${t} ${m(t).toFixed(2)} s`).join(', ')}`);
-  for (const t of Object.keys(rs)) say(`  ${t}: ${rs[t].map((x) => x.toFixed(2)).join(', ')}`);
+  for (const t of Object.keys(rs)) say(`  ${t}: ${rs[t].map((x) => x.toFixed(2)).join(', ')} s; CPU (user+sys, with its processes) ${cpu[t].map((x) => x.toFixed(2)).join(', ')} s`);
+  say(`CPU seconds (median): ${Object.keys(rs).map((t) => `${t} ${median(cpu[t]).toFixed(2)}`).join(', ')}; pullvault / floor+patches ${(median(cpu.pullvault) / median(cpu['floor+patches'])).toFixed(2)}${baselines ? `, pullvault / restic ${(median(cpu.pullvault) / median(cpu.restic)).toFixed(2)}` : ''}`);
   say(`floor (${plan.steps.length} archives: gpg -d | zstd -d >/dev/null): pullvault / floor ${(m('pullvault') / m('floor')).toFixed(2)}, by-hand / floor ${(m('by-hand') / m('floor')).toFixed(2)}`);
   say(`floor+patches (the same, and each patched file's chain of zstd --patch-from, files side by side): pullvault / it ${(m('pullvault') / m('floor+patches')).toFixed(2)}`);
   if (baselines) {
