@@ -6,7 +6,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { readFile, rm } from 'node:fs/promises';
-import { Readable, type Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
@@ -214,23 +214,11 @@ export async function decryptToFile(input: Readable, outFile: string, d: Decrypt
     if (d.kind === 'gpg') await gpgDecrypt(input, outFile, d, what);
     // the bulk in node:crypto by default (seipd-read.ts); PULLVAULT_DECRYPTOR=openpgp: openpgp.js's own stream
     else if (process.env.PULLVAULT_DECRYPTOR === 'openpgp') await openpgpDecrypt(input, outFile, d.privateKey, what);
-    else await nativeDecrypt(input, createWriteStream(outFile, { mode: 0o600, highWaterMark: 1 << 20 }), d.privateKey, what);
+    else await nativeDecrypt(input, outFile, d.privateKey, what);
   } catch (e) {
     await rm(outFile, { force: true });
     throw e;
   }
-}
-
-/** Whether decryptToStream can take this decryptor (the native reader: an armored key). */
-export const decryptsToStream = (d: Decryptor): d is Extract<Decryptor, { kind: 'key' }> => d.kind === 'key' && process.env.PULLVAULT_DECRYPTOR !== 'openpgp';
-
-/**
- * Decrypts into `out` as the ciphertext comes (a pipe to the next process); the integrity check
- * (MDC) is only known at the end: a rejection means that what went out must not be used.
- */
-export async function decryptToStream(input: Readable, out: Writable, d: Decryptor, what: string): Promise<void> {
-  if (!decryptsToStream(d)) throw new Error(`${what}: this decryptor writes a file (decryptToFile)`);
-  await nativeDecrypt(input, out, d.privateKey, what);
 }
 
 async function gpgDecrypt(input: Readable, outFile: string, d: { homedir?: string; passphraseFile?: string }, what: string): Promise<void> {
@@ -263,7 +251,8 @@ function checkRecipient(message: openpgp.Message<Uint8Array | ReadableStream<Uin
 }
 
 /** openpgp.js decrypts the session key from the PKESKs; AES-CFB, SHA-1 and the framing are native (seipd-read.ts). */
-async function nativeDecrypt(input: Readable, out: Writable, key: openpgp.PrivateKey, what: string): Promise<void> {
+async function nativeDecrypt(input: Readable, outFile: string, key: openpgp.PrivateKey, what: string): Promise<void> {
+  const out = createWriteStream(outFile, { mode: 0o600, highWaterMark: 1 << 20 });
   let full = false;
   const reader = new SeipdReader(
     async (pkesks) => {

@@ -2,22 +2,20 @@
 // temporary tar.zst (kept only when the OpenPGP integrity check passed, and the ciphertext
 // matches the checksum recorded in its manifest object) → apply its deletion list → extract
 // with GNU tar → apply its delta patches (delta-apply.ts); the next archive downloads meanwhile.
-// The full (no deletions) streams instead: download → decrypt → zstd → tar, its checks at the
-// end failing the restore (streamFull).
 // Finally every entry is checked against the snapshot's manifest. The same steps by hand:
 // docs/restore-by-hand.md.
 import { lstatSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { ExternalSorter } from '../archive/external-sort.ts';
 import { HASH_CHUNK } from '../pull/hash-pool.ts';
 import { sha256FileSync } from '../pull/manifest.ts';
 import { walkSorted } from '../pull/walk.ts';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
-import { decryptsToStream, decryptToFile, decryptToStream, type Decryptor } from '../archive/pgp.ts';
+import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
@@ -156,9 +154,8 @@ async function readDeletions(archive: string): Promise<Buffer[]> {
   return out;
 }
 
-/** The archive into `to` with GNU tar: from its tar.zst file, or as `feed` writes it into zstd (a pipe). */
-async function extract(archive: string | ((zstdIn: Writable) => Promise<void>), to: string, part: Buffer | undefined, replace: boolean): Promise<void> {
-  const z = typeof archive === 'string' ? zstdCat(archive) : start(['zstd', '-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function extract(archive: string, to: string, part: Buffer | undefined, replace: boolean): Promise<void> {
+  const z = zstdCat(archive);
   // a partial restore takes the archive's .pullvault too: the patches of its delta files
   const argv0 = tarExtractArgv(to, part ? [part.toString('latin1'), META_DIR] : []);
   // --force over an existing tree: the full archive replaces whatever hierarchies it holds
@@ -167,14 +164,8 @@ async function extract(archive: string | ((zstdIn: Writable) => Promise<void>), 
   const dd = argv.indexOf('--');
   const t = start(part ? [...argv.slice(0, dd), '--no-wildcards', ...argv.slice(dd)] : argv, { stdio: ['pipe', 'ignore', 'pipe'], okCodes: part ? [0, 2] : [0] });
   z.child.stdout!.pipe(t.child.stdin!);
-  const feeding = typeof archive === 'string' ? undefined : archive(z.child.stdin!).finally(() => z.child.stdin!.end());
-  const [fed, unzstd, untar] = await Promise.allSettled([feeding, z.done, t.done]);
-  // the decryption's own failure (integrity, key) says more than the truncated stream after it;
-  // a pipe that broke under it, less than what broke it (tar, zstd)
-  const broken = (e: unknown) => ['EPIPE', 'ERR_STREAM_DESTROYED'].includes((e as NodeJS.ErrnoException).code ?? '');
-  const order = fed.status === 'rejected' && broken(fed.reason) ? [untar, unzstd, fed] : [fed, untar, unzstd];
-  for (const x of order) if (x.status === 'rejected') throw x.reason;
-  const r = (untar as PromiseFulfilledResult<Awaited<typeof t.done>>).value;
+  const r = await t.done;
+  await z.done;
   if (r.code === 2 && !r.stderr.trim().split('\n').every((l) => /Not found in archive|Exiting with failure status/.test(l))) throw new RestoreError(`tar: ${r.stderr.trim()}`);
 }
 
@@ -229,9 +220,7 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
 }
 
 interface Fetched {
-  /** the decrypted tar.zst; none when the archive streams into the extraction (a full, the native reader) */
-  afile?: string;
-  header: ManifestHeader;
+  afile: string;
   bytes: number;
   t0: number;
 }
@@ -245,65 +234,17 @@ async function fetchStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n
   const afile = join(work, `archive-${i}.tar.zst`);
   const t0 = Date.now();
   o.log(`[${i + 1}/${n}] ${step.kind} ${step.snapshot}: downloading ${step.key} (${(step.size / 1e6).toFixed(1)} MB)`);
-  // a full has no deletions to read first: it decrypts straight into zstd and tar (applyFetched)
-  if (i === 0 && step.kind === 'full' && decryptsToStream(o.decryptor)) return { header, bytes: header.archive.bytes, t0 };
   const got = await fetchDecrypt(o.target, step.key, afile, o.decryptor);
   if (got.sha256 !== header.archive.sha256 || got.bytes !== header.archive.bytes) {
     await rm(afile, { force: true });
     throw new RestoreError(`${step.key}: checksum mismatch (store has ${got.bytes} bytes sha256 ${got.sha256}, uploaded ${header.archive.bytes} bytes sha256 ${header.archive.sha256})`);
   }
-  return { afile, header, bytes: got.bytes, t0 };
-}
-
-/**
- * A full archive downloaded, decrypted and extracted in one stream (no tar.zst file between):
- * the OpenPGP integrity check and the ciphertext's checksum come at its end, and a failure fails
- * the restore (what was extracted must not be used). Its deletion list must be empty.
- */
-async function streamFull(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetched, to: string, part: Buffer | undefined, work: string): Promise<void> {
-  const mismatch = (got: { sha256: string; bytes: number }) =>
-    got.sha256 !== f.header.archive.sha256 || got.bytes !== f.header.archive.bytes
-      ? new RestoreError(`${step.key}: checksum mismatch (store has ${got.bytes} bytes sha256 ${got.sha256}, uploaded ${f.header.archive.bytes} bytes sha256 ${f.header.archive.sha256}); the restored tree must not be used`)
-      : undefined;
-  try {
-    await extract(
-      async (zstdIn) => {
-        const body = await o.target.get(step.key);
-        const h = hashTap();
-        body.on('error', (e) => h.destroy(e));
-        await decryptToStream(body.pipe(h), zstdIn, o.decryptor, step.key);
-        const bad = mismatch({ sha256: h.digest(), bytes: h.bytes() });
-        if (bad) throw bad;
-      },
-      to,
-      part,
-      o.force === true,
-    );
-  } catch (e) {
-    if (e instanceof RestoreError) throw e;
-    // zstd or tar stopped first (a damaged archive garbles the stream): the whole object's own
-    // checks say what is wrong, as the non-streaming restore would (integrity, checksum)
-    const check = join(work, 'check.tar.zst');
-    try {
-      const bad = mismatch(await fetchDecrypt(o.target, step.key, check, o.decryptor));
-      throw bad ?? e;
-    } finally {
-      await rm(check, { force: true });
-    }
-  }
-  const dels = await readFile(join(to, DELETED_MEMBER)).catch(() => Buffer.alloc(0));
-  if (dels.length) throw new RestoreError(`${step.key}: a full archive with a deletion list`);
+  return { afile, bytes: got.bytes, t0 };
 }
 
 /** Applies a fetched archive: its deletions, its members, its delta patches. */
 async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetched, i: number, n: number, work: string, to: string, part: Buffer | undefined, chains: DeltaChains): Promise<void> {
   const { afile, t0 } = f;
-  if (!afile) {
-    await streamFull(o, step, f, to, part, work);
-    await rm(join(to, META_DIR), { recursive: true, force: true });
-    o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot} (streamed): ${(f.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    return;
-  }
   const dels = (await readDeletions(afile)).filter((p) => under(p, part) || (part !== undefined && under(part, p)));
   for (const p of dels) {
     if (!isSafeRelative(p)) throw new RestoreError(`${step.key}: unsafe path in the deletion list: ${JSON.stringify(p.toString('latin1'))}`);
