@@ -2,7 +2,8 @@
 // (the runtime's own code, delta incrementals on) against restic, borg and duplicity on the same
 // snapshots in the same run: bytes each tool adds per day, and the time to restore the last day.
 //
-//   npx tsx bench/churn.ts [--scale 0.25] [--days 6] [--work /var/tmp/pv-churn] [--no-baselines]
+//   npx tsx bench/churn.ts [--scale 0.25] [--days 6] [--work /var/tmp/pv-churn] [--no-baselines] [--rounds 3]
+//   PV_KEEP=1 keeps the stores; --restore-only then measures the restores again on them (same --work, --days)
 //
 // The server at --scale 1 (≈ 850 MB): a 400 MB SQL dump regenerated daily with 1% of its rows
 // changed and 0.5% added (stored as dumps/mariadb/shop.sql.zst, compressed as the pull does), a
@@ -18,10 +19,13 @@ import { join } from 'node:path';
 import { dateOfSnapshotId } from '../contract/disk-layout.ts';
 import { loadPrivateKey } from '../runtime/archive/pgp.ts';
 import { offsitePhase } from '../runtime/offsite/phase.ts';
-import { restore } from '../runtime/offsite/restore.ts';
+import { planRestore } from '../runtime/offsite/chain.ts';
+import { APPLY_LONG, DELTA_DIR, DELTA_INDEX, RECOMPRESS_ARGV, parseDeltaIndex, patchMember, recordPath } from '../runtime/offsite/delta-plan.ts';
+import { isSafeRelative } from '../runtime/archive/tar-format.ts';
+import { listServer, restore } from '../runtime/offsite/restore.ts';
 import { DirTarget } from '../runtime/offsite/target-dir.ts';
 import { buildManifest } from '../runtime/pull/manifest.ts';
-import { dirTargetConfig, genKey, makeSnapshot, treeSignature } from '../test/integration/offsite-fixture.ts';
+import { dirTargetConfig, genKey, makeSnapshot, markdownBlock, treeSignature, type TestKey } from '../test/integration/offsite-fixture.ts';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,6 +35,9 @@ const scale = Number(arg('scale', '0.25'));
 const days = Number(arg('days', '6'));
 const work = arg('work', '/var/tmp/pv-churn');
 const baselines = !process.argv.includes('--no-baselines');
+const rounds = Number(arg('rounds', '3'));
+/** only the restores, again, on the stores a run with PV_KEEP=1 left in --work */
+const restoreOnly = process.argv.includes('--restore-only');
 const MB = 1e6;
 const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
 
@@ -146,37 +153,162 @@ function du(dir: string): number {
   }
   return n;
 }
+/** CPU seconds of this process and of the children it waited for (user + system: /proc/self/stat), less noisy than wall time on a shared machine */
+function cpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14–17 of stat(5): utime stime cutime cstime, here from index 0 = field 3
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+const resticEnv = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
+const borgEnv = { BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
+const dupEnv = (owner: TestKey) => ({ GNUPGHOME: owner.homedir, PASSPHRASE: '' });
+const dupArgs = (owner: TestKey) => ['--allow-source-mismatch', '--encrypt-key', owner.fingerprint, '--gpg-options=--trust-model=always', '--no-print-statistics', '--archive-dir', join(work, 'dup-cache')];
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * The restore of the last day, `--rounds` times, each tool into an empty folder, and two floors of
+ * this archive format: (a) docs/restore-by-hand.md's script as written (gpg, zstd, tar, the patch
+ * steps), (b) each archive of the chain decrypted and decompressed to /dev/null (gpg -d | zstd -d:
+ * the least any restore of tar | zstd | OpenPGP archives costs, before writing a single file).
+ */
+async function restores(o: { say: (s: string) => void; owner: TestKey; last: string; store: string; keep: boolean }) {
+  const { say, owner, last, store } = o;
+  const rs: Record<string, number[]> = {};
+  const to = (t: string) => join(work, `restore-${t}`);
+  const key = await loadPrivateKey(readFileSync(owner.secretFile, 'utf8'));
+  const want = treeSignature(join(last, 'files')).join('\n');
+  const byHand = join(work, 'restore-by-hand.sh');
+  writeFileSync(byHand, markdownBlock('docs/restore-by-hand.md', 'restore-by-hand.sh'));
+  const plan = planRestore(await listServer(new DirTarget(store), 'shop'));
+  const gpgEnv = { GNUPGHOME: owner.homedir };
+  const cpu: Record<string, number[]> = {};
+  const timed = (t: string, f: () => void) => {
+    rmSync(to(t), { recursive: true, force: true });
+    execFileSync('sync');
+    const t0 = Date.now();
+    const c0 = cpuSeconds();
+    f();
+    (rs[t] ??= []).push((Date.now() - t0) / 1000);
+    (cpu[t] ??= []).push(cpuSeconds() - c0);
+  };
+  for (let round = 0; round < rounds; round++) {
+    rmSync(to('pullvault'), { recursive: true, force: true });
+    execFileSync('sync');
+    const t0 = Date.now();
+    const c0 = cpuSeconds();
+    const rep = await restore({ target: new DirTarget(store), server: 'shop', to: to('pullvault'), decryptor: { kind: 'key', privateKey: key }, log: () => {}, tmpDir: work });
+    (rs.pullvault ??= []).push((Date.now() - t0) / 1000);
+    (cpu.pullvault ??= []).push(cpuSeconds() - c0);
+    if (rep.problems.length) throw new Error(`pullvault restore: ${rep.problems.slice(0, 5).join('; ')}`);
+    if (treeSignature(join(to('pullvault'), 'files')).join('\n') !== want) throw new Error('pullvault restore differs from the snapshot');
+    timed('by-hand', () => run(['bash', byHand, store, 'shop', to('by-hand')], gpgEnv));
+    if (round === 0 && treeSignature(join(to('by-hand'), 'files')).join('\n') !== want) throw new Error('the by-hand restore differs from the snapshot');
+    timed('floor', () => {
+      for (const s of plan.steps) run(['bash', '-c', 'set -o pipefail; gpg --batch --quiet --decrypt -- "$1" | zstd -dcq >/dev/null', 'floor', join(store, s.key)], gpgEnv);
+    });
+    timed('floor+patches', () => floorWithPatches(plan.steps.map((s) => join(store, s.key)), join(work, 'floor-patches'), gpgEnv));
+    if (baselines) {
+      timed('restic', () => run(['restic', 'restore', 'latest', '--repo', join(work, 'restic'), '--target', to('restic')], resticEnv));
+      timed('borg', () => {
+        mkdirSync(to('borg'));
+        execFileSync('borg', ['extract', `${join(work, 'borg')}::${snapshotId(days - 1)}`], { cwd: to('borg'), env: { ...process.env, ...borgEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+      });
+      timed('duplicity', () => run(['duplicity', 'restore', ...dupArgs(owner), `file://${join(work, 'dup')}`, to('duplicity')], dupEnv(owner)));
+      if (round === 0)
+        for (const t of ['restic', 'borg', 'duplicity'])
+          if (treeSignature(join(to(t), 'files')).join('\n') !== want) say(`note: ${t}'s restore differs from the snapshot (owners/modes as the tool keeps them)`);
+    }
+  }
+  const m = (t: string) => median(rs[t]);
+  say(`(1-minute load ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs at the end)`);
+  say(`restore of the last day (${plan.steps.length} archives; median of ${rounds}): ${Object.keys(rs).map((t) => `${t} ${m(t).toFixed(2)} s`).join(', ')}`);
+  for (const t of Object.keys(rs)) say(`  ${t}: ${rs[t].map((x) => x.toFixed(2)).join(', ')} s; CPU (user+sys, with its processes) ${cpu[t].map((x) => x.toFixed(2)).join(', ')} s`);
+  say(`CPU seconds (median): ${Object.keys(rs).map((t) => `${t} ${median(cpu[t]).toFixed(2)}`).join(', ')}; pullvault / floor+patches ${(median(cpu.pullvault) / median(cpu['floor+patches'])).toFixed(2)}${baselines ? `, pullvault / restic ${(median(cpu.pullvault) / median(cpu.restic)).toFixed(2)}` : ''}`);
+  say(`floor (${plan.steps.length} archives: gpg -d | zstd -d >/dev/null): pullvault / floor ${(m('pullvault') / m('floor')).toFixed(2)}, by-hand / floor ${(m('by-hand') / m('floor')).toFixed(2)}`);
+  say(`floor+patches (the same, and each patched file's chain of zstd --patch-from, files side by side): pullvault / it ${(m('pullvault') / m('floor+patches')).toFixed(2)}`);
+  if (baselines) {
+    say(`ratio pullvault / tool: ${['restic', 'borg', 'duplicity', 'by-hand'].map((t) => `${t} ${(m('pullvault') / m(t)).toFixed(2)}`).join(', ')}`);
+    say(`floor / restic ${(m('floor') / m('restic')).toFixed(2)}, floor+patches / restic ${(m('floor+patches') / m('restic')).toFixed(2)}, by-hand / restic ${(m('by-hand') / m('restic')).toFixed(2)}`);
+  }
+  if (!o.keep) for (const t of Object.keys(rs)) rmSync(to(t), { recursive: true, force: true });
+}
+
+/**
+ * The floor of a forward-delta chain: every archive decrypted and decompressed (gpg -d | zstd -d |
+ * tar, which must read the whole stream), keeping only the full's versions of the files the
+ * incrementals patch and the incrementals' patches; then each such file's chain of
+ * `zstd -d --patch-from` in a scratch folder (a dump decompressed once before and compressed once
+ * after, as it must end up), the files side by side. Nothing else is written, nothing checked.
+ */
+function floorWithPatches(archives: string[], scratch: string, env: Record<string, string>) {
+  rmSync(scratch, { recursive: true, force: true });
+  const tar = (a: string, dir: string, members: string[]) => {
+    mkdirSync(dir, { recursive: true });
+    run(['bash', '-c', 'set -o pipefail; a=$1 d=$2; shift 2; gpg --batch --quiet --decrypt -- "$a" | zstd -dcq | tar -x -f - -C "$d" -- "$@"', 'floor', a, dir, ...members], env);
+  };
+  const chains = new Map<string, { mode: string; patches: string[] }>();
+  archives.slice(1).forEach((a, i) => {
+    const dir = join(scratch, `incr-${i}`);
+    tar(a, dir, [DELTA_DIR, DELTA_INDEX]);
+    for (const d of parseDeltaIndex(readFileSync(join(dir, DELTA_INDEX), 'utf8'), isSafeRelative).deltas) {
+      const p = recordPath(d).toString('utf8');
+      const c = chains.get(p) ?? { mode: d.mode, patches: [] };
+      c.patches.push(join(dir, patchMember(recordPath(d), d.mode).toString('utf8')));
+      chains.set(p, c);
+    }
+  });
+  const base = join(scratch, 'base');
+  tar(archives[0], base, [...chains.keys()]);
+  const script = [...chains].map(([p, c], k) => {
+    const cur = join(scratch, `cur-${k}`);
+    const first = c.mode === 'unzst' ? `zstd -dcq '${join(base, p)}' >'${cur}'` : `cp '${join(base, p)}' '${cur}'`;
+    const steps = c.patches.map((x) => `zstd -d -q -f --long=${APPLY_LONG} --patch-from='${cur}' -o '${cur}.new' '${x}' && mv '${cur}.new' '${cur}'`);
+    const last = c.mode === 'unzst' ? [`${RECOMPRESS_ARGV.join(' ')} -T0 <'${cur}' >'${cur}.zst'`] : [];
+    return `(${[first, ...steps, ...last].join(' && ')}) &`;
+  });
+  run(['bash', '-c', `set -e; ${script.join('\n')}\nfor j in $(jobs -p); do wait $j; done`], env);
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const snapshotId = (day: number) => `202401${String(day + 1).padStart(2, '0')}T020000Z`;
+
 async function main() {
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
   const src = join(work, 'server');
   const data = join(work, 'data');
   const store = join(work, 'store');
   const current = join(work, 'current');
-  mkdirSync(src);
-  const owner = genKey(work, 'owner');
-  const config = dirTargetConfig(data, store, work, [owner]);
   const report: string[] = [];
   const say = (s: string) => {
     console.log(s);
     report.push(s);
   };
-  say(`# churn: scale ${scale} (${days} days), ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${new Date().toISOString()}`);
+  say(`# churn: scale ${scale} (${days} days), ${cpus().length} CPUs, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${new Date().toISOString()}${restoreOnly ? ', restores only' : ''}`);
+  if (restoreOnly) {
+    const homedir = join(work, 'gnupg-owner');
+    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(execFileSync('gpg', ['--homedir', homedir, '--with-colons', '--list-keys']).toString())![1];
+    const owner: TestKey = { name: 'owner', homedir, fingerprint, publicFile: join(work, 'owner.asc'), secretFile: join(work, 'owner.secret.asc'), passphrase: '' };
+    await restores({ say, owner, last: join(data, 'pullvault', 'snapshots', 'shop', snapshotId(days - 1)), store, keep: true });
+    writeFileSync(join(work, 'report-restores.txt'), report.join('\n') + '\n');
+    return;
+  }
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  mkdirSync(src);
+  const owner = genKey(work, 'owner');
+  const config = dirTargetConfig(data, store, work, [owner]);
   const tools = baselines ? ['pullvault', 'restic', 'borg', 'duplicity'] : ['pullvault'];
   const bytes: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t, []]));
   const secs: Record<string, number[]> = Object.fromEntries(tools.map((t) => [t, []]));
-  const restic = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
-  const borg = { BORG_PASSPHRASE: 'bench', BORG_BASE_DIR: join(work, 'borg-home'), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
-  const dup = { GNUPGHOME: owner.homedir, PASSPHRASE: '' };
-  const dupArgs = ['--allow-source-mismatch', '--encrypt-key', owner.fingerprint, '--gpg-options=--trust-model=always', '--no-print-statistics', '--archive-dir', join(work, 'dup-cache')];
+  const restic = resticEnv;
+  const borg = borgEnv;
+  const dup = dupEnv(owner);
   let last = '';
   for (let day = 0; day < days; day++) {
-    const id = `202401${String(day + 1).padStart(2, '0')}T020000Z`;
+    const id = snapshotId(day);
     mutateFiles(src, day);
     mutateDump(day);
     const snap = makeSnapshot(data, 'shop', id, src);
@@ -200,7 +332,7 @@ async function main() {
       for (const [tool, repo, argv, env] of [
         ['restic', join(work, 'restic'), ['restic', 'backup', '--repo', join(work, 'restic'), '--quiet', '.'], restic],
         ['borg', join(work, 'borg'), ['borg', 'create', `${join(work, 'borg')}::${id}`, '.'], borg],
-        ['duplicity', join(work, 'dup'), ['duplicity', day === 0 ? 'full' : 'incremental', ...dupArgs, current, `file://${join(work, 'dup')}`], dup],
+        ['duplicity', join(work, 'dup'), ['duplicity', day === 0 ? 'full' : 'incremental', ...dupArgs(owner), current, `file://${join(work, 'dup')}`], dup],
       ] as const) {
         const before = du(repo);
         const t = Date.now();
@@ -216,33 +348,10 @@ async function main() {
   say(`median daily incremental (days 1–${days - 1}): ${tools.map((t) => `${t} ${mb(incr(t))}`).join(', ')}`);
   if (baselines) say(`ratio pullvault / tool: ${tools.slice(1).map((t) => `${t} ${(incr('pullvault') / incr(t)).toFixed(3)}`).join(', ')}`);
 
-  // restore of the last day, each tool into an empty folder
-  const rs: Record<string, number> = {};
-  const to = (t: string) => join(work, `restore-${t}`);
-  const key = await loadPrivateKey(readFileSync(owner.secretFile, 'utf8'));
-  execFileSync('sync');
-  let t0 = Date.now();
-  const rep = await restore({ target: new DirTarget(store), server: 'shop', to: to('pullvault'), decryptor: { kind: 'key', privateKey: key }, log: () => {}, tmpDir: work });
-  rs.pullvault = (Date.now() - t0) / 1000;
-  if (rep.problems.length) throw new Error(`pullvault restore: ${rep.problems.slice(0, 5).join('; ')}`);
-  const want = treeSignature(join(last, 'files')).join('\n');
-  if (treeSignature(join(to('pullvault'), 'files')).join('\n') !== want) throw new Error('pullvault restore differs from the snapshot');
-  if (baselines) {
-    mkdirSync(to('borg'));
-    rs.restic = run(['restic', 'restore', 'latest', '--repo', join(work, 'restic'), '--target', to('restic')], restic);
-    t0 = Date.now();
-    execFileSync('borg', ['extract', `${join(work, 'borg')}::${`202401${String(days).padStart(2, '0')}T020000Z`}`], { cwd: to('borg'), env: { ...process.env, ...borg }, stdio: ['ignore', 'ignore', 'pipe'] });
-    rs.borg = (Date.now() - t0) / 1000;
-    rs.duplicity = run(['duplicity', 'restore', ...dupArgs, `file://${join(work, 'dup')}`, to('duplicity')], dup);
-    for (const t of ['restic', 'borg', 'duplicity'])
-      if (treeSignature(join(to(t), 'files')).join('\n') !== want) say(`note: ${t}'s restore differs from the snapshot (owners/modes as the tool keeps them)`);
-  }
-  say(`(1-minute load ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs at the end)`);
-  say(`restore of the last day: ${Object.entries(rs).map(([t, s]) => `${t} ${s.toFixed(1)} s`).join(', ')}`);
-  if (baselines) say(`ratio pullvault / tool: ${['restic', 'borg', 'duplicity'].map((t) => `${t} ${(rs.pullvault / rs[t]).toFixed(2)}`).join(', ')}`);
+  await restores({ say, owner, last, store, keep: !!process.env.PV_KEEP });
   writeFileSync(join(work, 'report.txt'), report.join('\n') + '\n');
   console.log(`\nreport: ${join(work, 'report.txt')}`);
-  if (!process.env.PV_KEEP) for (const d of ['server', 'data', 'current', 'restic', 'borg', 'dup', 'store', ...Object.keys(rs).map((t) => `restore-${t}`)]) rmSync(join(work, d), { recursive: true, force: true });
+  if (!process.env.PV_KEEP) for (const d of ['server', 'data', 'current', 'restic', 'borg', 'dup', 'store', 'restore-by-hand.sh']) rmSync(join(work, d), { recursive: true, force: true });
 }
 
 await main();

@@ -20,7 +20,7 @@ import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
 import { branchesOf, planRestore, readListing, type Listing, type Plan, type Step } from './chain.ts';
 import { hashTap, type Target } from './target.ts';
-import { applyDeltas, flushDeltas, type DeltaCache } from './delta-apply.ts';
+import { applyDeltas, DeltaChains, flushDeltas } from './delta-apply.ts';
 
 export interface RestoreOptions {
   target: Target;
@@ -192,7 +192,7 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
   try {
     let lastManifest = '';
     const n = plan.steps.length;
-    const deltaCache: DeltaCache = new Map();
+    const chains = new DeltaChains();
     const fetchAt = (k: number) => fetchStep(o, plan.steps[k], k, n, work);
     let next: Promise<Fetched> | undefined = fetchAt(0);
     for (const [i, step] of plan.steps.entries()) {
@@ -201,14 +201,15 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
       next = i + 1 < n ? fetchAt(i + 1) : undefined;
       next?.catch(() => {});
       try {
-        await applyFetched(o, step, fetched, i, n, work, to, part, deltaCache);
+        await applyFetched(o, step, fetched, i, n, work, to, part, chains);
       } catch (e) {
         await next?.catch(() => {});
+        await chains.abandon();
         throw e;
       }
       lastManifest = join(work, `manifest-${i}.jsonl.zst`);
     }
-    await flushDeltas(deltaCache, to);
+    await flushDeltas(chains, to);
     await rm(join(to, META_DIR), { recursive: true, force: true });
     o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
     const check = await checkTree(to, manifestEntries(lastManifest), part, work);
@@ -242,7 +243,7 @@ async function fetchStep(o: Omit<RestoreOptions, 'at'>, step: Step, i: number, n
 }
 
 /** Applies a fetched archive: its deletions, its members, its delta patches. */
-async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetched, i: number, n: number, work: string, to: string, part: Buffer | undefined, cache: DeltaCache): Promise<void> {
+async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetched, i: number, n: number, work: string, to: string, part: Buffer | undefined, chains: DeltaChains): Promise<void> {
   const { afile, t0 } = f;
   const dels = (await readDeletions(afile)).filter((p) => under(p, part) || (part !== undefined && under(part, p)));
   for (const p of dels) {
@@ -251,7 +252,7 @@ async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetche
   }
   await extract(afile, to, part, i === 0 && o.force === true);
   await rm(afile, { force: true });
-  const deltas = await applyDeltas({ root: to, work, what: step.key, wanted: (p) => under(p, part), cache });
+  const deltas = await applyDeltas({ root: to, work, what: step.key, wanted: (p) => under(p, part), chains });
   // this archive's patches and index must not meet the next archive's
   await rm(join(to, META_DIR), { recursive: true, force: true });
   o.log(`[${i + 1}/${n}] applied ${step.kind} ${step.snapshot}: ${dels.length} deletion(s), ${deltas ? `${deltas} delta(s), ` : ''}${(f.bytes / 1e6).toFixed(1)} MB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

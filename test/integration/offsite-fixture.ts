@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { pathFields, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
@@ -18,6 +19,14 @@ export interface TestKey {
   publicFile: string;
   secretFile: string;
   passphrase: string;
+}
+
+/** The ```sh NAME block of a Markdown file of the repository (exactly one): docs run as written. */
+export function markdownBlock(file: string, name: string): string {
+  const md = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../..', file), 'utf8');
+  const found = [...md.matchAll(/^```sh (\S+)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === name);
+  if (found.length !== 1) throw new Error(`${file}: ${found.length} \`\`\`sh ${name} blocks, want 1`);
+  return found[0][2];
 }
 
 export function genKey(dir: string, name: string, passphrase = ''): TestKey {

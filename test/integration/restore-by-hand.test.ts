@@ -7,25 +7,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateOfSnapshotId } from '../../contract/disk-layout.ts';
 import { offsitePhase } from '../../runtime/offsite/phase.ts';
 import { manifestObjectKey, parseObjectKey } from '../../contract/offsite-naming.ts';
 import { uploadsFile } from '../../runtime/offsite/uploads.ts';
 import { buildManifest } from '../../runtime/pull/manifest.ts';
-import { dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, sqlDump, type TestKey, treeSignature } from './offsite-fixture.ts';
+import { markdownBlock as block, dirTargetConfig, genKey, makeSnapshot, offsiteWorkspace, sqlDump, type TestKey, treeSignature } from './offsite-fixture.ts';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const root = process.getuid?.() === 0;
-
-/** The ```sh NAME block of a Markdown file (exactly one). */
-function block(file: string, name: string): string {
-  const md = readFileSync(join(REPO, file), 'utf8');
-  const found = [...md.matchAll(/^```sh (\S+)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === name);
-  if (found.length !== 1) throw new Error(`${file}: ${found.length} \`\`\`sh ${name} blocks, want 1`);
-  return found[0][2];
-}
 
 // The server's tree at each snapshot, as shell steps run in it (bash: $'…' for odd bytes).
 const STEPS: { id: string; sh: string; record?: 'drop' | 'orphan' }[] = [
