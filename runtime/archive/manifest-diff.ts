@@ -47,14 +47,34 @@ export class LineWriter {
   }
 }
 
-/** The lines of a manifest with their keys, checked to ascend (a merge of unsorted input would be wrong). */
-function* keyedLines(lines: Iterable<string>, what: string): Generator<[string, string]> {
-  let prev: string | undefined;
-  for (const l of lines) {
-    const k = manifestKey(JSON.parse(l) as ManifestEntry);
-    if (prev !== undefined && !(prev < k)) throw new Error(`${what}: not sorted by path at ${JSON.stringify(Buffer.from(k, 'latin1').toString())} (a damaged manifest?)`);
-    prev = k;
-    yield [k, l];
+/**
+ * A manifest's lines, each one's key parsed only when asked (a line the same in both manifests
+ * needs none: most of them), the keys asked checked to ascend (a merge of unsorted input would be wrong).
+ */
+class LineCursor {
+  private it: Iterator<string>;
+  line: string | undefined;
+  private k: string | undefined;
+  private prev: string | undefined;
+  constructor(lines: Iterable<string>, private readonly what: string) {
+    this.it = lines[Symbol.iterator]();
+    this.next();
+  }
+  next(): void {
+    const r = this.it.next();
+    this.line = r.done ? undefined : r.value;
+    this.k = undefined;
+  }
+  key(): string {
+    if (this.k === undefined) {
+      const k = manifestKey(JSON.parse(this.line!) as ManifestEntry);
+      if (this.prev !== undefined && !(this.prev < k)) throw new Error(`${this.what}: not sorted by path at ${JSON.stringify(Buffer.from(k, 'latin1').toString())} (a damaged manifest?)`);
+      this.prev = this.k = k;
+    }
+    return this.k;
+  }
+  close(): void {
+    this.it.return?.(undefined);
   }
 }
 
@@ -71,10 +91,8 @@ export function writeManifestDiff(baseFile: string, curFile: string, out: string
   const w = new LineWriter(out);
   const stats: DiffStats = { removed: 0, added: 0 };
   try {
-    const a = keyedLines(fileLines(baseFile), 'base manifest');
-    const b = keyedLines(fileLines(curFile), 'manifest');
-    let x = a.next();
-    let y = b.next();
+    const x = new LineCursor(fileLines(baseFile), 'base manifest');
+    const y = new LineCursor(fileLines(curFile), 'manifest');
     /** lines of each side consumed; where the open hunk starts */
     let na = 0;
     let nb = 0;
@@ -101,30 +119,35 @@ export function writeManifestDiff(baseFile: string, curFile: string, out: string
         startB = nb;
       }
     };
-    while (!x.done || !y.done) {
-      const c = x.done ? 1 : y.done ? -1 : x.value[0] < y.value[0] ? -1 : x.value[0] > y.value[0] ? 1 : 0;
-      if (c === 0 && x.value![1] === y.value![1]) {
-        flush();
-        na++;
-        nb++;
-        x = a.next();
-        y = b.next();
-        continue;
+    try {
+      while (x.line !== undefined || y.line !== undefined) {
+        if (x.line !== undefined && x.line === y.line) {
+          flush();
+          na++;
+          nb++;
+          x.next();
+          y.next();
+          continue;
+        }
+        const c = x.line === undefined ? 1 : y.line === undefined ? -1 : x.key() < y.key() ? -1 : x.key() > y.key() ? 1 : 0;
+        open();
+        if (c <= 0) {
+          del.push(x.line!);
+          na++;
+          x.next();
+        }
+        if (c >= 0) {
+          add.push(y.line!);
+          nb++;
+          y.next();
+        }
+        if (del.length + add.length >= HUNK_LINES) flush();
       }
-      open();
-      if (c <= 0) {
-        del.push(x.value![1]);
-        na++;
-        x = a.next();
-      }
-      if (c >= 0) {
-        add.push(y.value![1]);
-        nb++;
-        y = b.next();
-      }
-      if (del.length + add.length >= HUNK_LINES) flush();
+      flush();
+    } finally {
+      x.close();
+      y.close();
     }
-    flush();
   } finally {
     w.close();
   }
