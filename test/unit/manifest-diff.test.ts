@@ -10,6 +10,7 @@ import { pathFields, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { compareBytesText } from '../../runtime/archive/external-sort.ts';
 import { applyManifestDiff, diffTotals, entryTotals, writeManifestDiff } from '../../runtime/archive/manifest-diff.ts';
 import { fileLines } from '../../runtime/archive/manifest-stream.ts';
+import { composeManifest, objectTotals, openManifestObject } from '../../runtime/offsite/manifest-chain.ts';
 
 let tmp: string;
 beforeEach(() => (tmp = mkdtempSync(join(tmpdir(), 'mdiff-'))));
@@ -66,5 +67,28 @@ describe('manifest diff', () => {
     const other = manifest('other.jsonl', base.map(([p, s]) => [p, p.endsWith('f100') ? 8 : s]));
     expect(() => [...applyManifestDiff(fileLines(other), fileLines(d), 'x')]).toThrow(/does not fit its base/);
     expect(spawnSync('patch', ['-s', '-f', '-r', '-', '-o', join(tmp, 'o'), other, d]).status).not.toBe(0);
+  });
+  it('a chain of manifest objects composes to the last point; an incremental from before diffs (v1, whole) restarts it', async () => {
+    const states: [string, number][][] = [base, base.slice(10), [...base.slice(10), ['files/d1/x', 3]], base.slice(50), [...base.slice(50), ['zz', 1]]];
+    const files = states.map((st, i) => manifest(`s${i}.jsonl`, st));
+    /** a decrypted manifest object: the header frame, then the body, zstd */
+    const object = (i: number, form: 'whole' | 'diff' | undefined) => {
+      const body = form === 'diff' ? (writeManifestDiff(files[i - 1], files[i], join(tmp, `d${i}`)), readFileSync(join(tmp, `d${i}`))) : readFileSync(files[i]);
+      const f = join(tmp, `o${i}.zst`);
+      writeFileSync(f, execFileSync('zstd', ['-q', '-c'], { input: Buffer.concat([Buffer.from(JSON.stringify({ pullvault: 'manifest', v: form ? 2 : 1, ...(form ? { manifest: form } : {}) }) + '\n'), body]) }));
+      return openManifestObject(f, join(tmp, `o${i}.plain`));
+    };
+    const objs = [await object(0, 'whole'), await object(1, 'diff'), await object(2, 'diff'), await object(3, undefined), await object(4, 'diff')];
+    const out = join(tmp, 'composed');
+    composeManifest(objs, objs.map((_, i) => `o${i}`), out);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(files[4], 'utf8'));
+    composeManifest(objs.slice(0, 3), ['o0', 'o1', 'o2'], out);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(files[2], 'utf8'));
+    // totals: the whole one's, plus each diff's change
+    const t = objs.slice(0, 3).map(objectTotals);
+    expect(t.map((x) => x.form)).toEqual(['whole', 'diff', 'diff']);
+    expect(t[0].totals.files + t[1].totals.files + t[2].totals.files).toBe(states[2].length);
+    expect(() => composeManifest(objs.slice(1, 3), ['o1', 'o2'], out)).toThrow(/no whole manifest/);
+    for (const o of objs) await o.dispose();
   });
 });
