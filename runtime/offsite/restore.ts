@@ -2,7 +2,8 @@
 // temporary tar.zst (kept only when the OpenPGP integrity check passed, and the ciphertext
 // matches the checksum recorded in its manifest object) → apply its deletion list → extract
 // with GNU tar → apply its delta patches (delta-apply.ts); the next archive downloads meanwhile.
-// Finally every entry is checked against the snapshot's manifest. The same steps by hand:
+// Finally every entry is checked against the snapshot's manifest, composed from the chain's
+// manifest objects (an incremental's is a diff: manifest-chain.ts). The same steps by hand:
 // docs/restore-by-hand.md.
 import { lstatSync, readlinkSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -124,19 +125,6 @@ export async function readHeader(file: string): Promise<ManifestHeader> {
     return h;
   }
   throw new RestoreError(`${file}: empty manifest object`);
-}
-
-export async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
-  const z = zstdCat(file);
-  let first = true;
-  for await (const e of readJsonLines<ManifestEntry>(z.child.stdout!)) {
-    if (first) {
-      first = false;
-      continue;
-    }
-    yield e;
-  }
-  await z.done;
 }
 
 async function readDeletions(archive: string): Promise<Buffer[]> {
