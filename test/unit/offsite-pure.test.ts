@@ -54,6 +54,11 @@ describe('incremental selection', () => {
     const cur = [f('files/a', 'h', { hl: 'files/a' }), f('files/b'), f('files/c', 'h', { hl: 'files/a' })];
     expect(paths(selectIncremental(old, cur).include)).toEqual(['files/a', 'files/c']);
   });
+  it('a changed head takes its unchanged members along; an untouched group stays out', () => {
+    const old = [f('files/a', 'h1'), f('files/b', 'h1', { hl: 'files/a' }), f('files/x', 'h3'), f('files/y', 'h3', { hl: 'files/x' })];
+    const cur = [f('files/a', 'h2'), f('files/b', 'h1', { hl: 'files/a' }), f('files/x', 'h3'), f('files/y', 'h3', { hl: 'files/x' })];
+    expect(paths(selectIncremental(old, cur).include)).toEqual(['files/a', 'files/b']);
+  });
   it('non-UTF-8 paths (pb) are handled as bytes', () => {
     const raw = Buffer.from([0x66, 0x69, 0x6c, 0x65, 0x73, 0x2f, 0xe9]);
     const e: ManifestEntry = { pb: raw.toString('base64'), t: 'f', s: 1, m: 1, mode: 0o644, u: 0, g: 0, h: 'x' };
