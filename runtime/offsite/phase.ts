@@ -18,7 +18,7 @@ import { ROOT_FILES } from '../archive/tar-format.ts';
 import { formatDuration, OffsiteDeadlineError, offsiteDeadlineMs } from './deadline.ts';
 import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from '../../contract/offsite-naming.ts';
 import { decide } from './schedule.ts';
-import { selectFull, selectIncremental, type Selection } from './select.ts';
+import { selectFull, selectIncremental, TooManyChanges, type Selection } from './select.ts';
 import { ObjectExistsError, type Target } from './target.ts';
 import { openConfiguredTarget } from './open-target.ts';
 import { stageDeltas, deltaSettings, transformFor, type Staged } from './deltas.ts';
@@ -139,10 +139,10 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
         });
         await appendUpload(recordFile, rec).catch((e: Error) => {
           // the store holds it (restore and verify find it there); only this Pi's record is missing
-          const base = d.kind === 'incremental' ? d.base.snapshot : undefined;
+          const base = rec.kind === 'incremental' ? rec.base : undefined;
           throw new Error(`stored ${rec.key} but could not record it in ${recordFile} (${e.message}); restore and verify find it in the store, the next upload ${base ? `builds on ${base} again` : 'is a full'}`);
         });
-        out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
+        out.push({ server: r.server, kind: rec.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
       } catch (e) {
         const error = (e as Error).message;
         log(`offsite ${r.server}: FAILED: ${error}`);
@@ -188,6 +188,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * An incremental's selection is held in memory (~300 bytes a changed path at its peak); past this
+ * many changed paths (a chown -R, a restored tree) a full goes instead, whose list streams from disk:
+ * it stays within the wrapper's heap (NODE_HEAP_FLAGS) and costs about the same bytes.
+ */
+const MAX_INCREMENTAL_CHANGES = 200_000;
+
 /** Where the full's sorted member list goes: next to the delta staging room on the backup disk, else the system's temp directory. */
 const sortParent = (i: SendInput): string => (i.deltas ? dirname(i.deltas.stagingDir) : tmpdir());
 
@@ -210,7 +217,14 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
     }
   }
   const baseEntries = manifestEntries(join(i.base.dir, 'manifest.jsonl'));
-  const sel = selectIncremental(baseEntries, cur);
+  let sel: Selection;
+  try {
+    sel = selectIncremental(baseEntries, cur, MAX_INCREMENTAL_CHANGES);
+  } catch (e) {
+    if (!(e instanceof TooManyChanges)) throw e;
+    i.log(`offsite ${i.server}: ${e.message}: a full instead`);
+    return sendArchive({ ...i, base: undefined });
+  }
   const kind = 'incremental';
   let staged: Staged | undefined;
   if (i.deltas) {

@@ -59,6 +59,9 @@ export function selectFull(cur: Iterable<ManifestEntry>, tmpParent: string, runB
   }
 }
 
+/** More changed paths than the incremental may hold in memory (selectIncremental's `maxChanges`). */
+export class TooManyChanges extends Error {}
+
 function parentOf(p: string): string | null {
   const i = p.lastIndexOf('/');
   return i > 0 ? p.slice(0, i) : null;
@@ -80,7 +83,7 @@ function lookUp(cur: Iterable<ManifestEntry>, keys: Set<string>, known: Map<stri
  * else throws). `cur` is read once for the merge, once more when it has hard links (the members
  * and heads of the touched groups), and once for the directories above touched paths.
  */
-export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<ManifestEntry>): Selection {
+export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<ManifestEntry>, maxChanges = Infinity): Selection {
   const include = new Set<string>();
   const deleted = new Set<string>();
   /** the `hl` fields (hard-link groups) of the changed entries: only those, never every group of the tree */
@@ -93,6 +96,7 @@ export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<M
   let y = b.next();
   while (!x.done || !y.done) {
     const c = x.done ? 1 : y.done ? -1 : x.value[0] < y.value[0] ? -1 : x.value[0] > y.value[0] ? 1 : 0;
+    if (include.size + deleted.size > maxChanges) throw new TooManyChanges(`more than ${maxChanges} paths changed since the base`);
     if (c < 0) {
       deleted.add(x.value![0]);
       x = a.next();
