@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { buildRuntime } from '../provision/build-runtime.ts';
 import { REPO_ROOT } from '../provision/state.ts';
+import { NODE_HEAP_FLAGS } from '../provision/runtime/plan.ts';
 import { genKey } from '../test/integration/offsite-fixture.ts';
 
 const { values: o } = parseArgs({ options: { points: { type: 'string', default: '250000,1000000' }, dir: { type: 'string', default: '/var/tmp' } } });
@@ -58,7 +59,8 @@ for (const n of points) {
     mkdirSync(a, { recursive: true });
     mkdirSync(b);
     const step = (name: string, ...args: string[]) => {
-      const t = timed(['node', bundle, ...args]);
+      // the heap flags of the Pi's wrapper: the bench measures what the Pi runs
+      const t = timed(['node', ...NODE_HEAP_FLAGS, bundle, ...args]);
       rows.push({ n, step: name, s: t.s, mib: Number(t.out.vmHwmKiB) / 1024, treeMib: t.treeMib });
       console.log(`  ${n} ${name}: ${t.s.toFixed(1)} s, ${(Number(t.out.vmHwmKiB) / 1024).toFixed(0)} MiB (${JSON.stringify(t.out)})`);
     };

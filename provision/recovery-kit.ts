@@ -18,7 +18,7 @@ all gone. Print the PDF, keep it safe, and make a new one after a key or credent
   recipients      every recipient's fingerprint
   secret keys     for each key in <state>/openpgp/*.secret.asc and each --secret-key: paperkey's
                   text form and QR codes (split n/m), with the script that rebuilds the key, SECRET
-  procedure       docs/restore-by-hand.md: restore with gpg, zstd and tar only
+  procedure       docs/restore-by-hand.md: restore with gpg, zstd, tar and patch only
 
 It needs paperkey (with secret keys) and Chromium (for the PDF). Nothing secret is printed.
 

@@ -168,7 +168,7 @@ export function renderKit(k: KitInput): string {
     k.pi.recoveryPassphrase ? "The Pi's LUKS recovery passphrase (SECRET)" : "The Pi's LUKS recovery passphrase (not in this kit)",
     'The keys that can decrypt: every fingerprint',
     k.keys.length ? `Secret keys of ${k.keys.map((x) => x.recipient).join(', ')}: paperkey text and QR codes (SECRET), and how to rebuild them` : 'No secret key (kept elsewhere)',
-    'The by-hand restore procedure: gpg, zstd and tar only',
+    'The by-hand restore procedure: gpg, zstd, tar and patch only',
   ];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>pullvault recovery kit — ${esc(k.pi.name)}</title><style>${CSS}</style></head>

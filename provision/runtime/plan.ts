@@ -40,6 +40,16 @@ export type InstallTemplates = Record<(typeof INSTALL_TEMPLATE_NAMES)[number], s
 
 export const NODE_MIN_MAJOR = 18;
 
+/**
+ * V8 heap flags the Pi's `pullvault` runs with (the wrapper; bench/files-sweep.ts runs its steps
+ * the same way). Without them V8 sizes the heap by the machine's RAM and lets a high allocation
+ * rate (a string and an object per manifest line) grow it before collecting: ~100 MiB more peak
+ * RSS than the data needs (bench/README.md). The runtime's own state is bounded (streams over
+ * sorted manifests, external sorts); what grows is what changed since the base (selectIncremental),
+ * which 128 MiB of old space holds for several hundred thousand changed paths.
+ */
+export const NODE_HEAP_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'] as const;
+
 export type { ManagedDir };
 
 /** Why the Pi's node (`node --version`, or '-' when there is none) cannot run the runtime; undefined when it can. */
@@ -195,7 +205,7 @@ export function planInstall(input: InstallInput): InstallPlan {
     {
       id: `wrapper ${paths.wrapper}`,
       path: paths.wrapper,
-      content: render(input.templates, 'wrapper', { header, bundle: paths.bundle, nodeMin: NODE_MIN_MAJOR }),
+      content: render(input.templates, 'wrapper', { header, bundle: paths.bundle, nodeMin: NODE_MIN_MAJOR, nodeFlags: NODE_HEAP_FLAGS.join(' ') }),
       mode: '755',
       ...root,
       validate: sh,

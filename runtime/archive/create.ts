@@ -19,8 +19,8 @@ export interface ArchiveInput {
   info: Record<string, unknown>;
   mtime: number;
   zstdLevel?: number;
-  /** members from outside the snapshot (absolute paths), renamed by a tar --transform: the delta patches */
-  extra?: { members: Buffer[]; transform: string };
+  /** members from outside the snapshot (absolute paths), each list renamed by its tar --transform: the delta patches, the manifest diff */
+  extra?: { members: Buffer[]; transform: string }[];
 }
 
 export interface Stream {
@@ -77,7 +77,7 @@ export function tarZstStream(a: ArchiveInput): Stream {
   const head = Buffer.concat([deleted, ustarMember(INFO_MEMBER, Buffer.from(json + ' '.repeat(pad + (Math.ceil(Buffer.byteLength(json) / 512) * 512 - Buffer.byteLength(json)))), a.mtime)]);
   if (head.length % RECORD !== 0) throw new Error('archive head not record-aligned');
   const headFrame = zstdFrame(head, level);
-  const tar = start([...tarCreateArgv(), ...(a.extra ? [`--transform=${a.extra.transform}`] : [])], { cwd: a.snapshotDir, stdio: ['pipe', 'pipe', 'pipe'] });
+  const tar = start([...tarCreateArgv(), ...(a.extra ?? []).map((x) => `--transform=${x.transform}`)], { cwd: a.snapshotDir, stdio: ['pipe', 'pipe', 'pipe'] });
   // tar's stdout becomes zstd's stdin; the parent closes its own end at once, so nothing in
   // Node can read (steal) from that pipe, and zstd sees EOF when tar exits
   const zstd = start(zstdArgv(level), { stdio: [tar.child.stdout!, 'pipe', 'pipe'] });
@@ -91,7 +91,7 @@ export function tarZstStream(a: ArchiveInput): Stream {
       batch = [];
       size = 0;
     };
-    for (const p of chain(a.include, a.extra?.members ?? [])) {
+    for (const p of chain(a.include, ...(a.extra ?? []).map((x) => x.members))) {
       batch.push(p, Buffer.from([0]));
       size += p.length + 1;
       if (size > 65536) await flush();

@@ -88,7 +88,7 @@ export async function runFiles(argv: string[], input?: string, output?: string):
 const staged = (p: string, mode: 'raw' | 'unzst') => patchMember(Buffer.from(p), mode).toString('utf8').slice('.pullvault/'.length);
 
 /** `tar --transform` expression: the staging folder (as tar stores it, without the leading /) becomes .pullvault/. */
-function transformFor(stagingDir: string): string {
+export function transformFor(stagingDir: string): string {
   if (!/^\/[A-Za-z0-9/_.+-]+$/.test(stagingDir)) throw new Error(`staging folder ${stagingDir}: only letters, digits and /_.+- are allowed in its path`);
   const re = stagingDir.slice(1).replace(/[.+]/g, (c) => `\\${c}`);
   // S, H: never symlink or hard-link targets

@@ -3,24 +3,25 @@
 // record the upload. An attempt that fails in any way is never recorded; a retry always uses
 // a fresh key. The whole phase runs under one deadline (deadline.ts): when it passes, what is in
 // flight is abandoned and the servers not yet sent are reported failed.
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { chownSync, existsSync, statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RuntimeConfig } from '../../contract/runtime-config.ts';
 import { vaultLayout, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { manifestEntries } from '../archive/manifest-stream.ts';
+import { writeManifestDiff, type ManifestForm } from '../archive/manifest-diff.ts';
 import { jsonlZstStream, tarZstStream } from '../archive/create.ts';
 import { encryptStream, encryptStreamFast, loadRecipient, type Recipient } from '../archive/pgp.ts';
 import { ROOT_FILES } from '../archive/tar-format.ts';
 import { formatDuration, OffsiteDeadlineError, offsiteDeadlineMs } from './deadline.ts';
 import { archiveKey, manifestObjectKey, newChainId, newTag, type ArchiveName } from '../../contract/offsite-naming.ts';
 import { decide } from './schedule.ts';
-import { selectFull, selectIncremental, type Selection } from './select.ts';
+import { selectFull, selectIncremental, TooManyChanges, type Selection } from './select.ts';
 import { ObjectExistsError, type Target } from './target.ts';
 import { openConfiguredTarget } from './open-target.ts';
-import { stageDeltas, deltaSettings, type Staged } from './deltas.ts';
+import { stageDeltas, deltaSettings, transformFor, type Staged } from './deltas.ts';
 import type { DeltaSettings } from './delta-plan.ts';
 import { offsiteStaging } from '../space.ts';
 import { appendUpload, readUploads, uploadsFile, type UploadRecord } from './uploads.ts';
@@ -138,10 +139,10 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
         });
         await appendUpload(recordFile, rec).catch((e: Error) => {
           // the store holds it (restore and verify find it there); only this Pi's record is missing
-          const base = d.kind === 'incremental' ? d.base.snapshot : undefined;
+          const base = rec.kind === 'incremental' ? rec.base : undefined;
           throw new Error(`stored ${rec.key} but could not record it in ${recordFile} (${e.message}); restore and verify find it in the store, the next upload ${base ? `builds on ${base} again` : 'is a full'}`);
         });
-        out.push({ server: r.server, kind: d.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
+        out.push({ server: r.server, kind: rec.kind, key: rec.key, bytes: rec.bytes + rec.manifestBytes, seconds: rec.seconds });
       } catch (e) {
         const error = (e as Error).message;
         log(`offsite ${r.server}: FAILED: ${error}`);
@@ -187,6 +188,13 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * An incremental's selection is held in memory (~300 bytes a changed path at its peak); past this
+ * many changed paths (a chown -R, a restored tree) a full goes instead, whose list streams from disk:
+ * it stays within the wrapper's heap (NODE_HEAP_FLAGS) and costs about the same bytes.
+ */
+const MAX_INCREMENTAL_CHANGES = 200_000;
+
 /** Where the full's sorted member list goes: next to the delta staging room on the backup disk, else the system's temp directory. */
 const sortParent = (i: SendInput): string => (i.deltas ? dirname(i.deltas.stagingDir) : tmpdir());
 
@@ -202,13 +210,21 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
       const toBuffers = function* () {
         for (const p of full.members) yield Buffer.from(p, 'latin1');
       };
-      return await sendSelected(i, { include: { count: full.members.count, paths: toBuffers }, deletions: [], changedFiles: full.changedFiles, changedBytes: full.changedBytes }, undefined, 'full');
+      const whole = { form: 'whole' as const, file: join(i.snapshotDir, 'manifest.jsonl') };
+      return await sendSelected(i, { include: { count: full.members.count, paths: toBuffers }, deletions: [], changedFiles: full.changedFiles, changedBytes: full.changedBytes }, undefined, whole, 'full');
     } finally {
       full.dispose();
     }
   }
   const baseEntries = manifestEntries(join(i.base.dir, 'manifest.jsonl'));
-  const sel = selectIncremental(baseEntries, cur);
+  let sel: Selection;
+  try {
+    sel = selectIncremental(baseEntries, cur, MAX_INCREMENTAL_CHANGES);
+  } catch (e) {
+    if (!(e instanceof TooManyChanges)) throw e;
+    i.log(`offsite ${i.server}: ${e.message}: a full instead`);
+    return sendArchive({ ...i, base: undefined });
+  }
   const kind = 'incremental';
   let staged: Staged | undefined;
   if (i.deltas) {
@@ -223,11 +239,42 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
       i.log(`offsite ${i.server}: ${d.length} file(s) as deltas (${d.reduce((n, x) => n + x.patchBytes, 0)} bytes for ${d.reduce((n, x) => n + x.bytes, 0)}), ${staged.index.whole.length} big changed file(s) whole`);
   }
   const include = staged ? sel.include.filter((p) => !staged.replaced.has(p.toString('latin1'))) : sel.include;
+  let diffDir: string | undefined;
   try {
-    return await sendSelected(i, { ...sel, include: { count: include.length, paths: () => include } }, staged, kind);
+    const parent = sortParent(i);
+    await mkdir(parent, { recursive: true });
+    diffDir = await mkdtemp(join(parent, '.manifest-'));
+    const diff = await manifestDiff(i.snapshotDir, i.base.dir, diffDir);
+    i.log(`offsite ${i.server}: manifest as a diff against ${i.base.record.snapshot}'s (${diff.stats.removed} line(s) out, ${diff.stats.added} in)`);
+    return await sendSelected(i, { ...sel, include: { count: include.length, paths: () => include } }, staged, diff, kind);
   } finally {
     await staged?.cleanup();
+    if (diffDir) await rm(diffDir, { recursive: true, force: true });
   }
+}
+
+/** What goes with an archive as its snapshot's manifest: the whole manifest.jsonl (a full), or its diff against the base's (manifest-diff.ts). */
+interface ManifestToSend {
+  form: ManifestForm;
+  file: string;
+  /** the diff as an archive member (.pullvault/manifest.diff) */
+  member?: { members: Buffer[]; transform: string };
+}
+
+/** The incremental's manifest diff, in `dir`, as the archive member that carries manifest.jsonl's mode, owner and mtime (the by-hand route copies them). */
+async function manifestDiff(snapshotDir: string, baseDir: string, dir: string): Promise<ManifestToSend & { stats: ReturnType<typeof writeManifestDiff> }> {
+  const cur = join(snapshotDir, 'manifest.jsonl');
+  const file = join(dir, 'manifest.diff');
+  const stats = writeManifestDiff(join(baseDir, 'manifest.jsonl'), cur, file);
+  const st = statSync(cur);
+  await chmod(file, st.mode & 0o7777);
+  try {
+    chownSync(file, st.uid, st.gid);
+  } catch {
+    // not root (tests, a dev machine): the member keeps this process's owner
+  }
+  await utimes(file, st.atime, st.mtime);
+  return { form: 'diff', file, stats, member: { members: [Buffer.from(file)], transform: transformFor(dir) } };
 }
 
 /** What sendSelected sends: the member paths (re-readable: each attempt reads them again) and the counts for the log. */
@@ -235,8 +282,9 @@ interface ToSend extends Omit<Selection, 'include'> {
   include: { count: number; paths: () => Iterable<Buffer> };
 }
 
-async function sendSelected(i: SendInput, sel: ToSend, staged: Staged | undefined, kind: 'full' | 'incremental'): Promise<UploadRecord> {
-  const rootFiles = ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f))).map((f) => Buffer.from(f));
+async function sendSelected(i: SendInput, sel: ToSend, staged: Staged | undefined, manifest: ManifestToSend, kind: 'full' | 'incremental'): Promise<UploadRecord> {
+  // an incremental carries its manifest as the diff member instead of manifest.jsonl
+  const rootFiles = ROOT_FILES.filter((f) => existsSync(join(i.snapshotDir, f)) && !(manifest.form === 'diff' && f === 'manifest.jsonl')).map((f) => Buffer.from(f));
   const include = function* () {
     yield* sel.include.paths();
     yield* rootFiles;
@@ -263,12 +311,12 @@ async function sendSelected(i: SendInput, sel: ToSend, staged: Staged | undefine
     const mkey = manifestObjectKey(i.target.prefix, name);
     const started = Date.now();
     const archiveInfo = { format: 1, kind, server: i.server, snapshot: i.snapshot, base: name.base ?? null, chainId: name.chainId };
-    const src = tarZstStream({ snapshotDir: i.snapshotDir, include: include(), deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel, ...(staged ? { extra: staged } : {}) });
+    const src = tarZstStream({ snapshotDir: i.snapshotDir, include: include(), deletions: sel.deletions, info: archiveInfo, mtime: Math.floor(i.now.getTime() / 1000), zstdLevel: i.zstdLevel, extra: [...(staged ? [staged] : []), ...(manifest.member ? [manifest.member] : [])] });
     try {
       const enc = await encrypt(src.stream, i.recipients);
       const put = await Promise.all([i.target.put(key, enc, undefined, i.signal), src.done]).then(([p]) => p);
-      const header = { pullvault: 'manifest', v: 1, ...archiveInfo, archive: { key, bytes: put.bytes, sha256: put.sha256 }, deletions: sel.deletions.length, info };
-      const ms = jsonlZstStream(header, join(i.snapshotDir, 'manifest.jsonl'));
+      const header = { pullvault: 'manifest', v: 2, ...archiveInfo, manifest: manifest.form, archive: { key, bytes: put.bytes, sha256: put.sha256 }, deletions: sel.deletions.length, info };
+      const ms = jsonlZstStream(header, manifest.file);
       let mput;
       try {
         mput = await Promise.all([i.target.put(mkey, await encrypt(ms.stream, i.recipients), undefined, i.signal), ms.done]).then(([p]) => p);

@@ -2,10 +2,11 @@
 // temporary tar.zst (kept only when the OpenPGP integrity check passed, and the ciphertext
 // matches the checksum recorded in its manifest object) → apply its deletion list → extract
 // with GNU tar → apply its delta patches (delta-apply.ts); the next archive downloads meanwhile.
-// Finally every entry is checked against the snapshot's manifest. The same steps by hand:
+// Finally every entry is checked against the snapshot's manifest, composed from the chain's
+// manifest objects (an incremental's is a diff: manifest-chain.ts). The same steps by hand:
 // docs/restore-by-hand.md.
 import { lstatSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { ExternalSorter } from '../archive/external-sort.ts';
 import { HASH_CHUNK } from '../pull/hash-pool.ts';
 import { sha256FileSync } from '../pull/manifest.ts';
@@ -15,6 +16,9 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { entryPath, type ManifestEntry, type SnapshotInfo } from '../../contract/disk-layout.ts';
 import { readJsonLines } from '../archive/manifest-io.ts';
+import type { ManifestForm } from '../archive/manifest-diff.ts';
+import { manifestEntries as fileManifestEntries } from '../archive/manifest-stream.ts';
+import { composeManifest, openManifestObject, type ManifestObject } from './manifest-chain.ts';
 import { decryptToFile, type Decryptor } from '../archive/pgp.ts';
 import { start } from '../proc.ts';
 import { DELETED_MEMBER, META_DIR, ROOT_FILES, isSafeRelative, tarExtractArgv } from '../archive/tar-format.ts';
@@ -43,6 +47,8 @@ export interface ManifestHeader {
   snapshot: string;
   base: string | null;
   chainId: string;
+  /** what follows the header: the snapshot's whole manifest.jsonl, or (incrementals since v2) its diff against the base's (archive/manifest-diff.ts); absent: whole */
+  manifest?: ManifestForm;
   archive: { key: string; bytes: number; sha256: string };
   deletions: number;
   /** the snapshot's own record (snapshot.json), when it had one */
@@ -121,19 +127,6 @@ export async function readHeader(file: string): Promise<ManifestHeader> {
   throw new RestoreError(`${file}: empty manifest object`);
 }
 
-export async function* manifestEntries(file: string): AsyncGenerator<ManifestEntry> {
-  const z = zstdCat(file);
-  let first = true;
-  for await (const e of readJsonLines<ManifestEntry>(z.child.stdout!)) {
-    if (first) {
-      first = false;
-      continue;
-    }
-    yield e;
-  }
-  await z.done;
-}
-
 async function readDeletions(archive: string): Promise<Buffer[]> {
   const z = zstdCat(archive);
   const t = start(['tar', '--extract', '--file=-', '--to-stdout', '--occurrence', '--', DELETED_MEMBER], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -190,7 +183,6 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
   o.log(`restore ${o.server} as of ${plan.snapshot} from ${o.target.label}: ${plan.steps.length} archive(s), chain ${plan.chainId}`);
   const work = await mkdtemp(join(o.tmpDir ?? tmpdir(), 'pullvault-restore-'));
   try {
-    let lastManifest = '';
     const n = plan.steps.length;
     const chains = new DeltaChains();
     const fetchAt = (k: number) => fetchStep(o, plan.steps[k], k, n, work);
@@ -207,15 +199,35 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
         await chains.abandon();
         throw e;
       }
-      lastManifest = join(work, `manifest-${i}.jsonl.zst`);
     }
     await flushDeltas(chains, to);
     await rm(join(to, META_DIR), { recursive: true, force: true });
+    const manifest = await chainManifest(plan.steps.map((s, i) => [join(work, `manifest-${i}.jsonl.zst`), s.manifestKey]), work, part ? undefined : to);
     o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
-    const check = await checkTree(to, manifestEntries(lastManifest), part, work);
+    const check = await checkTree(to, fileManifestEntries(manifest), part, work);
     return { snapshot: plan.snapshot, steps: plan.steps.map((s) => s.key), ...check };
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The snapshot's whole manifest, composed from the chain's manifest objects (manifest-chain.ts)
+ * into `work`; written to `to` as its manifest.jsonl too (an incremental's archive carries only its diff).
+ */
+async function chainManifest(objects: [file: string, key: string][], work: string, to: string | undefined): Promise<string> {
+  const opened: ManifestObject[] = [];
+  try {
+    for (const [i, [f]] of objects.entries()) opened.push(await openManifestObject(f, join(work, `manifest-${i}.jsonl`)));
+    const out = join(work, 'manifest.jsonl');
+    composeManifest(opened, objects.map(([, k]) => k), out);
+    if (to && opened[opened.length - 1].form === 'diff') {
+      await copyFile(out, join(to, 'manifest.jsonl'));
+      await chmod(join(to, 'manifest.jsonl'), 0o644);
+    }
+    return out;
+  } finally {
+    for (const m of opened) await m.dispose();
   }
 }
 
@@ -261,7 +273,7 @@ async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetche
 const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
 
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
-async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
+async function checkTree(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const problems: string[] = [];
   // what the tree may hold: every manifest path and its ancestors, sorted on disk (external-sort.ts), never a set in memory
   const known = new ExternalSorter(work);
@@ -273,7 +285,7 @@ async function checkTree(root: string, entries: AsyncIterable<ManifestEntry>, pa
   }
 }
 
-async function checkAgainst(root: string, entries: AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, known: ExternalSorter, problems: string[]): Promise<{ entries: number; bytes: number; problems: string[] }> {
+async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, known: ExternalSorter, problems: string[]): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const rootB = Buffer.from(root + '/');
   let count = 0;
   let bytes = 0;

@@ -59,6 +59,9 @@ export function selectFull(cur: Iterable<ManifestEntry>, tmpParent: string, runB
   }
 }
 
+/** More changed paths than the incremental may hold in memory (selectIncremental's `maxChanges`). */
+export class TooManyChanges extends Error {}
+
 function parentOf(p: string): string | null {
   const i = p.lastIndexOf('/');
   return i > 0 ? p.slice(0, i) : null;
@@ -77,14 +80,15 @@ function lookUp(cur: Iterable<ManifestEntry>, keys: Set<string>, known: Map<stri
 
 /**
  * The incremental from `base` to `cur`, both sorted by path bytes (a manifest file is; anything
- * else throws). `cur` is read once for the merge and once or twice more for the few keys the
- * merge leaves open (directories above touched paths, hard-link heads).
+ * else throws). `cur` is read once for the merge, once more when it has hard links (the members
+ * and heads of the touched groups), and once for the directories above touched paths.
  */
-export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<ManifestEntry>): Selection {
+export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<ManifestEntry>, maxChanges = Infinity): Selection {
   const include = new Set<string>();
   const deleted = new Set<string>();
-  /** hard-link groups of cur: the `hl` field → its members (keys) */
-  const groups = new Map<string, string[]>();
+  /** the `hl` fields (hard-link groups) of the changed entries: only those, never every group of the tree */
+  const touched = new Set<string>();
+  let links = false;
 
   const a = keyedInOrder(base, 'base manifest');
   const b = keyedInOrder(cur, 'manifest');
@@ -92,42 +96,47 @@ export function selectIncremental(base: Iterable<ManifestEntry>, cur: Iterable<M
   let y = b.next();
   while (!x.done || !y.done) {
     const c = x.done ? 1 : y.done ? -1 : x.value[0] < y.value[0] ? -1 : x.value[0] > y.value[0] ? 1 : 0;
+    if (include.size + deleted.size > maxChanges) throw new TooManyChanges(`more than ${maxChanges} paths changed since the base`);
     if (c < 0) {
       deleted.add(x.value![0]);
       x = a.next();
       continue;
     }
     const [k, e] = y.value!;
-    if (c > 0) include.add(k);
-    else {
+    let changed = c > 0;
+    if (c === 0) {
       const o = x.value![1];
       if (!sameEntry(o, e)) {
-        include.add(k);
+        changed = true;
         // a path that changes type is removed first (a directory cannot be replaced in place)
         if (o.t !== e.t) deleted.add(k);
       }
       x = a.next();
     }
+    if (changed) include.add(k);
     if (e.t === 'f' && e.hl !== undefined) {
-      const list = groups.get(e.hl) ?? [];
-      list.push(k);
-      groups.set(e.hl, list);
+      links = true;
+      if (changed) touched.add(e.hl);
     }
     y = b.next();
   }
 
   const known = new Map<string, { t: string; s: number } | null>();
-  // hard links: tar only links to a member of the same archive, so a touched group travels whole.
+  // hard links: tar only links to a member of the same archive, so a touched group travels whole:
+  // one more pass over cur takes every member of a group with a changed member or a changed head.
   // hl holds the head's path in p or pb form: find the head entry either way
   const headsOf = (hlField: string) => [Buffer.from(hlField, 'utf8').toString('latin1'), Buffer.from(hlField, 'base64').toString('latin1')];
-  if (groups.size) {
-    const candidates = new Set<string>();
-    for (const hlField of groups.keys()) for (const h of headsOf(hlField)) candidates.add(h);
-    lookUp(cur, candidates, known);
-    for (const [hlField, members] of groups) {
+  if (links) {
+    const heads = new Set<string>();
+    for (const hlField of touched) for (const h of headsOf(hlField)) heads.add(h);
+    for (const e of cur) {
+      const k = manifestKey(e);
+      if (heads.has(k)) known.set(k, { t: e.t, s: e.s });
+      if (e.t === 'f' && e.hl !== undefined && (touched.has(e.hl) || headsOf(e.hl).some((h) => include.has(h)))) include.add(k);
+    }
+    for (const hlField of touched) {
       const head = headsOf(hlField).find((h) => known.get(h));
-      const all = head !== undefined ? [head, ...members] : members;
-      if (all.some((m) => include.has(m))) for (const m of all) include.add(m);
+      if (head !== undefined) include.add(head);
     }
   }
 

@@ -1,6 +1,6 @@
 // The watchdog's reads from the store, for the plan of watch-judge.ts: the listing, every
-// manifest of the newest chain (and the point before it) decrypted and checked against its key,
-// and the planned archives downloaded, decrypted (OpenPGP integrity), compared with the checksum
+// manifest of the newest chain (and of the point before it, with the chain its totals are
+// composed from: manifest-chain.ts) decrypted and checked against its key, and the planned archives downloaded, decrypted (OpenPGP integrity), compared with the checksum
 // their manifest recorded, and their zstd frames tested. Every problem is evidence, never thrown.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import type { Decryptor } from '../archive/pgp.ts';
 import { start } from '../proc.ts';
 import type { Step } from '../offsite/chain.ts';
-import { checkHeader, fetchDecrypt, listServer, manifestEntries, readHeader } from '../offsite/restore.ts';
+import { checkHeader, fetchDecrypt, listServer, readHeader } from '../offsite/restore.ts';
+import { objectTotals, openManifestObject } from '../offsite/manifest-chain.ts';
+import type { ManifestForm } from '../archive/manifest-diff.ts';
 import type { Target } from '../offsite/target.ts';
 import { watchPlan, type DataCheck, type ManifestCheck, type PlanOptions, type ServerEvidence, type Totals, type WatchPlan } from './watch-judge.ts';
 
@@ -20,13 +22,14 @@ export interface GatherOptions extends PlanOptions {
 
 const message = (e: unknown) => (e as Error).message ?? String(e);
 
-/** Files and bytes of file content, counted from the manifest's entries. */
-async function countEntries(file: string): Promise<Totals> {
-  const t: Totals = { files: 0, bytes: 0 };
-  for await (const e of manifestEntries(file)) {
-    if (e.t !== 'f') continue;
-    t.files++;
-    t.bytes += e.s;
+/** Files and bytes at the end of `path` (full first): the last whole manifest's, plus each diff's change after it. */
+function pathTotals(path: Step[] | undefined, counts: Map<string, { form: ManifestForm; totals: Totals }>): Totals | undefined {
+  let t: Totals | undefined;
+  for (const s of path ?? []) {
+    const c = counts.get(s.key);
+    if (!c) return undefined;
+    if (c.form === 'whole') t = { ...c.totals };
+    else if (t) t = { files: t.files + c.totals.files, bytes: t.bytes + c.totals.bytes };
   }
   return t;
 }
@@ -42,9 +45,17 @@ export async function gatherServer(target: Target, server: string, o: GatherOpti
   const plan = watchPlan(evidence.listing, o);
   const work = await mkdtemp(join(o.tmpDir ?? tmpdir(), 'pullvault-watch-'));
   try {
-    const headed = plan.previous && !plan.chain.some((s) => s.key === plan.previous!.key) ? [...plan.chain, plan.previous] : plan.chain;
-    const counted = new Set([plan.newest?.key, plan.previous?.key]);
-    for (const [i, step] of headed.entries()) evidence.manifests.push(await checkManifest(target, step, join(work, `m${i}.jsonl.zst`), counted.has(step.key), o.decryptor));
+    // the chain's manifests, and those the previous point's totals are composed from
+    const headed = [...plan.chain];
+    for (const s of [...(plan.previousPath ?? []), ...(plan.previous ? [plan.previous] : [])]) if (!headed.some((h) => h.key === s.key)) headed.push(s);
+    const counted = new Set([...(plan.path ?? []), ...(plan.previousPath ?? [])].map((s) => s.key));
+    const counts = new Map<string, { form: ManifestForm; totals: Totals }>();
+    for (const [i, step] of headed.entries()) evidence.manifests.push(await checkManifest(target, step, join(work, `m${i}.jsonl.zst`), counted.has(step.key) ? counts : undefined, o.decryptor));
+    for (const [end, path] of [[plan.newest, plan.path], [plan.previous, plan.previousPath]] as const) {
+      const m = end && evidence.manifests.find((x) => x.archive === end.key);
+      const t = pathTotals(path, counts);
+      if (m && t) m.totals = t;
+    }
     o.log(`${server}: ${evidence.manifests.length} manifest(s) decrypted`);
     for (const [i, step] of plan.data.entries()) {
       o.log(`${server}: reading ${step.key} (${(step.size / 1e6).toFixed(1)} MB)`);
@@ -56,13 +67,21 @@ export async function gatherServer(target: Target, server: string, o: GatherOpti
   return { evidence, plan };
 }
 
-async function checkManifest(target: Target, step: Step, file: string, count: boolean, d: Decryptor): Promise<ManifestCheck> {
+/** Decrypts and checks one manifest object; with `counts`, records what it says of the totals there. */
+async function checkManifest(target: Target, step: Step, file: string, counts: Map<string, { form: ManifestForm; totals: Totals }> | undefined, d: Decryptor): Promise<ManifestCheck> {
   const c: ManifestCheck = { key: step.manifestKey, archive: step.key };
   try {
     await fetchDecrypt(target, step.manifestKey, file, d);
     c.header = await readHeader(file);
     checkHeader(c.header, step);
-    if (count) c.totals = await countEntries(file);
+    if (counts) {
+      const o = await openManifestObject(file, `${file}.plain`);
+      try {
+        counts.set(step.key, objectTotals(o));
+      } finally {
+        await o.dispose();
+      }
+    }
   } catch (e) {
     c.error = message(e);
   } finally {

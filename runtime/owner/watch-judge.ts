@@ -35,7 +35,7 @@ export interface ManifestCheck {
   archive: string;
   error?: string;
   header?: ManifestHeader;
-  /** counted from the manifest's entries (not from what the Pi wrote in its header) */
+  /** counted from the manifest's entries (not from what the Pi wrote in its header): an incremental's by composing its chain's (its full's entries, then each diff) */
   totals?: Totals;
 }
 
@@ -53,6 +53,8 @@ export interface WatchPlan {
   path?: Step[];
   /** the point before the newest (any chain): its manifest's totals are compared */
   previous?: Step;
+  /** from the previous point's full to it: an incremental's manifest is a diff, its totals come from the whole chain */
+  previousPath?: Step[];
   /** archives whose data is downloaded and decrypted */
   data: Step[];
 }
@@ -110,6 +112,7 @@ export function watchPlan(listing: Listing, o: PlanOptions): WatchPlan {
   const chain = all.filter((a) => a.chainId === newest.chainId);
   const path = reachable(chain).find((r) => r.steps[r.steps.length - 1].key === newest.key)?.steps;
   const previous = [...all].reverse().find((a) => a.snapshot < newest.snapshot);
+  const previousPath = previous && reachable(all.filter((a) => a.chainId === previous.chainId)).find((r) => r.steps[r.steps.length - 1].key === previous.key)?.steps;
   let data: Step[];
   if (o.readData) data = path ?? chain;
   else {
@@ -118,7 +121,7 @@ export function watchPlan(listing: Listing, o: PlanOptions): WatchPlan {
     const pick = o.pick ?? ((n: number) => Math.floor(Math.random() * n));
     while (data.length < o.sample && rest.length) data.push(rest.splice(pick(rest.length), 1)[0]);
   }
-  return { newest, chain, path, previous, data };
+  return { newest, chain, path, previous, previousPath, data };
 }
 
 const fmtH = (h: number) => (h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`);

@@ -1,7 +1,7 @@
-// Memory that does not grow with the tree: the manifest build and both offsite selections of
-// a 200 000-entry tree run under a heap limit that the whole-array versions could not stay under
-// (they held ~280 bytes a walk entry and ~295 bytes a manifest entry, twice for an incremental:
-// well over 100 MiB here). Not timed; the peak RSS is printed, figures are in bench/README.md.
+// Memory that does not grow with the tree: the manifest build, both offsite selections, the
+// incremental's manifest diff and composing it back, of a 200 000-entry tree, run under a heap
+// limit that the whole-array versions could not stay under (they held ~280 bytes a walk entry
+// and ~295 bytes a manifest entry, twice for an incremental: well over 100 MiB here). Not timed; the peak RSS is printed, figures are in bench/README.md.
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ describe('flat memory', () => {
     const r = spawnSync(process.execPath, [`--max-old-space-size=${HEAP_MIB}`, '--import', 'tsx', join(REPO_ROOT, 'test/fixtures/flat-memory-run.ts'), a, b, sortDir], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 });
     expect(r.stderr.slice(-2000)).not.toMatch(/heap out of memory/);
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { filesA: number; filesB: number; hashedB: number; members: number; include: string[]; deletions: string[]; vmHwmKiB: number };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { filesA: number; filesB: number; hashedB: number; members: number; include: string[]; deletions: string[]; diffStats: { removed: number; added: number }; composedSame: boolean; vmHwmKiB: number };
     console.log(`flat memory: ${DIRS * PER_DIR} files, peak RSS ${(out.vmHwmKiB / 1024).toFixed(0)} MiB (heap limit ${HEAP_MIB} MiB)`);
     expect(out.filesA).toBe(DIRS * PER_DIR);
     expect(out.filesB).toBe(DIRS * PER_DIR);
@@ -45,5 +45,8 @@ describe('flat memory', () => {
     expect(out.members).toBe(DIRS * PER_DIR + DIRS + 1);
     expect(out.include.sort()).toEqual(['files', 'files/d007', 'files/d007/f7', 'files/d100', 'files/d199', 'files/d199/new']);
     expect(out.deletions).toEqual(['files/d100/f1']);
+    // the incremental's manifest is what changed: f7 and its three directories (out and in), f1 out, new in
+    expect(out.diffStats).toEqual({ removed: 5, added: 5 });
+    expect(out.composedSame).toBe(true);
   }, 900_000);
 });

@@ -172,6 +172,33 @@ describe.skipIf(!root)('the by-hand restore procedure, as documented', () => {
     }
   });
 
+  it('an incremental carries its manifest as a diff (§4, §7), in the archive and as the manifest object; a full carries it whole', () => {
+    const sh = (cmd: string, obj: string) => execFileSync('bash', ['-c', `set -o pipefail; gpg --batch -q -d "$A" | zstd -dcq | ${cmd}`], { env: { ...process.env, GNUPGHOME: owner.homedir, A: join(store, obj) }, maxBuffer: 1 << 26 }).toString();
+    for (const [i, k] of keys.entries()) {
+      const mk = manifestObjectKey('', parseObjectKey('', k)!);
+      if (!existsSync(join(store, mk))) continue; // the orphan
+      const list = sh('tar -t -f -', k).split('\n');
+      const m = sh('cat', mk);
+      const [head, ...body] = m.split('\n');
+      if (k.startsWith('full/')) {
+        expect(list, k).toContain('manifest.jsonl');
+        expect(list, k).not.toContain('.pullvault/manifest.diff');
+        expect(body.join('\n'), k).toBe(readFileSync(join(snaps[i], 'manifest.jsonl'), 'utf8'));
+      } else {
+        expect(list, k).toContain('.pullvault/manifest.diff');
+        expect(list, k).not.toContain('manifest.jsonl');
+        expect(JSON.parse(head), k).toMatchObject({ v: 2, manifest: 'diff' });
+        // only what changed: the lines it adds are the manifest's lines its base's does not have, and it removes the base's the manifest does not have
+        const lines = (f: string) => readFileSync(join(f, 'manifest.jsonl'), 'utf8').split('\n').filter(Boolean);
+        const [cur, base] = [lines(snaps[i]), lines(snaps[ID.indexOf(/\.from-(\d{8}T\d{6}Z)\./.exec(k)![1])])];
+        for (const l of body.filter(Boolean)) expect(l, k).toMatch(/^(\d+(,\d+)?[acd]\d+(,\d+)?|< \{.*|> \{.*|---)$/);
+        expect(body.filter((l) => l.startsWith('> ')).map((l) => l.slice(2)), k).toEqual(cur.filter((l) => !base.includes(l)));
+        expect(body.filter((l) => l.startsWith('< ')).map((l) => l.slice(2)), k).toEqual(base.filter((l) => !cur.includes(l)));
+        expect(sh('tar -xO -f - .pullvault/manifest.diff', k), k).toBe(body.join('\n'));
+      }
+    }
+  });
+
   it('restores the newest point (an unrecorded upload) and every older one exactly, by the manifests in the store', () => {
     // [until, the point it must restore, archives applied]
     const cases: [string | undefined, number, number][] = [

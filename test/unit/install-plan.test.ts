@@ -194,7 +194,7 @@ describe('install plan', () => {
   it('the wrapper runs the bundle with node and passes the arguments through', () => {
     const w = byPath(planInstall(input()), INSTALL_PATHS.wrapper).content;
     expect(w.startsWith('#!/bin/sh\n')).toBe(true);
-    expect(w).toContain('exec node /usr/local/lib/pullvault/pullvault.mjs "$@"');
+    expect(w).toContain('exec node --max-semi-space-size=1 --max-old-space-size=128 /usr/local/lib/pullvault/pullvault.mjs "$@"');
     execFileSync('sh', ['-n', '-c', w]);
   });
 

@@ -8,7 +8,7 @@ import { compareTreeOrder, ustarMember } from '../../runtime/archive/tar-format.
 import { branchesOf, leaves, parseAt, planRestore, readListing, unreachable } from '../../runtime/offsite/chain.ts';
 import { archiveKey, manifestObjectKey, parseObjectKey } from '../../contract/offsite-naming.ts';
 import { decide } from '../../runtime/offsite/schedule.ts';
-import { selectFull, selectIncremental } from '../../runtime/offsite/select.ts';
+import { selectFull, selectIncremental, TooManyChanges } from '../../runtime/offsite/select.ts';
 import type { UploadRecord } from '../../runtime/offsite/uploads.ts';
 
 const f = (p: string, h = 'x', extra: Partial<ManifestEntry> = {}): ManifestEntry => ({ p, t: 'f', s: 1, m: 1, mode: 0o644, u: 0, g: 0, h, ...extra });
@@ -53,6 +53,17 @@ describe('incremental selection', () => {
     const old = [f('files/a', 'h', { hl: 'files/a' }), f('files/b')];
     const cur = [f('files/a', 'h', { hl: 'files/a' }), f('files/b'), f('files/c', 'h', { hl: 'files/a' })];
     expect(paths(selectIncremental(old, cur).include)).toEqual(['files/a', 'files/c']);
+  });
+  it('more changed paths than it may hold: TooManyChanges (the phase sends a full instead)', () => {
+    const old = [d('files'), f('files/a'), f('files/b'), f('files/c')];
+    const cur = [d('files'), f('files/a', 'x2'), f('files/b', 'x2'), f('files/d')];
+    expect(() => selectIncremental(old, cur, 2)).toThrow(TooManyChanges);
+    expect(paths(selectIncremental(old, cur, 4).include)).toEqual(['files', 'files/a', 'files/b', 'files/d']);
+  });
+  it('a changed head takes its unchanged members along; an untouched group stays out', () => {
+    const old = [f('files/a', 'h1'), f('files/b', 'h1', { hl: 'files/a' }), f('files/x', 'h3'), f('files/y', 'h3', { hl: 'files/x' })];
+    const cur = [f('files/a', 'h2'), f('files/b', 'h1', { hl: 'files/a' }), f('files/x', 'h3'), f('files/y', 'h3', { hl: 'files/x' })];
+    expect(paths(selectIncremental(old, cur).include)).toEqual(['files/a', 'files/b']);
   });
   it('non-UTF-8 paths (pb) are handled as bytes', () => {
     const raw = Buffer.from([0x66, 0x69, 0x6c, 0x65, 0x73, 0x2f, 0xe9]);
