@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../lib/proc/index.ts';
-import { BOOT_MS, fullBoot, pi4AdiantumHeader, stickUnlocks, typedPassphraseUnlocks, haveArm64Tools, isRoot, KEYBOARD, MARKER, ROOT_MOUNTED, sleep, startArm64Lab, stopArm64Lab, UNLOCK_PORT, type Arm64Lab } from './arm64-cards.ts';
+import { ASKING, BOOT_MS, fullBoot, pi4AdiantumHeader, stickUnlocks, typedPassphraseUnlocks, haveArm64Tools, isRoot, KEYBOARD, MARKER, ROOT_MOUNTED, sleep, startArm64Lab, stopArm64Lab, UNLOCK_PORT, type Arm64Lab } from './arm64-cards.ts';
 import { startGuestServer } from './guest-run.ts';
 import { PIOS_DISK_ID } from './pios-base.ts';
 import { boot, bootFilesFromImage } from './qemu.ts';
@@ -80,8 +80,9 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
     try {
       await b.expect(KEYBOARD, BOOT_MS, /Kernel panic/);
       await b.expect(/\[sd[a-z]\] Attached SCSI (removable )?disk/, BOOT_MS, /Kernel panic/);
-      // the stick's key is tried first (two argon2id keyslots under TCG) before the prompt reads tty1
-      await sleep(120_000);
+      // the stick's key is tried first (two argon2id keyslots under TCG), then the keyscript asks again
+      await b.expect(new RegExp(`${ASKING.source}[\\s\\S]*${ASKING.source}`), BOOT_MS, /Kernel panic/);
+      await sleep(15_000);
       expect(b.out).not.toMatch(ROOT_MOUNTED);
       await b.typeKeys(readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
       await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);

@@ -15,6 +15,8 @@ mkdir -p "$RUN/mnt"
 PROMPT="Please unlock disk ${CRYPTTAB_NAME:-root}: insert the USB key $LABEL or type the recovery passphrase: "
 
 msg() { echo "pullvault-unlock: $*" >&2; }
+# the kernel log only (dmesg, journalctl -b; the screen too without `quiet`): printed before the prompt
+kmsg() { echo "<6>pullvault-unlock: $*" > /dev/kmsg 2>/dev/null || :; }
 
 modprobe -q -a usb_storage uas vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 2>/dev/null
 
@@ -61,6 +63,7 @@ if [ "${CRYPTTAB_TRIED:-0}" -gt 0 ] && [ -s "$RUN/tried" ]; then
     msg "the key did not unlock ${CRYPTTAB_NAME:-root}; type the recovery passphrase or insert the right USB key"
 fi
 
+kmsg "asking for the passphrase on the console while waiting for the USB key $LABEL"
 # stdin from the console: askpass must see a tty, else it reopens stdout onto /dev/console
 # (the passphrase would go to the screen, not to us)
 "$ASKPASS" "$PROMPT" < /dev/console > "$RUN/pass" &
