@@ -81,8 +81,8 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
       await b.expect(KEYBOARD, BOOT_MS, /Kernel panic/);
       await b.expect(/\[sd[a-z]\] Attached SCSI (removable )?disk/, BOOT_MS, /Kernel panic/);
       // the stick's key is tried first (two argon2id keyslots under TCG), then the keyscript asks again
-      await b.expect(new RegExp(`${ASKING.source}[\\s\\S]*${ASKING.source}`), BOOT_MS, /Kernel panic/);
-      await sleep(15_000);
+      await b.expect(ASKING, BOOT_MS, /Kernel panic/);
+      await sleep(120_000);
       expect(b.out).not.toMatch(ROOT_MOUNTED);
       await b.typeKeys(readFileSync(path.join(state, 'recovery-passphrase.txt'), 'utf8'));
       await b.expect(ROOT_MOUNTED, 240_000, /Kernel panic/);
