@@ -141,7 +141,9 @@ export async function partitionFile(image: string, index: number, out: string): 
 /** The card booted with its stick (marker-init): unlocked by the keyfile, root on the mapper. */
 export async function stickUnlocks(lab: Arm64Lab, model: Model, name: string): Promise<void> {
   const { state } = await lab.card(model);
-  const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(lab.logs, `${name}.log`), memMiB: 768 });
+  // the pi4 card brings its network up in the initramfs (tang, dropbear): a Pi 4 always has its NIC, and
+  // with none at all initramfs-tools waits 180 s for one after the unlock
+  const b = await boot({ arch: 'arm64', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), network: model === 'pi4', extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(lab.logs, `${name}.log`), memMiB: 768 });
   try {
     await b.expect(/cryptroot: set up successfully/, BOOT_MS, /Kernel panic|Dropping to a shell/);
     const m = await b.expect(MARKER, 120_000);
