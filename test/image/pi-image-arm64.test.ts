@@ -114,13 +114,13 @@ describe.skipIf(!isRoot || !haveArm64Tools)('provision-pi on the arm64 Pi OS-sha
 
   it('pi4 card on a Pi-class machine (-M raspi3b: BCM2837, its SD host controller, dwc2 USB, the card\'s own kernel8.img, initramfs8 and Pi 3B DTB): the stick unlocks the Adiantum root', async () => {
     const { state } = await card('pi4');
-    const b = await boot({ arch: 'arm64', machine: 'raspi3b', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init', log: path.join(logs, 'arm64-pi4-raspi3b.log') });
+    const b = await boot({ arch: 'arm64', machine: 'raspi3b', sdcard: path.join(state, 'sdcard.img'), stick: path.join(state, 'usbkey.img'), extraCmdline: 'init=/usr/sbin/marker-init loglevel=7', log: path.join(logs, 'arm64-pi4-raspi3b.log') });
     try {
       await b.expect(/cryptroot: set up successfully/, BOOT_MS + 300_000, /Kernel panic|Dropping to a shell/);
       expect((await b.expect(MARKER, 180_000))[1]).toBe('/dev/mapper/cryptroot');
       // the card on the SD controller, the stick behind the Pi's own USB controller
       expect(b.out).toMatch(/mmcblk0: mmc0:/);
-      expect(b.out).toMatch(/dwc2 .*DWC OTG Controller/);
+      expect(b.out).toMatch(/DWC OTG Controller/);
       expect(b.out).toContain('pullvault-unlock: USB key PVKEY found');
       lab.timings.bootPi4Raspi3b = b.seconds;
     } finally {
