@@ -8,7 +8,7 @@ PKGS=(
   openssh-server openssh-client rsync socat util-linux iproute2 procps
   mariadb-server mariadb-client postgresql postgresql-client sqlite3
   # archives and their cross-checks
-  gnupg zstd tar xz-utils
+  gnupg zstd tar xz-utils patch
   # the local AWS endpoint (moto) runs in a venv
   python3-venv python3-pip
   # the Pi image: userspace LUKS, filesystems without mounting, qemu boot tests
