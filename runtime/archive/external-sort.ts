@@ -2,7 +2,8 @@
 // bytes including NUL and newline) are kept in memory up to a byte budget, then sorted and
 // written to a run file; the sorted output is a k-way merge of the runs (a binary heap), read
 // back a chunk at a time. Memory is the budget plus one read buffer per run, whatever the count.
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { BatchedWriter } from './batched-writer.ts';
 import { join } from 'node:path';
 
 export type CompareText = (a: string, b: string) => number;
@@ -26,31 +27,12 @@ const PER_RECORD = 40;
 const READ_CHUNK = 1 << 16;
 
 /** Length-prefixed (uint32 LE) latin1 records written to a file in batches. */
-class RecordWriter {
-  private fd: number;
-  private parts: Buffer[] = [];
-  private size = 0;
-  constructor(path: string) {
-    this.fd = openSync(path, 'w', 0o600);
-  }
+class RecordWriter extends BatchedWriter {
   write(rec: string): void {
     const b = Buffer.allocUnsafe(4 + rec.length);
     b.writeUInt32LE(rec.length, 0);
     b.write(rec, 4, 'latin1');
-    this.parts.push(b);
-    this.size += b.length;
-    if (this.size >= 1 << 20) this.flush();
-  }
-  private flush(): void {
-    if (!this.parts.length) return;
-    const b = Buffer.concat(this.parts);
-    for (let off = 0; off < b.length; ) off += writeSync(this.fd, b, off, b.length - off);
-    this.parts = [];
-    this.size = 0;
-  }
-  close(): void {
-    this.flush();
-    closeSync(this.fd);
+    this.push(b);
   }
 }
 

@@ -6,8 +6,8 @@
 // come the new lines), checking every line the diff removes against the base: a diff applied to
 // another base fails instead of giving a wrong manifest. Nothing is held whole: a hunk is cut at
 // HUNK_LINES lines (adjacent hunks are still a valid diff).
-import { closeSync, openSync, writeSync } from 'node:fs';
 import type { ManifestEntry } from '../../contract/disk-layout.ts';
+import { BatchedWriter } from './batched-writer.ts';
 import { fileLines, manifestKey } from './manifest-stream.ts';
 
 /** the `manifest` field of a manifest object's header (absent in objects before it: whole) */
@@ -19,31 +19,9 @@ export const MANIFEST_DIFF_MEMBER = '.pullvault/manifest.diff';
 const HUNK_LINES = 4096;
 
 /** Lines to a file, written in batches. */
-export class LineWriter {
-  private fd: number;
-  private parts: string[] = [];
-  private size = 0;
-  constructor(path: string) {
-    this.fd = openSync(path, 'w', 0o600);
-  }
+export class LineWriter extends BatchedWriter {
   line(l: string): void {
-    this.parts.push(l);
-    this.size += l.length + 1;
-    if (this.size >= 1 << 20) this.flush();
-  }
-  private flush(): void {
-    if (!this.parts.length) return;
-    const b = Buffer.from(this.parts.join('\n') + '\n', 'utf8');
-    for (let off = 0; off < b.length; ) off += writeSync(this.fd, b, off, b.length - off);
-    this.parts = [];
-    this.size = 0;
-  }
-  close(): void {
-    try {
-      this.flush();
-    } finally {
-      closeSync(this.fd);
-    }
+    this.push(Buffer.from(l + '\n', 'utf8'));
   }
 }
 

@@ -11,8 +11,9 @@
 // the manifest is written as it is produced. Paths are kept as latin1 strings (one char per byte:
 // lossless, and JS string order is byte order).
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readlinkSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeAllSync } from '../archive/batched-writer.ts';
 import { fileLines, manifestKey } from '../archive/manifest-stream.ts';
 import { pathFields, type ManifestEntry } from '../../contract/disk-layout.ts';
 import { HASH_CHUNK, HashPool, hashThreads, type InodeState } from './hash-pool.ts';
@@ -221,7 +222,7 @@ export async function buildManifest(dir: string, opts: BuildManifestOptions = {}
         );
       }
       const b = Buffer.from(lines.join('\n') + (lines.length ? '\n' : ''), 'utf8');
-      for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+      writeAllSync(fd, b);
       done += recs.length;
       if (opts.onProgress) opts.onProgress(done, w.count);
       recs = [];
