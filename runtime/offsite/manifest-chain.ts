@@ -39,7 +39,7 @@ export async function openManifestObject(file: string, plain: string): Promise<M
 export function composeManifest(objects: ManifestObject[], names: string[], out: string): void {
   let w = objects.length - 1;
   while (w >= 0 && objects[w].form !== 'whole') w--;
-  if (w < 0) throw new Error('no whole manifest in the chain (its full is missing)');
+  if (w < 0) throw new Error(`${names[names.length - 1] ?? 'the chain'}: no whole manifest before it in its chain (the chain's full is missing)`);
   let lines: Iterable<string> = objects[w].body();
   for (let j = w + 1; j < objects.length; j++) lines = applyManifestDiff(lines, objects[j].body(), names[j]);
   const wr = new LineWriter(out);

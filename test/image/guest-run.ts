@@ -16,6 +16,9 @@ import { INSTALL_PATHS, installRuntimeOverSsh } from '../../provision/runtime-in
 import { provisionServer } from '../../provision/server.ts';
 import { startHost, type LabHost } from '../lab/index.ts';
 
+/** every exit code: the caller judges it */
+const ANY_EXIT = Array.from({ length: 256 }, (_, i) => i);
+
 /** where the guest finds the lab server (qemu user networking's 10.0.2.0/24, not the machine's) */
 export const GUEST_SERVER_ADDRESS = '10.0.2.50';
 export const GUEST_SERVER_FILE = '/srv/site/index.html';
@@ -73,7 +76,7 @@ export async function backupFromGuest(o: { invFile: string; stateDir: string; se
   if (server.problems.length || server.summary?.failed) throw new Error(`provision-server web1: ${[...server.problems, ...(server.summary?.results ?? []).filter((r) => r.status === 'failed').map((r) => `${r.id}: ${r.error}`)].join('; ')}`);
   // sshd answers before the data disk (nofail, unlocked by a keyfile under TCG) is mounted: wait for
   // the boot to finish, then insist on the mount, or the backup would land on the root filesystem
-  await o.exec.run(['timeout', '900', 'systemctl', 'is-system-running', '--wait'], { okCodes: Array.from({ length: 256 }, (_, i) => i) });
+  await o.exec.run(['timeout', '900', 'systemctl', 'is-system-running', '--wait'], { okCodes: ANY_EXIT });
   const mounted = await o.exec.run(['findmnt', '-n', '-o', 'SOURCE', inventory.pi.dataDisk.mountpoint], { okCodes: [0, 1] });
   if (!/\/dev\/mapper\//.test(mounted.stdout)) throw new Error(`guest: ${inventory.pi.dataDisk.mountpoint} is not mounted from the unlocked data disk (${mounted.stdout.trim() || 'not mounted'})`);
   await o.exec.run(['install', '-d', '-m', '0700', offsiteDir]);
@@ -81,7 +84,7 @@ export async function backupFromGuest(o: { invFile: string; stateDir: string; se
   const install = await installRuntimeOverSsh(loaded, { bundle, stateDir: o.stateDir, reporter, redactor });
   if (install.summary.failed) throw new Error(`install-runtime: ${install.summary.results.filter((r) => r.status === 'failed').map((r) => `${r.id}: ${r.error}`).join('; ')}`);
   o.log(`  installed: ${install.installedVersion}`);
-  const r = await o.exec.run(['env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PULLVAULT_CRON=1', 'SHELL=/bin/sh', INSTALL_PATHS.cronRun], { okCodes: Array.from({ length: 256 }, (_, i) => i) });
+  const r = await o.exec.run(['env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'PULLVAULT_CRON=1', 'SHELL=/bin/sh', INSTALL_PATHS.cronRun], { okCodes: ANY_EXIT });
   const layout = vaultLayout(inventory.pi.dataDisk.mountpoint);
   const latest = await o.exec.run(['readlink', layout.latest('web1')], { okCodes: [0, 1] });
   const snapshot = latest.code === 0 ? path.posix.basename(latest.stdout.trim()) : undefined;

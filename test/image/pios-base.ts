@@ -29,7 +29,6 @@ import { assemblePiDisk, cacheDir, debianMirror, piosFirstBootAndFixtures, write
 import { builtinLines, builtinLoadOrder, parseModulesDep, PIOS_BUILTIN_MODULES } from './pios-kernel-profile.ts';
 
 export type PiosRelease = 'bookworm' | 'trixie';
-export const PIOS_RELEASES: PiosRelease[] = ['bookworm', 'trixie'];
 export const PIOS_DISK_ID = '0x6c3e1f0a';
 export const PIOS_SERIAL = '/dev/ttyAMA0';
 /** where the stand-in keeps the code Pi OS builds in (file names end .ko.pilab-builtin: no initramfs listing counts them) */

@@ -63,7 +63,7 @@ export interface BootFiles {
 }
 
 /** the Pi 3B's device tree as Debian's kernel names it (Pi OS's own is bcm2710-rpi-3-b.dtb) */
-export const RASPI3B_DTBS = ['bcm2837-rpi-3-b.dtb', 'bcm2710-rpi-3-b.dtb'];
+const RASPI3B_DTBS = ['bcm2837-rpi-3-b.dtb', 'bcm2710-rpi-3-b.dtb'];
 
 /** What the firmware would load: config.txt kernel=/initramfs lines, else kernel8.img + initramfs8 (auto_initramfs=1). */
 export async function bootFilesFromImage(sdcard: string, dir: string): Promise<BootFiles> {
