@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { buildRuntime } from '../provision/build-runtime.ts';
 import { REPO_ROOT } from '../provision/state.ts';
 import { NODE_HEAP_FLAGS } from '../provision/runtime/plan.ts';
-import { genKey } from '../test/integration/offsite-fixture.ts';
+import { genKey, markdownBlock } from '../test/integration/offsite-fixture.ts';
 
 const { values: o } = parseArgs({ options: { points: { type: 'string', default: '250000,1000000' }, dir: { type: 'string', default: '/var/tmp' } } });
 const points = o.points!.split(',').map(Number);
@@ -66,6 +66,14 @@ for (const n of points) {
     };
     const restic = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(work, 'restic-cache') };
     const repo = join(work, 'restic');
+    // the format's standard-tools floor: docs/restore-by-hand.md's script as written (gpg, zstd, tar)
+    const byHand = join(work, 'restore-by-hand.sh');
+    writeFileSync(byHand, markdownBlock('docs/restore-by-hand.md', 'restore-by-hand.sh'));
+    const byHandStep = (to: string) => {
+      const t = timed(['bash', byHand, join(work, 'store'), 'sweep', to], { GNUPGHOME: k.homedir });
+      rows.push({ n, step: 'restore-by-hand', s: t.s, mib: t.treeMib, treeMib: t.treeMib });
+      console.log(`  ${n} restore-by-hand: ${t.s.toFixed(1)} s, largest process ${t.treeMib.toFixed(0)} MiB`);
+    };
     const resticStep = (name: string, argv: string[], cwd: string) => {
       const t = timed(['restic', '--repo', repo, '--quiet', ...argv], restic, cwd);
       rows.push({ n, step: name, s: t.s, mib: t.treeMib, treeMib: t.treeMib });
@@ -84,6 +92,10 @@ for (const n of points) {
     execFileSync('sync');
     step('restore', 'restore', work, join(work, 'restored'));
     rmSync(join(work, 'restored'), { recursive: true, force: true });
+    execFileSync('sync');
+    byHandStep(join(work, 'by-hand'));
+    rmSync(join(work, 'by-hand'), { recursive: true, force: true });
+    execFileSync('sync');
     resticStep('restic-restore', ['restore', 'latest', '--target', join(work, 'restic-restored')], work);
   } finally {
     rmSync(work, { recursive: true, force: true });

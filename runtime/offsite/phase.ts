@@ -49,6 +49,8 @@ export interface OffsiteOptions {
   deadlineMs?: number;
   /** delta incrementals (offsite/deltas.ts): false turns them off; fields override the defaults */
   deltas?: Partial<DeltaSettings> | false;
+  /** tests: past this many changed paths an incremental goes as a full (default MAX_INCREMENTAL_CHANGES) */
+  maxIncrementalChanges?: number;
 }
 
 /** Native AES/SHA-1 bulk encryption by default; PULLVAULT_ENCRYPTOR=openpgp uses openpgp.js's own stream. */
@@ -136,6 +138,7 @@ export async function offsitePhase(config: RuntimeConfig, pulled: PulledSnapshot
           newTag: opts.newTag,
           signal: deadline.signal,
           deltas: opts.deltas === false ? undefined : { settings: deltaSettings(opts.deltas), ...offsiteStaging(config, r.server) },
+          maxIncrementalChanges: opts.maxIncrementalChanges,
         });
         await appendUpload(recordFile, rec).catch((e: Error) => {
           // the store holds it (restore and verify find it there); only this Pi's record is missing
@@ -174,6 +177,8 @@ export interface SendInput {
   signal?: AbortSignal;
   /** an incremental's big changed files as zstd patches against the base (offsite/deltas.ts) */
   deltas?: { settings: DeltaSettings; stagingDir: string; keepFreeBytes: number };
+  /** default MAX_INCREMENTAL_CHANGES */
+  maxIncrementalChanges?: number;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -219,7 +224,7 @@ export async function sendArchive(i: SendInput): Promise<UploadRecord> {
   const baseEntries = manifestEntries(join(i.base.dir, 'manifest.jsonl'));
   let sel: Selection;
   try {
-    sel = selectIncremental(baseEntries, cur, MAX_INCREMENTAL_CHANGES);
+    sel = selectIncremental(baseEntries, cur, i.maxIncrementalChanges ?? MAX_INCREMENTAL_CHANGES);
   } catch (e) {
     if (!(e instanceof TooManyChanges)) throw e;
     i.log(`offsite ${i.server}: ${e.message}: a full instead`);
