@@ -4,6 +4,8 @@
 //
 //   npx tsx bench/offsite.ts [--sizes 256,1024] [--rounds 3] [--work /var/tmp/pv-bench] [--no-baselines] [--no-restore]
 //
+// PV_NODE_FLAGS='--max-old-space-size=1024' runs the measured children with other V8 flags than the
+// Pi wrapper's (NODE_HEAP_FLAGS); "" for V8's defaults on this machine.
 // --no-baselines skips restic/duplicity (not the tar|zstd|gpg pipeline); rounds alternate the
 // pipeline and pullvault on the same snapshot and report the median.
 //
@@ -20,6 +22,7 @@ import { restore } from '../runtime/offsite/restore.ts';
 import { DirTarget } from '../runtime/offsite/target-dir.ts';
 import type { UploadRecord } from '../runtime/offsite/uploads.ts';
 import { genKey, makeSnapshot } from '../test/integration/offsite-fixture.ts';
+import { NODE_HEAP_FLAGS } from '../provision/runtime/plan.ts';
 import { readFileSync } from 'node:fs';
 
 const arg = (name: string, dflt: string) => {
@@ -62,10 +65,12 @@ async function child(): Promise<void> {
 
 function runChild(what: string, a: Record<string, string>): Promise<Record<string, unknown> & { seconds: number; peakMB: number; samplesMB: number[] }> {
   return new Promise((res, rej) => {
-    const c = spawn(process.execPath, ['--import', 'tsx', resolve('bench/offsite.ts'), '--child', what, JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // the Pi wrapper's heap flags: the bench measures what the Pi runs (tsx's own heap counts too);
+    // PV_NODE_FLAGS='…' replaces them ("" for V8's defaults on this machine)
+    const c = spawn(process.execPath, [...(process.env.PV_NODE_FLAGS !== undefined ? process.env.PV_NODE_FLAGS.split(' ').filter(Boolean) : NODE_HEAP_FLAGS), '--import', 'tsx', resolve('bench/offsite.ts'), '--child', what, JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (b) => (out += b));
-    c.on('close', (code) => (code === 0 ? res(JSON.parse(out.trim().split('\n').pop()!)) : rej(new Error(`${what} child exited ${code}`))));
+    c.on('close', (code) => (code === 0 ? res(JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()!)) : rej(new Error(`${what} child exited ${code}`))));
   });
 }
 
@@ -176,7 +181,7 @@ async function main(): Promise<void> {
     for (const mode of restores ? (['key', 'gpg'] as const) : []) {
       const to = join(work, `restore-${size}-${mode}`);
       const r = await runChild('restore', { store, to, tmp: work, ...(mode === 'key' ? { key: owner.secretFile } : { homedir: owner.homedir }) });
-      say(`restore (${mode === 'key' ? 'openpgp.js streaming' : 'gpg'}): ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMB.toFixed(0)} MB, ${r.problems} problems`);
+      say(`restore (${mode === 'key' ? 'armored key, native decryption' : 'gpg'}): ${r.seconds.toFixed(1)} s, peak RSS ${r.peakMB.toFixed(0)} MB, ${r.problems} problems`);
       rmSync(to, { recursive: true, force: true });
     }
 

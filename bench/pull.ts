@@ -16,6 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { buildRuntime } from '../provision/build-runtime.ts';
+import { NODE_HEAP_FLAGS } from '../provision/runtime/plan.ts';
 import { endpointFor, rsyncArgv } from '../runtime/pull/commands.ts';
 import { startHost, startLabNetwork } from '../provision/lab/index.ts';
 import { CONFIG, DATA_DIR, labConfig, provisionLabServer, REPO, serverSpec } from '../test/integration/pull-lab.ts';
@@ -120,7 +121,8 @@ try {
   // from; rsync's own progress display stays off without a terminal, as under cron.
   // PV_CPU_PROF=DIR: a V8 CPU profile of every runtime run, copied out to DIR.
   const prof = process.env.PV_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/pv-prof'] : [];
-  const runtime = () => timed(['node', ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
+  // with the Pi wrapper's heap flags: the bench measures what the Pi runs
+  const runtime = () => timed(['node', ...NODE_HEAP_FLAGS, ...prof, '/opt/pullvault.mjs', 'run', '--config', CONFIG, '--no-prune', '--no-offsite', '--progress']);
 
   interface Row { run: string; runtime: number; rsync: number; ratio: number; floor: number; floorRatio: number; rsyncShallow: number; ratioShallow: number; cpu: number; rsyncCpu: number; rssMiB: number; rsyncRssMiB: number; rsyncS: number; manifestS: number; prehashed: number; cores: number; rsyncCores: number; steal: number; load: string }
   const rows: Row[] = [];
