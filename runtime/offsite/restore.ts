@@ -5,7 +5,7 @@
 // Finally every entry is checked against the snapshot's manifest, composed from the chain's
 // manifest objects (an incremental's is a diff: manifest-chain.ts). The same steps by hand:
 // docs/restore-by-hand.md.
-import { lstatSync, readlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { ExternalSorter } from '../archive/external-sort.ts';
 import { HASH_CHUNK } from '../pull/hash-pool.ts';
@@ -272,8 +272,27 @@ async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetche
 
 const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
 
+/** lstat, or undefined when there is nothing to stat there (ENOENT, ENOTDIR: a parent is not a directory). */
+function lstatOrNothing(p: Buffer): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whole seconds of an mtime as the manifest has them (truncated toward zero, walk.ts). From the
+ * number stat's mtimeMs, whose last bits can round a time just under a second up to it: when that
+ * is off by one from the manifest, the nanoseconds decide (one bigint lstat, rare).
+ */
+function mtimeSeconds(p: Buffer, mtimeMs: number, want: number): number {
+  const m = Math.trunc(mtimeMs / 1000);
+  return Math.abs(m - want) === 1 ? Number(lstatSync(p, { bigint: true }).mtimeNs / 1_000_000_000n) : m;
+}
+
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
-async function checkTree(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
+export async function checkTree(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const problems: string[] = [];
   // what the tree may hold: every manifest path and its ancestors, sorted on disk (external-sort.ts), never a set in memory
   const known = new ExternalSorter(work);
@@ -294,6 +313,8 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
   };
   // synchronous calls and one read buffer: a stream and a promise per entry cost more in GC than the reads (nothing else runs now)
   const buf = Buffer.allocUnsafe(HASH_CHUNK);
+  // hard-link groups by their first path (as hl names it): links seen on disk, paths naming it; one record per group
+  const links = new Map<string, { nlink?: number; rel?: Buffer; members: number }>();
   for await (const e of entries) {
     const rel = entryPath(e);
     // every ancestor may exist as an implicit directory
@@ -303,10 +324,9 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
     if (!under(rel, part)) continue;
     count++;
     const p = Buffer.concat([rootB, rel]);
-    let st;
-    try {
-      st = lstatSync(p, { bigint: true });
-    } catch {
+    // number stats, not bigint: a BigInt per field per entry is most of the check's garbage at millions of files
+    const st = lstatOrNothing(p);
+    if (!st) {
       add(`missing: ${short(rel)}`);
       continue;
     }
@@ -315,30 +335,28 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
       add(`${short(rel)}: type ${type}, manifest ${e.t}`);
       continue;
     }
-    if (e.t !== 'l' && Number(st.mode & 0o7777n) !== e.mode) add(`${short(rel)}: mode ${Number(st.mode & 0o7777n).toString(8)}, manifest ${e.mode.toString(8)}`);
-    if (Number(st.uid) !== e.u || Number(st.gid) !== e.g) add(`${short(rel)}: owner ${st.uid}:${st.gid}, manifest ${e.u}:${e.g}`);
-    const m = Number(st.mtimeNs / 1_000_000_000n);
+    if (e.t !== 'l' && (st.mode & 0o7777) !== e.mode) add(`${short(rel)}: mode ${(st.mode & 0o7777).toString(8)}, manifest ${e.mode.toString(8)}`);
+    if (st.uid !== e.u || st.gid !== e.g) add(`${short(rel)}: owner ${st.uid}:${st.gid}, manifest ${e.u}:${e.g}`);
+    const m = mtimeSeconds(p, st.mtimeMs, e.m);
     if (m !== e.m) add(`${short(rel)}: mtime ${m}, manifest ${e.m}`);
     if (e.t === 'f') {
       bytes += e.s;
-      if (Number(st.size) !== e.s) add(`${short(rel)}: size ${st.size}, manifest ${e.s}`);
-      else if (e.h && sha256FileSync(p, buf) !== e.h) add(`${short(rel)}: content differs (sha256)`);
+      if (st.size !== e.s) add(`${short(rel)}: size ${st.size}, manifest ${e.s}`);
+      else if (e.h && sha256FileSync(p, buf, e.s) !== e.h) add(`${short(rel)}: content differs (sha256)`);
       if (e.hl !== undefined) {
         const headB = Buffer.from(e.hl, 'utf8');
-        let head;
-        try {
-          try {
-            head = lstatSync(Buffer.concat([rootB, headB]), { bigint: true });
-          } catch {
-            head = lstatSync(Buffer.concat([rootB, Buffer.from(e.hl, 'base64')]), { bigint: true });
-          }
-        } catch {
-          head = undefined;
-        }
+        const head = lstatOrNothing(Buffer.concat([rootB, headB])) ?? lstatOrNothing(Buffer.concat([rootB, Buffer.from(e.hl, 'base64')]));
         if (!head || head.ino !== st.ino || head.dev !== st.dev) {
           if (!part || under(headB, part)) add(`${short(rel)}: not hard-linked to ${JSON.stringify(e.hl)}`);
         }
-      } else if (st.nlink !== 1n) add(`${short(rel)}: has ${st.nlink} links, manifest says none`);
+        const g = links.get(e.hl) ?? { members: 0 };
+        g.members++;
+        links.set(e.hl, g);
+      } else if (st.nlink !== 1) {
+        // the first path of a hard-link group carries no hl (buildManifest): its links are counted at the end
+        const key = e.p ?? e.pb ?? '';
+        links.set(key, { ...(links.get(key) ?? { members: 0 }), nlink: st.nlink, rel });
+      }
     }
     if (e.t === 'l') {
       const target = readlinkSync(p, { encoding: 'buffer' });
@@ -346,6 +364,9 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
       if (!target.equals(want)) add(`${short(rel)}: symlink to ${short(target)}, manifest ${short(want)}`);
     }
   }
+  // each group's first path has as many links as the manifest gives it (itself and the paths naming it)
+  for (const g of links.values())
+    if (g.nlink !== undefined && g.rel && g.nlink !== g.members + 1) add(`${short(g.rel)}: has ${g.nlink} links, manifest says ${g.members ? g.members + 1 : 'none'}`);
   // anything in the tree that the manifest does not have: the sorted walk merged with the sorted known paths
   const tree = await walkSorted(root, work);
   try {

@@ -70,13 +70,15 @@ class PrevCursor {
 // --- hashing ---------------------------------------------------------------------------------
 
 /** sha256 hex of a file, synchronously (the hashing threads' algorithm too: hash-pool.ts); `buf` reused across calls keeps GC out of a long run of small files. */
-export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK)): string {
+/** `size`: the file's size as just lstat'ed; the read stops there, sparing the read that would only find the end. */
+export function sha256FileSync(path: Buffer | string, buf: Buffer = Buffer.allocUnsafe(HASH_CHUNK), size = Infinity): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+    for (let left = size; left > 0; ) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, left), null);
       if (n === 0) break;
+      left -= n;
       h.update(n === buf.length ? buf : buf.subarray(0, n));
     }
   } finally {

@@ -106,9 +106,13 @@ export function computeManifest(snapDir: string): ManifestEntry[] {
       e.h = createHash('sha256').update(readFileSync(abs)).digest('hex');
       if (st.nlink > 1) {
         const k = `${st.dev}:${st.ino}`;
-        if (!heads.has(k)) heads.set(k, p);
-        const hf = pathFields(heads.get(k)!);
-        e.hl = hf.p ?? hf.pb;
+        // as buildManifest writes it: the group's first path carries no hl, the others name it
+        const head = heads.get(k);
+        if (!head) heads.set(k, p);
+        else {
+          const hf = pathFields(head);
+          e.hl = hf.p ?? hf.pb;
+        }
       }
     }
     if (st.isSymbolicLink()) {
