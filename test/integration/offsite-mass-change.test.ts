@@ -18,20 +18,16 @@ const IDS = ['20240101T020000Z', '20240102T020000Z', '20240103T020000Z', '202401
 const LIMIT = 5;
 const FILES = 20;
 
-let work: string;
-let src: string;
-let store: string;
-let data: string;
-let owner: TestKey;
-let config: RuntimeConfig;
+// the suite's folders (offsiteWorkspace), its key and config, made in beforeAll
+let ws: ReturnType<typeof offsiteWorkspace> & { owner: TestKey; config: RuntimeConfig };
 const snapDirs: string[] = [];
 
 /** rewrites `changed` of the source's files, snapshots it as day `i` and runs the offsite phase on it */
 async function day(i: number, changed: number) {
-  for (let f = 0; f < changed; f++) writeFileSync(join(src, `f${f}.txt`), `file ${f} as of day ${i}\n`);
-  snapDirs[i] = makeSnapshot(data, 'web1', IDS[i], src);
+  for (let f = 0; f < changed; f++) writeFileSync(join(ws.src, `f${f}.txt`), `file ${f} as of day ${i}\n`);
+  snapDirs[i] = makeSnapshot(ws.data, 'web1', IDS[i], ws.src);
   const lines: string[] = [];
-  const r = await offsitePhase(config, [{ server: 'web1', snapshotDir: snapDirs[i], id: IDS[i], ok: true }], {
+  const r = await offsitePhase(ws.config, [{ server: 'web1', snapshotDir: snapDirs[i], id: IDS[i], ok: true }], {
     log: (l) => lines.push(l),
     now: new Date(dateOfSnapshotId(IDS[i]).getTime() + 60_000),
     maxIncrementalChanges: LIMIT,
@@ -41,12 +37,12 @@ async function day(i: number, changed: number) {
 
 describe.skipIf(!root)('offsite: a mass change goes as a full', () => {
   beforeAll(() => {
-    ({ work, src, store, data } = offsiteWorkspace('pv-offsite-mass-'));
-    owner = genKey(work, 'owner');
-    config = dirTargetConfig(data, store, work, [owner]);
+    const w = offsiteWorkspace('pv-offsite-mass-');
+    const owner = genKey(w.work, 'owner');
+    ws = { ...w, owner, config: dirTargetConfig(w.data, w.store, w.work, [owner]) };
   });
   afterAll(() => {
-    if (work && !process.env.PV_KEEP) rmSync(work, { recursive: true, force: true });
+    if (ws && !process.env.PV_KEEP) rmSync(ws.work, { recursive: true, force: true });
   });
 
   it(`up to ${LIMIT} changed paths an incremental, past it a full in a new chain, then incrementals on that full`, async () => {
@@ -62,7 +58,7 @@ describe.skipIf(!root)('offsite: a mass change goes as a full', () => {
 
     const after = await day(3, 1);
     expect(after.r.kind, after.log).toBe('incremental');
-    const recs = await readUploads(uploadsFile(data));
+    const recs = await readUploads(uploadsFile(ws.data));
     expect(recs.map((r) => [r.snapshot, r.kind, r.base ?? null])).toEqual([
       [IDS[0], 'full', null],
       [IDS[1], 'incremental', IDS[0]],
@@ -75,8 +71,8 @@ describe.skipIf(!root)('offsite: a mass change goes as a full', () => {
 
   it('every point restores: the newest from the new chain, the older chain with --at', async () => {
     for (const [i, at] of [[3, []], [2, ['--at', IDS[2]]], [1, ['--at', IDS[1]]]] as const) {
-      const to = join(work, `r-${i}`);
-      const r = await quietly(() => pullvault(['restore', '--target', `dir:${store}`, '--server', 'web1', '--to', to, '--gpg-homedir', owner.homedir, ...at]));
+      const to = join(ws.work, `r-${i}`);
+      const r = await quietly(() => pullvault(['restore', '--target', `dir:${ws.store}`, '--server', 'web1', '--to', to, '--gpg-homedir', ws.owner.homedir, ...at]));
       expect(r.value, r.out + r.err).toBe(0);
       expect(r.out).toContain(`as of ${IDS[i]}`);
       expect(treeSignature(join(to, 'files'))).toEqual(treeSignature(join(snapDirs[i], 'files')));
