@@ -74,7 +74,7 @@ function walk(root: string, rel: Buffer, out: Buffer[]): void {
   }
 }
 
-/** Manifest entries of a snapshot root (files/ and dumps/), sorted by path bytes. */
+/** Manifest entries of a snapshot root (files/ and dumps/), sorted by path bytes; pinned to buildManifest's output by fixture-manifest.test.ts. */
 export function computeManifest(snapDir: string): ManifestEntry[] {
   const paths: Buffer[] = [];
   for (const top of ['files', 'dumps']) {
@@ -83,7 +83,8 @@ export function computeManifest(snapDir: string): ManifestEntry[] {
     } catch {
       continue;
     }
-    const sub: Buffer[] = [];
+    // the top directory itself is an entry too, as buildManifest writes it
+    const sub: Buffer[] = [Buffer.from(top)];
     walk(snapDir, Buffer.from(top), sub);
     paths.push(...sub);
   }
@@ -97,7 +98,8 @@ export function computeManifest(snapDir: string): ManifestEntry[] {
       ...pathFields(p),
       t: st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : 'f',
       s: st.isFile() ? st.size : 0,
-      m: Math.floor(st.mtimeMs / 1000),
+      // whole seconds toward zero, as walk.ts keeps them (before 1970 too)
+      m: Number(lstatSync(abs, { bigint: true }).mtimeNs / 1_000_000_000n),
       mode: st.mode & 0o7777,
       u: st.uid,
       g: st.gid,
