@@ -65,11 +65,11 @@ async function child(): Promise<void> {
 
 function runChild(what: string, a: Record<string, string>): Promise<Record<string, unknown> & { seconds: number; peakMB: number; samplesMB: number[] }> {
   return new Promise((res, rej) => {
-    // the Pi wrapper's heap flags: the bench measures what the Pi runs (tsx's own heap counts too);
-    // PV_NODE_FLAGS='…' replaces them ("" for V8's defaults on this machine)
+    // the Pi wrapper's heap flags: the bench measures what the Pi runs (tsx's own heap counts too)
     const c = spawn(process.execPath, [...(process.env.PV_NODE_FLAGS !== undefined ? process.env.PV_NODE_FLAGS.split(' ').filter(Boolean) : NODE_HEAP_FLAGS), '--import', 'tsx', resolve('bench/offsite.ts'), '--child', what, JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (b) => (out += b));
+    // the last JSON line: flags such as --trace-gc print to stdout too
     c.on('close', (code) => (code === 0 ? res(JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()!)) : rej(new Error(`${what} child exited ${code}`))));
   });
 }

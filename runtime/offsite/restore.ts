@@ -204,7 +204,7 @@ export async function restorePlan(o: Omit<RestoreOptions, 'at'>, plan: Plan): Pr
     await rm(join(to, META_DIR), { recursive: true, force: true });
     const manifest = await chainManifest(plan.steps.map((s, i) => [join(work, `manifest-${i}.jsonl.zst`), s.manifestKey]), work, part ? undefined : to);
     o.log(`checking the restored tree against the manifest of ${plan.snapshot}`);
-    const check = await checkTree(to, fileManifestEntries(manifest), part, work);
+    const check = await checkTree(to, fileManifestEntries(manifest), part, work, o.log);
     return { snapshot: plan.snapshot, steps: plan.steps.map((s) => s.key), ...check };
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -272,6 +272,9 @@ async function applyFetched(o: Omit<RestoreOptions, 'at'>, step: Step, f: Fetche
 
 const short = (p: Buffer) => JSON.stringify(p.toString('utf8'));
 
+/** How often the final check says how far it is (millions of files take minutes). */
+const PROGRESS_MS = 30_000;
+
 /** lstat, or undefined when there is nothing to stat there (ENOENT, ENOTDIR: a parent is not a directory). */
 function lstatOrNothing(p: Buffer): Stats | undefined {
   try {
@@ -292,19 +295,19 @@ function mtimeSeconds(p: Buffer, mtimeMs: number, want: number): number {
 }
 
 /** Compares a restored tree with a manifest: content, type, mode, owner, mtime, link target, hard links, extras. */
-export async function checkTree(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string): Promise<{ entries: number; bytes: number; problems: string[] }> {
+export async function checkTree(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, log?: (line: string) => void): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const problems: string[] = [];
   // what the tree may hold: every manifest path and its ancestors, sorted on disk (external-sort.ts), never a set in memory
   const known = new ExternalSorter(work);
   for (const f of ROOT_FILES) known.add(f);
   try {
-    return await checkAgainst(root, entries, part, work, known, problems);
+    return await checkAgainst(root, entries, part, work, known, problems, log);
   } finally {
     known.dispose();
   }
 }
 
-async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, known: ExternalSorter, problems: string[]): Promise<{ entries: number; bytes: number; problems: string[] }> {
+async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | AsyncIterable<ManifestEntry>, part: Buffer | undefined, work: string, known: ExternalSorter, problems: string[], log: ((line: string) => void) | undefined): Promise<{ entries: number; bytes: number; problems: string[] }> {
   const rootB = Buffer.from(root + '/');
   let count = 0;
   let bytes = 0;
@@ -313,9 +316,14 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
   };
   // synchronous calls and one read buffer: a stream and a promise per entry cost more in GC than the reads (nothing else runs now)
   const buf = Buffer.allocUnsafe(HASH_CHUNK);
-  // hard-link groups by their first path (as hl names it): links seen on disk, paths naming it; one record per group
-  const links = new Map<string, { nlink?: number; rel?: Buffer; members: number }>();
+  // hard-link groups by their first path (as hl names it): the paths naming it, and the first path's links on disk; one record per group
+  const links = new Map<string, { members: number; head?: { rel: Buffer; nlink: number } }>();
+  let nextProgress = Date.now() + PROGRESS_MS;
   for await (const e of entries) {
+    if (log && Date.now() >= nextProgress) {
+      log(`checked ${count} entries…`);
+      nextProgress = Date.now() + PROGRESS_MS;
+    }
     const rel = entryPath(e);
     // every ancestor may exist as an implicit directory
     const relL = rel.toString('latin1');
@@ -355,7 +363,7 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
       } else if (st.nlink !== 1) {
         // the first path of a hard-link group carries no hl (buildManifest): its links are counted at the end
         const key = e.p ?? e.pb ?? '';
-        links.set(key, { ...(links.get(key) ?? { members: 0 }), nlink: st.nlink, rel });
+        links.set(key, { members: links.get(key)?.members ?? 0, head: { rel, nlink: st.nlink } });
       }
     }
     if (e.t === 'l') {
@@ -365,8 +373,8 @@ async function checkAgainst(root: string, entries: Iterable<ManifestEntry> | Asy
     }
   }
   // each group's first path has as many links as the manifest gives it (itself and the paths naming it)
-  for (const g of links.values())
-    if (g.nlink !== undefined && g.rel && g.nlink !== g.members + 1) add(`${short(g.rel)}: has ${g.nlink} links, manifest says ${g.members ? g.members + 1 : 'none'}`);
+  for (const { members, head } of links.values())
+    if (head && head.nlink !== members + 1) add(`${short(head.rel)}: has ${head.nlink} links, manifest ${members ? `has ${members + 1} (itself and ${members} naming it)` : 'says none'}`);
   // anything in the tree that the manifest does not have: the sorted walk merged with the sorted known paths
   const tree = await walkSorted(root, work);
   try {

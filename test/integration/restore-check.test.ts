@@ -62,7 +62,6 @@ describe('the restore check', () => {
 
   it('names content, mode, mtime, missing, extra, hard-link and symlink differences', async () => {
     const problems = await check('changed', (f) => {
-      writeFileSync(join(f, 'd', 'e', 'c.txt'), 'CHARLIE\n'); // same size, other bytes
       chmodSync(join(f, 'd', 'b.txt'), 0o600);
       utimesSync(join(f, 'd', 'b.txt'), T + 5, T + 5);
       unlinkSync(join(f, 'd', 'a-link.txt'));
@@ -78,11 +77,20 @@ describe('the restore check', () => {
     const text = problems.join('\n');
     expect(text).toContain('"files/d/b.txt": mode 600, manifest 644');
     expect(text).toContain(`"files/d/b.txt": mtime ${T + 5}, manifest ${T}`);
-    expect(text).toMatch(/"files\/d\/a-link.txt": not hard-linked to "files\/d\/a.txt"|"files\/d\/a.txt": not hard-linked/);
+    // a-link.txt sorts first: it heads the group and a.txt names it
+    expect(text).toContain('"files/d/a.txt": not hard-linked to "files/d/a-link.txt"');
     expect(text).toContain('"files/d/sym": symlink to "b.txt", manifest "a.txt"');
     expect(text).toContain('not in the manifest: "files/d/extra"');
     expect(text).toContain('missing: "files/d/e/c.txt"');
     expect(text).toContain('not in the manifest: "files/d/e/c.txt.gone"');
+  });
+
+  it('names a hard link the manifest does not have, on the group\'s first path', async () => {
+    const problems = await check('extra-link', (f) => {
+      linkSync(join(f, 'd', 'a.txt'), join(f, 'd', 'e', 'a-third'));
+      stamp(f);
+    });
+    expect(problems).toEqual(['"files/d/a-link.txt": has 3 links, manifest has 2 (itself and 1 naming it)', 'not in the manifest: "files/d/e/a-third"']);
   });
 
   it('names a file whose bytes differ at the same size', async () => {
